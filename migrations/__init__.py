@@ -1,0 +1,1 @@
+"""Alembic environment and versions: the schema, its RLS policies and its grants."""

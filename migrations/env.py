@@ -1,0 +1,38 @@
+"""Alembic environment: async engine, run as the schema owner role."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from migrations.roles import Roles
+
+config = context.config
+
+
+def _run(connection: Connection) -> None:
+    roles: Roles = config.attributes["roles"]
+    # Objects created from here on belong to the owner role, not to the administrator.
+    connection.execute(text(f'SET ROLE "{roles.owner}"'))
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    engine = create_async_engine(config.attributes["database_url"])
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(_run)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline mode is not supported; run `python -m services.migrate`")
+asyncio.run(_main())

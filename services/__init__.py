@@ -1,0 +1,1 @@
+"""One package per process: auth, api, worker and the migrate job."""

@@ -1,0 +1,1 @@
+"""Code every BlockBot core process shares: settings, logging, errors, database, Redis, metrics."""

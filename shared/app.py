@@ -1,0 +1,95 @@
+"""The app factory every HTTP service uses: errors, request ids, metrics, health and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from shared import health
+from shared.errors import install_problem_handlers
+from shared.jsonresponse import ORJSONResponse
+from shared.logging import configure_logging
+from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, MetricsMiddleware, metrics_endpoint
+from shared.request_context import RequestContextMiddleware
+from shared.resources import Resources
+from shared.settings import Settings
+from shared.tracing import instrument_app, setup_tracing
+
+# A service's own start-up and shutdown, run inside the shared lifespan with its resources.
+ServiceLifespan = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    *,
+    title: str,
+    settings: Settings,
+    routers: Sequence[APIRouter],
+    service_lifespan: ServiceLifespan | None = None,
+    resources: Resources | None = None,
+) -> FastAPI:
+    """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here."""
+    configure_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings.service_name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = resources is None
+        res = resources or Resources.create(settings)
+        app.state.resources = res
+        try:
+            if service_lifespan is None:
+                yield
+            else:
+                async with service_lifespan(app, res):
+                    yield
+        finally:
+            if owned:
+                await res.close()
+
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    install_problem_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    app.include_router(health.router)
+
+    def refresh_pool_gauges() -> None:
+        res: Resources | None = getattr(app.state, "resources", None)
+        if res is None:
+            return
+        pool = res.engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        size = getattr(pool, "size", None)
+        if callable(checked_out) and callable(size):
+            DB_POOL_IN_USE.set(checked_out())
+            DB_POOL_SIZE.set(size())
+
+    app.add_route(
+        "/metrics", metrics_endpoint(before=refresh_pool_gauges), include_in_schema=False
+    )
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            # Credentials (the refresh cookie) are never allowed together with a wildcard.
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=[
+                "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After",
+                "X-Request-ID",
+            ],
+        )
+    # Outermost last: request context wraps metrics wraps the app.
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
+    return app

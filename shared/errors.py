@@ -1,0 +1,199 @@
+"""The error hierarchy and its single mapping to RFC 9457 `application/problem+json`.
+
+Services raise `AppError` subclasses; `install_problem_handlers` turns those, framework errors
+(404, 405, 422) and anything unexpected (500, logged, never echoed) into problem documents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from shared.context import request_id_var
+from shared.jsonresponse import json_bytes
+
+PROBLEM_TYPE_BASE = "https://blockbot.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+logger = logging.getLogger("blockbot.errors")
+
+
+class AppError(Exception):
+    """Base of every error a service raises on purpose; subclasses fix status, type and title."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal Server Error"
+    default_detail: ClassVar[str] = "An unexpected error occurred."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    status, slug, title = 400, "bad-request", "Bad Request"
+    default_detail = "The request is malformed."
+
+
+class Unauthorized(AppError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+    default_detail = "Authentication is required or has failed."
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(AppError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+    default_detail = "You are not allowed to do this."
+
+
+class NotFound(AppError):
+    status, slug, title = 404, "not-found", "Not Found"
+    default_detail = "The resource does not exist."
+
+
+class MethodNotAllowed(AppError):
+    status, slug, title = 405, "method-not-allowed", "Method Not Allowed"
+    default_detail = "This method is not allowed on this resource."
+
+
+class Conflict(AppError):
+    status, slug, title = 409, "conflict", "Conflict"
+    default_detail = "The request conflicts with the current state of the resource."
+
+
+class Gone(AppError):
+    status, slug, title = 410, "gone", "Gone"
+    default_detail = "The resource is no longer available."
+
+
+class ValidationFailed(AppError):
+    status, slug, title = 422, "validation-error", "Validation Error"
+    default_detail = "The request body or parameters are invalid."
+
+
+class RateLimited(AppError):
+    status, slug, title = 429, "rate-limited", "Too Many Requests"
+    default_detail = "Too many requests; retry after the time in Retry-After."
+
+
+class ServiceUnavailable(AppError):
+    status, slug, title = 503, "service-unavailable", "Service Unavailable"
+    default_detail = "A dependency is unavailable; retry later."
+
+
+_BY_STATUS: dict[int, type[AppError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Gone,
+        ValidationFailed, RateLimited, ServiceUnavailable,
+    )
+}
+
+
+def problem_response(
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    """Build one problem+json response; the only place the document shape is defined."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id_var.get(),
+    }
+    if extra:
+        body.update(extra)
+    return Response(
+        content=json_bytes(body),
+        status_code=status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+def error_response(error: AppError, instance: str) -> Response:
+    """Render an AppError as problem+json."""
+    return problem_response(
+        status=error.status,
+        slug=error.slug,
+        title=error.title,
+        detail=error.detail,
+        instance=instance,
+        headers=error.headers,
+        extra=error.extra,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # The offending input is left out on purpose: it may be a password or a token.
+    return [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every error the app can produce to problem+json."""
+
+    async def on_app_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AppError)
+        return error_response(exc, request.url.path)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = _BY_STATUS.get(exc.status_code)
+        if cls is None:
+            return problem_response(
+                status=exc.status_code, slug=f"http-{exc.status_code}", title="HTTP error",
+                detail="The request could not be processed.", instance=request.url.path,
+                headers=exc.headers,
+            )
+        # Framework messages ("Not Found") are replaced by our own stable detail.
+        return error_response(cls(headers=exc.headers), request.url.path)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        error = ValidationFailed(extra={"errors": _validation_errors(exc)})
+        return error_response(error, request.url.path)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        logger.error(
+            "unhandled error", exc_info=exc,
+            extra={"path": request.url.path, "method": request.method},
+        )
+        return error_response(AppError(), request.url.path)
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,107 @@
+"""JSON logs, one event per line, with request id, trace id and span id, and secrets redacted.
+
+Redaction is by field name (password, token, secret, cookie, authorization, ...) at any depth
+of the `extra` fields, and by pattern in the message text (bearer tokens, JWTs), so a careless
+`logger.info("...", extra={"token": t})` still cannot leak.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from shared.context import request_id_var
+
+REDACTED = "[REDACTED]"
+_SENSITIVE_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|cookie|authori[sz]ation|api[_-]?key|credential|private",
+    re.IGNORECASE,
+)
+_SENSITIVE_TEXT = [
+    (re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer " + REDACTED),
+    # Three base64url segments: a JWT wherever it appears.
+    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"(?i)(token|password|secret)=([^&\s\"']+)"), r"\1=" + REDACTED),
+]
+# Attributes every LogRecord has; anything else came from `extra=`.
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    """Return `value` with sensitive fields and token-looking strings replaced."""
+    if key is not None and _SENSITIVE_KEY.search(key):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_text(text: str) -> str:
+    """Replace bearer tokens, JWTs and `token=` style pairs inside free text."""
+    for pattern, replacement in _SENSITIVE_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _trace_ids() -> tuple[str | None, str | None]:
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - the SDK is a dependency
+        return None, None
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON object per line."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        trace_id, span_id = _trace_ids()
+        event: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "event": redact_text(record.getMessage()),
+            "request_id": request_id_var.get(),
+            "trace_id": trace_id,
+            "span_id": span_id,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                event[key] = redact(value, key)
+        if record.exc_info:
+            # Stack traces stay in our logs (never in responses), redacted like the rest.
+            event["exception"] = redact_text(self.formatException(record.exc_info))
+        return orjson.dumps(event, default=str).decode()
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send every logger (ours, uvicorn's, arq's) through the JSON formatter on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "arq", "arq.worker"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+    # Our access log replaces uvicorn's, which would print raw paths with query strings.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,95 @@
+"""Prometheus metrics shared by every HTTP service, and the middleware that records them.
+
+Requests are labelled by route template (`/api/v1/users/{user_id}`), never by raw path, so
+label cardinality is fixed by the code, not by the traffic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests handled, by route template, method and status class.",
+    ["route", "method", "status_class"],
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time from request received to response sent, by route template and method.",
+    ["route", "method"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "HTTP requests being handled right now."
+)
+DB_POOL_IN_USE = Gauge(
+    "db_pool_connections_in_use", "Database connections checked out of the pool."
+)
+DB_POOL_SIZE = Gauge("db_pool_connections", "Database connections held by the pool.")
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, or a fixed label for 404s."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no per-request task overhead) counting and timing requests."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            HTTP_IN_FLIGHT.dec()
+            route = route_template(scope)
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(route, method, f"{status // 100}xx").inc()
+            HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - start)
+
+
+def metrics_endpoint(
+    registry: CollectorRegistry = REGISTRY, before: Callable[[], Any] | None = None
+) -> Callable[[Request], Response]:
+    """A handler serving the registry in the Prometheus text format."""
+
+    def handler(_: Request) -> Response:
+        if before is not None:
+            before()
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return handler

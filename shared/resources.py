@@ -1,0 +1,41 @@
+"""The long-lived clients a service process holds (engine, sessions, Redis) and their dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.db import create_engine, create_sessionmaker
+from shared.redis import create_redis
+from shared.settings import Settings
+
+
+@dataclass
+class Resources:
+    """One of each per process; created in the app lifespan, closed on shutdown."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+    @classmethod
+    def create(cls, settings: Settings) -> Resources:
+        engine = create_engine(settings)
+        return cls(settings, engine, create_sessionmaker(engine), create_redis(settings))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]

@@ -1,0 +1,234 @@
+"""The one settings object: every service reads its configuration from the environment here.
+
+Sections below group fields by the part that uses them; every process loads the same class so a
+deployment has one list of variables (see .env.example). Validation failures stop the process
+with one message naming every bad variable, never echoing a value.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PostgresDsn,
+    RedisDsn,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept `a,b,c` as well as JSON lists for list-valued variables."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            return json.loads(stripped)
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration for all BlockBot core processes."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- core -----------------------------------------------------------------------------
+    env: Environment = Environment.DEVELOPMENT
+    service_name: str = Field(default="blockbot", description="Names this process in logs")
+    log_level: str = "INFO"
+
+    # --- database ---------------------------------------------------------------------------
+    # Each process connects as its own role: the migrate job as an administrator, auth and api
+    # as the least-privilege roles the migrate job creates.
+    database_url: PostgresDsn
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=5, ge=0, le=200)
+    database_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    # Migrate job only: role names are `<prefix>_owner`, `<prefix>_auth`, `<prefix>_api`.
+    db_role_prefix: str = Field(default="blockbot", pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    auth_db_password: SecretStr | None = None
+    api_db_password: SecretStr | None = None
+
+    # --- redis ------------------------------------------------------------------------------
+    redis_url: RedisDsn
+    # Every key this deployment writes starts with this prefix (tests use one per run).
+    redis_key_prefix: str = Field(default="bb:", pattern=r"^[A-Za-z0-9:_\-]{1,64}$")
+
+    # --- http -------------------------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Peers whose X-Forwarded-For is believed (Traefik); anything else is the client itself.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.1/32"), ip_network("::1/128")]
+    )
+    app_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8080")
+
+    # --- tokens and sessions (auth signs, api verifies) -------------------------------------
+    jwt_issuer: str = "blockbot-auth"
+    jwt_audience: str = "blockbot-api"
+    # Auth only: Ed25519 private keys in PEM, newest last; the newest signs, all are published.
+    jwt_private_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Api only: where to fetch the public keys (JWKS), or the public keys themselves in PEM.
+    jwks_url: AnyHttpUrl | None = None
+    jwt_public_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
+    refresh_reuse_grace_seconds: int = Field(default=10, ge=0, le=120)
+    cookie_secure: bool = True
+    magic_link_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    email_verification_ttl_seconds: int = Field(default=24 * 3600, ge=300)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=300)
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
+    unverified_signup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
+
+    # --- passwords --------------------------------------------------------------------------
+    argon2_memory_kib: int = Field(default=65_536, ge=8_192)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    # Concurrent hashes; each holds argon2_memory_kib, so this bounds the memory of a login storm.
+    password_hash_concurrency: int = Field(default=4, ge=1, le=64)
+
+    # --- rate limits ------------------------------------------------------------------------
+    ratelimit_org_per_hour: int = Field(default=10_000, ge=1)
+    ratelimit_user_per_hour: int = Field(default=1_000, ge=1)
+    ratelimit_user_endpoint_per_minute: int = Field(default=100, ge=1)
+    ratelimit_auth_ip_per_minute: int = Field(default=30, ge=1)
+    ratelimit_auth_email_per_hour: int = Field(default=10, ge=1)
+
+    # --- email ------------------------------------------------------------------------------
+    resend_api_key: SecretStr | None = None
+    resend_api_url: AnyHttpUrl = AnyHttpUrl("https://api.resend.com")
+    email_from: str = "BlockBot <no-reply@example.com>"
+    dev_outbox_dir: Path = Path(".dev/outbox")
+    email_max_tries: int = Field(default=8, ge=1, le=50)
+    email_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    worker_metrics_port: int = Field(default=9102, ge=1, le=65535)
+    worker_concurrency: int = Field(default=10, ge=1, le=500)
+    product_name: str = "BlockBot"
+
+    # --- validators -------------------------------------------------------------------------
+    @field_validator("cors_origins", "jwt_public_keys", "jwt_private_keys", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("email_from")
+    @classmethod
+    def _email_from(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+
+        _, address = parseaddr(value)
+        if not address:
+            raise ValueError("must be an address or 'Name <address>'")
+        from email_validator import EmailNotValidError, validate_email
+
+        try:
+            validate_email(
+                address, check_deliverability=False, globally_deliverable=False,
+                test_environment=True,
+            )
+        except EmailNotValidError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*":
+                continue  # refused in production below, tolerated in development
+            if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+                raise ValueError(f"origin {origin!r} must look like https://host[:port]")
+        return value
+
+    @model_validator(mode="after")
+    def _production_refuses_development_defaults(self) -> Self:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        problems: list[str] = []
+        if not self.cookie_secure:
+            problems.append("COOKIE_SECURE must be true in production")
+        if "*" in self.cors_origins:
+            problems.append("CORS_ORIGINS must list explicit origins in production")
+        if self.app_base_url.scheme != "https":
+            problems.append("APP_BASE_URL must be https in production")
+        if self.email_from.endswith("@example.com>") or self.email_from.endswith("@example.com"):
+            problems.append("EMAIL_FROM must be a real sender address in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    def require(self, *names: str) -> None:
+        """Fail start-up unless the named optional fields are set (per-service requirements)."""
+        missing = [n.upper() for n in names if getattr(self, n) in (None, [], "")]
+        if missing:
+            raise SettingsError([f"{n}: required for {self.service_name}" for n in missing])
+
+
+class SettingsError(Exception):
+    """Raised with one line per bad variable; the text never contains a value."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__(
+            "invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines)
+        )
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """Name each bad variable and what is wrong, omitting the offending input (it may be secret)."""
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        loc = "_".join(str(part) for part in item["loc"] if not isinstance(part, int))
+        name = loc.upper() if loc else "(settings)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return lines
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, raising SettingsError with a readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; on a bad configuration print the reasons and exit with status 2."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(str(error), file=sys.stderr)
+        raise SystemExit(2) from None
