@@ -84,7 +84,8 @@ async def test_memory_per_key_is_bounded_at_large_limits(redis_client, redis_set
     await asyncio.gather(*(limiter.check(window) for _ in range(2000)))
     large = await redis_client.memory_usage(key)
     assert await redis_client.hlen(key) == 3
-    assert large == small  # the same three integers whatever the count
+    # The same three integers whatever the count (a wider integer may cost a byte or two).
+    assert large - small <= 8
     assert large < 256
     assert 0 < await redis_client.pttl(key) <= 7_200_000
 
