@@ -10,12 +10,14 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import request_id_var
+from shared.errors import AppError, error_response
 from shared.metrics import route_template
 
 REQUEST_ID_HEADER = b"x-request-id"
 # An incoming id is kept only if it is harmless to log and echo.
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._\-]{8,128}$")
 access_logger = logging.getLogger("blockbot.access")
+logger = logging.getLogger("blockbot.errors")
 
 
 class RequestContextMiddleware:
@@ -35,10 +37,12 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
+        started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
@@ -47,6 +51,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Handled here, inside the request context, so the 500 problem and the log line
+            # carry the request id (Starlette's own handler runs outside every middleware).
+            logger.error("unhandled error", exc_info=exc, extra={"path": scope.get("path")})
+            if not started:
+                response = error_response(AppError(), scope.get("path", ""))
+                await response(scope, receive, send_wrapper)
         finally:
             access_logger.info(
                 "request",

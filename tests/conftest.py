@@ -58,7 +58,11 @@ def run_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the migrate job as a real process, as a deployment would."""
     return subprocess.run(
         [sys.executable, "-m", "services.migrate"],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
 

@@ -61,15 +61,19 @@ async def test_a_request_refused_by_one_window_is_recorded_in_none(redis_client,
 async def test_deciding_window_is_the_one_with_least_remaining(redis_client, redis_settings):
     limiter = RateLimiter(redis_client, redis_settings)
     decision = await limiter.check(
-        [Window("org", "o", 10_000, 3600), Window("user", "u", 1_000, 3600),
-         Window("user_endpoint", "u:e", 100, 60)]
+        [
+            Window("org", "o", 10_000, 3600),
+            Window("user", "u", 1_000, 3600),
+            Window("user_endpoint", "u:e", 100, 60),
+        ]
     )
     assert decision.scope == "user_endpoint"
     assert (decision.limit, decision.remaining) == (100, 99)
     assert 0 < decision.reset_seconds <= 60
     headers = ratelimit_headers(decision)
     assert headers == {
-        "RateLimit-Limit": "100", "RateLimit-Remaining": "99",
+        "RateLimit-Limit": "100",
+        "RateLimit-Remaining": "99",
         "RateLimit-Reset": str(decision.reset_seconds),
     }
 

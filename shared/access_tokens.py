@@ -1,0 +1,185 @@
+"""Access-token verification with public keys only, and the revoked-session markers in Redis.
+
+The auth service signs access tokens (services/auth/tokens.py); every other service verifies
+them with this module, which can parse and use PUBLIC keys only, so importing it never gives
+the power to mint. Verification pins the algorithm (EdDSA), the issuer and audience, requires
+every claim, checks expiry with a small leeway and finds the key by `kid` (RFC 7638 JWK
+thumbprint). A token of a revoked session (logout, reuse detected, password reset) is rejected
+through a Redis marker keyed by its `sid`, kept for the token's remaining lifetime.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from redis.asyncio import Redis
+
+from shared.errors import Unauthorized
+from shared.settings import Settings
+
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "role", "sid", "jti", "iat", "exp")
+ROLES = frozenset({"owner", "admin", "member"})
+INVALID_TOKEN_DETAIL = "The access token is invalid or expired."
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(value: str) -> bytes:
+    value = value.strip()
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def raw_public_bytes(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def jwk_thumbprint(key: Ed25519PublicKey) -> str:
+    """RFC 7638 thumbprint (SHA-256) of the OKP JWK: the required members, sorted, no spaces."""
+    members = {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(raw_public_bytes(key))}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return b64url_encode(hashlib.sha256(canonical).digest())
+
+
+def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
+    """The JWK published in the JWKS for one public key."""
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url_encode(raw_public_bytes(key)),
+        "kid": jwk_thumbprint(key),
+        "alg": ALGORITHM,
+        "use": "sig",
+    }
+
+
+def parse_public_key(value: str) -> Ed25519PublicKey:
+    """A public key given as PEM (SubjectPublicKeyInfo) or as base64url of its 32 raw bytes."""
+    text = value.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_public_key(text.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("not an Ed25519 public key")
+        return key
+    raw = b64url_decode(text)
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def keys_by_kid(keys: Iterable[Ed25519PublicKey]) -> dict[str, Ed25519PublicKey]:
+    return {jwk_thumbprint(key): key for key in keys}
+
+
+def keys_from_jwks(document: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
+    """The usable keys of a JWKS document (OKP/Ed25519 only), indexed by their thumbprint.
+
+    The kid is recomputed from the key material rather than trusted from the document.
+    """
+    found: dict[str, Ed25519PublicKey] = {}
+    for jwk in document.get("keys", []):
+        if not isinstance(jwk, Mapping):
+            continue
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            continue
+        if jwk.get("alg", ALGORITHM) != ALGORITHM or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            key = parse_public_key(str(jwk["x"]))
+        except (KeyError, ValueError):
+            continue
+        found[jwk_thumbprint(key)] = key
+    return found
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """A verified access token."""
+
+    user_id: UUID
+    org_id: UUID
+    role: str
+    session_id: UUID
+    token_id: str
+    issued_at: int
+    expires_at: int
+
+
+def verify_access_token(
+    token: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings
+) -> AccessClaims:
+    """Verify signature, algorithm, kid, iss, aud, exp (with leeway) and claims, or raise 401.
+
+    Does not check revocation (that needs Redis): call `is_session_revoked` as well.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise Unauthorized(INVALID_TOKEN_DETAIL) from None
+    kid = header.get("kid")
+    if header.get("alg") != ALGORITHM or not isinstance(kid, str) or kid not in keys:
+        raise Unauthorized(INVALID_TOKEN_DETAIL)
+    try:
+        claims = jwt.decode(
+            token,
+            keys[kid],
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
+            options={"require": list(REQUIRED_CLAIMS), "verify_signature": True},
+        )
+        role = claims["role"]
+        if role not in ROLES or not isinstance(claims["jti"], str):
+            raise Unauthorized(INVALID_TOKEN_DETAIL)
+        return AccessClaims(
+            user_id=UUID(str(claims["sub"])),
+            org_id=UUID(str(claims["org"])),
+            role=str(role),
+            session_id=UUID(str(claims["sid"])),
+            token_id=claims["jti"],
+            issued_at=int(claims["iat"]),
+            expires_at=int(claims["exp"]),
+        )
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise Unauthorized(INVALID_TOKEN_DETAIL) from None
+
+
+def revoked_sid_key(settings: Settings, sid: UUID | str) -> str:
+    """The Redis key whose presence means: every access token of session `sid` is dead."""
+    return f"{settings.redis_key_prefix}auth:revoked-sid:{sid}"
+
+
+def revocation_ttl_seconds(settings: Settings) -> int:
+    """How long a marker must live: the longest an access token of the session can still be valid."""
+    return settings.access_token_ttl_seconds + settings.jwt_leeway_seconds + 5
+
+
+async def is_session_revoked(redis: Redis, settings: Settings, sid: UUID | str) -> bool:
+    """True when the session was revoked; Redis errors propagate (the caller picks fail mode)."""
+    return bool(await redis.exists(revoked_sid_key(settings, sid)))
+
+
+async def mark_sessions_revoked(
+    redis: Redis, settings: Settings, sids: Iterable[UUID | str], ttl: int | None = None
+) -> None:
+    """Set the revoked markers for `sids` (one pipeline round trip)."""
+    seconds = ttl if ttl is not None else revocation_ttl_seconds(settings)
+    sid_list = list(sids)
+    if not sid_list:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for sid in sid_list:
+            pipe.set(revoked_sid_key(settings, sid), b"1", ex=seconds)
+        await pipe.execute()

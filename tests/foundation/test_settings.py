@@ -1,0 +1,81 @@
+"""Settings fail fast with one readable message naming every bad variable, never a value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared.settings import SettingsError, load_settings
+
+BASE = {"database_url": "postgresql://u@127.0.0.1/db", "redis_url": "redis://127.0.0.1:6379/0"}
+
+
+def test_every_bad_variable_is_named_in_one_message():
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            database_url="mysql://nope",
+            redis_url="not a url",
+            argon2_time_cost=0,
+            cors_origins="https://ok.example,ftp://bad",
+            env="staging",
+        )
+    text = str(info.value)
+    for name in ("DATABASE_URL", "REDIS_URL", "ARGON2_TIME_COST", "CORS_ORIGINS", "ENV"):
+        assert name in text
+    assert len(info.value.lines) == 5
+
+
+def test_secret_values_never_appear_in_the_message():
+    secret = "sup3r-s3cret-value-do-not-print"
+    with pytest.raises(SettingsError) as info:
+        load_settings(**BASE, resend_api_key=["not", "a", "string", secret], auth_db_password={"x": secret})
+    assert secret not in str(info.value)
+    assert "RESEND_API_KEY" in str(info.value)
+
+
+def test_production_refuses_development_defaults():
+    with pytest.raises(SettingsError) as info:
+        load_settings(**BASE, env="production", cookie_secure=False, cors_origins="*")
+    text = str(info.value)
+    assert "COOKIE_SECURE" in text
+    assert "CORS_ORIGINS" in text
+    assert "APP_BASE_URL" in text
+    assert "EMAIL_FROM" in text
+
+
+def test_production_with_real_values_is_accepted():
+    settings = load_settings(
+        **BASE,
+        env="production",
+        app_base_url="https://app.example.org",
+        email_from="BlockBot <no-reply@mail.example.org>",
+        cors_origins="https://app.example.org",
+    )
+    assert settings.cookie_secure is True
+    assert settings.cors_origins == ["https://app.example.org"]
+
+
+def test_lists_accept_csv_and_json():
+    a = load_settings(**BASE, trusted_proxies="10.0.0.0/8, 172.16.0.0/12")
+    b = load_settings(**BASE, trusted_proxies='["10.0.0.0/8", "172.16.0.0/12"]')
+    assert a.trusted_proxies == b.trusted_proxies
+    assert len(a.trusted_proxies) == 2
+
+
+def test_a_process_with_missing_variables_exits_2_with_the_names_and_no_traceback():
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    code = "from shared.settings import get_settings; get_settings()"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+    assert "REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
