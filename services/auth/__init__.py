@@ -1,0 +1,1 @@
+"""The auth service: accounts, sessions with rotating refresh tokens, one-time links, JWKS."""

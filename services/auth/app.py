@@ -1,0 +1,67 @@
+"""The auth service app: `create_auth_app(settings)`; `services.auth.main:app` for uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from services.auth.accounts import purge_unverified_signups
+from services.auth.keys import KeyRing, load_keyring
+from services.auth.passwords import Passwords
+from services.auth.routes import router
+from services.auth.state import AuthState
+from shared.app import create_app
+from shared.ratelimit import RateLimiter
+from shared.resources import Resources
+from shared.settings import Settings
+
+logger = logging.getLogger("blockbot.auth")
+PURGE_INTERVAL_SECONDS = 3600.0
+
+
+async def _purge_periodically(state: AuthState, interval: float) -> None:
+    """Delete stale unverified sign-ups now and then; failures are logged and retried later."""
+    while True:
+        try:
+            await purge_unverified_signups(state)
+        except Exception as error:
+            logger.warning("purging unverified sign-ups failed", extra={"error": repr(error)})
+        await asyncio.sleep(interval)
+
+
+def create_auth_app(
+    settings: Settings,
+    resources: Resources | None = None,
+    *,
+    keyring: KeyRing | None = None,
+    purge_interval_seconds: float = PURGE_INTERVAL_SECONDS,
+) -> FastAPI:
+    """Build the auth app; refuses (SettingsError) to start in production without signing keys."""
+    ring = keyring or load_keyring(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI, res: Resources) -> AsyncIterator[None]:
+        passwords = Passwords(settings)
+        await passwords.start()
+        state = AuthState(
+            settings=settings, sessionmaker=res.sessionmaker, redis=res.redis, keyring=ring,
+            passwords=passwords, limiter=RateLimiter(res.redis, settings),
+        )
+        app.state.auth = state
+        purger = asyncio.create_task(_purge_periodically(state, purge_interval_seconds))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            passwords.close()
+
+    return create_app(
+        title="BlockBot auth", settings=settings, routers=[router], service_lifespan=lifespan,
+        resources=resources,
+    )

@@ -1,0 +1,125 @@
+"""One-time tokens (magic link, email verification, password reset, invitation).
+
+A token is 32 random bytes handed out once (base64url, in an emailed link's fragment); only its
+SHA-256 is stored. Consumption is one conditional UPDATE, so among any number of concurrent
+verifications exactly one sees the row: the others find `consumed_at` already set when the
+row lock is released (READ COMMITTED re-evaluates the WHERE clause).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.auth.metrics import MAGIC_LINKS, ONE_TIME_TOKENS
+from services.auth.opaque import new_token, token_hash
+from shared.db import set_tenant
+from shared.settings import Settings
+
+
+class Purpose(StrEnum):
+    MAGIC_LINK = "magic_link"
+    EMAIL_VERIFICATION = "email_verification"
+    PASSWORD_RESET = "password_reset"
+    INVITATION = "invitation"
+
+
+def ttl_seconds(settings: Settings, purpose: Purpose) -> int:
+    return {
+        Purpose.MAGIC_LINK: settings.magic_link_ttl_seconds,
+        Purpose.EMAIL_VERIFICATION: settings.email_verification_ttl_seconds,
+        Purpose.PASSWORD_RESET: settings.password_reset_ttl_seconds,
+        Purpose.INVITATION: settings.invitation_ttl_seconds,
+    }[purpose]
+
+
+@dataclass(frozen=True)
+class ConsumedToken:
+    id: UUID
+    org_id: UUID
+    user_id: UUID | None
+    invitation_id: UUID | None
+
+
+async def issue(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    purpose: Purpose,
+    org_id: UUID,
+    user_id: UUID | None = None,
+    invitation_id: UUID | None = None,
+    ttl: int | None = None,
+) -> str:
+    """Store a new token (transaction bound to `org_id`) and return it; it is never stored raw."""
+    token, digest = new_token()
+    seconds = ttl if ttl is not None else ttl_seconds(settings, purpose)
+    await session.execute(
+        text(
+            "INSERT INTO one_time_tokens (org_id, user_id, invitation_id, purpose, token_hash,"
+            " expires_at) VALUES (:org, :user, :inv, :purpose, :hash,"
+            " now() + make_interval(secs => :ttl))"
+        ),
+        {
+            "org": org_id, "user": user_id, "inv": invitation_id, "purpose": str(purpose),
+            "hash": digest, "ttl": seconds,
+        },
+    )
+    ONE_TIME_TOKENS.labels(str(purpose), "issued").inc()
+    if purpose is Purpose.MAGIC_LINK:
+        MAGIC_LINKS.labels("issued").inc()
+    return token
+
+
+async def consume(session: AsyncSession, purpose: Purpose, token: str) -> ConsumedToken | None:
+    """Mark the token used and bind the transaction to its org; None if unknown, used or expired."""
+    digest = token_hash(token)
+    if digest is None:
+        ONE_TIME_TOKENS.labels(str(purpose), "rejected").inc()
+        return None
+    # Cross-tenant read (auth_identity_lookup policy) to learn the org; writes need the tenant.
+    org_id = (
+        await session.execute(
+            text("SELECT org_id FROM one_time_tokens WHERE token_hash = :hash AND purpose = :p"),
+            {"hash": digest, "p": str(purpose)},
+        )
+    ).scalar_one_or_none()
+    if org_id is None:
+        ONE_TIME_TOKENS.labels(str(purpose), "rejected").inc()
+        return None
+    await set_tenant(session, org_id)
+    row = (
+        await session.execute(
+            text(
+                "UPDATE one_time_tokens SET consumed_at = now()"
+                " WHERE token_hash = :hash AND purpose = :p AND consumed_at IS NULL"
+                " AND expires_at > now()"
+                " RETURNING id, org_id, user_id, invitation_id"
+            ),
+            {"hash": digest, "p": str(purpose)},
+        )
+    ).one_or_none()
+    if row is None:
+        ONE_TIME_TOKENS.labels(str(purpose), "rejected").inc()
+        return None
+    ONE_TIME_TOKENS.labels(str(purpose), "consumed").inc()
+    if purpose is Purpose.MAGIC_LINK:
+        MAGIC_LINKS.labels("consumed").inc()
+    return ConsumedToken(row.id, row.org_id, row.user_id, row.invitation_id)
+
+
+async def retire_outstanding(
+    session: AsyncSession, *, user_id: UUID, purposes: tuple[Purpose, ...]
+) -> None:
+    """Consume every still-valid token of the user for these purposes (tenant already bound)."""
+    await session.execute(
+        text(
+            "UPDATE one_time_tokens SET consumed_at = now()"
+            " WHERE user_id = :user AND purpose = ANY(:purposes) AND consumed_at IS NULL"
+        ),
+        {"user": user_id, "purposes": [str(p) for p in purposes]},
+    )

@@ -1,0 +1,220 @@
+"""The HTTP routes of the auth service (`/api/v1/auth`). Thin: rules live in the modules."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Cookie, Response, status
+
+from services.auth import accounts, invitations, sessions
+from services.auth.accounts import Issued
+from services.auth.dependencies import COOKIE_PATH, REFRESH_COOKIE, AuthDep, Client, CurrentUser
+from services.auth.identities import Identity
+from services.auth.limits import enforce, limit_headers
+from services.auth.schemas import (
+    JWKS,
+    AcceptInvitationRequest,
+    EmailRequest,
+    LoginRequest,
+    OrgOut,
+    PasswordResetRequest,
+    RegisterRequest,
+    SessionList,
+    SessionOut,
+    StatusResponse,
+    TokenRequest,
+    TokenResponse,
+    UserOut,
+)
+from services.auth.state import AuthState
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+RefreshCookie = Cookie(default=None, alias=REFRESH_COOKIE, include_in_schema=False)
+ACCEPTED = StatusResponse(status="accepted")
+
+
+def set_refresh_cookie(response: Response, state: AuthState, token: str) -> None:
+    response.set_cookie(
+        REFRESH_COOKIE, token, max_age=state.settings.refresh_token_ttl_seconds, path=COOKIE_PATH,
+        secure=state.settings.cookie_secure, httponly=True, samesite="strict",
+    )
+
+
+def clear_refresh_cookie(response: Response, state: AuthState) -> None:
+    response.delete_cookie(
+        REFRESH_COOKIE, path=COOKIE_PATH, secure=state.settings.cookie_secure, httponly=True,
+        samesite="strict",
+    )
+
+
+def token_body(state: AuthState, identity: Identity, access_token: str) -> TokenResponse:
+    user = identity.user
+    return TokenResponse(
+        user=UserOut(
+            id=user.id, org_id=user.org_id, email=user.email, name=user.name,
+            role=user.role,
+            email_verified=user.verified,
+        ),
+        org=OrgOut(id=user.org_id, name=identity.org_name),
+        access_token=access_token,
+        expires_in=state.settings.access_token_ttl_seconds,
+    )
+
+
+def session_response(state: AuthState, response: Response, issued: Issued) -> TokenResponse:
+    set_refresh_cookie(response, state, issued.refresh_token)
+    response.headers["Cache-Control"] = "no-store"
+    return token_body(state, issued.identity, issued.access_token)
+
+
+@router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
+async def register(
+    body: RegisterRequest, state: AuthDep, client: Client, response: Response
+) -> StatusResponse:
+    """Sign up: the same answer whether or not the address already has an account."""
+    decision = await enforce(state, "register", client, body.email)
+    with limit_headers(decision, response):
+        await accounts.register(
+            state, email=body.email, password=body.password, name=body.name,
+            org_name=body.org_name, client=client,
+        )
+    return StatusResponse(status="verification_sent")
+
+
+@router.post("/email/verify", response_model=TokenResponse)
+async def verify_email(
+    body: TokenRequest, state: AuthDep, client: Client, response: Response
+) -> TokenResponse:
+    issued = await accounts.verify_email(state, token=body.token, client=client)
+    return session_response(state, response, issued)
+
+
+@router.post(
+    "/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse
+)
+async def verify_request(
+    body: EmailRequest, state: AuthDep, client: Client, response: Response
+) -> StatusResponse:
+    decision = await enforce(state, "verify_request", client, body.email)
+    with limit_headers(decision, response):
+        await accounts.request_verification(state, email=body.email)
+    return ACCEPTED
+
+
+@router.post("/login", response_model=TokenResponse)
+async def login(
+    body: LoginRequest, state: AuthDep, client: Client, response: Response
+) -> TokenResponse:
+    decision = await enforce(state, "login", client, body.email)
+    with limit_headers(decision, response):
+        issued = await accounts.login(state, email=body.email, password=body.password, client=client)
+    return session_response(state, response, issued)
+
+
+@router.post("/refresh", response_model=TokenResponse)
+async def refresh(
+    state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
+) -> TokenResponse:
+    refreshed = await sessions.refresh(state, token, client)
+    access = accounts.issue_access_token(state, refreshed.identity, refreshed.session_id)
+    set_refresh_cookie(response, state, refreshed.refresh_token)
+    response.headers["Cache-Control"] = "no-store"
+    return token_body(state, refreshed.identity, access)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def logout(state: AuthDep, client: Client, token: str | None = RefreshCookie) -> Response:
+    await sessions.logout(state, token, client)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_refresh_cookie(response, state)
+    return response
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def logout_all(state: AuthDep, client: Client, claims: CurrentUser) -> Response:
+    await sessions.logout_all(state, org_id=claims.org_id, user_id=claims.user_id, client=client)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_refresh_cookie(response, state)
+    return response
+
+
+@router.get("/sessions", response_model=SessionList)
+async def list_sessions(state: AuthDep, claims: CurrentUser) -> SessionList:
+    found = await sessions.list_sessions(state, org_id=claims.org_id, user_id=claims.user_id)
+    return SessionList(
+        items=[
+            SessionOut(
+                id=s.id, created_at=s.created_at, last_used_at=s.last_used_at,
+                user_agent=s.user_agent, ip=s.ip, current=s.id == claims.session_id,
+            )
+            for s in found
+        ]
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
+async def revoke_session(
+    session_id: UUID, state: AuthDep, client: Client, claims: CurrentUser
+) -> Response:
+    await sessions.revoke_session(
+        state, org_id=claims.org_id, user_id=claims.user_id, session_id=session_id, client=client
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
+async def magic_link(
+    body: EmailRequest, state: AuthDep, client: Client, response: Response
+) -> StatusResponse:
+    decision = await enforce(state, "magic_link", client, body.email)
+    with limit_headers(decision, response):
+        await accounts.request_magic_link(state, email=body.email)
+    return ACCEPTED
+
+
+@router.post("/magic-link/verify", response_model=TokenResponse)
+async def magic_link_verify(
+    body: TokenRequest, state: AuthDep, client: Client, response: Response
+) -> TokenResponse:
+    issued = await accounts.verify_magic_link(state, token=body.token, client=client)
+    return session_response(state, response, issued)
+
+
+@router.post(
+    "/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse
+)
+async def password_forgot(
+    body: EmailRequest, state: AuthDep, client: Client, response: Response
+) -> StatusResponse:
+    decision = await enforce(state, "password_forgot", client, body.email)
+    with limit_headers(decision, response):
+        await accounts.request_password_reset(state, email=body.email)
+    return ACCEPTED
+
+
+@router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Client) -> Response:
+    await accounts.reset_password(state, token=body.token, password=body.password, client=client)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_refresh_cookie(response, state)
+    return response
+
+
+@router.post(
+    "/invitations/accept", status_code=status.HTTP_201_CREATED, response_model=TokenResponse
+)
+async def accept_invitation(
+    body: AcceptInvitationRequest, state: AuthDep, client: Client, response: Response
+) -> TokenResponse:
+    issued = await invitations.accept_invitation(
+        state, token=body.token, name=body.name, password=body.password, client=client
+    )
+    return session_response(state, response, issued)
+
+
+@router.get("/.well-known/jwks.json", response_model=JWKS)
+async def jwks(state: AuthDep, response: Response) -> dict[str, list[dict[str, str]]]:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return state.keyring.jwks()

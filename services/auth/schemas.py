@@ -1,0 +1,105 @@
+"""Request and response bodies of the auth API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from services.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+# Logging in with a password set under older rules still works; the cap bounds hashing work.
+AnyPassword = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[EmailStr, Field(max_length=320)]
+OneTimeToken = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(Body):
+    email: Email
+    password: NewPassword
+    name: Name
+    org_name: Name
+
+
+class EmailRequest(Body):
+    email: Email
+
+
+class LoginRequest(Body):
+    email: Email
+    password: AnyPassword
+
+
+class TokenRequest(Body):
+    token: OneTimeToken
+
+
+class PasswordResetRequest(Body):
+    token: OneTimeToken
+    password: NewPassword
+
+
+class AcceptInvitationRequest(Body):
+    token: OneTimeToken
+    name: Name
+    password: NewPassword
+
+
+class StatusResponse(BaseModel):
+    status: str
+
+
+class UserOut(BaseModel):
+    id: UUID
+    org_id: UUID
+    email: str
+    name: str
+    role: Literal["owner", "admin", "member"]
+    email_verified: bool
+
+
+class OrgOut(BaseModel):
+    id: UUID
+    name: str
+
+
+class TokenResponse(BaseModel):
+    user: UserOut
+    org: OrgOut
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class SessionOut(BaseModel):
+    id: UUID
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionOut]
+
+
+class JWK(BaseModel):
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class JWKS(BaseModel):
+    keys: list[JWK]
