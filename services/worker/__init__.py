@@ -1,0 +1,1 @@
+"""The email worker: drains the arq email queue, renders templates, sends through Resend."""

@@ -1,0 +1,236 @@
+"""The `send_email` arq job: render, deliver once, retry what is transient, record what is not.
+
+Exactly-once delivery rests on two things: arq re-runs a job whose worker died (the job stays in
+the queue until it finishes; the in-progress marker expires), and every attempt of one job sends
+the same idempotency key (the job id) with byte-identical content, so the provider answers a
+repeat with the first response instead of delivering twice.
+
+Logs carry the job id, template, try and outcome, never the context or the bodies: the links
+in them are credentials. Permanent failures go to a capped Redis list
+(`<REDIS_KEY_PREFIX>email:dead-letter`, newest first) an operator can read with
+`python -m services.worker dead-letter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from typing import Any
+
+import orjson
+from arq import Retry
+from arq.connections import ArqRedis
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from redis.exceptions import RedisError
+
+from services.worker.metrics import EMAIL_JOBS, EMAIL_RETRIES, EMAIL_SEND_DURATION
+from services.worker.sender import (
+    EmailSender,
+    OutgoingEmail,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+)
+from services.worker.templates import InvalidEmailJob, TemplateRenderer
+from shared.email_queue import EmailTemplate
+from shared.redis import redis_key
+from shared.settings import Settings
+
+logger = logging.getLogger("blockbot.worker")
+tracer = trace.get_tracer("blockbot.worker")
+
+DEAD_LETTER_MAX = 10_000
+_KNOWN_TEMPLATES = frozenset(t.value for t in EmailTemplate)
+_random = secrets.SystemRandom()
+
+
+def dead_letter_key(settings: Settings) -> str:
+    return redis_key(settings, "email", "dead-letter")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: try n waits between d/2 and d, d = min(cap, base * 2^(n-1)).
+
+    With the defaults (5 s base, 5 min cap, 8 tries) a message keeps trying for about ten
+    minutes, the life of a magic link, before it is dead-lettered. A provider's `Retry-After`
+    is honoured as a floor (capped too).
+    """
+
+    base_seconds: float = 5.0
+    max_seconds: float = 300.0
+
+    def delay(self, job_try: int, retry_after: float | None = None) -> float:
+        ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** max(job_try - 1, 0))
+        delay = ceiling / 2 + float(_random.uniform(0, ceiling / 2))
+        if retry_after:
+            delay = max(delay, min(retry_after, self.max_seconds))
+        return delay
+
+
+@dataclass
+class EmailWorkerState:
+    """What the job needs, built once per worker and kept in arq's ctx under `email`."""
+
+    settings: Settings
+    sender: EmailSender
+    renderer: TemplateRenderer
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def max_tries(self) -> int:
+        return self.settings.email_max_tries
+
+
+def template_label(template: Any) -> str:
+    """Bounded label values: a garbage template name must not create a new time series."""
+    return template if isinstance(template, str) and template in _KNOWN_TEMPLATES else "unknown"
+
+
+def _message_id(job_id: str) -> str:
+    return job_id.removeprefix("email-")
+
+
+def _check_recipient(to: Any) -> str:
+    if not isinstance(to, str) or "\r" in to or "\n" in to or len(to) > 320:
+        raise InvalidEmailJob("recipient must be one email address")
+    _, address = parseaddr(to)
+    if not address or "@" not in address:
+        raise InvalidEmailJob("recipient must be one email address")
+    return to
+
+
+def _recipient_domain(to: Any) -> str | None:
+    if isinstance(to, str) and "@" in to:
+        return to.rsplit("@", 1)[1].strip("> ").lower()[:255]
+    return None
+
+
+async def record_dead_letter(
+    redis: ArqRedis, settings: Settings, *, job_id: str, template: Any, to: Any, result: str,
+    job_try: int, error: str, status: int = 0, kind: str = "error",
+) -> None:
+    """Keep a permanently failed email where an operator can find it (never its context)."""
+    entry = {
+        "job_id": job_id,
+        "message_id": _message_id(job_id),
+        "template": template if isinstance(template, str) else repr(template)[:100],
+        "to": to if isinstance(to, str) else None,
+        "result": result,
+        "status": status,
+        "kind": kind,
+        "error": error[:500],
+        "tries": job_try,
+        "failed_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    key = dead_letter_key(settings)
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, orjson.dumps(entry))
+            pipe.ltrim(key, 0, DEAD_LETTER_MAX - 1)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        logger.error("email dead-letter write failed",
+                     extra={"job_id": job_id, "error": type(exc).__name__})
+
+
+async def send_email(
+    ctx: dict[str, Any],
+    *,
+    template: str,
+    to: str,
+    context: dict[str, Any],
+    trace_context: dict[str, str] | None = None,
+    **_: Any,
+) -> dict[str, str]:
+    """Render and deliver one email; raise `Retry` for a transient failure before the last try."""
+    state: EmailWorkerState = ctx["email"]
+    redis: ArqRedis = ctx["redis"]
+    job_id: str = ctx["job_id"]
+    job_try: int = ctx.get("job_try", 1)
+    label = template_label(template)
+    log = {"job_id": job_id, "template": label, "try": job_try, "max_tries": state.max_tries,
+           "to_domain": _recipient_domain(to)}
+
+    parent = propagate.extract(trace_context if isinstance(trace_context, dict) else {})
+    attributes: dict[str, str | int] = {"messaging.system": "arq", "messaging.message.id": job_id,
+                  "email.template": label, "email.try": job_try, "email.mode": state.sender.mode}
+    with tracer.start_as_current_span(
+        "email.send", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    ) as span:
+        try:
+            recipient = _check_recipient(to)
+            rendered = state.renderer.render(template, context)
+        except InvalidEmailJob as error:
+            EMAIL_JOBS.labels(label, "invalid").inc()
+            span.set_status(Status(StatusCode.ERROR, "invalid job"))
+            logger.error("email job invalid, not sent", extra={**log, "error": str(error)})
+            await record_dead_letter(redis, state.settings, job_id=job_id, template=template, to=to,
+                                     result="invalid", job_try=job_try, error=str(error), kind="invalid")
+            return {"result": "invalid"}
+
+        email = OutgoingEmail(
+            message_id=_message_id(job_id),
+            idempotency_key=job_id,
+            template=label,
+            sender=state.settings.email_from,
+            to=recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+        )
+        started = time.perf_counter()
+        try:
+            try:
+                provider_id = await state.sender.send(email)
+            except SendError:
+                raise
+            except Exception as unexpected:  # e.g. a full disk in outbox mode: worth another try
+                raise TransientSendError(f"{type(unexpected).__name__}: {unexpected}"[:300],
+                                         kind=type(unexpected).__name__) from None
+        except TransientSendError as error:
+            elapsed = time.perf_counter() - started
+            EMAIL_SEND_DURATION.labels("transient_error").observe(elapsed)
+            span.set_attribute("email.status", error.status)
+            details = {**log, "status": error.status, "kind": error.kind, "error": str(error),
+                       "duration_seconds": round(elapsed, 4)}
+            if job_try >= state.max_tries:
+                EMAIL_JOBS.labels(label, "exhausted").inc()
+                span.set_status(Status(StatusCode.ERROR, "retries exhausted"))
+                logger.error("email send failed on the last try, dead-lettered", extra=details)
+                await record_dead_letter(redis, state.settings, job_id=job_id, template=template, to=to,
+                                         result="exhausted", job_try=job_try, error=str(error),
+                                         status=error.status, kind=error.kind)
+                return {"result": "exhausted"}
+            defer = state.retry.delay(job_try, error.retry_after)
+            EMAIL_RETRIES.labels(label).inc()
+            span.set_status(Status(StatusCode.ERROR, "transient failure, retrying"))
+            logger.warning("email send failed, retrying",
+                           extra={**details, "retry_in_seconds": round(defer, 3)})
+            raise Retry(defer=defer) from None
+        except PermanentSendError as error:
+            elapsed = time.perf_counter() - started
+            EMAIL_SEND_DURATION.labels("permanent_error").observe(elapsed)
+            EMAIL_JOBS.labels(label, "failed").inc()
+            span.set_attribute("email.status", error.status)
+            span.set_status(Status(StatusCode.ERROR, "rejected"))
+            logger.error("email rejected by the provider, dead-lettered",
+                         extra={**log, "status": error.status, "kind": error.kind, "error": str(error),
+                                "duration_seconds": round(elapsed, 4)})
+            await record_dead_letter(redis, state.settings, job_id=job_id, template=template, to=to,
+                                     result="failed", job_try=job_try, error=str(error),
+                                     status=error.status, kind=error.kind)
+            return {"result": "failed"}
+
+        elapsed = time.perf_counter() - started
+        EMAIL_SEND_DURATION.labels("ok").observe(elapsed)
+        EMAIL_JOBS.labels(label, "sent").inc()
+        span.set_attribute("email.provider_id", provider_id)
+        logger.info("email sent", extra={**log, "mode": state.sender.mode, "provider_id": provider_id,
+                                         "duration_seconds": round(elapsed, 4)})
+        return {"result": "sent", "provider_id": provider_id}

@@ -1,0 +1,88 @@
+"""Worker test helpers: settings without a database, a fake Resend per test, burst runs."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from prometheus_client import REGISTRY
+
+from devstack.fake_resend import FakeResend
+from services.worker.jobs import RetryPolicy
+from services.worker.main import WorkerOptions, create_worker
+from shared.redis import create_redis
+from shared.settings import Settings, load_settings
+
+# The worker never touches PostgreSQL, but Settings requires a DATABASE_URL.
+UNUSED_DATABASE_URL = "postgresql://unused:unused@127.0.0.1:1/unused"
+FAST_RETRY = RetryPolicy(base_seconds=0.05, max_seconds=0.2)
+
+
+@pytest.fixture
+def fake_resend() -> Iterator[FakeResend]:
+    with FakeResend() as fake:
+        yield fake
+
+
+@pytest.fixture
+def worker_settings(
+    redis_url: str, redis_prefix: str, tmp_path: Path, fake_resend: FakeResend
+) -> Callable[..., Settings]:
+    """Settings for one test: its own key prefix (so its own queue), pointed at the fake."""
+    prefix = f"{redis_prefix}w{secrets.token_hex(3)}:"
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "env": "test",
+            "service_name": "worker",
+            "database_url": UNUSED_DATABASE_URL,
+            "redis_url": redis_url,
+            "redis_key_prefix": prefix,
+            "resend_api_key": fake_resend.api_key,
+            "resend_api_url": fake_resend.url,
+            "email_from": "BlockBot <no-reply@blockbot.test>",
+            "dev_outbox_dir": tmp_path / "outbox",
+            "email_max_tries": 5,
+            "email_send_timeout_seconds": 5.0,
+            "worker_concurrency": 4,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return build
+
+
+@pytest.fixture
+async def producer(redis_url: str) -> AsyncIterator[Callable[[Settings], ArqRedis]]:
+    """The producers' client (auth/api use the same factory), closed after the test."""
+    clients: list[ArqRedis] = []
+
+    def make(settings: Settings) -> ArqRedis:
+        client = create_redis(settings)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def drain(settings: Settings, **option_overrides: Any) -> Any:
+    """Run a worker in this process until the queue is empty (arq burst mode), then close it."""
+    values: dict[str, Any] = {"metrics": False, "burst": True, "handle_signals": False,
+                              "retry": FAST_RETRY, "poll_delay_seconds": 0.02}
+    values.update(option_overrides)
+    worker = create_worker(settings, WorkerOptions(**values))
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+    return worker
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
