@@ -1,0 +1,51 @@
+"""The api service app: `create_api_app(settings)`; run as `uvicorn services.api.main:app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import APIRouter, FastAPI
+
+from services.api.deps import RateLimitHeadersMiddleware, RatePolicy
+from services.api.keys import PublicKeys, static_keys
+from services.api.routes import audit_log, invitations, me, users
+from shared.app import create_app
+from shared.ratelimit import RateLimiter
+from shared.resources import Resources
+from shared.settings import Settings, SettingsError
+
+API_PREFIX = "/api/v1"
+
+
+def create_api_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
+    """Build the api app. It only ever reads PUBLIC keys (JWT_PUBLIC_KEYS or JWKS_URL)."""
+    if not settings.jwt_public_keys and settings.jwks_url is None:
+        raise SettingsError(["JWKS_URL or JWT_PUBLIC_KEYS: required for the api service"])
+    static_keys(settings)  # fail start-up on a malformed key
+
+    router = APIRouter(prefix=API_PREFIX)
+    for module in (me, users, invitations, audit_log):
+        router.include_router(module.router)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI, res: Resources) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            keys = PublicKeys(settings, http)
+            if keys.uses_jwks:
+                await keys.refresh()  # best effort: the auth service may start after us
+            app.state.public_keys = keys
+            app.state.rate_limiter = RateLimiter(res.redis, settings)
+            yield
+
+    app = create_app(
+        title="BlockBot API",
+        settings=settings,
+        routers=[router],
+        service_lifespan=lifespan,
+        resources=resources,
+    )
+    app.state.rate_policy = RatePolicy.from_settings(settings)
+    app.add_middleware(RateLimitHeadersMiddleware)
+    return app

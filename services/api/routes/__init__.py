@@ -1,0 +1,1 @@
+"""Route modules of the api service, one per resource."""

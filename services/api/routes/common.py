@@ -1,0 +1,45 @@
+"""Helpers shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.deps import Principal
+from services.api.schemas import OrgOut, UserOut
+
+USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
+
+
+def user_out(row: Any) -> UserOut:
+    return UserOut(
+        id=row.id, email=row.email, name=row.name, role=row.role,
+        email_verified=row.email_verified_at is not None, created_at=row.created_at,
+    )
+
+
+def principal_user(me: Principal) -> UserOut:
+    return UserOut(
+        id=me.user_id, email=me.email, name=me.name, role=me.role,
+        email_verified=me.email_verified_at is not None, created_at=me.created_at,
+    )
+
+
+def principal_org(me: Principal) -> OrgOut:
+    return OrgOut(
+        id=me.org_id, name=me.org_name, created_at=me.org_created_at, updated_at=me.org_updated_at
+    )
+
+
+async def lock_org(session: AsyncSession, me: Principal) -> None:
+    """Serialize membership changes of one org (the last-owner rule must see a stable count)."""
+    await session.execute(
+        text("SELECT id FROM organizations WHERE id = :org FOR UPDATE"), {"org": me.org_id}
+    )
+
+
+async def owner_count(session: AsyncSession) -> int:
+    count = (await session.execute(text("SELECT count(*) FROM users WHERE role = 'owner'"))).scalar_one()
+    return int(count)
