@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import httpx
@@ -53,6 +55,7 @@ async def test_magic_link_reaches_resend_with_fields_and_idempotency_key(
     assert await producer(settings).zcard(email_queue_name(settings)) == 0
     # The token is a credential: no log line (ours or arq's) may carry it.
     assert TOKEN not in caplog.text
+    assert any(r.name == "arq.worker" and "→" in r.getMessage() for r in caplog.records)
     assert any(getattr(r, "job_id", None) == f"email-{message_id}" for r in caplog.records)
 
 
@@ -123,7 +126,8 @@ async def test_invalid_job_is_dead_lettered_without_sending(
 ) -> None:
     settings = worker_settings()
     await enqueue_email(producer(settings), settings, template=EmailTemplate.MAGIC_LINK,
-                        to="ada@example.org", context={"link": "javascript:alert(1)", "expires_in_seconds": 900})
+                        to="ada@example.org",
+                        context={"link": "javascript:alert(1)", "expires_in_seconds": 900})
     await drain(settings)
 
     assert fake_resend.requests == []
@@ -152,8 +156,6 @@ async def test_send_span_is_a_child_of_the_enqueuing_span(worker_settings, produ
 
 
 async def test_metrics_and_health_on_the_worker_port(worker_settings, producer, fake_resend) -> None:
-    import asyncio
-
     settings = worker_settings()
     worker = create_worker(settings, WorkerOptions(metrics_port=0, metrics_host="127.0.0.1",
                                                    handle_signals=False, poll_delay_seconds=0.05))
@@ -179,5 +181,5 @@ async def test_metrics_and_health_on_the_worker_port(worker_settings, producer, 
     finally:
         await worker.close()
         task.cancel()
-        with __import__("contextlib").suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -1,0 +1,129 @@
+"""The worker as a real process (`python -m services.worker`): SIGKILL mid-send and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from devstack.fake_resend import FakeResend
+from devstack.ports import free_port
+from shared.email_queue import EmailTemplate, email_queue_name, enqueue_email
+from shared.settings import Settings
+from tests.worker.conftest import UNUSED_DATABASE_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+LINK = "http://localhost:8080/auth/magic#token=proc-secret-token"
+
+
+def start_worker(settings: Settings, log: Path, metrics_port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ENV": "test",
+        "SERVICE_NAME": "worker",
+        "DATABASE_URL": UNUSED_DATABASE_URL,
+        "REDIS_URL": str(settings.redis_url),
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "RESEND_API_KEY": settings.resend_api_key.get_secret_value() if settings.resend_api_key else "",
+        "RESEND_API_URL": str(settings.resend_api_url),
+        "EMAIL_FROM": settings.email_from,
+        "EMAIL_SEND_TIMEOUT_SECONDS": str(settings.email_send_timeout_seconds),
+        "WORKER_METRICS_PORT": str(metrics_port),
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    handle = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "services.worker"], cwd=ROOT, env=env,
+                            stdout=handle, stderr=subprocess.STDOUT)
+
+
+async def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_worker_killed_mid_send_delivers_exactly_once_after_restart(
+    worker_settings, producer, fake_resend: FakeResend, tmp_path: Path
+) -> None:
+    # A short send timeout keeps arq's in-progress marker (job timeout + 10 s) short.
+    settings = worker_settings(email_send_timeout_seconds=2.0)
+    redis = producer(settings)
+    fake_resend.delay_next(1, 4.0)  # the provider accepts the message, then is slow to answer
+    message_id = await enqueue_email(redis, settings, template=EmailTemplate.MAGIC_LINK, to="ada@example.org",
+                                     context={"link": LINK, "expires_in_seconds": 900})
+    log = tmp_path / "worker.log"
+
+    first = start_worker(settings, log, free_port())
+    try:
+        assert await asyncio.to_thread(fake_resend.wait_for, requests=1, timeout=20), log.read_text()
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    assert len(fake_resend.deliveries) == 1
+    assert await redis.zcard(email_queue_name(settings)) == 1  # the job is not lost
+
+    second = start_worker(settings, log, free_port())
+    try:
+        async def queue_empty() -> bool:
+            return await redis.zcard(email_queue_name(settings)) == 0
+
+        await wait_until(queue_empty, 45, "the restarted worker to finish the job")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=20)
+
+    assert len(fake_resend.deliveries) == 1, "delivered twice"
+    requests = fake_resend.requests
+    assert {r.idempotency_key for r in requests} == {f"email-{message_id}"}
+    assert requests[0].outcome == "delivered"
+    assert requests[-1].outcome == "replayed"  # same key, same answer, no second delivery
+    assert "proc-secret-token" not in log.read_text()
+
+
+async def test_sigterm_lets_the_in_flight_job_finish(
+    worker_settings, producer, fake_resend: FakeResend, tmp_path: Path
+) -> None:
+    settings = worker_settings()
+    redis = producer(settings)
+    port = free_port()
+    log = tmp_path / "worker.log"
+    proc = start_worker(settings, log, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+            async def healthy() -> bool:
+                try:
+                    return (await client.get("/health")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await wait_until(healthy, 20, "the worker's /health")
+            metrics = (await client.get("/metrics")).text
+            assert "email_queue_depth" in metrics
+
+        fake_resend.delay_next(1, 2.0)
+        await enqueue_email(redis, settings, template=EmailTemplate.MAGIC_LINK, to="ada@example.org",
+                            context={"link": LINK, "expires_in_seconds": 900})
+        assert await asyncio.to_thread(fake_resend.wait_for, requests=1, timeout=20), log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert code == 0, log.read_text()
+    assert [r.outcome for r in fake_resend.requests] == ["delivered"]  # finished, not cut and retried
+    assert await redis.zcard(email_queue_name(settings)) == 0
+    events = [orjson.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "email sent" for e in events)
+    assert any(e.get("event") == "email worker stopped" for e in events)
