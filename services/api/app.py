@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from services.api.deps import RateLimitHeadersMiddleware, RatePolicy
 from services.api.keys import PublicKeys, static_keys
@@ -16,18 +16,12 @@ from shared.ratelimit import RateLimiter
 from shared.resources import Resources
 from shared.settings import Settings, SettingsError
 
-API_PREFIX = "/api/v1"
-
 
 def create_api_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
     """Build the api app. It only ever reads PUBLIC keys (JWT_PUBLIC_KEYS or JWKS_URL)."""
     if not settings.jwt_public_keys and settings.jwks_url is None:
         raise SettingsError(["JWKS_URL or JWT_PUBLIC_KEYS: required for the api service"])
     static_keys(settings)  # fail start-up on a malformed key
-
-    router = APIRouter(prefix=API_PREFIX)
-    for module in (me, users, invitations, audit_log):
-        router.include_router(module.router)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI, res: Resources) -> AsyncIterator[None]:
@@ -42,7 +36,7 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
     app = create_app(
         title="BlockBot API",
         settings=settings,
-        routers=[router],
+        routers=[me.router, users.router, invitations.router, audit_log.router],
         service_lifespan=lifespan,
         resources=resources,
     )

@@ -66,15 +66,16 @@ class Minter:
     def public_b64(self) -> str:
         return b64url_encode(raw_public_bytes(self.key.public_key()))
 
-    def token(self, member: Member, *, sid: uuid.UUID | None = None, **overrides: Any) -> str:
+    def token(self, member: Member, **overrides: Any) -> str:
+        """A valid token for `member`; an override of None removes that claim."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.settings.jwt_issuer, "aud": self.settings.jwt_audience,
             "sub": str(member.id), "org": str(member.org_id), "role": member.role,
-            "sid": str(sid or uuid.uuid4()), "jti": secrets.token_hex(8),
+            "sid": str(uuid.uuid4()), "jti": secrets.token_hex(8),
             "iat": now, "exp": now + 900,
         }
-        claims.update(overrides)
+        claims.update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in overrides.items()})
         claims = {k: v for k, v in claims.items() if v is not None}
         return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
 

@@ -18,9 +18,10 @@ from services.api.pagination import (
     encode_cursor,
     split_page,
 )
+from services.api.routes import API_PREFIX
 from services.api.schemas import AuditEventOut
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(prefix=API_PREFIX, tags=["audit"])
 
 
 @router.get("/audit-log", summary="Audit events of the organization, newest first (owner/admin)")

@@ -32,13 +32,14 @@ from services.api.pagination import (
     encode_cursor,
     split_page,
 )
+from services.api.routes import API_PREFIX
 from services.api.schemas import InvitationIn, InvitationOut
 from shared.access_tokens import b64url_encode
 from shared.email_queue import EmailTemplate, enqueue_email
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.resources import ResourcesDep
 
-router = APIRouter(tags=["invitations"])
+router = APIRouter(prefix=API_PREFIX, tags=["invitations"])
 
 INVITATION_COLUMNS = (
     "id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at,"

@@ -7,10 +7,11 @@ from sqlalchemy import text
 
 from services.api import audit
 from services.api.deps import CurrentUser, TenantSession
+from services.api.routes import API_PREFIX
 from services.api.routes.common import principal_org, principal_user
 from services.api.schemas import MeOut, OrgOut, OrgPatch
 
-router = APIRouter(tags=["me"])
+router = APIRouter(prefix=API_PREFIX, tags=["me"])
 
 
 @router.get("/me", summary="The current user and organization")

@@ -29,13 +29,14 @@ from services.api.pagination import (
     encode_cursor,
     split_page,
 )
+from services.api.routes import API_PREFIX
 from services.api.routes.common import USER_COLUMNS, lock_org, owner_count, user_out
 from services.api.schemas import UserOut, UserPatch
 from shared.access_tokens import mark_sessions_revoked
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.resources import ResourcesDep
 
-router = APIRouter(tags=["users"])
+router = APIRouter(prefix=API_PREFIX, tags=["users"])
 logger = logging.getLogger("blockbot.api.users")
 LAST_OWNER_DETAIL = "The organization's last owner cannot be demoted or removed."
 
