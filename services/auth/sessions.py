@@ -8,7 +8,8 @@ refresh locks the row (SELECT ... FOR UPDATE), so refreshes of one session are s
   response) gets the CURRENT successor, never a second branch. The raw successor is kept in
   Redis for the grace window only, keyed by the previous token's hash and encrypted with a key
   derived from the previous raw token, so Redis alone never reveals a usable refresh token;
-* any other known token (previous after the grace window, or older) is reuse: the whole session
+* any other known token (previous after the grace window, or an older one remembered in
+  `session_retired_tokens`) is reuse: the whole session
   is revoked, logged, counted and audited, and its `sid` is marked revoked in Redis so the
   api service rejects its access tokens at once.
 """
@@ -163,7 +164,9 @@ async def _refresh_locked(
             await db.execute(
                 text(
                     "SELECT id, org_id FROM sessions WHERE token_hash = :h"
-                    " OR previous_token_hash = :h LIMIT 1"
+                    " OR previous_token_hash = :h"
+                    " UNION ALL SELECT session_id, org_id FROM session_retired_tokens"
+                    " WHERE token_hash = :h LIMIT 1"
                 ),
                 {"h": digest},
             )
@@ -192,6 +195,15 @@ async def _refresh_locked(
 
         if bytes(row.token_hash) == digest:
             successor, successor_hash = new_token()
+            if row.previous_token_hash is not None:
+                # The hash leaving `previous_token_hash` is remembered: replaying it is reuse.
+                await db.execute(
+                    text(
+                        "INSERT INTO session_retired_tokens (token_hash, session_id, org_id)"
+                        " VALUES (:h, :sid, :org) ON CONFLICT DO NOTHING"
+                    ),
+                    {"h": row.previous_token_hash, "sid": row.id, "org": row.org_id},
+                )
             await db.execute(
                 text(
                     "UPDATE sessions SET previous_token_hash = token_hash, token_hash = :new,"
