@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared.settings import Settings
+from shared.tracing import instrument_engine
 
 TENANT_SETTING = "app.current_org_id"
 
@@ -33,8 +34,11 @@ def async_url(url: str) -> str:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """Create the process's engine; statement timeout bounds any runaway query."""
-    return create_async_engine(
+    """Create the process's engine; statement timeout bounds any runaway query.
+
+    Its statements are traced (parameterized SQL only) when tracing is on.
+    """
+    engine = create_async_engine(
         async_url(str(settings.database_url)),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
@@ -48,6 +52,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "timeout": 5,
         },
     )
+    instrument_engine(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

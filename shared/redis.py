@@ -5,13 +5,16 @@ from __future__ import annotations
 from arq.connections import ArqRedis
 
 from shared.settings import Settings
+from shared.tracing import instrument_redis
 
 
 def create_redis(settings: Settings) -> ArqRedis:
     """Create the process's client; short timeouts so a dead Redis fails fast, not slowly.
 
     It is an `ArqRedis` (a `redis.asyncio.Redis` subclass) so the same client also enqueues jobs.
+    Its commands are traced (names only, arguments masked) when tracing is on.
     """
+    instrument_redis()
     from shared.email_queue import deserialize_job, email_queue_name, serialize_job
 
     client: ArqRedis = ArqRedis.from_url(
