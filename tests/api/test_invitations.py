@@ -1,0 +1,146 @@
+"""Invitations: create (one-time token stored hashed, email job queued), list, revoke, 409s."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from shared.access_tokens import b64url_decode
+from tests.api.conftest import add_member, audit_rows, queued_emails
+
+
+def new_email() -> str:
+    return f"Guest-{uuid.uuid4().hex[:8]}@example.com"
+
+
+async def test_create_invitation_stores_hash_and_enqueues_email(api, minter, make_org, admin):
+    org = await make_org("owner", "admin")
+    actor = org.by_role("admin")
+    email = new_email()
+    response = await api.client.post(
+        "/api/v1/invitations", json={"email": email, "role": "admin"}, headers=minter.headers(actor)
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["email"] == email and body["role"] == "admin" and body["status"] == "pending"
+    assert body["invited_by"] == str(actor.id)
+
+    (job,) = [j for j in await queued_emails(api.settings) if j["k"]["to"] == email]
+    assert job["f"] == "send_email" and job["k"]["template"] == "invitation"
+    context = job["k"]["context"]
+    assert context["org_name"] == org.name and context["inviter_name"] == actor.name
+    assert context["role"] == "admin" and context["expires_in_seconds"] == api.settings.invitation_ttl_seconds
+    prefix = f"{str(api.settings.app_base_url).rstrip('/')}/auth/accept-invitation#token="
+    assert context["link"].startswith(prefix)
+    raw = b64url_decode(context["link"][len(prefix):])
+    assert len(raw) == 32
+
+    token = await admin.fetchrow(
+        "SELECT * FROM one_time_tokens WHERE invitation_id = $1", uuid.UUID(body["id"])
+    )
+    assert token["purpose"] == "invitation" and token["org_id"] == org.id
+    assert bytes(token["token_hash"]) == hashlib.sha256(raw).digest()  # only the hash is stored
+    (event,) = await audit_rows(admin, org)
+    assert event["action"] == "invitation.created" and event["target_id"] == body["id"]
+    assert event["request_id"] == response.headers["x-request-id"]
+    details = json.loads(event["details"])
+    assert details == {"email": email, "role": "admin"}  # never the token
+
+
+async def test_duplicate_pending_invitation_and_existing_member_are_409(client, minter, make_org, admin):
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    email = new_email()
+    response = await client.post("/api/v1/invitations", json={"email": email}, headers=headers)
+    assert response.status_code == 201
+    response = await client.post("/api/v1/invitations", json={"email": email.upper()}, headers=headers)
+    assert response.status_code == 409
+    member = await add_member(admin, org, "member")
+    response = await client.post(
+        "/api/v1/invitations", json={"email": member.email.upper()}, headers=headers
+    )
+    assert response.status_code == 409
+    assert await admin.fetchval("SELECT count(*) FROM invitations WHERE org_id = $1", org.id) == 1
+
+
+async def test_expired_invitation_does_not_block_a_new_one(client, minter, make_org, admin):
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    email = new_email()
+    first = (await client.post("/api/v1/invitations", json={"email": email}, headers=headers)).json()
+    await admin.execute(
+        "UPDATE invitations SET expires_at = now() - interval '1 minute' WHERE id = $1",
+        uuid.UUID(first["id"]),
+    )
+    listed = (await client.get("/api/v1/invitations", headers=headers)).json()["items"]
+    assert [i["status"] for i in listed] == ["expired"]
+    response = await client.post("/api/v1/invitations", json={"email": email}, headers=headers)
+    assert response.status_code == 201
+
+
+async def test_role_rules_for_invitations(client, minter, make_org, admin):
+    org = await make_org("owner", "admin", "member")
+    response = await client.post(
+        "/api/v1/invitations", json={"email": new_email()}, headers=minter.headers(org.by_role("member"))
+    )
+    assert response.status_code == 403
+    response = await client.post(
+        "/api/v1/invitations", json={"email": new_email(), "role": "owner"},
+        headers=minter.headers(org.by_role("admin")),
+    )
+    assert response.status_code == 403
+    response = await client.post(
+        "/api/v1/invitations", json={"email": new_email(), "role": "owner"},
+        headers=minter.headers(org.owner),
+    )
+    assert response.status_code == 201
+    response = await client.get("/api/v1/invitations", headers=minter.headers(org.by_role("member")))
+    assert response.status_code == 403
+    for bad in ({"email": "not-an-email"}, {"email": new_email(), "role": "god"}, {}):
+        response = await client.post("/api/v1/invitations", json=bad, headers=minter.headers(org.owner))
+        assert response.status_code == 422
+
+
+async def test_revoke_invitation(client, minter, make_org, admin):
+    org = await make_org("owner", "member")
+    headers = minter.headers(org.owner)
+    created = (await client.post("/api/v1/invitations", json={"email": new_email()}, headers=headers)).json()
+    response = await client.delete(
+        f"/api/v1/invitations/{created['id']}", headers=minter.headers(org.by_role("member"))
+    )
+    assert response.status_code == 403
+    response = await client.delete(f"/api/v1/invitations/{created['id']}", headers=headers)
+    assert response.status_code == 204
+    invitation_id = uuid.UUID(created["id"])
+    assert await admin.fetchval("SELECT revoked_at IS NOT NULL FROM invitations WHERE id = $1", invitation_id)
+    assert await admin.fetchval(
+        "SELECT consumed_at IS NOT NULL FROM one_time_tokens WHERE invitation_id = $1", invitation_id
+    )
+    # Idempotent: revoking again is a 204 with no second event.
+    assert (await client.delete(f"/api/v1/invitations/{created['id']}", headers=headers)).status_code == 204
+    actions = [row["action"] for row in await audit_rows(admin, org)]
+    assert actions == ["invitation.created", "invitation.revoked"]
+    listed = (await client.get("/api/v1/invitations", headers=headers)).json()["items"]
+    assert listed[0]["status"] == "revoked"
+    # An accepted invitation cannot be revoked.
+    other = (await client.post("/api/v1/invitations", json={"email": new_email()}, headers=headers)).json()
+    await admin.execute("UPDATE invitations SET accepted_at = now() WHERE id = $1", uuid.UUID(other["id"]))
+    assert (await client.delete(f"/api/v1/invitations/{other['id']}", headers=headers)).status_code == 409
+    assert (await client.delete(f"/api/v1/invitations/{uuid.uuid4()}", headers=headers)).status_code == 404
+
+
+async def test_enqueue_failure_rolls_back_the_invitation(api_settings, minter, make_org, admin):
+    """If the email cannot be queued, nothing is stored and the client gets a 503."""
+    from devstack.ports import free_port
+    from tests.api.conftest import running
+
+    org = await make_org("owner")
+    settings = api_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with running(settings) as dead:
+        response = await dead.client.post(
+            "/api/v1/invitations", json={"email": new_email()}, headers=minter.headers(org.owner)
+        )
+    assert response.status_code == 503
+    assert await admin.fetchval("SELECT count(*) FROM invitations WHERE org_id = $1", org.id) == 0
+    assert await audit_rows(admin, org) == []

@@ -1,0 +1,91 @@
+"""Cursor pagination (users, invitations, audit log) and the audit log's contents."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.api.conftest import add_member
+
+
+async def walk(client, path, headers, limit):
+    items, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+        response = await client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["items"]) <= limit
+        items += body["items"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items, pages
+
+
+async def test_users_pagination_walks_all_without_duplicates(client, minter, make_org, admin):
+    org = await make_org("owner")
+    for _ in range(11):
+        await add_member(admin, org, "member")
+    headers = minter.headers(org.owner)
+    items, pages = await walk(client, "/api/v1/users", headers, 5)
+    ids = [i["id"] for i in items]
+    assert len(ids) == len(set(ids)) == 12 and pages == 3
+    assert set(ids) == {str(m.id) for m in org.members}
+    assert ids[0] == str(org.owner.id)  # oldest first
+    default = (await client.get("/api/v1/users", headers=headers)).json()
+    assert len(default["items"]) == 12 and default["next_cursor"] is None
+
+
+async def test_invitations_pagination_newest_first(client, minter, make_org):
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    created = []
+    for _ in range(7):
+        email = f"p-{uuid.uuid4().hex[:8]}@example.com"
+        response = await client.post("/api/v1/invitations", json={"email": email}, headers=headers)
+        created.append(response.json()["id"])
+    items, _ = await walk(client, "/api/v1/invitations", headers, 3)
+    assert [i["id"] for i in items] == list(reversed(created))
+
+
+async def test_audit_log_newest_first_paginated_and_complete(client, minter, make_org, admin):
+    org = await make_org("owner", "member")
+    headers = minter.headers(org.owner)
+    request_ids = []
+    for n in range(4):
+        response = await client.patch("/api/v1/org", json={"name": f"Name {n}"}, headers=headers)
+        request_ids.append(response.headers["x-request-id"])
+    response = await client.patch(
+        f"/api/v1/users/{org.by_role('member').id}", json={"role": "admin"}, headers=headers
+    )
+    request_ids.append(response.headers["x-request-id"])
+    items, pages = await walk(client, "/api/v1/audit-log", headers, 2)
+    assert pages == 3
+    assert [i["action"] for i in items] == ["user.role_changed"] + ["org.updated"] * 4
+    assert [i["request_id"] for i in items] == list(reversed(request_ids))
+    ids = [int(i["id"]) for i in items]
+    assert ids == sorted(ids, reverse=True)
+    first = items[-1]
+    assert first["actor_user_id"] == str(org.owner.id)
+    assert first["details"] == {"changes": {"name": {"from": org.name, "to": "Name 0"}}}
+    assert first["ip_address"] == "203.0.113.7"
+    # Promoted to admin: the database role counts, though the token still says "member".
+    promoted = minter.headers(org.by_role("member"))
+    assert (await client.get("/api/v1/audit-log", headers=promoted)).status_code == 200
+
+
+async def test_members_cannot_read_the_audit_log(client, minter, make_org):
+    org = await make_org("owner", "member")
+    response = await client.get("/api/v1/audit-log", headers=minter.headers(org.by_role("member")))
+    assert response.status_code == 403
+
+
+async def test_invalid_cursor_and_limit_are_422_problems(client, minter, make_org):
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    for path in ("/api/v1/users", "/api/v1/invitations", "/api/v1/audit-log"):
+        for params in ({"cursor": "garbage!"}, {"cursor": "W10"}, {"cursor": "WyJ4Il0"},
+                       {"limit": 0}, {"limit": 101}, {"limit": "x"}):
+            response = await client.get(path, params=params, headers=headers)
+            assert response.status_code == 422, (path, params, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
