@@ -417,7 +417,9 @@ class StackRunner:
 
         threading.Thread(target=announce, daemon=True).start()
         manager.loop()
-        return int(manager.returncode or 0)
+        code = int(manager.returncode or 0)
+        # Stopped by Ctrl-C or SIGTERM (honcho reports 130/143): that is a clean stop.
+        return 0 if code in (130, 143) else code
 
     def stop_infrastructure(self) -> None:
         if self._redis is not None:
