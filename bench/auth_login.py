@@ -1,0 +1,226 @@
+"""Login benchmark for the auth service (not part of the test suite).
+
+Starts the real auth app with uvicorn (one process, production Argon2 parameters unless
+overridden) against a fresh, migrated database, creates a verified user, then measures:
+
+1. /health latency with the service idle;
+2. sequential login latency (p50/p99);
+3. N concurrent logins (default 50, 100, 200) while /health is sampled every 20 ms, reporting
+   login latency, throughput, errors, and the /health p99 under load vs idle.
+
+    .venv/bin/python bench/auth_login.py [--levels 50,100,200] [--sequential 30]
+
+Uses BENCH_DATABASE_URL (a superuser URL) / BENCH_REDIS_URL if given, else starts an embedded
+PostgreSQL and a redis-server of its own. ARGON2_* and PASSWORD_HASH_CONCURRENCY from the
+environment are passed through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devstack.ports import free_port, wait_for_port  # noqa: E402
+from services.auth.keys import generate_seed  # noqa: E402
+
+PASSWORD = "benchmark password 123"
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def fmt(values: list[float]) -> str:
+    return (f"n={len(values)} p50={pct(values, 50) * 1000:.1f} ms p90={pct(values, 90) * 1000:.1f} ms"
+            f" p99={pct(values, 99) * 1000:.1f} ms max={max(values) * 1000:.1f} ms")
+
+
+def with_db(url: str, name: str) -> str:
+    return url.rpartition("/")[0] + "/" + name
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{user}:{password}@{rest.split('@', 1)[-1]}"
+
+
+async def health_sampler(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
+    while not stop.is_set():
+        start = time.perf_counter()
+        response = await client.get("/health")
+        out.append(time.perf_counter() - start)
+        assert response.status_code == 200
+        await asyncio.sleep(0.02)
+
+
+async def one_login(client: httpx.AsyncClient, email: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    try:
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        status = response.status_code
+    except httpx.HTTPError:
+        status = -1
+    return time.perf_counter() - start, status
+
+
+async def run(base: str, email: str, levels: list[int], sequential: int) -> None:
+    limits = httpx.Limits(max_connections=max(levels) + 10, max_keepalive_connections=max(levels) + 10)
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client, \
+            httpx.AsyncClient(base_url=base, timeout=30) as health:
+        for _ in range(20):
+            await health.get("/health")
+        idle: list[float] = []
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(health_sampler(health, stop, idle))
+        await asyncio.sleep(3)
+        stop.set()
+        await sampler
+        print(f"/health idle:            {fmt(idle)}")
+        idle_p99 = pct(idle, 99)
+
+        await one_login(client, email)  # warm-up
+        seq = []
+        for _ in range(sequential):
+            elapsed, status = await one_login(client, email)
+            assert status == 200, status
+            seq.append(elapsed)
+        print(f"login sequential:        {fmt(seq)}")
+
+        for level in levels:
+            under_load: list[float] = []
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(health_sampler(health, stop, under_load))
+            start = time.perf_counter()
+            results = await asyncio.gather(*(one_login(client, email) for _ in range(level)))
+            wall = time.perf_counter() - start
+            stop.set()
+            await sampler
+            latencies = [elapsed for elapsed, status in results if status == 200]
+            errors = sum(1 for _, status in results if status != 200)
+            print(f"\n{level} concurrent logins: wall {wall:.1f} s, {len(latencies) / wall:.1f} logins/s,"
+                  f" errors={errors}")
+            if latencies:
+                print(f"  login:                 {fmt(latencies)}")
+            print(f"  /health under load:    {fmt(under_load)}")
+            print(f"  /health p99 under load / idle: {pct(under_load, 99) / idle_p99:.1f}x")
+
+
+async def prepare(admin_url: str, name: str, prefix: str, auth_password: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    env = {**os.environ, "ENV": "test", "SERVICE_NAME": "migrate", "DATABASE_URL": with_db(admin_url, name),
+           "REDIS_URL": "redis://127.0.0.1:1/0", "DB_ROLE_PREFIX": prefix,
+           "AUTH_DB_PASSWORD": auth_password, "API_DB_PASSWORD": secrets.token_urlsafe(12)}
+    result = subprocess.run([sys.executable, "-m", "services.migrate"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr + result.stdout)
+
+
+async def cleanup(admin_url: str, name: str, prefix: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for suffix in ("auth", "api", "owner"):
+            await conn.execute(f'DROP ROLE IF EXISTS "{prefix}_{suffix}"')
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="50,100,200")
+    parser.add_argument("--sequential", type=int, default=30)
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+
+    tmp = Path(tempfile.mkdtemp(prefix="bb-bench-"))
+    servers: list[object] = []
+    admin_url = os.environ.get("BENCH_DATABASE_URL")
+    redis_url = os.environ.get("BENCH_REDIS_URL")
+    if not admin_url:
+        from devstack.postgres import EmbeddedPostgres
+
+        pg = EmbeddedPostgres(tmp / "pg").start()
+        servers.append(pg)
+        admin_url = pg.admin_url
+    if not redis_url:
+        from devstack.redis import LocalRedis
+
+        redis = LocalRedis(tmp / "redis").start()
+        servers.append(redis)
+        redis_url = redis.url
+
+    run_id = secrets.token_hex(4)
+    name, prefix, auth_password = f"bbbench_{run_id}", f"bbbench_{run_id}", secrets.token_urlsafe(16)
+    asyncio.run(prepare(admin_url, name, prefix, auth_password))
+    port = free_port()
+    env = {
+        **os.environ, "ENV": "development", "SERVICE_NAME": "auth", "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": with_user(with_db(admin_url, name), f"{prefix}_auth", auth_password),
+        "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"bbbench:{run_id}:",
+        "JWT_PRIVATE_KEYS": generate_seed(), "COOKIE_SECURE": "false",
+        "RATELIMIT_AUTH_IP_PER_MINUTE": "1000000", "RATELIMIT_AUTH_EMAIL_PER_HOUR": "1000000",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "services.auth.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--no-access-log"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "auth.log", "w"),  # noqa: SIM115
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        email = f"bench-{run_id}@example.com"
+        with httpx.Client(base_url=base, timeout=60) as c:
+            r = c.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD,
+                                                      "name": "Bench", "org_name": "Bench"})
+            assert r.status_code == 202, r.text
+
+        async def verify() -> None:
+            conn = await asyncpg.connect(with_db(admin_url, name))
+            try:
+                await conn.execute("UPDATE users SET email_verified_at = now() WHERE email = $1", email)
+            finally:
+                await conn.close()
+
+        asyncio.run(verify())
+        print(f"auth at {base}; argon2 m={os.environ.get('ARGON2_MEMORY_KIB', '65536')} KiB"
+              f" t={os.environ.get('ARGON2_TIME_COST', '3')} p={os.environ.get('ARGON2_PARALLELISM', '4')},"
+              f" hash pool={os.environ.get('PASSWORD_HASH_CONCURRENCY', '4')}, cpus={os.cpu_count()}\n")
+        asyncio.run(run(base, email, levels, args.sequential))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        asyncio.run(cleanup(admin_url, name, prefix))
+        for s in reversed(servers):
+            stop = getattr(s, "destroy", None) or getattr(s, "stop")  # noqa: B009
+            stop()
+
+
+if __name__ == "__main__":
+    main()
