@@ -150,7 +150,7 @@ def test_depends_on_conditions(config: dict[str, Any]) -> None:
 
 def test_app_healthchecks_probe_the_service(config: dict[str, Any]) -> None:
     services = config["services"]
-    expected = {"auth": ":8001/ready", "api": ":8002/ready", "worker": ":9102/health"}
+    expected = {"auth": ":8001/ready", "api": ":8002/ready", "worker": ":9102/ready"}
     for name, probe in expected.items():
         test = " ".join(services[name]["healthcheck"]["test"])
         assert "urllib.request.urlopen" in test and probe in test, (name, test)
