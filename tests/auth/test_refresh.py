@@ -104,6 +104,7 @@ async def test_reuse_after_grace_revokes_the_session(
                 "SELECT action, target_id, request_id FROM audit_log WHERE target_id = $1"
                 " AND action = 'session.refresh_reuse_detected'", str(sid),
             )
+        assert row is not None
         assert row["revoked_at"] is not None
         assert row["revoked_reason"] == "refresh_reuse"
         assert audit is not None
