@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     # --- tokens and sessions (auth signs, api verifies) -------------------------------------
     jwt_issuer: str = "blockbot-auth"
     jwt_audience: str = "blockbot-api"
-    # Auth only: Ed25519 private keys in PEM, newest last; the newest signs, all are published.
+    # Auth only: Ed25519 private keys (base64url 32-byte seeds from `python -m services.auth.keys`,
+    # or PKCS#8 PEM), comma-separated, newest last; the newest signs, all are published.
     jwt_private_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Api only: where to fetch the public keys (JWKS), or the public keys themselves in PEM.
     jwks_url: AnyHttpUrl | None = None
