@@ -49,7 +49,18 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template, or a fixed label for 404s."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    if isinstance(path, str):
+        return path
+    # Plain Starlette routes (/metrics, /docs, /openapi.json) leave only their endpoint in the
+    # scope, not the route: find the route by it (rare requests, a short list).
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        for candidate in getattr(getattr(scope.get("app"), "router", None), "routes", ()):
+            if getattr(candidate, "endpoint", None) is endpoint:
+                path = getattr(candidate, "path", None)
+                if isinstance(path, str):
+                    return path
+    return UNMATCHED_ROUTE
 
 
 class MetricsMiddleware:

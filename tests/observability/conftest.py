@@ -178,3 +178,52 @@ async def run_worker_burst(settings: Settings) -> None:
 
 def new_email() -> str:
     return f"obs-{uuid.uuid4().hex[:12]}@example.com"
+
+
+# --- what each process must expose ------------------------------------------------------------
+
+HTTP_METRICS = {
+    "http_requests_total": "counter",
+    "http_request_duration_seconds": "histogram",
+    "http_requests_in_flight": "gauge",
+    "db_pool_connections_in_use": "gauge",
+    "db_pool_connections": "gauge",
+    "ratelimit_decisions_total": "counter",
+}
+REQUIRED_METRICS: dict[str, dict[str, str]] = {
+    "auth": {
+        **HTTP_METRICS,
+        "auth_logins_total": "counter",
+        "auth_refresh_total": "counter",  # result="rotated" | "reuse_detected" | ...
+        "auth_magic_links_total": "counter",  # event="issued" | "consumed"
+        "auth_sessions_revoked_total": "counter",
+    },
+    "api": {
+        **HTTP_METRICS,
+        "api_revocation_check_fail_open_total": "counter",
+    },
+    "worker": {
+        "email_jobs_total": "counter",
+        "email_send_duration_seconds": "histogram",
+        "email_send_retries_total": "counter",
+        "email_queue_depth": "gauge",
+        "email_dead_letter_entries": "gauge",
+    },
+}
+
+
+def exposed_types(text: str) -> dict[str, str]:
+    """Metric name -> type from `# TYPE` lines; counters under their `_total` sample name."""
+    types: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(maxsplit=3)
+            types[name + "_total" if kind == "counter" and not name.endswith("_total") else name] = kind
+    return types
+
+
+def sample_names(text: str) -> set[str]:
+    """Every series name in an exposition (`_bucket`, `_count`, `_sum`, `_total`, ...)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
