@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import text
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import Principal
 from services.api.schemas import OrgOut, UserOut
+from shared.errors import Unauthorized
 
 USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
 
@@ -33,11 +35,20 @@ def principal_org(me: Principal) -> OrgOut:
     )
 
 
-async def lock_org(session: AsyncSession, me: Principal) -> None:
-    """Serialize membership changes of one org (the last-owner rule must see a stable count)."""
+async def lock_org(session: AsyncSession, me: Principal) -> Principal:
+    """Serialize membership changes of one org (the last-owner rule must see a stable count).
+
+    Returns the caller re-read under the lock: a concurrent change may have demoted them.
+    """
     await session.execute(
         text("SELECT id FROM organizations WHERE id = :org FOR UPDATE"), {"org": me.org_id}
     )
+    role = (
+        await session.execute(text("SELECT role FROM users WHERE id = :id"), {"id": me.user_id})
+    ).scalar_one_or_none()
+    if role is None:
+        raise Unauthorized("The user of this access token no longer exists.")
+    return me if role == me.role else replace(me, role=role)
 
 
 async def owner_count(session: AsyncSession) -> int:

@@ -89,7 +89,7 @@ def _check_role_change(me: Principal, target: UserOut, new_role: str) -> None:
 async def patch_user(
     user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession, request: Request
 ) -> UserOut:
-    await lock_org(session, me)
+    me = await lock_org(session, me)
     target = await _load(session, user_id, lock=True)
     name_change = body.name is not None and body.name != target.name
     role_change = body.role is not None and body.role != target.role
@@ -136,7 +136,7 @@ async def delete_user(
     request: Request,
     resources: ResourcesDep,
 ) -> Response:
-    await lock_org(session, me)
+    me = await lock_org(session, me)
     target = await _load(session, user_id, lock=True)
     if not me.is_manager:
         raise Forbidden("Only an owner or an admin can remove members.")
