@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -30,7 +32,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.access_tokens import b64url_encode, raw_public_bytes
+from shared.email_queue import email_queue_name
 from shared.logging import JsonFormatter
+from shared.redis import create_redis
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,8 +118,6 @@ class LogCapture:
         return self.stream.getvalue()
 
     def events(self) -> list[dict[str, Any]]:
-        import orjson
-
         return [orjson.loads(line) for line in self.text.splitlines() if line.strip()]
 
 
@@ -223,7 +225,116 @@ def exposed_types(text: str) -> dict[str, str]:
 
 
 def sample_names(text: str) -> set[str]:
-    """Every series name in an exposition (`_bucket`, `_count`, `_sum`, `_total`, ...)."""
+    """Every series name an exposition declares or carries (`_bucket`, `_count`, `_sum`, ...).
+
+    Declared names count too: a labelled metric nothing has incremented yet has no sample.
+    """
     from prometheus_client.parser import text_string_to_metric_families
 
-    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+    names = {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+    suffixes = {"counter": ("", "_total", "_created"), "gauge": ("",),
+                "histogram": ("_bucket", "_count", "_sum", "_created"),
+                "summary": ("", "_count", "_sum", "_created")}
+    for name, kind in exposed_types(text).items():
+        base = name.removesuffix("_total") if kind == "counter" else name
+        names |= {base + suffix for suffix in suffixes.get(kind, ("",))}
+    return names
+
+
+# --- flows and expositions -------------------------------------------------------------------
+
+
+async def queued_token(settings: Settings, to: str, template: str) -> str:
+    """The one-time token in the newest queued `template` email for `to` (from the real queue)."""
+    redis = create_redis(settings)
+    try:
+        found: list[tuple[int, str]] = []
+        for job_id in await redis.zrange(email_queue_name(settings), 0, -1):
+            data = await redis.get(b"arq:job:" + job_id)
+            if data is None:
+                continue
+            job = orjson.loads(data)
+            kwargs = job["k"]
+            if kwargs["to"] == to and kwargs["template"] == template:
+                found.append((job["et"], kwargs["context"]["link"]))
+    finally:
+        await redis.aclose()
+    assert found, f"no {template} email queued for {to}"
+    link = sorted(found)[-1][1]
+    match = re.search(r"#token=([A-Za-z0-9_-]+)$", link)
+    assert match, "the link carries its token in the fragment"
+    return match.group(1)
+
+
+def refresh_cookie(response: httpx.Response) -> str:
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name == "bb_refresh":
+            return rest.split(";", 1)[0]
+    raise AssertionError(f"no refresh cookie in {response.status_code} {response.text}")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+ROUTES: dict[str, set[str]] = {}
+
+
+def route_templates(app: FastAPI) -> set[str]:
+    """Every path template the app serves: its OpenAPI paths and its plain routes (/metrics, /docs)."""
+    plain = {path for route in app.routes if isinstance(path := getattr(route, "path", None), str)}
+    return plain | set(app.openapi()["paths"])
+
+
+@pytest.fixture(scope="session")
+async def expositions(start_services: Any) -> dict[str, str]:
+    """The /metrics text of the auth app, the api app and the worker's metrics server."""
+    async with start_services() as svc:
+        ROUTES["auth"], ROUTES["api"] = route_templates(svc.auth), route_templates(svc.api)
+        async with svc.client(svc.auth) as auth, svc.client(svc.api) as api:
+            await drive_traffic(svc, auth, api)
+            auth_text = (await auth.get("/metrics")).text
+            api_text = (await api.get("/metrics")).text
+        from services.worker.metrics import MetricsServer
+
+        server = MetricsServer(0, host="127.0.0.1")
+        await server.start()
+        try:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://127.0.0.1:{server.port}/metrics")
+        finally:
+            await server.close()
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain;")
+    return {"auth": auth_text, "api": api_text, "worker": response.text}
+
+
+async def drive_traffic(svc: Any, auth: httpx.AsyncClient, api: httpx.AsyncClient) -> None:
+    email = new_email()
+    body = {"email": email, "password": PASSWORD, "name": "Metrics", "org_name": "Metrics Org"}
+    assert (await auth.post(f"{AUTH}/register", json=body)).status_code == 202
+    token = await queued_token(svc.auth_settings, email, "verify_email")
+    await run_worker_burst(svc.auth_settings)
+    assert (await auth.post(f"{AUTH}/email/verify", json={"token": token})).status_code == 200
+    assert (await auth.post(f"{AUTH}/login", json={"email": email, "password": "nope-nope-nope"})
+            ).status_code == 401
+    r = await auth.post(f"{AUTH}/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200
+    access = r.json()["access_token"]
+    auth.cookies.clear()
+    r = await auth.post(f"{AUTH}/refresh", headers={"Cookie": f"bb_refresh={refresh_cookie(r)}"})
+    assert r.status_code == 200
+    auth.cookies.clear()
+    assert (await auth.post(f"{AUTH}/magic-link", json={"email": email})).status_code == 202
+    # Ids in paths, matched and unmatched routes, errors: labels must stay templates.
+    some_id = uuid.uuid4()
+    assert (await auth.delete(f"{AUTH}/sessions/{some_id}", headers=bearer(access))).status_code == 404
+    assert (await api.get(f"/api/v1/users/{some_id}", headers=bearer(access))).status_code == 404
+    assert (await api.get("/api/v1/users", headers=bearer(access))).status_code == 200
+    assert (await api.get(f"/api/v1/users/{some_id}/no/such/thing?email={email}")).status_code == 404
+    assert (await api.get(f"/api/v1/me/{some_id}")).status_code in (404, 405)
+    assert (await api.get("/api/v1/me")).status_code == 401
+    assert (await auth.get(f"/{email}/{some_id}")).status_code == 404
+
+

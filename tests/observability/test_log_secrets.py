@@ -9,57 +9,27 @@ root logger, plus anything written to stdout/stderr) is searched for every secre
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
-from shared.email_queue import email_queue_name
-from shared.redis import create_redis
-from shared.settings import Settings
-from tests.observability.conftest import AUTH, PASSWORD, LogCapture, new_email, run_worker_burst
-
-
-async def queued_token(settings: Settings, to: str, template: str) -> str:
-    """The one-time token in the newest queued `template` email for `to` (from the real queue)."""
-    redis = create_redis(settings)
-    try:
-        found: list[tuple[int, str]] = []
-        for job_id in await redis.zrange(email_queue_name(settings), 0, -1):
-            data = await redis.get(b"arq:job:" + job_id)
-            if data is None:
-                continue
-            job = orjson.loads(data)
-            kwargs = job["k"]
-            if kwargs["to"] == to and kwargs["template"] == template:
-                found.append((job["et"], kwargs["context"]["link"]))
-    finally:
-        await redis.aclose()
-    assert found, f"no {template} email queued for {to}"
-    link = sorted(found)[-1][1]
-    match = re.search(r"#token=([A-Za-z0-9_-]+)$", link)
-    assert match, "the link carries its token in the fragment"
-    return match.group(1)
-
-
-def refresh_cookie(response: httpx.Response) -> str:
-    for header in response.headers.get_list("set-cookie"):
-        name, _, rest = header.partition("=")
-        if name == "bb_refresh":
-            return rest.split(";", 1)[0]
-    raise AssertionError(f"no refresh cookie in {response.status_code} {response.text}")
+from tests.observability.conftest import (
+    AUTH,
+    PASSWORD,
+    LogCapture,
+    bearer,
+    new_email,
+    queued_token,
+    refresh_cookie,
+    run_worker_burst,
+)
 
 
 def is_test_client_line(line: str) -> bool:
     """The test's own HTTP client logs the URLs it requests; that is not a service's log."""
     return '"logger":"httpx"' in line and "http://testserver/" in line
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_no_secret_reaches_the_logs(

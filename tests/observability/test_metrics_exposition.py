@@ -7,90 +7,24 @@ unknown paths, an email sent by the real worker), so the labelled series exist."
 from __future__ import annotations
 
 import re
-import uuid
-from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.worker.metrics import MetricsServer
 from shared.metrics import UNMATCHED_ROUTE
 from tests.observability.conftest import (
     AUTH,
-    PASSWORD,
     REQUIRED_METRICS,
+    ROUTES,
     exposed_types,
-    new_email,
     promtool,
-    run_worker_burst,
 )
-from tests.observability.test_log_secrets import bearer, queued_token, refresh_cookie
 
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 LONG_HEX = re.compile(r"[0-9a-f]{16,}", re.I)
 LONG_NUMBER = re.compile(r"\d{6,}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", re.I)
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-
-
-ROUTES: dict[str, set[str]] = {}
-
-
-def route_templates(app: FastAPI) -> set[str]:
-    """Every path template the app serves: its OpenAPI paths and its plain routes (/metrics, /docs)."""
-    plain = {path for route in app.routes if isinstance(path := getattr(route, "path", None), str)}
-    return plain | set(app.openapi()["paths"])
-
-
-@pytest.fixture(scope="module")
-async def expositions(start_services: Any) -> dict[str, str]:
-    """The /metrics text of the auth app, the api app and the worker's metrics server."""
-    async with start_services() as svc:
-        ROUTES["auth"], ROUTES["api"] = route_templates(svc.auth), route_templates(svc.api)
-        async with svc.client(svc.auth) as auth, svc.client(svc.api) as api:
-            await drive_traffic(svc, auth, api)
-            auth_text = (await auth.get("/metrics")).text
-            api_text = (await api.get("/metrics")).text
-        server = MetricsServer(0, host="127.0.0.1")
-        await server.start()
-        try:
-            async with httpx.AsyncClient() as client:
-                response = await client.get(f"http://127.0.0.1:{server.port}/metrics")
-        finally:
-            await server.close()
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/plain;")
-    return {"auth": auth_text, "api": api_text, "worker": response.text}
-
-
-async def drive_traffic(svc: Any, auth: httpx.AsyncClient, api: httpx.AsyncClient) -> None:
-    email = new_email()
-    body = {"email": email, "password": PASSWORD, "name": "Metrics", "org_name": "Metrics Org"}
-    assert (await auth.post(f"{AUTH}/register", json=body)).status_code == 202
-    token = await queued_token(svc.auth_settings, email, "verify_email")
-    await run_worker_burst(svc.auth_settings)
-    assert (await auth.post(f"{AUTH}/email/verify", json={"token": token})).status_code == 200
-    assert (await auth.post(f"{AUTH}/login", json={"email": email, "password": "nope-nope-nope"})
-            ).status_code == 401
-    r = await auth.post(f"{AUTH}/login", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200
-    access = r.json()["access_token"]
-    auth.cookies.clear()
-    r = await auth.post(f"{AUTH}/refresh", headers={"Cookie": f"bb_refresh={refresh_cookie(r)}"})
-    assert r.status_code == 200
-    auth.cookies.clear()
-    assert (await auth.post(f"{AUTH}/magic-link", json={"email": email})).status_code == 202
-    # Ids in paths, matched and unmatched routes, errors: labels must stay templates.
-    some_id = uuid.uuid4()
-    assert (await auth.delete(f"{AUTH}/sessions/{some_id}", headers=bearer(access))).status_code == 404
-    assert (await api.get(f"/api/v1/users/{some_id}", headers=bearer(access))).status_code == 404
-    assert (await api.get("/api/v1/users", headers=bearer(access))).status_code == 200
-    assert (await api.get(f"/api/v1/users/{some_id}/no/such/thing?email={email}")).status_code == 404
-    assert (await api.get(f"/api/v1/me/{some_id}")).status_code in (404, 405)
-    assert (await api.get("/api/v1/me")).status_code == 401
-    assert (await auth.get(f"/{email}/{some_id}")).status_code == 404
 
 
 @pytest.mark.parametrize("service", ["auth", "api", "worker"])
