@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
 from shared.context import request_id_var
 from shared.logging import JsonFormatter, redact
@@ -12,7 +13,7 @@ from shared.logging import JsonFormatter, redact
 JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 
 
-def log_line(message: str, **extra: object) -> dict[str, object]:
+def log_line(message: str, **extra: object) -> dict[str, Any]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter("test"))
@@ -23,7 +24,8 @@ def log_line(message: str, **extra: object) -> dict[str, object]:
     logger.info(message, extra=extra)
     line = stream.getvalue()
     assert line.count("\n") == 1
-    return json.loads(line)
+    event: dict[str, Any] = json.loads(line)
+    return event
 
 
 def test_secrets_in_fields_and_text_are_redacted():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -47,10 +48,10 @@ async def client(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.
         yield c
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["type"] == f"https://blockbot.dev/problems/{slug}"
     assert body["status"] == status
     assert isinstance(body["title"], str) and body["title"]
