@@ -71,3 +71,13 @@ def test_invalid_jobs_are_refused_without_echoing_values(template: str, context:
     with pytest.raises(InvalidEmailJob) as info:
         renderer.render(template, context)
     assert "token" not in str(info.value)
+
+
+def test_production_refuses_to_start_without_a_resend_key(worker_settings) -> None:
+    from services.worker.main import check_settings
+    from shared.settings import SettingsError
+
+    settings = worker_settings(env="production", resend_api_key=None, app_base_url="https://app.example.com",
+                               cookie_secure=True)
+    with pytest.raises(SettingsError, match="RESEND_API_KEY"):
+        check_settings(settings)
