@@ -27,6 +27,8 @@ logger = logging.getLogger("blockbot.api.keys")
 
 MAX_AGE_SECONDS = 300.0
 MIN_REFETCH_SECONDS = 30.0
+# Until one fetch has succeeded (auth still starting) a missing key is retried much sooner.
+MIN_REFETCH_SECONDS_WITHOUT_KEYS = 1.0
 FETCH_TIMEOUT_SECONDS = 5.0
 
 
@@ -73,12 +75,15 @@ class PublicKeys:
                 return self._keys  # verification will refuse it
             if kid in self._keys or not isinstance(kid, str):
                 return self._keys
-        if now - self._attempted_at < MIN_REFETCH_SECONDS:
+        if now - self._attempted_at < self._min_refetch_interval():
             return self._keys
         async with self._lock:
-            if time.monotonic() - self._attempted_at >= MIN_REFETCH_SECONDS:
+            if time.monotonic() - self._attempted_at >= self._min_refetch_interval():
                 await self.refresh()
         return self._keys
+
+    def _min_refetch_interval(self) -> float:
+        return MIN_REFETCH_SECONDS if self._fetched else MIN_REFETCH_SECONDS_WITHOUT_KEYS
 
     async def refresh(self) -> bool:
         """Fetch the JWKS once; keep the previous keys on failure."""

@@ -212,3 +212,33 @@ async def test_jwks_failure_keeps_previous_keys(make_settings):
         assert await keys.refresh()
         assert not await keys.refresh()
         assert Minter(settings, key).kid in keys.current()
+
+
+async def test_failed_start_up_fetch_is_retried_within_a_second_not_after_30(make_settings, monkeypatch):
+    # The api often starts before auth: its first JWKS fetch fails. The first token must not be
+    # refused for the 30 s throttle that protects an already-populated cache.
+    import services.api.keys as keys_module
+
+    key = Ed25519PrivateKey.generate()
+    auth_up = [False]
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url)
+        if not auth_up[0]:
+            return httpx.Response(503)
+        return httpx.Response(200, json={"keys": [public_jwk(key.public_key())]})
+
+    settings = make_settings("api", jwks_url="http://auth.test/jwks.json")
+    clock = [1000.0]
+    monkeypatch.setattr(keys_module.time, "monotonic", lambda: clock[0])
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        keys = PublicKeys(settings, http)
+        assert not await keys.refresh()  # start-up: auth not ready
+        token = _token(Minter(settings, key))
+        assert await keys.for_token(token) == {}  # within the second: no hammering
+        assert len(calls) == 1
+        auth_up[0] = True
+        clock[0] += 1.5
+        assert Minter(settings, key).kid in await keys.for_token(token)
+        assert len(calls) == 2
