@@ -76,3 +76,29 @@ def test_routes_are_labelled_by_template(expositions: dict[str, str]) -> None:
     assert ours <= known, ours - known
     assert {"/api/v1/users/{user_id}", UNMATCHED_ROUTE, f"{AUTH}/login", "/metrics"} <= routes, routes
     assert any(r.startswith(f"{AUTH}/sessions/{{") for r in routes), routes
+
+
+def test_the_flows_are_counted_with_their_labels(expositions: dict[str, str]) -> None:
+    """The traffic above shows up as the labelled series the alerts and dashboard query."""
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for text in expositions.values()
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def seen(name: str, **labels: str) -> bool:
+        return any(
+            n == name and set(labels.items()) <= set(lbls) and value > 0
+            for (n, lbls), value in samples.items()
+        )
+
+    assert seen("auth_logins_total", result="success")
+    assert seen("auth_logins_total", result="invalid_credentials")
+    assert seen("auth_refresh_total", result="rotated")
+    assert seen("auth_magic_links_total", event="issued")
+    assert seen("email_jobs_total", template="verify_email", result="sent")
+    assert seen("ratelimit_decisions_total", outcome="allowed")
+    assert seen("http_requests_total", route=f"{AUTH}/login", method="POST", status_class="4xx")
+    assert seen("http_requests_total", route="/api/v1/users/{user_id}", method="GET", status_class="4xx")
+    assert seen("http_request_duration_seconds_count", route="/api/v1/users", method="GET")
