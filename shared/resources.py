@@ -33,7 +33,8 @@ class Resources:
         await self.engine.dispose()
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    """The process's clients. Async on purpose: FastAPI runs sync dependencies in a thread."""
     resources: Resources = request.app.state.resources
     return resources
 

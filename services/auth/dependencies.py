@@ -16,7 +16,7 @@ REFRESH_COOKIE = "bb_refresh"
 COOKIE_PATH = "/api/v1/auth"
 
 
-def get_state(request: Request) -> AuthState:
+async def get_state(request: Request) -> AuthState:
     state: AuthState = request.app.state.auth
     return state
 
@@ -24,7 +24,7 @@ def get_state(request: Request) -> AuthState:
 AuthDep = Annotated[AuthState, Depends(get_state)]
 
 
-def get_client(request: Request, state: AuthDep) -> ClientInfo:
+async def get_client(request: Request, state: AuthDep) -> ClientInfo:
     agent = request.headers.get("user-agent")
     return ClientInfo(ip=client_ip(request, state.settings), user_agent=agent[:512] if agent else None)
 
