@@ -78,7 +78,7 @@ async def test_alg_none_and_hs256_are_refused(client, minter, make_org):
               "sub": str(org.owner.id), "org": str(org.id), "role": "owner",
               "sid": str(uuid.uuid4()), "jti": "x", "iat": int(time.time()),
               "exp": int(time.time()) + 600}
-    none_token = jwt.encode(claims, None, algorithm="none", headers={"kid": minter.kid})
+    none_token = jwt.encode(claims, None, algorithm="none", headers={"kid": minter.kid})  # type: ignore[arg-type]
     assert_401(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {none_token}"}))
     hs_token = jwt.encode(
         claims, minter.public_b64 + "-padding-to-32-bytes", algorithm="HS256",
@@ -162,7 +162,7 @@ async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, m
 
     settings = make_settings("api", jwks_url="http://auth.test/api/v1/auth/.well-known/jwks.json")
     clock = [1000.0]
-    monkeypatch.setattr(keys_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         keys = PublicKeys(settings, http)
         assert await keys.refresh()
@@ -217,7 +217,6 @@ async def test_jwks_failure_keeps_previous_keys(make_settings):
 async def test_failed_start_up_fetch_is_retried_within_a_second_not_after_30(make_settings, monkeypatch):
     # The api often starts before auth: its first JWKS fetch fails. The first token must not be
     # refused for the 30 s throttle that protects an already-populated cache.
-    import services.api.keys as keys_module
 
     key = Ed25519PrivateKey.generate()
     auth_up = [False]
@@ -231,7 +230,7 @@ async def test_failed_start_up_fetch_is_retried_within_a_second_not_after_30(mak
 
     settings = make_settings("api", jwks_url="http://auth.test/jwks.json")
     clock = [1000.0]
-    monkeypatch.setattr(keys_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         keys = PublicKeys(settings, http)
         assert not await keys.refresh()  # start-up: auth not ready

@@ -75,7 +75,7 @@ async def test_worker_killed_mid_send_delivers_exactly_once_after_restart(
     second = start_worker(settings, log, free_port())
     try:
         async def queue_empty() -> bool:
-            return await redis.zcard(email_queue_name(settings)) == 0
+            return bool(await redis.zcard(email_queue_name(settings)) == 0)
 
         await wait_until(queue_empty, 45, "the restarted worker to finish the job")
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.worker.templates import InvalidEmailJob, TemplateRenderer, human_duration
@@ -9,7 +11,7 @@ from shared.email_queue import EmailTemplate
 
 renderer = TemplateRenderer("BlockBot")
 LINK = "https://app.example.com/auth/accept-invitation#token=abc&x=1"
-CONTEXTS = {
+CONTEXTS: dict[EmailTemplate, dict[str, Any]] = {
     EmailTemplate.MAGIC_LINK: {"link": LINK, "expires_in_seconds": 900},
     EmailTemplate.VERIFY_EMAIL: {"link": LINK, "expires_in_seconds": 86400, "name": "Ada"},
     EmailTemplate.PASSWORD_RESET: {"link": LINK, "expires_in_seconds": 3600},
@@ -67,7 +69,7 @@ def test_human_duration(seconds: int, words: str) -> None:
     ("magic_link", {"link": LINK, "expires_in_seconds": "soon"}),
     ("verify_email", {"link": LINK, "expires_in_seconds": 60, "name": ""}),
 ])
-def test_invalid_jobs_are_refused_without_echoing_values(template: str, context: dict) -> None:
+def test_invalid_jobs_are_refused_without_echoing_values(template: str, context: dict[str, Any]) -> None:
     with pytest.raises(InvalidEmailJob) as info:
         renderer.render(template, context)
     assert "token" not in str(info.value)
