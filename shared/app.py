@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from shared import health
+from shared.db import database_url
 from shared.errors import install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
@@ -31,6 +32,7 @@ def create_app(
     resources: Resources | None = None,
 ) -> FastAPI:
     """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here."""
+    database_url(settings)  # every HTTP service needs its database: refuse to start without
     configure_logging(settings.service_name, settings.log_level)
     setup_tracing(settings.service_name)
 

@@ -33,13 +33,19 @@ def async_url(url: str) -> str:
     return url
 
 
+def database_url(settings: Settings) -> str:
+    """This process's database as an asyncpg URL; processes that need one refuse to start without."""
+    settings.require("database_url")
+    return async_url(str(settings.database_url))
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """Create the process's engine; statement timeout bounds any runaway query.
 
     Its statements are traced (parameterized SQL only) when tracing is on.
     """
     engine = create_async_engine(
-        async_url(str(settings.database_url)),
+        database_url(settings),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=True,

@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     # --- database ---------------------------------------------------------------------------
     # Each process connects as its own role: the migrate job as an administrator, auth and api
     # as the least-privilege roles the migrate job creates.
-    database_url: PostgresDsn
+    # Required by auth, api and the migrate job (checked when they create their engine); the
+    # worker never touches the database and runs without it.
+    database_url: PostgresDsn | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=5, ge=0, le=200)
     database_statement_timeout_ms: int = Field(default=15_000, ge=100)

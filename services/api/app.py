@@ -19,8 +19,13 @@ from shared.settings import Settings, SettingsError
 
 def create_api_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
     """Build the api app. It only ever reads PUBLIC keys (JWT_PUBLIC_KEYS or JWKS_URL)."""
+    problems = []
     if not settings.jwt_public_keys and settings.jwks_url is None:
-        raise SettingsError(["JWKS_URL or JWT_PUBLIC_KEYS: required for the api service"])
+        problems.append("JWKS_URL or JWT_PUBLIC_KEYS: required for the api service")
+    if settings.database_url is None:
+        problems.append("DATABASE_URL: required for the api service")
+    if problems:
+        raise SettingsError(problems)
     static_keys(settings)  # fail start-up on a malformed key
 
     @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -12,9 +13,9 @@ from pydantic import SecretStr
 
 from migrations.roles import Roles
 from services.migrate.bootstrap import bootstrap_roles
-from shared.db import async_url
+from shared.db import database_url
 from shared.logging import configure_logging
-from shared.settings import Environment, Settings, get_settings
+from shared.settings import Environment, Settings, SettingsError, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger("blockbot.migrate")
@@ -29,7 +30,7 @@ def run_migrations(settings: Settings) -> None:
     if settings.env is Environment.PRODUCTION:
         settings.require("auth_db_password", "api_db_password")
     roles = Roles.for_prefix(settings.db_role_prefix)
-    dsn = async_url(str(settings.database_url)).replace("postgresql+asyncpg://", "postgresql://")
+    dsn = database_url(settings).replace("postgresql+asyncpg://", "postgresql://")
     asyncio.run(
         bootstrap_roles(
             dsn, roles,
@@ -40,7 +41,7 @@ def run_migrations(settings: Settings) -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["roles"] = roles
-    config.attributes["database_url"] = async_url(str(settings.database_url))
+    config.attributes["database_url"] = database_url(settings)
     command.upgrade(config, "head")
     logger.info("migrations applied", extra={"roles": [roles.owner, roles.auth, roles.api]})
 
@@ -48,7 +49,11 @@ def run_migrations(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging("migrate", settings.log_level)
-    run_migrations(settings)
+    try:
+        run_migrations(settings)
+    except SettingsError as error:
+        print(str(error), file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
