@@ -81,7 +81,7 @@ async def baseline(settings: Settings, count: int, concurrency: int) -> float:
 
 async def run(args: argparse.Namespace, redis_url: str, fake_url: str) -> None:
     settings = load_settings(
-        env="test", service_name="bench", database_url="postgresql://unused:unused@127.0.0.1:1/unused",
+        env="test", service_name="bench",  # no database: the worker has none
         redis_url=redis_url, redis_key_prefix=f"bench:{secrets.token_hex(4)}:",
         resend_api_key=DEFAULT_API_KEY, resend_api_url=fake_url,
         email_from="BlockBot <no-reply@blockbot.test>", worker_concurrency=args.concurrency,

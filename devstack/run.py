@@ -65,7 +65,7 @@ class Ports:
     """Every port the stack listens on (all bound to 127.0.0.1)."""
 
     http: int = 8080  # Traefik, the only public entry point
-    ping: int = 8081  # Traefik's /ping, on its own entry point so it is never routed publicly
+    ping: int = 8081  # Traefik's /ping and /metrics, on its own entry point, never routed publicly
     auth: int = 8001
     api: int = 8002
     worker_metrics: int = 9102
@@ -325,12 +325,12 @@ class StackRunner:
         password = self.secrets[f"{role.upper()}_DB_PASSWORD"]
         return url_with(self.admin_url, user=f"{self.role_prefix}_{role}", password=password)
 
-    def service_env(self, name: str, database_role: str) -> dict[str, str]:
+    def service_env(self, name: str, database_role: str | None) -> dict[str, str]:
+        """The environment of one service; `database_role=None`: no database credentials."""
         env = self.base_env()
         env.update({
             "ENV": "development",
             "SERVICE_NAME": name,
-            "DATABASE_URL": self.role_url(database_role),
             "REDIS_URL": self.redis_service_url,
             "COOKIE_SECURE": "false",
             "APP_BASE_URL": self.http_url,
@@ -338,6 +338,8 @@ class StackRunner:
             "TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
             "WORKER_METRICS_PORT": str(self.ports.worker_metrics),
         })
+        if database_role is not None:
+            env["DATABASE_URL"] = self.role_url(database_role)
         return env
 
     def process_specs(self) -> list[ProcessSpec]:
@@ -350,7 +352,8 @@ class StackRunner:
         api_env["JWKS_URL"] = (
             f"http://127.0.0.1:{self.ports.auth}/api/v1/auth/.well-known/jwks.json"
         )
-        worker_env = self.service_env("worker", "api")
+        # The worker only talks to Redis and the email provider: no database credentials.
+        worker_env = self.service_env("worker", None)
         traefik_env = self.base_env()
         traefik_env.update({
             "BLOCKBOT_AUTH_UPSTREAM": f"http://127.0.0.1:{self.ports.auth}",
@@ -385,7 +388,7 @@ class StackRunner:
             f"  auth                http://127.0.0.1:{p.auth}   (/docs, /health, /ready, /metrics)",
             f"  api                 http://127.0.0.1:{p.api}   (/docs, /health, /ready, /metrics)",
             f"  worker metrics      http://127.0.0.1:{p.worker_metrics}/metrics",
-            f"  traefik ping        http://127.0.0.1:{p.ping}/ping",
+            f"  traefik ping        http://127.0.0.1:{p.ping}/ping   (and its /metrics)",
             f"  PostgreSQL          {self.admin_url.split('@')[-1]}   (admin URL; roles "
             f"{self.role_prefix}_auth / {self.role_prefix}_api, passwords in {self.secrets_file})",
             f"  Redis               {self.redis_service_url}",
@@ -396,8 +399,12 @@ class StackRunner:
 
     def supervise(self) -> int:
         """Run the services under honcho until Ctrl-C, SIGTERM or one of them exits."""
+        import honcho.manager
         from honcho.manager import Manager
 
+        # honcho SIGKILLs what is still running 5 s after SIGTERM; the worker lets an in-flight
+        # send finish for up to its job timeout (EMAIL_SEND_TIMEOUT_SECONDS + 5 s) first.
+        honcho.manager.KILL_WAIT = max(honcho.manager.KILL_WAIT, graceful_stop_seconds())
         specs = self.process_specs()
         self.write_procfile(specs)
         manager = Manager()
@@ -447,6 +454,16 @@ class StackRunner:
             self.say("stopped")
 
 
+def graceful_stop_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """How long the processes get between SIGTERM and SIGKILL: the worker's job timeout + 5 s."""
+    environ = os.environ if environ is None else environ
+    try:
+        send_timeout = float(environ.get("EMAIL_SEND_TIMEOUT_SECONDS") or 10)
+    except ValueError:
+        send_timeout = 10.0
+    return send_timeout + 5 + 5
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -463,23 +480,51 @@ def traefik_binary() -> str:
     return found
 
 
-def traefik_command(ports: Ports) -> list[str]:
-    """Traefik's static configuration, as flags (routes are in traefik/dynamic/)."""
+def traefik_tracing_flags(environ: Mapping[str, str]) -> list[str]:
+    """OTLP tracing flags when the standard OTEL_* variables ask for an exporter, else none.
+
+    With tracing on, Traefik starts the root span of each request and sends its `traceparent`
+    to auth/api, so a trace begins at the gateway."""
+    exporters = {part.strip().lower() for part in (environ.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")}
+    if "otlp" not in exporters or environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if not endpoint:
+        base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        if not base:
+            return []
+        endpoint = base.rstrip("/") + "/v1/traces"
+    flags = ["--tracing=true", "--tracing.serviceName=traefik", f"--tracing.otlp.http.endpoint={endpoint}"]
+    sampler = environ.get("OTEL_TRACES_SAMPLER", "")
+    ratio = environ.get("OTEL_TRACES_SAMPLER_ARG", "")
+    if "traceidratio" in sampler and ratio:
+        flags.append(f"--tracing.sampleRate={float(ratio)}")
+    return flags
+
+
+def traefik_command(ports: Ports, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Traefik's static configuration, as flags (routes are in traefik/dynamic/).
+
+    Two entry points: `web` (the gateway, routed by traefik/dynamic/) and `ops` (/ping and
+    Traefik's own Prometheus /metrics; no router uses it, so neither is reachable on `web`)."""
     return [
         traefik_binary(),
         f"--entryPoints.web.address=127.0.0.1:{ports.http}",
-        f"--entryPoints.ping.address=127.0.0.1:{ports.ping}",
+        f"--entryPoints.ops.address=127.0.0.1:{ports.ping}",
         # Headers whose names alias others (X_Forwarded_For, X.Forwarded.For) are dropped.
         "--entryPoints.web.http.aliasHeadersStrategy=delete",
-        "--entryPoints.ping.http.aliasHeadersStrategy=delete",
+        "--entryPoints.ops.http.aliasHeadersStrategy=delete",
         "--ping=true",
-        "--ping.entryPoint=ping",
+        "--ping.entryPoint=ops",
+        "--metrics.prometheus=true",
+        "--metrics.prometheus.entryPoint=ops",
         f"--providers.file.directory={TRAEFIK_DYNAMIC_DIR}",
         "--providers.file.watch=true",
         "--log.level=WARN",
         "--accessLog=true",
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
+        *traefik_tracing_flags(os.environ if environ is None else environ),
     ]
 
 
@@ -591,7 +636,7 @@ class LocalStack:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 30.0) -> int | None:
+    def stop(self, timeout: float = 45.0) -> int | None:
         """SIGTERM, as Ctrl-C would; SIGKILL the whole group only if it does not stop."""
         if self.process is None:
             return None

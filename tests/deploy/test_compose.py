@@ -140,11 +140,14 @@ def test_app_services_share_one_image(config: dict[str, Any]) -> None:
 
 def test_depends_on_conditions(config: dict[str, Any]) -> None:
     services = config["services"]
-    for name in ("auth", "api", "worker"):
+    for name in ("auth", "api"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["postgres"]["condition"] == "service_healthy", name
         assert depends["redis"]["condition"] == "service_healthy", name
+    # The worker needs Redis only: it never touches the database.
+    assert set(services["worker"]["depends_on"]) == {"redis"}
+    assert services["worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
     traefik = services["traefik"]["depends_on"]
     assert traefik["auth"]["condition"] == "service_healthy"
     assert traefik["api"]["condition"] == "service_healthy"
@@ -247,6 +250,10 @@ def test_services_connect_as_their_own_roles(base: dict[str, Any]) -> None:
     assert "//blockbot_api:" in services["api"]["environment"]["DATABASE_URL"]
     assert "//postgres:" in services["migrate"]["environment"]["DATABASE_URL"]
     assert "JWT_PRIVATE_KEYS" not in services["api"]["environment"]
+    # Least privilege: the worker gets no database credentials at all.
+    worker_env = services["worker"]["environment"]
+    assert "DATABASE_URL" not in worker_env, worker_env.get("DATABASE_URL")
+    assert not any("DB_PASSWORD" in key or "JWT_PRIVATE" in key for key in worker_env), worker_env
     assert "AUTH_DB_PASSWORD" not in services["api"]["environment"]
     for name in ("auth", "api", "worker"):
         assert services[name]["environment"]["TRUSTED_PROXIES"] == "172.30.0.10/32"
@@ -295,3 +302,26 @@ def test_dockerfile_is_multi_stage_and_non_root() -> None:
     assert re.search(r"^USER\s+(?!root|0\b)\S+", runtime, flags=re.MULTILINE)
     assert "build-essential" not in runtime and "apt-get install" not in runtime
     assert "python:3.12-slim" in text
+
+
+def test_stop_grace_periods_outlast_graceful_shutdown(config: dict[str, Any]) -> None:
+    """Docker SIGKILLs after stop_grace_period (default 10 s): each service must get longer
+    than its own graceful shutdown, or in-flight work is cut off."""
+    from services.worker.main import job_timeout_seconds
+    from shared.settings import load_settings
+
+    def seconds(value: str | None) -> float:
+        assert value, "no stop_grace_period (Docker's default is 10 s)"
+        match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+        assert match and value, value
+        return int(match.group(1) or 0) * 60 + float(match.group(2) or 0)
+
+    services = config["services"]
+    worker_settings = load_settings(env="test", redis_url="redis://127.0.0.1:1/0")
+    # arq waits up to the job timeout for in-flight sends, then closes the sender and Redis.
+    assert seconds(services["worker"].get("stop_grace_period")) >= job_timeout_seconds(worker_settings) + 10
+    for name in ("auth", "api"):
+        command = services[name]["command"]
+        graceful = float(command[command.index("--timeout-graceful-shutdown") + 1])
+        assert seconds(services[name].get("stop_grace_period")) >= graceful + 5, name
+    assert seconds(services["traefik"].get("stop_grace_period")) > 10  # Traefik's graceTimeOut

@@ -279,6 +279,20 @@ def bearer(token: str) -> dict[str, str]:
 
 
 ROUTES: dict[str, set[str]] = {}
+# Route labels already in the process-global prometheus_client registry before this suite's
+# traffic: other suites' throwaway apps (tests/foundation's /things, /boom, ...) share it.
+FOREIGN_ROUTES: set[str] = set()
+
+
+def registry_route_labels() -> set[str]:
+    """Every `route` label value of http_requests_total in the process-global registry."""
+    from prometheus_client import REGISTRY
+
+    return {
+        sample.labels["route"]
+        for family in REGISTRY.collect() if family.name == "http_requests"
+        for sample in family.samples if "route" in sample.labels
+    }
 
 
 def route_templates(app: FastAPI) -> set[str]:
@@ -292,6 +306,8 @@ async def expositions(start_services: Any) -> dict[str, str]:
     """The /metrics text of the auth app, the api app and the worker's metrics server."""
     async with start_services() as svc:
         ROUTES["auth"], ROUTES["api"] = route_templates(svc.auth), route_templates(svc.api)
+        FOREIGN_ROUTES.clear()
+        FOREIGN_ROUTES.update(registry_route_labels() - ROUTES["auth"] - ROUTES["api"])
         async with svc.client(svc.auth) as auth, svc.client(svc.api) as api:
             await drive_traffic(svc, auth, api)
             auth_text = (await auth.get("/metrics")).text

@@ -84,7 +84,14 @@ def test_scrape_configs_cover_every_service() -> None:
         "auth": [f"127.0.0.1:{ports.auth}"],
         "api": [f"127.0.0.1:{ports.api}"],
         "worker": [f"127.0.0.1:{ports.worker_metrics}"],
+        "traefik": [f"127.0.0.1:{ports.ping}"],
     }
+    # devstack's Traefik serves those metrics on that (internal) entry point, not the gateway.
+    from devstack.run import traefik_command
+
+    command = traefik_command(ports, environ={})
+    assert f"--entryPoints.ops.address=127.0.0.1:{ports.ping}" in command
+    assert "--metrics.prometheus=true" in command and "--metrics.prometheus.entryPoint=ops" in command
 
 
 def test_compose_monitoring_profile_mounts_these_files() -> None:

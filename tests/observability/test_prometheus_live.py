@@ -63,7 +63,7 @@ def stack(prometheus_binary: str) -> Iterator[LocalStack]:
         local = LocalStack(Path(directory) / "stack", ports=Ports.free(), env=dict(STACK_ENV))
         local.start()
         try:
-            local.wait_ready(timeout=180, parts=("auth", "api", "worker"))
+            local.wait_ready(timeout=180, parts=("auth", "api", "worker", "traefik"))
             yield local
         finally:
             local.stop()
@@ -72,7 +72,8 @@ def stack(prometheus_binary: str) -> Iterator[LocalStack]:
 def local_config(ports: Ports, rules: Path) -> dict[str, Any]:
     """infra/prometheus/prometheus.local.yml with the stack's ports and a fast scrape interval."""
     config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.local.yml").read_text())
-    port_of = {"auth": ports.auth, "api": ports.api, "worker": ports.worker_metrics}
+    port_of = {"auth": ports.auth, "api": ports.api, "worker": ports.worker_metrics,
+               "traefik": ports.ping}
     config["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"})
     config["rule_files"] = [str(rules)]
     for job in config["scrape_configs"]:
@@ -138,14 +139,14 @@ def test_prometheus_finds_every_target_of_the_local_stack_up(prometheus: str, st
             break
         time.sleep(0.5)
     summary = {t["labels"]["job"]: (t["health"], t["scrapeUrl"], t.get("lastError")) for t in targets}
-    assert set(summary) == {"auth", "api", "worker"}, summary
+    assert set(summary) == {"auth", "api", "worker", "traefik"}, summary
     assert all(health == "up" for health, _, _ in summary.values()), (summary, stack.log_tail(3000))
 
     # The scraped series arrive, labelled by job.
     result = api(prometheus, "query", query="count by (job) (up == 1)")["result"]
-    assert {r["metric"]["job"] for r in result} == {"auth", "api", "worker"}
+    assert {r["metric"]["job"] for r in result} == {"auth", "api", "worker", "traefik"}
     for job, metric in (("auth", "http_requests_total"), ("api", "db_pool_connections"),
-                        ("worker", "email_queue_depth")):
+                        ("worker", "email_queue_depth"), ("traefik", "traefik_config_reloads_total")):
         series = api(prometheus, "series", **{"match[]": f'{metric}{{job="{job}"}}'})
         assert series, f"no {metric} from {job}"
 
@@ -168,6 +169,13 @@ def test_alert_rules_load_and_evaluate_against_real_series(prometheus: str) -> N
     # A healthy idle stack pages nobody.
     firing = [a for a in api(prometheus, "alerts")["alerts"] if a["state"] == "firing"]
     assert not firing, firing
+
+
+def test_traefik_metrics_are_on_the_ops_entry_point_only(stack: LocalStack) -> None:
+    status, body = http_get(f"http://127.0.0.1:{stack.ports.ping}/metrics")
+    assert status == 200 and b"traefik_" in body
+    status, body = http_get(f"http://127.0.0.1:{stack.ports.http}/metrics")
+    assert status == 404 and b"traefik_" not in body
 
 
 @pytest.mark.parametrize("service", ["auth", "api", "worker"])

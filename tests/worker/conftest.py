@@ -17,8 +17,6 @@ from services.worker.main import WorkerOptions, create_worker
 from shared.redis import create_redis
 from shared.settings import Settings, load_settings
 
-# The worker never touches PostgreSQL, but Settings requires a DATABASE_URL.
-UNUSED_DATABASE_URL = "postgresql://unused:unused@127.0.0.1:1/unused"
 FAST_RETRY = RetryPolicy(base_seconds=0.05, max_seconds=0.2)
 
 
@@ -32,14 +30,14 @@ def fake_resend() -> Iterator[FakeResend]:
 def worker_settings(
     redis_url: str, redis_prefix: str, tmp_path: Path, fake_resend: FakeResend
 ) -> Callable[..., Settings]:
-    """Settings for one test: its own key prefix (so its own queue), pointed at the fake."""
+    """Settings for one test: its own key prefix (so its own queue), pointed at the fake; no
+    database (the worker has none)."""
     prefix = f"{redis_prefix}w{secrets.token_hex(3)}:"
 
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "env": "test",
             "service_name": "worker",
-            "database_url": UNUSED_DATABASE_URL,
             "redis_url": redis_url,
             "redis_key_prefix": prefix,
             "resend_api_key": fake_resend.api_key,

@@ -17,18 +17,17 @@ from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
 from shared.email_queue import EmailTemplate, email_queue_name, enqueue_email
 from shared.settings import Settings
-from tests.worker.conftest import UNUSED_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK = "http://localhost:8080/auth/magic#token=proc-secret-token"
 
 
 def start_worker(settings: Settings, log: Path, metrics_port: int) -> subprocess.Popen[bytes]:
+    # No DATABASE_URL at all (not even an inherited one): the worker runs without a database.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         "ENV": "test",
         "SERVICE_NAME": "worker",
-        "DATABASE_URL": UNUSED_DATABASE_URL,
         "REDIS_URL": str(settings.redis_url),
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "RESEND_API_KEY": settings.resend_api_key.get_secret_value() if settings.resend_api_key else "",
@@ -127,3 +126,34 @@ async def test_sigterm_lets_the_in_flight_job_finish(
     events = [orjson.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert any(e.get("event") == "email sent" for e in events)
     assert any(e.get("event") == "email worker stopped" for e in events)
+
+
+def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp_path: Path) -> None:
+    """compose gives the worker no DATABASE_URL (least privilege): production settings must load.
+
+    `dead-letter` runs the same settings checks as the worker and then only reads Redis, so it
+    proves start-up without running a worker; without RESEND_API_KEY it must refuse (exit 2)
+    naming the variable, never mentioning a database."""
+    settings = worker_settings()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        "ENV": "production",
+        "SERVICE_NAME": "worker",
+        "REDIS_URL": str(settings.redis_url),
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "APP_BASE_URL": "https://app.example.org",
+        "COOKIE_SECURE": "true",
+        "EMAIL_FROM": "BlockBot <no-reply@blockbot.example.org>",
+        "RESEND_API_KEY": "re_test_key",
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    command = [sys.executable, "-m", "services.worker", "dead-letter", "--limit", "1"]
+    ok = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "DATABASE_URL" not in ok.stderr
+
+    env.pop("RESEND_API_KEY")
+    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert refused.returncode == 2
+    assert "RESEND_API_KEY" in refused.stderr and "DATABASE_URL" not in refused.stderr
