@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from uuid import UUID
 
 from sqlalchemy import text
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -58,6 +60,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "timeout": 5,
         },
     )
+    # Pre-ping stays on (a database restart must not fail requests), but not with asyncpg's own
+    # ping, which wraps `;` in a transaction it rolls back (BEGIN, `;`, ROLLBACK: three round
+    # trips, for pgbouncer transaction mode, which is not used here). The generic DB-API ping
+    # runs `SELECT 1` in the transaction the checked-out connection then serves: the same
+    # liveness check and disconnect handling, and the request's BEGIN comes with it.
+    dialect = engine.sync_engine.dialect
+    assert isinstance(dialect, DefaultDialect)
+    dialect.do_ping = partial(DefaultDialect.do_ping, dialect)  # type: ignore[method-assign]
     instrument_engine(engine)
     return engine
 

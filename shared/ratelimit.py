@@ -7,6 +7,10 @@ integers, ~100 bytes) whatever the limit, unlike a sliding log that stores one m
 request. All windows are evaluated first and incremented only if every one allows the request,
 so a request refused by the org window does not consume the user's quota. The clock is Redis'
 own (`TIME`), so several app servers agree.
+
+The same call can also report whether some other keys exist (`flag_keys`, e.g. the api's
+revoked-session marker), so a request needs a single Redis round trip for both. Flags do not
+change the decision or what is recorded; the caller decides what a present flag means.
 """
 
 from __future__ import annotations
@@ -33,21 +37,22 @@ RATELIMIT_DECISIONS = Counter(
     ["scope", "outcome"],
 )
 
-# KEYS: one per window. ARGV: cost, then limit and period (ms) per window.
+# KEYS: one per window, then the flag keys. ARGV: cost, number of windows, then limit and
+# period (ms) per window.
 # Returns: allowed (1/0), index (1-based) of the deciding window, its limit, remaining,
-# reset (ms) and retry-after (ms, 0 when allowed).
+# reset (ms), retry-after (ms, 0 when allowed) and how many flag keys exist.
 _LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cost = tonumber(ARGV[1])
-local n = #KEYS
+local n = tonumber(ARGV[2])
 local state = {}
 local all_ok = true
 local pick, pick_remaining, pick_retry = 1, math.huge, -1
 for i = 1, n do
-  local limit = tonumber(ARGV[2 * i])
-  local period = tonumber(ARGV[2 * i + 1])
+  local limit = tonumber(ARGV[2 * i + 1])
+  local period = tonumber(ARGV[2 * i + 2])
   local bucket = math.floor(now / period)
   local h = redis.call('HMGET', KEYS[i], 'b', 'c', 'p')
   local b, c, p = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
@@ -87,8 +92,10 @@ if all_ok then
     redis.call('PEXPIRE', KEYS[i], s[6] * 2)
   end
 end
+local flags = 0
+if #KEYS > n then flags = redis.call('EXISTS', unpack(KEYS, n + 1)) end
 local s = state[pick]
-return {all_ok and 1 or 0, pick, s[7], s[8], s[6] - s[9], math.max(pick_retry, 0)}
+return {all_ok and 1 or 0, pick, s[7], s[8], s[6] - s[9], math.max(pick_retry, 0), flags}
 """
 
 
@@ -112,6 +119,7 @@ class Decision:
     remaining: int
     reset_seconds: int
     retry_after: int | None
+    flagged: bool = False  # one of the call's `flag_keys` exists
 
 
 def _ceil_seconds(ms: int) -> int:
@@ -126,16 +134,23 @@ class RateLimiter:
         self.prefix = settings.redis_key_prefix + "rl:"
         self._script = redis.register_script(_LUA)
 
-    async def check(self, windows: Sequence[Window], cost: int = 1) -> Decision:
-        """Evaluate and (if all pass) record the windows; Redis errors propagate."""
+    async def check(
+        self, windows: Sequence[Window], cost: int = 1, *, flag_keys: Sequence[str] = ()
+    ) -> Decision:
+        """Evaluate and (if all pass) record the windows; Redis errors propagate.
+
+        `flag_keys` (full Redis keys) are only tested for existence, in the same atomic call:
+        `Decision.flagged` is true when at least one exists.
+        """
         if not windows:
             raise ValueError("at least one window")
         keys = [f"{self.prefix}{w.scope}:{w.period_seconds}:{w.key}" for w in windows]
-        args: list[int] = [cost]
+        keys += flag_keys
+        args: list[int] = [cost, len(windows)]
         for w in windows:
             args += [w.limit, w.period_seconds * 1000]
         raw = await self._script(keys=keys, args=args)
-        allowed, index, limit, remaining, reset_ms, retry_ms = (int(x) for x in raw)
+        allowed, index, limit, remaining, reset_ms, retry_ms, flags = (int(x) for x in raw)
         window = windows[index - 1]
         decision = Decision(
             allowed=bool(allowed),
@@ -144,14 +159,17 @@ class RateLimiter:
             remaining=remaining,
             reset_seconds=_ceil_seconds(reset_ms),
             retry_after=None if allowed else max(1, _ceil_seconds(retry_ms)),
+            flagged=flags > 0,
         )
         RATELIMIT_DECISIONS.labels(decision.scope, "allowed" if allowed else "limited").inc()
         return decision
 
-    async def check_fail_open(self, windows: Sequence[Window]) -> Decision | None:
+    async def check_fail_open(
+        self, windows: Sequence[Window], *, flag_keys: Sequence[str] = ()
+    ) -> Decision | None:
         """Check, but let the request through (and count it) when Redis is unavailable."""
         try:
-            return await self.check(windows)
+            return await self.check(windows, flag_keys=flag_keys)
         except (RedisError, OSError) as error:
             RATELIMIT_DECISIONS.labels("all", "fail_open").inc()
             logger.warning("rate limiter unavailable, failing open", extra={"error": repr(error)})

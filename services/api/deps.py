@@ -3,8 +3,8 @@
 Per request, in this order:
 
 1. `authenticate`: bearer token verified with public keys only (signature, alg, kid, iss, aud,
-   exp); then the three rate-limit windows (one Lua call, fail open when Redis is down); then
-   the revoked-session marker.
+   exp); then, in ONE Lua call (one Redis round trip), the three rate-limit windows and the
+   revoked-session marker (fail open when Redis is down).
 2. `TenantSession`: one transaction bound (`set_config(..., true)`) to the org of the VERIFIED
    token, committed after the handler returns and before the response is sent, rolled back on
    any error. Row Level Security is the tenant boundary.
@@ -28,18 +28,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Request
-from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.keys import PublicKeys
 from services.api.metrics import AUTH_FAILURES, REVOCATION_CHECK_FAIL_OPEN
-from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
+from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
 from shared.db import tenant_transaction
 from shared.errors import Forbidden, RateLimited, Unauthorized
 from shared.ratelimit import Decision, RateLimiter, Window, client_ip, ratelimit_headers
-from shared.resources import Resources, ResourcesDep
+from shared.resources import ResourcesDep
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.api.auth")
@@ -97,17 +96,6 @@ def _bearer_token(request: Request) -> str:
     return token
 
 
-async def _session_revoked(resources: Resources, claims: AccessClaims) -> bool:
-    try:
-        return await is_session_revoked(resources.redis, resources.settings, claims.session_id)
-    except (RedisError, OSError) as error:
-        REVOCATION_CHECK_FAIL_OPEN.inc()
-        logger.warning(
-            "revoked-session check unavailable, failing open", extra={"error": repr(error)}
-        )
-        return False
-
-
 async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaims:
     """Verify the bearer token, apply the rate limits, reject revoked sessions."""
     token = _bearer_token(request)
@@ -121,13 +109,20 @@ async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaim
     route = getattr(request.scope.get("route"), "path", request.url.path)
     policy: RatePolicy = request.app.state.rate_policy
     limiter: RateLimiter = request.app.state.rate_limiter
-    decision = await limiter.check_fail_open(policy.windows(claims, request.method, route))
-    if decision is not None:
-        request.scope[DECISION_SCOPE_KEY] = decision
-    if await _session_revoked(resources, claims):
+    # One Lua call: the three windows and the revoked-session marker (one round trip).
+    decision = await limiter.check_fail_open(
+        policy.windows(claims, request.method, route),
+        flag_keys=[revoked_sid_key(resources.settings, claims.session_id)],
+    )
+    if decision is None:
+        REVOCATION_CHECK_FAIL_OPEN.inc()
+        logger.warning("revoked-session check unavailable (Redis down), failing open")
+        return claims
+    request.scope[DECISION_SCOPE_KEY] = decision
+    if decision.flagged:
         AUTH_FAILURES.labels("revoked").inc()
         raise Unauthorized("The session of this access token has been revoked.")
-    if decision is not None and not decision.allowed:
+    if not decision.allowed:
         raise RateLimited(
             f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",
             headers=ratelimit_headers(decision),

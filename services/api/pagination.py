@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -57,8 +57,10 @@ def decode_time_id_cursor(cursor: str) -> tuple[datetime, UUID]:
         when = datetime.fromisoformat(stamp)
         if when.tzinfo is None:
             raise ValueError
-        return when, UUID(ident)
-    except ValueError:
+        # In UTC here: an offset that pushes it outside datetime's range is the client's error
+        # (422), not an OverflowError in the driver (500).
+        return when.astimezone(UTC), UUID(ident)
+    except (ValueError, OverflowError):
         raise _invalid() from None
 
 

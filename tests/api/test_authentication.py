@@ -241,3 +241,34 @@ async def test_failed_start_up_fetch_is_retried_within_a_second_not_after_30(mak
         clock[0] += 1.5
         assert Minter(settings, key).kid in await keys.for_token(token)
         assert len(calls) == 2
+
+
+async def test_one_redis_round_trip_per_authenticated_request(api, minter, make_org, admin):
+    """The rate-limit windows and the revoked-session marker are read in one Lua call."""
+    org = await make_org("owner")
+    sid = await add_session(admin, org.owner)
+    headers = minter.headers(org.owner, sid=sid)
+    redis = api.app.state.resources.redis
+    commands: list[str] = []
+    original = redis.execute_command
+
+    async def counting(*args, **kwargs):
+        commands.append(str(args[0]))
+        return await original(*args, **kwargs)
+
+    redis.execute_command = counting
+    try:
+        assert (await api.client.get("/api/v1/me", headers=headers)).status_code == 200
+        assert commands == ["EVALSHA"]
+        setter = create_redis(api.settings)
+        try:
+            await mark_sessions_revoked(setter, api.settings, [sid])
+        finally:
+            await setter.aclose()
+        commands.clear()
+        response = await api.client.get("/api/v1/me", headers=headers)
+        assert_401(response)
+        assert commands == ["EVALSHA"]
+        assert "ratelimit-remaining" in response.headers  # a decision was made: headers on the 401
+    finally:
+        del redis.execute_command

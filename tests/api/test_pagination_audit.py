@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from services.api.pagination import encode_cursor
 from tests.api.conftest import add_member
 
 
@@ -89,3 +90,16 @@ async def test_invalid_cursor_and_limit_are_422_problems(client, minter, make_or
             response = await client.get(path, params=params, headers=headers)
             assert response.status_code == 422, (path, params, response.text)
             assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_cursor_with_out_of_range_timestamp_is_a_422_problem(client, minter, make_org):
+    """A well-formed cursor whose timestamp overflows once converted to UTC is the client's error."""
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    for path in ("/api/v1/users", "/api/v1/invitations"):
+        for stamp in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+            cursor = encode_cursor(stamp, uuid.uuid4())
+            response = await client.get(path, params={"cursor": cursor}, headers=headers)
+            assert response.status_code == 422, (path, stamp, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["errors"][0]["loc"] == ["query", "cursor"]

@@ -120,3 +120,20 @@ def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(redis_settin
     # Garbage in the header falls back to the peer.
     assert client_ip(_request("10.0.0.2", "not-an-ip"), settings) == "10.0.0.2"
     assert hash_identifier(" A@Example.COM") == hash_identifier("a@example.com")
+
+
+async def test_flag_keys_are_reported_in_the_same_call_and_change_nothing(
+    redis_client, redis_settings
+):
+    limiter = RateLimiter(redis_client, redis_settings)
+    flag = f"{redis_settings.redis_key_prefix}flag:{id(limiter)}"
+    window = [Window("user", "flagged-user", 2, 3600)]
+    first = await limiter.check(window, flag_keys=[flag])
+    assert first.allowed and not first.flagged and first.remaining == 1
+    await redis_client.set(flag, b"1", ex=60)
+    second = await limiter.check(window, flag_keys=[f"{flag}:absent", flag])
+    # The flag is reported; the window is evaluated and recorded exactly as without it.
+    assert second.allowed and second.flagged and second.remaining == 0
+    refused = await limiter.check(window, flag_keys=[flag])
+    assert not refused.allowed and refused.flagged
+    assert not (await limiter.check([Window("user", "other", 2, 3600)])).flagged
