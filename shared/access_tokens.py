@@ -27,6 +27,11 @@ from shared.errors import Unauthorized
 from shared.settings import Settings
 
 ALGORITHM = "EdDSA"
+# RFC 9068 media type of access tokens, set by the auth service. Verification refuses any other
+# explicit type (a future ID token or link token signed with the same keys is not an access
+# token); a plain "JWT" or no `typ` is still accepted for tokens minted before it was set.
+ACCESS_TOKEN_TYPE = "at+jwt"
+_ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "role", "sid", "jti", "iat", "exp")
 ROLES = frozenset({"owner", "admin", "member"})
 INVALID_TOKEN_DETAIL = "The access token is invalid or expired."
@@ -129,6 +134,9 @@ def verify_access_token(
         raise Unauthorized(INVALID_TOKEN_DETAIL) from None
     kid = header.get("kid")
     if header.get("alg") != ALGORITHM or not isinstance(kid, str) or kid not in keys:
+        raise Unauthorized(INVALID_TOKEN_DETAIL)
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES):
         raise Unauthorized(INVALID_TOKEN_DETAIL)
     try:
         claims = jwt.decode(

@@ -84,6 +84,11 @@ class Gone(AppError):
     default_detail = "The resource is no longer available."
 
 
+class PayloadTooLarge(AppError):
+    status, slug, title = 413, "payload-too-large", "Payload Too Large"
+    default_detail = "The request body is too large."
+
+
 class ValidationFailed(AppError):
     status, slug, title = 422, "validation-error", "Validation Error"
     default_detail = "The request body or parameters are invalid."
@@ -103,7 +108,7 @@ _BY_STATUS: dict[int, type[AppError]] = {
     cls.status: cls
     for cls in (
         BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Gone,
-        ValidationFailed, RateLimited, ServiceUnavailable,
+        PayloadTooLarge, ValidationFailed, RateLimited, ServiceUnavailable,
     )
 }
 

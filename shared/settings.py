@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     ratelimit_user_endpoint_per_minute: int = Field(default=100, ge=1)
     ratelimit_auth_ip_per_minute: int = Field(default=30, ge=1)
     ratelimit_auth_email_per_hour: int = Field(default=10, ge=1)
+    # Auth /refresh per client IP: higher than the rest (many users may share one NAT address).
+    ratelimit_auth_refresh_ip_per_minute: int = Field(default=120, ge=1)
 
     # --- email ------------------------------------------------------------------------------
     resend_api_key: SecretStr | None = None

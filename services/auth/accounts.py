@@ -258,6 +258,15 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
     """Consume a magic link (single use), mark the email verified, and log the user in."""
     async with transaction(state.sessionmaker) as db:
         user = await _consume_for_user(db, Purpose.MAGIC_LINK, token)
+        if not user.verified:
+            # The pending password was chosen by whoever registered the address, which the
+            # mailbox owner never confirmed: keeping it would let a squatter who registered the
+            # victim's address log in once the victim signs in by email (account pre-hijacking).
+            # The user can set a password with /password/forgot.
+            await db.execute(
+                text("UPDATE users SET password_hash = NULL, updated_at = now() WHERE id = :id"),
+                {"id": user.id},
+            )
         user = await _mark_verified(db, user, client)
         issued = await start_session(db, state, user, client, method="magic_link")
         await audit.record(

@@ -8,8 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
-from services.auth.accounts import purge_unverified_signups
+from services.auth.bodylimit import BodySizeLimit
+from services.auth.housekeeping import run_housekeeping
 from services.auth.keys import KeyRing, load_keyring
 from services.auth.passwords import Passwords
 from services.auth.routes import router
@@ -24,12 +26,15 @@ PURGE_INTERVAL_SECONDS = 3600.0
 
 
 async def _purge_periodically(state: AuthState, interval: float) -> None:
-    """Delete stale unverified sign-ups now and then; failures are logged and retried later."""
+    """Housekeeping now and then (stale sign-ups, dead sessions, spent one-time tokens).
+
+    Failures are logged and retried at the next interval.
+    """
     while True:
         try:
-            await purge_unverified_signups(state)
+            await run_housekeeping(state)
         except Exception as error:
-            logger.warning("purging unverified sign-ups failed", extra={"error": repr(error)})
+            logger.warning("housekeeping failed", extra={"error": repr(error)})
         await asyncio.sleep(interval)
 
 
@@ -61,7 +66,10 @@ def create_auth_app(
                 await purger
             passwords.close()
 
-    return create_app(
+    app = create_app(
         title="BlockBot auth", settings=settings, routers=[router], service_lifespan=lifespan,
         resources=resources,
     )
+    # Innermost (appended, not added on top): its 413 carries the request id and is counted.
+    app.user_middleware.append(Middleware(BodySizeLimit))
+    return app

@@ -9,11 +9,12 @@ from redis.exceptions import RedisError
 
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
-from shared.errors import ServiceUnavailable, Unauthorized
+from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 from shared.ratelimit import client_ip
 
 REFRESH_COOKIE = "bb_refresh"
 COOKIE_PATH = "/api/v1/auth"
+CROSS_ORIGIN_DETAIL = "This request must come from the application's own origin."
 
 
 async def get_state(request: Request) -> AuthState:
@@ -48,3 +49,33 @@ async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
 
 
 CurrentUser = Annotated[AccessClaims, Depends(get_current_claims)]
+
+
+def allowed_origins(state: AuthState) -> frozenset[str]:
+    """The web origins that may use the refresh cookie: APP_BASE_URL's and CORS_ORIGINS."""
+    base = state.settings.app_base_url
+    default_port = {"http": 80, "https": 443}.get(base.scheme)
+    port = "" if base.port in (None, default_port) else f":{base.port}"
+    origin = f"{base.scheme}://{base.host}{port}"
+    explicit = {o.lower() for o in state.settings.cors_origins if o != "*"}
+    return frozenset({origin.lower(), *explicit})
+
+
+async def require_same_origin(request: Request, state: AuthDep) -> None:
+    """CSRF defence in depth for the cookie-authenticated endpoints (/refresh, /logout).
+
+    SameSite=Strict already keeps the cookie off cross-site requests; this also refuses
+    same-site but cross-origin pages (a sibling subdomain) and browsers without SameSite.
+    Browsers send `Origin` on every POST; a request without it (curl, a server) is not a
+    browser riding on a victim's cookie and is let through.
+    """
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        raise Forbidden(CROSS_ORIGIN_DETAIL)
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    if origin.lower().rstrip("/") not in allowed_origins(state):
+        raise Forbidden(CROSS_ORIGIN_DETAIL)
+
+
+SameOrigin = Depends(require_same_origin)

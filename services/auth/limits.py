@@ -33,6 +33,18 @@ async def enforce(state: AuthState, endpoint: str, client: ClientInfo, email: st
     return decision
 
 
+async def enforce_ip(state: AuthState, endpoint: str, client: ClientInfo, limit: int) -> Decision:
+    """Per-client-IP window of a token endpoint (refresh, one-time token verification).
+
+    These take no email, but each request costs database work (and Argon2 for reset and
+    invitation acceptance), so they are bounded too, before the token is looked up.
+    """
+    window = Window("auth_ip", f"{endpoint}:{client.ip or 'unknown'}", limit, 60)
+    decision = await state.limiter.check_fail_closed([window])
+    raise_if_limited(decision)
+    return decision
+
+
 @contextmanager
 def limit_headers(decision: Decision, response: Response) -> Iterator[None]:
     """Put the RateLimit-* headers on the response, whether it succeeds or fails."""

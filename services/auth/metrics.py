@@ -51,3 +51,9 @@ PASSWORD_HASH_WAITING = Gauge(
 UNVERIFIED_PURGED = Counter(
     "auth_unverified_signups_purged_total", "Unverified sign-ups deleted after their time to live."
 )
+HOUSEKEEPING_DELETED = Counter(
+    "auth_housekeeping_deleted_total",
+    "Dead rows deleted by the hourly housekeeping, by kind (sessions, session_retired_tokens, "
+    "one_time_tokens).",
+    ["kind"],
+)

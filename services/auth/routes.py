@@ -8,9 +8,16 @@ from fastapi import APIRouter, Cookie, Response, status
 
 from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
-from services.auth.dependencies import COOKIE_PATH, REFRESH_COOKIE, AuthDep, Client, CurrentUser
+from services.auth.dependencies import (
+    COOKIE_PATH,
+    REFRESH_COOKIE,
+    AuthDep,
+    Client,
+    CurrentUser,
+    SameOrigin,
+)
 from services.auth.identities import Identity
-from services.auth.limits import enforce, limit_headers
+from services.auth.limits import enforce, enforce_ip, limit_headers
 from services.auth.schemas import (
     JWKS,
     AcceptInvitationRequest,
@@ -85,7 +92,11 @@ async def register(
 async def verify_email(
     body: TokenRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
-    issued = await accounts.verify_email(state, token=body.token, client=client)
+    decision = await enforce_ip(
+        state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute
+    )
+    with limit_headers(decision, response):
+        issued = await accounts.verify_email(state, token=body.token, client=client)
     return session_response(state, response, issued)
 
 
@@ -111,18 +122,25 @@ async def login(
     return session_response(state, response, issued)
 
 
-@router.post("/refresh", response_model=TokenResponse)
+@router.post("/refresh", response_model=TokenResponse, dependencies=[SameOrigin])
 async def refresh(
     state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
 ) -> TokenResponse:
-    refreshed = await sessions.refresh(state, token, client)
+    decision = await enforce_ip(
+        state, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute
+    )
+    with limit_headers(decision, response):
+        refreshed = await sessions.refresh(state, token, client)
     access = accounts.issue_access_token(state, refreshed.identity, refreshed.session_id)
     set_refresh_cookie(response, state, refreshed.refresh_token)
     response.headers["Cache-Control"] = "no-store"
     return token_body(state, refreshed.identity, access)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.post(
+    "/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+    dependencies=[SameOrigin],
+)
 async def logout(state: AuthDep, client: Client, token: str | None = RefreshCookie) -> Response:
     await sessions.logout(state, token, client)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -178,7 +196,11 @@ async def magic_link(
 async def magic_link_verify(
     body: TokenRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
-    issued = await accounts.verify_magic_link(state, token=body.token, client=client)
+    decision = await enforce_ip(
+        state, "magic_link_verify", client, state.settings.ratelimit_auth_ip_per_minute
+    )
+    with limit_headers(decision, response):
+        issued = await accounts.verify_magic_link(state, token=body.token, client=client)
     return session_response(state, response, issued)
 
 
@@ -196,8 +218,14 @@ async def password_forgot(
 
 @router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Client) -> Response:
-    await accounts.reset_password(state, token=body.token, password=body.password, client=client)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    decision = await enforce_ip(
+        state, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute
+    )
+    with limit_headers(decision, response):
+        await accounts.reset_password(
+            state, token=body.token, password=body.password, client=client
+        )
     clear_refresh_cookie(response, state)
     return response
 
@@ -208,9 +236,13 @@ async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Cli
 async def accept_invitation(
     body: AcceptInvitationRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
-    issued = await invitations.accept_invitation(
-        state, token=body.token, name=body.name, password=body.password, client=client
+    decision = await enforce_ip(
+        state, "invitation_accept", client, state.settings.ratelimit_auth_ip_per_minute
     )
+    with limit_headers(decision, response):
+        issued = await invitations.accept_invitation(
+            state, token=body.token, name=body.name, password=body.password, client=client
+        )
     return session_response(state, response, issued)
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import jwt
 
 from services.auth.keys import KeyRing
-from shared.access_tokens import ALGORITHM
+from shared.access_tokens import ACCESS_TOKEN_TYPE, ALGORITHM
 from shared.settings import Settings
 
 
@@ -37,4 +37,7 @@ def mint_access_token(
         "iat": issued,
         "exp": issued + settings.access_token_ttl_seconds,
     }
-    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+    return jwt.encode(
+        claims, key.private_key, algorithm=ALGORITHM,
+        headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
+    )

@@ -26,7 +26,10 @@ PREFIX = "/api/v1/auth"
 PASSWORD = "correct horse battery"
 # One signing key for every app of the run, so tokens of one app verify in another.
 KEYRING = KeyRing((signing_key(parse_private_key("nWGxne_9WQeh4yQO2fGBgK0h6jR0JvV4z5_Xp3G1o6s")),))
-GENEROUS = {"ratelimit_auth_ip_per_minute": 1_000_000, "ratelimit_auth_email_per_hour": 1_000_000}
+GENEROUS = {
+    "ratelimit_auth_ip_per_minute": 1_000_000, "ratelimit_auth_email_per_hour": 1_000_000,
+    "ratelimit_auth_refresh_ip_per_minute": 1_000_000,
+}
 
 
 @dataclass

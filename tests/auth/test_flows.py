@@ -152,8 +152,15 @@ async def test_magic_link_logs_in_and_verifies(auth: AuthApp, client: httpx.Asyn
     verified = await client.post(f"{PREFIX}/magic-link/verify", json={"token": token})
     assert verified.status_code == 200, verified.text
     assert verified.json()["user"]["email_verified"] is True
-    # The magic link verified the address: password login works now.
-    assert (await login(client, email)).status_code == 200
+    # The magic link verified the address, but the pending password (whoever registered it)
+    # is dropped: see test_hardening.test_magic_link_does_not_keep_a_squatters_password.
+    assert (await login(client, email)).status_code == 401
+    await client.post(f"{PREFIX}/magic-link", json={"email": email})
+    again = [e for e in await queued_emails(auth.settings, email) if e["template"] == "magic_link"]
+    second = again[-1]["context"]["link"].split("#token=")[1]
+    relogin = await client.post(f"{PREFIX}/magic-link/verify", json={"token": second})
+    assert relogin.status_code == 200
+    assert relogin.json()["user"]["id"] == verified.json()["user"]["id"]
 
 
 async def test_verify_request_sends_a_new_link(auth: AuthApp, client: httpx.AsyncClient) -> None:

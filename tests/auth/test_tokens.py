@@ -33,6 +33,7 @@ async def test_tokens_verify_with_joserfc_against_published_jwks(
     key_set = KeySet.import_key_set(jwks)
     token = jose_jwt.decode(access, key_set, algorithms=["EdDSA"])
     assert token.header["alg"] == "EdDSA"
+    assert token.header["typ"] == "at+jwt"  # RFC 9068 access-token type
     assert token.header["kid"] in {k["kid"] for k in jwks["keys"]}
     # kid is the RFC 7638 thumbprint, as joserfc computes it.
     assert token.header["kid"] == key_set.get_by_kid(token.header["kid"]).thumbprint()
@@ -66,10 +67,12 @@ def _claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def _sign(claims: dict[str, Any], key: Ed25519PrivateKey | None = None, kid: str | None = None) -> str:
+def _sign(claims: dict[str, Any], key: Ed25519PrivateKey | None = None, kid: str | None = None,
+          typ: str = "at+jwt") -> str:
     signer = KEYRING.signing
     return jwt.encode(
-        claims, key or signer.private_key, algorithm="EdDSA", headers={"kid": kid or signer.kid}
+        claims, key or signer.private_key, algorithm="EdDSA",
+        headers={"kid": kid or signer.kid, "typ": typ},
     )
 
 
@@ -93,6 +96,7 @@ def _bad_tokens() -> dict[str, str]:
         "missing sid": _sign(_claims(sid=None)),
         "missing jti": _sign(_claims(jti=None)),
         "bad role": _sign(_claims(role="root")),
+        "another token type": _sign(_claims(), typ="id+jwt"),
         "garbage": "not.a.token",
     }
 
@@ -112,6 +116,11 @@ def test_good_token_verifies_and_leeway_applies(make_settings: Any) -> None:
     token = _sign(_claims(exp=int(time.time()) - 5))  # within the 30 s leeway
     claims = verify_access_token(token, KEYRING.public_keys, settings)
     assert claims.role == "member"
+    # Tokens minted before `typ` was set (PyJWT's default "JWT") still verify.
+    legacy = jwt.encode(_claims(), KEYRING.signing.private_key, algorithm="EdDSA",
+                        headers={"kid": KEYRING.signing.kid})
+    assert jwt.get_unverified_header(legacy)["typ"] == "JWT"
+    assert verify_access_token(legacy, KEYRING.public_keys, settings).role == "member"
 
 
 async def test_rotation_publishes_all_keys_newest_signs(start_auth: Any, client: httpx.AsyncClient) -> None:
