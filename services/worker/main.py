@@ -55,6 +55,18 @@ class WorkerOptions:
     handle_signals: bool = True
 
 
+# arq drops a job whose try count passed its max_tries without calling our code, so without a
+# trace in the dead-letter list or the metrics. Our own budget (EMAIL_MAX_TRIES, enforced in
+# send_email) ends every job in "sent" or the dead-letter list; arq gets a few more tries so
+# that runs cut short by a crash or a kill still reach that decision.
+ARQ_CRASH_HEADROOM = 3
+
+
+def arq_max_tries(settings: Settings) -> int:
+    """The try limit handed to arq: our retry budget plus room for interrupted runs."""
+    return settings.email_max_tries + ARQ_CRASH_HEADROOM
+
+
 def job_timeout_seconds(settings: Settings) -> float:
     """Upper bound of one attempt: the provider call plus rendering and bookkeeping."""
     return settings.email_send_timeout_seconds + 5.0
@@ -129,12 +141,12 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
 
     timeout = job_timeout_seconds(settings)
     return {
-        "functions": [func(send_email, name=SEND_EMAIL_JOB, max_tries=settings.email_max_tries)],
+        "functions": [func(send_email, name=SEND_EMAIL_JOB, max_tries=arq_max_tries(settings))],
         "queue_name": queue,
         "redis_pool": create_redis(settings),
         "job_serializer": serialize_job,  # results too: never pickle
         "job_deserializer": deserialize_job,
-        "max_tries": settings.email_max_tries,
+        "max_tries": arq_max_tries(settings),
         "max_jobs": settings.worker_concurrency,
         "job_timeout": timeout,
         "keep_result": 0,  # results would hold the job arguments, links included

@@ -183,3 +183,24 @@ async def test_metrics_and_health_on_the_worker_port(worker_settings, producer, 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_job_whose_earlier_runs_were_interrupted_still_ends_in_the_dead_letter_list(
+    worker_settings, producer, fake_resend: FakeResend
+) -> None:
+    # Runs killed mid-send count as tries without reaching our code. A job arriving with its
+    # try count already past EMAIL_MAX_TRIES must still be decided by us (here: dead-lettered),
+    # not dropped silently by arq's own "max retries exceeded" path.
+    settings = worker_settings(resend_api_url=f"http://127.0.0.1:{free_port()}", email_max_tries=2)
+    producer_client = producer(settings)
+    job = await producer_client.enqueue_job(
+        "send_email", template="magic_link", to="ada@example.org",
+        context={"link": LINK, "expires_in_seconds": 900}, trace_context={},
+        _job_id="email-crashed", _queue_name=email_queue_name(settings), _job_try=3,
+    )
+    assert job is not None
+    await drain(settings)
+
+    [raw] = await producer_client.lrange(dead_letter_key(settings), 0, -1)
+    entry = orjson.loads(raw)
+    assert (entry["job_id"], entry["result"], entry["tries"]) == ("email-crashed", "exhausted", 3)
