@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -144,3 +145,34 @@ async def test_enqueue_failure_rolls_back_the_invitation(api_settings, minter, m
     assert response.status_code == 503
     assert await admin.fetchval("SELECT count(*) FROM invitations WHERE org_id = $1", org.id) == 0
     assert await audit_rows(admin, org) == []
+
+
+async def test_revoke_racing_acceptance_takes_locks_in_the_same_order(client, minter, make_org, admin):
+    """Revoke vs the auth service's acceptance (token row, invitation row, member insert): no
+    deadlock, whichever starts first; here acceptance holds the token first and wins, revoke is 409."""
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    created = await client.post(
+        "/api/v1/invitations", json={"email": "racer@example.com"}, headers=headers
+    )
+    invitation_id = uuid.UUID(created.json()["id"])
+    transaction = admin.transaction()
+    await transaction.start()
+    try:
+        # Acceptance, as services/auth/invitations.py does it: consume the token first...
+        await admin.execute(
+            "UPDATE one_time_tokens SET consumed_at = now()"
+            " WHERE invitation_id = $1 AND consumed_at IS NULL", invitation_id,
+        )
+        revoke = asyncio.ensure_future(
+            client.delete(f"/api/v1/invitations/{invitation_id}", headers=headers)
+        )
+        await asyncio.sleep(0.3)
+        # ...then lock the invitation and insert the member (a foreign-key check on the org).
+        await admin.execute("SELECT 1 FROM invitations WHERE id = $1 FOR UPDATE", invitation_id)
+        await add_member(admin, org, "member")
+        await admin.execute("UPDATE invitations SET accepted_at = now() WHERE id = $1", invitation_id)
+    finally:
+        await transaction.commit()
+    response = await revoke
+    assert response.status_code == 409, response.text

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+
+import pytest
 
 from tests.api.conftest import add_member, add_session, audit_rows
 
@@ -135,3 +138,40 @@ async def test_noop_patch_writes_no_audit(client, minter, make_org, admin):
     response = await patch(client, minter, org.owner, member, {"role": "member"})
     assert response.status_code == 200
     assert await audit_rows(admin, org) == []
+
+
+@pytest.mark.parametrize("action", ["invite", "rename_org", "revoke_invitation"])
+async def test_admin_demoted_concurrently_is_refused(client, minter, make_org, admin, action):
+    """A demotion committed while the request waits for the org lock is the role that counts."""
+    org = await make_org("owner", "admin")
+    demoted = org.by_role("admin")
+    headers = minter.headers(demoted)
+    invitation = await client.post(
+        "/api/v1/invitations", json={"email": f"x-{uuid.uuid4().hex[:8]}@example.com"},
+        headers=minter.headers(org.owner),
+    )
+    assert invitation.status_code == 201
+    requests = {
+        "invite": lambda: client.post(
+            "/api/v1/invitations", json={"email": "late@example.com"}, headers=headers
+        ),
+        "rename_org": lambda: client.patch("/api/v1/org", json={"name": "Late"}, headers=headers),
+        "revoke_invitation": lambda: client.delete(
+            f"/api/v1/invitations/{invitation.json()['id']}", headers=headers
+        ),
+    }
+    transaction = admin.transaction()
+    await transaction.start()
+    try:
+        # What a concurrent PATCH /users/{id} by the owner does: org lock, then the demotion.
+        await admin.execute(
+            "SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", org.id
+        )
+        await admin.execute("UPDATE users SET role = 'member' WHERE id = $1", demoted.id)
+        pending = asyncio.ensure_future(requests[action]())
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # waiting for the org lock
+    finally:
+        await transaction.commit()
+    response = await pending
+    assert response.status_code == 403, response.text

@@ -40,8 +40,11 @@ async def lock_org(session: AsyncSession, me: Principal) -> Principal:
 
     Returns the caller re-read under the lock: a concurrent change may have demoted them.
     """
+    # NO KEY UPDATE: conflicts with itself (api mutations are serialized) but not with the
+    # KEY SHARE lock a foreign-key check takes, so inserting a member (the auth service accepting
+    # an invitation while holding that invitation's row) never waits on it: no lock cycle.
     await session.execute(
-        text("SELECT id FROM organizations WHERE id = :org FOR UPDATE"), {"org": me.org_id}
+        text("SELECT id FROM organizations WHERE id = :org FOR NO KEY UPDATE"), {"org": me.org_id}
     )
     role = (
         await session.execute(text("SELECT role FROM users WHERE id = :id"), {"id": me.user_id})

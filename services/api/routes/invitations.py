@@ -33,6 +33,7 @@ from services.api.pagination import (
     split_page,
 )
 from services.api.routes import API_PREFIX
+from services.api.routes.common import lock_org
 from services.api.schemas import InvitationIn, InvitationOut
 from shared.access_tokens import b64url_encode
 from shared.email_queue import EmailTemplate, enqueue_email
@@ -78,6 +79,8 @@ async def create_invitation(
     request: Request,
     resources: ResourcesDep,
 ) -> InvitationOut:
+    me.require_manager()
+    me = await lock_org(session, me)  # serialized with role changes: the role as of now
     me.require_manager()
     if body.role == "owner" and me.role != "owner":
         raise Forbidden("Only an owner can invite an owner.")
@@ -173,6 +176,17 @@ async def list_invitations(
 async def revoke_invitation(
     invitation_id: UUID, me: CurrentUser, session: TenantSession, request: Request
 ) -> Response:
+    # Locks in the order the auth service's acceptance takes them (token rows, then the
+    # invitation), after the org lock that serializes role changes: no lock cycle. The token is
+    # spent first; any refusal below rolls the whole transaction back.
+    me = await lock_org(session, me)
+    await session.execute(
+        text(
+            "UPDATE one_time_tokens SET consumed_at = now()"
+            " WHERE invitation_id = :id AND consumed_at IS NULL"
+        ),
+        {"id": invitation_id},
+    )
     row = (
         await session.execute(
             text(f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = :id FOR UPDATE"),
@@ -187,13 +201,6 @@ async def revoke_invitation(
     if row.revoked_at is None:
         await session.execute(
             text("UPDATE invitations SET revoked_at = now() WHERE id = :id"), {"id": row.id}
-        )
-        await session.execute(
-            text(
-                "UPDATE one_time_tokens SET consumed_at = now()"
-                " WHERE invitation_id = :id AND consumed_at IS NULL"
-            ),
-            {"id": row.id},
         )
         await audit.record(
             session, request, me, "invitation.revoked", target_type="invitation",

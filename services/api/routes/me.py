@@ -8,7 +8,7 @@ from sqlalchemy import text
 from services.api import audit
 from services.api.deps import CurrentUser, TenantSession
 from services.api.routes import API_PREFIX
-from services.api.routes.common import principal_org, principal_user
+from services.api.routes.common import lock_org, principal_org, principal_user
 from services.api.schemas import MeOut, OrgOut, OrgPatch
 
 router = APIRouter(prefix=API_PREFIX, tags=["me"])
@@ -28,6 +28,8 @@ async def get_org(me: CurrentUser) -> OrgOut:
 async def patch_org(
     body: OrgPatch, me: CurrentUser, session: TenantSession, request: Request
 ) -> OrgOut:
+    me.require_manager()
+    me = await lock_org(session, me)  # the role as of now, not as of the request's first read
     me.require_manager()
     if body.name == me.org_name:
         return principal_org(me)
