@@ -13,6 +13,10 @@ BENCH_REDIS_URL, or an embedded PostgreSQL and a local redis-server started here
 
 The app logs at WARNING during the run (the per-request JSON access log is off) so the figure
 measures the request path, not the terminal.
+
+Per request the api does one Redis round trip (the rate-limit windows and the revoked-session
+marker in one Lua call) and five PostgreSQL ones (BEGIN, the pool's pre-ping `SELECT 1`,
+`set_config` of the tenant, the user+org SELECT, COMMIT).
 """
 
 from __future__ import annotations
@@ -254,6 +258,8 @@ def main() -> None:
 
             print(f"{args.connections} connections, {args.seconds:g} s each, "
                   f"{os.cpu_count()} CPUs (servers, load generator, PostgreSQL and Redis share them)")
+            # Other work on the box skews both figures: compare runs only at a similar load.
+            print("  load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
             me = run_load(f"http://127.0.0.1:{api_port}/api/v1/me", token, args.seconds,
                           args.connections)
             hello_result = run_load(f"http://127.0.0.1:{hello_port}/", None, args.seconds,
@@ -263,6 +269,7 @@ def main() -> None:
                       f"p99 {r['p99_ms']:7.2f} ms   non-200: {r['errors']}")
             print(f"  ratio /me : hello-world = {me['rps'] / hello_result['rps']:.3f} "
                   f"(1 : {hello_result['rps'] / me['rps']:.1f})")
+            print("  load average after:  " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
             memory = asyncio.run(_limiter_memory(redis_url, key_prefix, info["org_id"]))
             print(f"  rate-limit key memory (org window, after {me['requests']} requests): "
                   f"{memory} bytes (Redis MEMORY USAGE)")
