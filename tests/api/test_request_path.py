@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 from sqlalchemy import event
 
@@ -33,7 +35,7 @@ async def test_me_costs_one_transaction_without_a_separate_ping_transaction(
     simple: list[str] = []
     original = asyncpg.connection.Connection.execute
 
-    async def counting(self: asyncpg.Connection, query: str, *args: object, **kwargs: object) -> str:
+    async def counting(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         simple.append(query.strip().rstrip(";").upper())
         return await original(self, query, *args, **kwargs)
 
