@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth import audit, emails, sessions
+from services.auth import emails, sessions
 from services.auth.identities import (
     Identity,
     UserRecord,
@@ -31,6 +31,7 @@ from services.auth.metrics import LOGINS, REGISTRATIONS, UNVERIFIED_PURGED
 from services.auth.one_time_tokens import Purpose, consume, issue, retire_outstanding
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
+from shared import audit
 from shared.db import set_tenant, tenant_transaction, transaction
 from shared.errors import AppError, Unauthorized
 

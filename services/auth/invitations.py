@@ -7,11 +7,11 @@ from uuid import uuid4
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from services.auth import audit
 from services.auth.accounts import InvalidLink, Issued, start_session
 from services.auth.identities import load_user, normalize_email
 from services.auth.one_time_tokens import Purpose, consume
 from services.auth.state import AuthState, ClientInfo
+from shared import audit
 from shared.db import transaction
 from shared.errors import Conflict
 

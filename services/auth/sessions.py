@@ -30,11 +30,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth import audit
 from services.auth.identities import Identity, load_identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
 from services.auth.opaque import decode_token, new_token
 from services.auth.state import AuthState, ClientInfo
+from shared import audit
 from shared.access_tokens import b64url_encode, mark_sessions_revoked
 from shared.db import set_tenant, tenant_transaction, transaction
 from shared.errors import NotFound, ServiceUnavailable, Unauthorized

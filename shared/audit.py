@@ -1,4 +1,4 @@
-"""Audit events of the auth service (append-only `audit_log`, tenant-scoped)."""
+"""The one way to write an audit event (append-only `audit_log`, tenant-scoped), for every service."""
 
 from __future__ import annotations
 
