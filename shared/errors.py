@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from shared.context import request_id_var
 from shared.jsonresponse import json_bytes
@@ -167,6 +168,35 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request, headers: Mapping[str, str] | None) -> str:
+    """Every method the path supports (RFC 9110 Allow).
+
+    Starlette answers 405 with the methods of the first route matching the path only, while
+    FastAPI registers one route per method: GET and PATCH on /org would say `Allow: GET`. The
+    router is asked, method by method, whether some route fully matches the path."""
+    base = {
+        "type": "http",
+        "path": request.scope["path"],
+        "root_path": request.scope.get("root_path", ""),
+        "headers": [],
+        "query_string": b"",
+    }
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**base, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    if not allowed:
+        return (headers or {}).get("Allow", "")
+    return ", ".join(allowed)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every error the app can produce to problem+json."""
 
@@ -183,8 +213,11 @@ def install_problem_handlers(app: FastAPI) -> None:
                 detail="The request could not be processed.", instance=request.url.path,
                 headers=exc.headers,
             )
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request, headers)}
         # Framework messages ("Not Found") are replaced by our own stable detail.
-        return error_response(cls(headers=exc.headers), request.url.path)
+        return error_response(cls(headers=headers), request.url.path)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -27,6 +27,16 @@ async def create_thing(payload: Payload) -> dict[str, str]:
     return {"email": payload.email}
 
 
+@router.get("/things/{thing_id}")
+async def read_thing(thing_id: int) -> dict[str, int]:
+    return {"id": thing_id}
+
+
+@router.patch("/things/{thing_id}")
+async def update_thing(thing_id: int) -> dict[str, int]:
+    return {"id": thing_id}
+
+
 @router.get("/conflict")
 async def conflict() -> None:
     raise Conflict("Already exists.", extra={"field": "email"})
@@ -69,6 +79,13 @@ async def test_wrong_method_is_a_405_problem(client):
     response = await client.delete("/things")
     assert_problem(response, 405, "method-not-allowed")
     assert "POST" in response.headers["allow"]
+
+
+async def test_405_allow_lists_every_method_of_the_path(client):
+    # One route per method: Starlette would name only the first one's (`Allow: GET`).
+    response = await client.delete("/things/1")
+    assert_problem(response, 405, "method-not-allowed")
+    assert response.headers["allow"] == "GET, PATCH"
 
 
 async def test_validation_error_lists_fields_without_echoing_input(client):
