@@ -152,13 +152,16 @@ class RateLimiter:
         raw = await self._script(keys=keys, args=args)
         allowed, index, limit, remaining, reset_ms, retry_ms, flags = (int(x) for x in raw)
         window = windows[index - 1]
+        retry_after = None if allowed else max(1, _ceil_seconds(retry_ms))
         decision = Decision(
             allowed=bool(allowed),
             scope=window.scope,
             limit=limit,
             remaining=remaining,
-            reset_seconds=_ceil_seconds(reset_ms),
-            retry_after=None if allowed else max(1, _ceil_seconds(retry_ms)),
+            # When refused, the quota comes back when a retry will pass, not at the bucket's
+            # end: a client trusting RateLimit-Reset must not retry into another 429.
+            reset_seconds=_ceil_seconds(reset_ms) if retry_after is None else retry_after,
+            retry_after=retry_after,
             flagged=flags > 0,
         )
         RATELIMIT_DECISIONS.labels(decision.scope, "allowed" if allowed else "limited").inc()

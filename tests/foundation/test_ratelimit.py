@@ -137,3 +137,16 @@ async def test_flag_keys_are_reported_in_the_same_call_and_change_nothing(
     refused = await limiter.check(window, flag_keys=[flag])
     assert not refused.allowed and refused.flagged
     assert not (await limiter.check([Window("user", "other", 2, 3600)])).flagged
+
+
+async def test_a_refused_decision_resets_when_a_retry_will_pass(redis_client, redis_settings):
+    limiter = RateLimiter(redis_client, redis_settings)
+    window = [Window("ip", "10.9.9.9", 2, 60)]
+    assert (await limiter.check(window)).allowed
+    assert (await limiter.check(window)).allowed
+    refused = await limiter.check(window)
+    assert not refused.allowed
+    assert refused.retry_after is not None
+    assert refused.reset_seconds == refused.retry_after
+    headers = ratelimit_headers(refused)
+    assert headers["RateLimit-Reset"] == headers["Retry-After"]
