@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from shared import health
 from shared.db import database_url
-from shared.errors import install_problem_handlers
+from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, MetricsMiddleware, metrics_endpoint
@@ -56,6 +56,7 @@ def create_app(
         version="1.0.0",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        responses=PROBLEM_RESPONSES,
     )
     install_problem_handlers(app)
     for router in routers:

@@ -114,6 +114,46 @@ _BY_STATUS: dict[int, type[AppError]] = {
 }
 
 
+# The shape of every problem document, for the OpenAPI documents (no $refs: it is inlined).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "additionalProperties": True,
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "description": "422 only: one item per invalid field (the input is never echoed).",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_SCHEMA}}
+
+
+# Declared on every app: whatever 4xx or 5xx a route returns, its body is a problem document.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "Client error (RFC 9457 problem)", "content": _problem_content()},
+    "5XX": {"description": "Server error (RFC 9457 problem)", "content": _problem_content()},
+}
+
+
 def problem_response(
     *,
     status: int,

@@ -138,3 +138,37 @@ async def test_health_and_metrics_are_served(client):
     text = (await client.get("/metrics")).text
     assert "123e4567" not in text
     assert 'route="<unmatched>"' in text
+
+
+def test_openapi_documents_declare_problem_json_for_every_error(make_settings):
+    from services.api.app import create_api_app
+    from services.auth.app import create_auth_app
+
+    apps = [
+        create_auth_app(make_settings("auth")),
+        create_api_app(make_settings("api", jwks_url="http://127.0.0.1:1/jwks.json")),
+    ]
+    for app in apps:
+        document = app.openapi()
+        operations = [
+            (path, method, op)
+            for path, item in document["paths"].items()
+            for method, op in item.items()
+        ]
+        assert operations
+        for path, method, op in operations:
+            for status_range in ("4XX", "5XX"):
+                content = op["responses"][status_range]["content"]
+                assert list(content) == ["application/problem+json"], (path, method)
+            # FastAPI's own non-problem 422 schema must not be advertised.
+            assert "422" not in op["responses"], (path, method)
+
+
+async def test_a_real_validation_problem_matches_the_declared_schema(client):
+    import jsonschema
+
+    from shared.errors import PROBLEM_SCHEMA
+
+    response = await client.post("/things", json={"email": "a"})
+    jsonschema.validate(response.json(), PROBLEM_SCHEMA)
+    jsonschema.validate((await client.get("/nope")).json(), PROBLEM_SCHEMA)
