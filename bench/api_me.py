@@ -209,28 +209,16 @@ def main() -> None:
         print(json.dumps(asyncio.run(_load(args.load, token, args.seconds, args.connections))))
         return
 
+    from bench.servers import bench_servers
     from devstack.ports import free_port, wait_for_port
 
-    servers: list[Any] = []
     processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="bbbench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bbbench-") as tmp, bench_servers(Path(tmp)) as (
+        admin_url, redis_url,
+    ):
         root = Path(tmp)
-        admin_url = os.environ.get("BENCH_DATABASE_URL")
-        redis_url = os.environ.get("BENCH_REDIS_URL")
         info: dict[str, Any] | None = None
         try:
-            if not admin_url:
-                from devstack.postgres import EmbeddedPostgres
-
-                pg = EmbeddedPostgres(root / "pg").start()
-                servers.append(pg)
-                admin_url = pg.admin_url
-            if not redis_url:
-                from devstack.redis import LocalRedis
-
-                redis = LocalRedis(root / "redis").start()
-                servers.append(redis)
-                redis_url = redis.url
             info = asyncio.run(_prepare_database(admin_url, redis_url))
             token, public_key = _mint(info)
             key_prefix = f"bench{secrets.token_hex(3)}:"
@@ -281,13 +269,8 @@ def main() -> None:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-            if info is not None and admin_url:
+            if info is not None:
                 asyncio.run(_drop_database(admin_url, info))
-            for server in reversed(servers):
-                if hasattr(server, "destroy"):
-                    server.destroy()
-                else:
-                    server.stop()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import bench_servers  # noqa: E402
 from devstack.ports import free_port, wait_for_port  # noqa: E402
 from services.auth.keys import generate_seed  # noqa: E402
 
@@ -156,23 +157,13 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
-    tmp = Path(tempfile.mkdtemp(prefix="bb-bench-"))
-    servers: list[object] = []
-    admin_url = os.environ.get("BENCH_DATABASE_URL")
-    redis_url = os.environ.get("BENCH_REDIS_URL")
-    if not admin_url:
-        from devstack.postgres import EmbeddedPostgres
+    with tempfile.TemporaryDirectory(prefix="bb-bench-") as tmp_dir, bench_servers(
+        Path(tmp_dir)
+    ) as (admin_url, redis_url):
+        _bench(Path(tmp_dir), admin_url, redis_url, levels, args.sequential)
 
-        pg = EmbeddedPostgres(tmp / "pg").start()
-        servers.append(pg)
-        admin_url = pg.admin_url
-    if not redis_url:
-        from devstack.redis import LocalRedis
 
-        redis = LocalRedis(tmp / "redis").start()
-        servers.append(redis)
-        redis_url = redis.url
-
+def _bench(tmp: Path, admin_url: str, redis_url: str, levels: list[int], sequential: int) -> None:
     run_id = secrets.token_hex(4)
     name, prefix, auth_password = f"bbbench_{run_id}", f"bbbench_{run_id}", secrets.token_urlsafe(16)
     asyncio.run(prepare(admin_url, name, prefix, auth_password))
@@ -209,7 +200,7 @@ def main() -> None:
         print(f"auth at {base}; argon2 m={os.environ.get('ARGON2_MEMORY_KIB', '65536')} KiB"
               f" t={os.environ.get('ARGON2_TIME_COST', '3')} p={os.environ.get('ARGON2_PARALLELISM', '4')},"
               f" hash pool={os.environ.get('PASSWORD_HASH_CONCURRENCY', '4')}, cpus={os.cpu_count()}\n")
-        asyncio.run(run(base, email, levels, args.sequential))
+        asyncio.run(run(base, email, levels, sequential))
     finally:
         server.terminate()
         try:
@@ -217,9 +208,8 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         asyncio.run(cleanup(admin_url, name, prefix))
-        for s in reversed(servers):
-            stop = getattr(s, "destroy", None) or getattr(s, "stop")  # noqa: B009
-            stop()
+
+
 
 
 if __name__ == "__main__":

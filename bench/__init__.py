@@ -1,0 +1,1 @@
+"""Benchmark scripts (not part of the test suite); each prints figures and a same-run baseline ratio."""

@@ -1,0 +1,33 @@
+"""PostgreSQL and Redis for a benchmark: BENCH_DATABASE_URL / BENCH_REDIS_URL, or private ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from devstack.postgres import EmbeddedPostgres
+from devstack.redis import LocalRedis
+
+
+@contextmanager
+def bench_servers(root: Path) -> Iterator[tuple[str, str]]:
+    """Yield (administrator PostgreSQL URL, Redis URL); servers started here stop on exit."""
+    admin_url = os.environ.get("BENCH_DATABASE_URL")
+    redis_url = os.environ.get("BENCH_REDIS_URL")
+    postgres: EmbeddedPostgres | None = None
+    redis: LocalRedis | None = None
+    try:
+        if not admin_url:
+            postgres = EmbeddedPostgres(root / "pg").start()
+            admin_url = postgres.admin_url
+        if not redis_url:
+            redis = LocalRedis(root / "redis").start()
+            redis_url = redis.url
+        yield admin_url, redis_url
+    finally:
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.destroy()
