@@ -32,7 +32,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devstack.databases import MigratedDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,23 +130,11 @@ def _uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.
     )
 
 
-async def _prepare_database(admin_url: str, redis_url: str) -> dict[str, Any]:
+async def _seed(database: MigratedDatabase) -> dict[str, Any]:
+    """One org with its owner; returns what the run needs to mint a token and connect."""
     import asyncpg
 
-    from tests.conftest import migrate_env, run_migrate, with_credentials, with_database
-
-    name, prefix = f"bench_{secrets.token_hex(3)}", f"bench_{secrets.token_hex(3)}"
-    passwords = {"auth": secrets.token_urlsafe(16), "api": secrets.token_urlsafe(16)}
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    result = run_migrate(migrate_env(admin_url, name, prefix, passwords))
-    if result.returncode != 0:
-        raise SystemExit("migrate failed:\n" + result.stderr + result.stdout)
-    db_url = with_database(admin_url, name)
-    conn = await asyncpg.connect(db_url)
+    conn = await asyncpg.connect(database.admin_url)
     try:
         org_id = await conn.fetchval("INSERT INTO organizations (name) VALUES ('Bench') RETURNING id")
         user_id = await conn.fetchval(
@@ -153,22 +144,7 @@ async def _prepare_database(admin_url: str, redis_url: str) -> dict[str, Any]:
         )
     finally:
         await conn.close()
-    return {
-        "name": name, "prefix": prefix, "org_id": org_id, "user_id": user_id,
-        "api_url": with_credentials(db_url, f"{prefix}_api", passwords["api"]),
-    }
-
-
-async def _drop_database(admin_url: str, info: dict[str, Any]) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{info["name"]}" WITH (FORCE)')
-        for suffix in ("auth", "api", "owner"):
-            await conn.execute(f'DROP ROLE IF EXISTS "{info["prefix"]}_{suffix}"')
-    finally:
-        await conn.close()
+    return {"org_id": org_id, "user_id": user_id, "api_url": database.api_url}
 
 
 def _mint(info: dict[str, Any]) -> tuple[str, str]:
@@ -214,12 +190,11 @@ def main() -> None:
 
     processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="bbbench-") as tmp, bench_servers(Path(tmp)) as (
-        admin_url, redis_url,
+        database, redis_url,
     ):
         root = Path(tmp)
-        info: dict[str, Any] | None = None
         try:
-            info = asyncio.run(_prepare_database(admin_url, redis_url))
+            info = asyncio.run(_seed(database))
             token, public_key = _mint(info)
             key_prefix = f"bench{secrets.token_hex(3)}:"
             api_port, hello_port = free_port(), free_port()
@@ -269,8 +244,6 @@ def main() -> None:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-            if info is not None:
-                asyncio.run(_drop_database(admin_url, info))
 
 
 if __name__ == "__main__":

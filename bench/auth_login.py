@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.servers import bench_servers  # noqa: E402
+from devstack.databases import MigratedDatabase  # noqa: E402
 from devstack.ports import free_port, wait_for_port  # noqa: E402
 from services.auth.keys import generate_seed  # noqa: E402
 
@@ -51,15 +52,6 @@ def pct(values: list[float], p: float) -> float:
 def fmt(values: list[float]) -> str:
     return (f"n={len(values)} p50={pct(values, 50) * 1000:.1f} ms p90={pct(values, 90) * 1000:.1f} ms"
             f" p99={pct(values, 99) * 1000:.1f} ms max={max(values) * 1000:.1f} ms")
-
-
-def with_db(url: str, name: str) -> str:
-    return url.rpartition("/")[0] + "/" + name
-
-
-def with_user(url: str, user: str, password: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://{user}:{password}@{rest.split('@', 1)[-1]}"
 
 
 async def health_sampler(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
@@ -125,31 +117,6 @@ async def run(base: str, email: str, levels: list[int], sequential: int) -> None
             print(f"  /health p99 under load / idle: {pct(under_load, 99) / idle_p99:.1f}x")
 
 
-async def prepare(admin_url: str, name: str, prefix: str, auth_password: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    env = {**os.environ, "ENV": "test", "SERVICE_NAME": "migrate", "DATABASE_URL": with_db(admin_url, name),
-           "REDIS_URL": "redis://127.0.0.1:1/0", "DB_ROLE_PREFIX": prefix,
-           "AUTH_DB_PASSWORD": auth_password, "API_DB_PASSWORD": secrets.token_urlsafe(12)}
-    result = subprocess.run([sys.executable, "-m", "services.migrate"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(result.stderr + result.stdout)
-
-
-async def cleanup(admin_url: str, name: str, prefix: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        for suffix in ("auth", "api", "owner"):
-            await conn.execute(f'DROP ROLE IF EXISTS "{prefix}_{suffix}"')
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="50,100,200")
@@ -159,18 +126,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bb-bench-") as tmp_dir, bench_servers(
         Path(tmp_dir)
-    ) as (admin_url, redis_url):
-        _bench(Path(tmp_dir), admin_url, redis_url, levels, args.sequential)
+    ) as (database, redis_url):
+        _bench(Path(tmp_dir), database, redis_url, levels, args.sequential)
 
 
-def _bench(tmp: Path, admin_url: str, redis_url: str, levels: list[int], sequential: int) -> None:
+def _bench(
+    tmp: Path, database: MigratedDatabase, redis_url: str, levels: list[int], sequential: int
+) -> None:
     run_id = secrets.token_hex(4)
-    name, prefix, auth_password = f"bbbench_{run_id}", f"bbbench_{run_id}", secrets.token_urlsafe(16)
-    asyncio.run(prepare(admin_url, name, prefix, auth_password))
     port = free_port()
     env = {
         **os.environ, "ENV": "development", "SERVICE_NAME": "auth", "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": with_user(with_db(admin_url, name), f"{prefix}_auth", auth_password),
+        "DATABASE_URL": database.auth_url,
         "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"bbbench:{run_id}:",
         "JWT_PRIVATE_KEYS": generate_seed(), "COOKIE_SECURE": "false",
         "RATELIMIT_AUTH_IP_PER_MINUTE": "1000000", "RATELIMIT_AUTH_EMAIL_PER_HOUR": "1000000",
@@ -190,7 +157,7 @@ def _bench(tmp: Path, admin_url: str, redis_url: str, levels: list[int], sequent
             assert r.status_code == 202, r.text
 
         async def verify() -> None:
-            conn = await asyncpg.connect(with_db(admin_url, name))
+            conn = await asyncpg.connect(database.admin_url)
             try:
                 await conn.execute("UPDATE users SET email_verified_at = now() WHERE email = $1", email)
             finally:
@@ -207,7 +174,6 @@ def _bench(tmp: Path, admin_url: str, redis_url: str, levels: list[int], sequent
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-        asyncio.run(cleanup(admin_url, name, prefix))
 
 
 

@@ -1,19 +1,24 @@
-"""PostgreSQL and Redis for a benchmark: BENCH_DATABASE_URL / BENCH_REDIS_URL, or private ones."""
+"""PostgreSQL and Redis for a benchmark: BENCH_DATABASE_URL / BENCH_REDIS_URL, or private ones.
+
+Either way the benchmark gets a throwaway migrated database of its own, dropped afterwards.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from devstack.databases import MigratedDatabase, migrated_database
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis import LocalRedis
 
 
 @contextmanager
-def bench_servers(root: Path) -> Iterator[tuple[str, str]]:
-    """Yield (administrator PostgreSQL URL, Redis URL); servers started here stop on exit."""
+def bench_servers(root: Path) -> Iterator[tuple[MigratedDatabase, str]]:
+    """Yield (a migrated throwaway database, Redis URL); all of it is removed on exit."""
     admin_url = os.environ.get("BENCH_DATABASE_URL")
     redis_url = os.environ.get("BENCH_REDIS_URL")
     postgres: EmbeddedPostgres | None = None
@@ -25,7 +30,8 @@ def bench_servers(root: Path) -> Iterator[tuple[str, str]]:
         if not redis_url:
             redis = LocalRedis(root / "redis").start()
             redis_url = redis.url
-        yield admin_url, redis_url
+        with migrated_database(admin_url, f"bench_{secrets.token_hex(4)}") as database:
+            yield database, redis_url
     finally:
         if redis is not None:
             redis.stop()

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.databases import url_with
 from devstack.ports import free_port
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -128,22 +129,6 @@ def module_exists(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
-
-
-def url_with(url: str, *, user: str | None = None, password: str | None = None,
-             database: str | None = None) -> str:
-    """Replace the credentials and/or the database of a postgresql:// URL."""
-    scheme, rest = url.split("://", 1)
-    creds, _, hostpart = rest.rpartition("@")
-    if database is not None:
-        base, _, query = hostpart.partition("?")
-        host = base.split("/", 1)[0]
-        hostpart = f"{host}/{database}" + (f"?{query}" if query else "")
-    if user is not None:
-        from urllib.parse import quote
-
-        creds = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
-    return f"{scheme}://{creds}@{hostpart}" if creds else f"{scheme}://{hostpart}"
 
 
 # --- the stack, in this process ---------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.conftest import TestDatabase, migrate_env, run_migrate
+from devstack.databases import MigratedDatabase, migrate_env, run_migrate
 
 CATALOG_SNAPSHOT = """
 SELECT
@@ -18,7 +18,7 @@ SELECT
 """
 
 
-async def test_second_migrate_run_is_a_no_op(database: TestDatabase, pg_admin_url: str):
+async def test_second_migrate_run_is_a_no_op(database: MigratedDatabase, pg_admin_url: str):
     conn = await asyncpg.connect(database.admin_url)
     try:
         before = await conn.fetchrow(CATALOG_SNAPSHOT)

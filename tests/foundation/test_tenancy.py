@@ -8,27 +8,27 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from tests.conftest import TestDatabase
+from devstack.databases import MigratedDatabase
 
 TENANT_TABLES_WITH_ORG = ("users", "sessions", "one_time_tokens", "invitations", "audit_log")
 
 
 @pytest.fixture
-async def admin(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+async def admin(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database.admin_url)
     yield conn
     await conn.close()
 
 
 @pytest.fixture
-async def api_conn(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+async def api_conn(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database.api_url)
     yield conn
     await conn.close()
 
 
 @pytest.fixture
-async def auth_conn(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+async def auth_conn(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database.auth_url)
     yield conn
     await conn.close()
@@ -137,7 +137,7 @@ async def test_every_table_with_org_id_has_forced_rls_with_a_policy(admin):
     assert unprotected == []
 
 
-async def test_runtime_roles_are_least_privileged(admin, database: TestDatabase):
+async def test_runtime_roles_are_least_privileged(admin, database: MigratedDatabase):
     for role in (database.roles.auth, database.roles.api):
         attrs = await admin.fetchrow(
             "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = $1",
@@ -198,7 +198,7 @@ async def test_auth_role_reads_identities_across_tenants_but_writes_only_in_its_
         await auth_conn.fetch("SELECT * FROM audit_log")
 
 
-async def test_audit_log_is_append_only_even_for_its_owner(admin, database: TestDatabase):
+async def test_audit_log_is_append_only_even_for_its_owner(admin, database: MigratedDatabase):
     org_a, _ = await make_org_with_user(admin, "theta")
     await admin.execute("INSERT INTO audit_log (org_id, action) VALUES ($1, 'test.event')", org_a)
     async with admin.transaction():
