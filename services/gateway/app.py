@@ -7,6 +7,8 @@ router sends every unrouted path here for a 404. Every answer is the services' p
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,7 +36,8 @@ async def gateway_problem(request: Request) -> Response:
     detail = "No resource at this URL."
     if path.startswith(ERROR_PREFIX):
         error, detail = GATEWAY_ERRORS.get(path.removeprefix(ERROR_PREFIX), (error, detail))
-        path = request.query_params.get("url", path)
+        # Traefik passes the original URL; the instance is its path, as in the services' problems.
+        path = urlsplit(request.query_params.get("url", path)).path or "/"
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if error is ServiceUnavailable else {}
     headers["Cache-Control"] = "no-store"
     return problem_response(status=error.status, slug=error.slug, title=error.title, detail=detail,

@@ -203,7 +203,7 @@ def stack() -> Iterator[ComposeStack]:
             yield compose
         finally:
             for service in ("migrate", "auth", "api", "worker", "traefik"):
-                tail = compose.logs(service).splitlines()[-15:]
+                tail = [line[:400] for line in compose.logs(service).splitlines()[-10:]]
                 print(f"--- {service} (last lines)\n" + "\n".join(tail))
             everything.down(volumes=True)
             leftovers = subprocess.run(
