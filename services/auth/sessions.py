@@ -32,12 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.identities import Identity, load_identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
-from services.auth.opaque import decode_token, new_token
 from services.auth.state import AuthState, ClientInfo
 from shared import audit
 from shared.access_tokens import b64url_encode, mark_sessions_revoked
 from shared.db import set_tenant, tenant_transaction, transaction
 from shared.errors import NotFound, ServiceUnavailable, Unauthorized
+from shared.opaque_tokens import decode_token, new_token
 from shared.redis import redis_key
 
 logger = logging.getLogger("blockbot.auth.sessions")

@@ -239,7 +239,7 @@ async def test_password_reset_revokes_sessions(auth: AuthApp, client: httpx.Asyn
 
 
 async def test_invitation_accept(auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str) -> None:
-    from services.auth.opaque import new_token
+    from shared.opaque_tokens import new_token
 
     _, owner = await signup(client, auth.settings)
     org_id = owner.json()["org"]["id"]
