@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
+from shared.bearer import bearer_token
 from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 from shared.ratelimit import client_ip
 
@@ -35,10 +36,10 @@ Client = Annotated[ClientInfo, Depends(get_client)]
 
 async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
     """The verified bearer token of a live session (revocation checked in Redis, fail closed)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise Unauthorized("A bearer access token is required.")
-    claims = verify_access_token(token.strip(), state.keyring.public_keys, state.settings)
+    claims = verify_access_token(token, state.keyring.public_keys, state.settings)
     try:
         revoked = await is_session_revoked(state.redis, state.settings, claims.session_id)
     except (RedisError, OSError) as error:
