@@ -71,18 +71,6 @@ async def delete_user(session: AsyncSession, user_id: UUID) -> None:
     await session.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})
 
 
-async def revoke_user_sessions(session: AsyncSession, user_id: UUID, reason: str) -> list[UUID]:
-    """Revoke the user's live sessions; the ids revoked."""
-    sids = await session.execute(
-        text(
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = :reason"
-            " WHERE user_id = :id AND revoked_at IS NULL RETURNING id"
-        ),
-        {"id": user_id, "reason": reason},
-    )
-    return list(sids.scalars().all())
-
-
 async def owner_count(session: AsyncSession) -> int:
     count = (await session.execute(text("SELECT count(*) FROM users WHERE role = 'owner'"))).scalar_one()
     return int(count)

@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from uuid import UUID
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import audit
@@ -25,11 +23,9 @@ from services.api.members import queries
 from services.api.members.queries import UserRow
 from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
-from shared.access_tokens import mark_sessions_revoked
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
+from shared.sessions.revocation import revoke_user_sessions
 from shared.settings import Settings
-
-logger = logging.getLogger("blockbot.api.users")
 
 
 class MemberNotFound(NotFound):
@@ -129,15 +125,13 @@ async def remove_member(
         if me.role != "owner":
             raise CannotPromoteAboveSelf("Only an owner can remove an owner.")
         await _refuse_last_owner(session, target)
-    sids = await queries.revoke_user_sessions(session, target.id, "user_removed")
+    # Access tokens of those sessions die at once; even without Redis they are refused,
+    # because every request loads the user row and this one is gone.
+    sids = await revoke_user_sessions(
+        session, redis, settings, target.id, reason="user_removed", redis_required=False
+    )
     await queries.delete_user(session, target.id)
     await audit.record(
         session, me, "user.removed", target_type="user", target_id=target.id,
         details={"email": target.email, "role": target.role, "sessions_revoked": len(sids)},
     )
-    try:
-        # Access tokens of those sessions die at once; even without Redis they are refused,
-        # because every request loads the user row and this one is gone.
-        await mark_sessions_revoked(redis, settings, sids)
-    except (RedisError, OSError) as error:
-        logger.warning("could not set revoked-session markers", extra={"error": repr(error)})
