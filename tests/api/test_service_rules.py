@@ -27,6 +27,7 @@ from shared.access_tokens import AccessClaims
 from shared.db import create_engine, create_sessionmaker, tenant_transaction
 from shared.errors import Conflict, ServiceUnavailable, error_response
 from shared.redis import create_redis
+from shared.roles import Role
 from shared.sessions.revocation import revoke_user_sessions
 from shared.settings import Settings
 from tests.api.conftest import Member, add_session, audit_rows, snapshot
@@ -65,7 +66,7 @@ async def test_last_owner_cannot_be_demoted_or_removed(sessions, make_org, admin
     try:
         error = await refused(
             sessions, owner,
-            lambda s, me: members.change_member(s, me, owner.id, name=None, role="admin"),
+            lambda s, me: members.change_member(s, me, owner.id, name=None, role=Role.ADMIN),
             members.LastOwner,
         )
         assert isinstance(error, Conflict) and "last owner" in error.detail
@@ -84,7 +85,7 @@ async def test_a_second_owner_lifts_the_last_owner_rule(sessions, make_org, admi
     first, second = org.members
     async with tenant_transaction(sessions, org.id) as session:
         row = await members.change_member(
-            session, await principal(session, first), second.id, name=None, role="member"
+            session, await principal(session, first), second.id, name=None, role=Role.MEMBER
         )
     assert row.role == "member"
     assert await admin.fetchval("SELECT role FROM users WHERE id = $1", second.id) == "member"
@@ -103,7 +104,7 @@ async def test_admin_cannot_promote_above_self(sessions, make_org, admin):
     await refused(
         sessions, actor,
         lambda s, me: invitations.invite(
-            s, me, email="new@example.com", role="owner", redis=None, settings=None  # type: ignore[arg-type]
+            s, me, email="new@example.com", role=Role.OWNER, redis=None, settings=None  # type: ignore[arg-type]
         ),
         invitations.OwnerInviteNeedsOwner,
     )
@@ -116,7 +117,7 @@ async def test_members_manage_nothing_and_rename_only_themselves(sessions, make_
     before = await snapshot(admin, org)
     await refused(
         sessions, member,
-        lambda s, me: members.change_member(s, me, member.id, name=None, role="admin"),
+        lambda s, me: members.change_member(s, me, member.id, name=None, role=Role.ADMIN),
         NotManager,
     )
     await refused(
@@ -148,7 +149,7 @@ async def test_inviting_a_member_is_a_conflict(sessions, make_org, admin):
     await refused(
         sessions, org.owner,
         lambda s, me: invitations.invite(
-            s, me, email=org.by_role("member").email.upper(), role="member",
+            s, me, email=org.by_role("member").email.upper(), role=Role.MEMBER,
             redis=None, settings=None,  # type: ignore[arg-type]
         ),
         invitations.AlreadyMember,

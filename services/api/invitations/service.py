@@ -22,7 +22,6 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import audit
-from services.api.fields import Role
 from services.api.invitations import queries
 from services.api.invitations.queries import InvitationRow
 from services.api.invitations.schemas import InvitationStatus
@@ -32,6 +31,7 @@ from services.api.principal import Principal
 from shared.email_queue import EmailTemplate, enqueue_email
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.opaque_tokens import new_token
+from shared.roles import Role
 from shared.settings import Settings
 
 
@@ -77,7 +77,7 @@ async def invite(
     me.require_manager()
     me = await lock_org(session, me)  # serialized with role changes: the role as of now
     me.require_manager()
-    if role == "owner" and me.role != "owner":
+    if role == Role.OWNER and me.role != Role.OWNER:
         raise OwnerInviteNeedsOwner()
     if await queries.member_exists(session, email):
         raise AlreadyMember()

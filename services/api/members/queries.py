@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.fields import Role
+from shared.roles import Role
 
 USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
 
@@ -26,6 +26,9 @@ class UserRow:
     role: Role
     email_verified_at: datetime | None
     created_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
 
 
 async def list_users(

@@ -18,12 +18,12 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import audit
-from services.api.fields import Role
 from services.api.members import queries
 from services.api.members.queries import UserRow
 from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
+from shared.roles import Role
 from shared.sessions.revocation import revoke_user_sessions
 from shared.settings import Settings
 
@@ -75,7 +75,7 @@ async def get_member(session: AsyncSession, user_id: UUID, *, lock: bool = False
 
 
 async def _refuse_last_owner(session: AsyncSession, target: UserRow) -> None:
-    if target.role == "owner" and await queries.owner_count(session) <= 1:
+    if target.role == Role.OWNER and await queries.owner_count(session) <= 1:
         raise LastOwner()
 
 
@@ -91,7 +91,7 @@ async def change_member(
         raise NotOwnName()
     if role_change:
         me.require_manager("Only an owner or an admin can change roles.")
-        if (target.role == "owner" or role == "owner") and me.role != "owner":
+        if Role.OWNER in (target.role, role) and me.role != Role.OWNER:
             raise CannotPromoteAboveSelf()
         await _refuse_last_owner(session, target)
     if not name_change and not role_change:
@@ -121,8 +121,8 @@ async def remove_member(
     me = await lock_org(session, me)
     target = await get_member(session, user_id, lock=True)
     me.require_manager("Only an owner or an admin can remove members.")
-    if target.role == "owner":
-        if me.role != "owner":
+    if target.role == Role.OWNER:
+        if me.role != Role.OWNER:
             raise CannotPromoteAboveSelf("Only an owner can remove an owner.")
         await _refuse_last_owner(session, target)
     # Access tokens of those sessions die at once; even without Redis they are refused,
