@@ -16,7 +16,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth import emails, sessions, signup_attempts
+from services.auth import emails, sessions
 from services.auth.identities import (
     Identity,
     UserRecord,
@@ -26,6 +26,7 @@ from services.auth.identities import (
 )
 from services.auth.metrics import LOGINS
 from services.auth.one_time_tokens import Purpose, consume, issue, retire_outstanding
+from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
 from shared import audit
@@ -174,7 +175,7 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
         user = await _mark_verified(db, user, client)
         # Whoever registered the address without verifying it loses the attempt: the mailbox
         # owner is signed in now.
-        await signup_attempts.drop_for_email(db, user.email)
+        await signup_queries.drop_for_email(db, user.email)
         issued = await start_session(db, state, user, client, method="magic_link")
         await audit.record(
             db, org_id=user.org_id, action="auth.login", actor_user_id=user.id,

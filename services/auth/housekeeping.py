@@ -1,6 +1,6 @@
 """Hourly housekeeping: drop what no request can use any more.
 
-* expired sign-up attempts (signups.purge_expired_attempts);
+* expired sign-up attempts (signups.service.purge_expired_attempts);
 * sessions dead (revoked or expired) for longer than the refresh-token TTL, with their
   `session_retired_tokens` rows. Until then a dead session's tokens are still recognized (a
   replay is logged as "revoked" rather than "unknown"); afterwards both answers are the same 401;
@@ -23,7 +23,7 @@ from uuid import UUID
 from sqlalchemy import text
 
 from services.auth.metrics import HOUSEKEEPING_DELETED
-from services.auth.signups import purge_expired_attempts
+from services.auth.signups.service import purge_expired_attempts
 from services.auth.state import AuthState
 from shared.db import tenant_transaction, transaction
 

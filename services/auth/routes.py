@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Cookie, Response, status
 
-from services.auth import accounts, invitations, sessions, signups
+from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
 from services.auth.dependencies import (
     COOKIE_PATH,
@@ -35,6 +35,7 @@ from services.auth.schemas import (
     UserOut,
     VerifyEmailRequest,
 )
+from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 
 from services.auth.opaque import new_token
-from services.auth.signups import purge_expired_attempts
+from services.auth.signups.service import purge_expired_attempts
 from tests.auth.conftest import (
     PREFIX,
     AuthApp,

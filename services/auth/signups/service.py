@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 from uuid import uuid4
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from services.auth import emails, signup_attempts
+from services.auth import emails
 from services.auth.accounts import InvalidLink, Issued, start_session
 from services.auth.identities import find_user_by_email, load_user, normalize_email
 from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
 from services.auth.opaque import new_token, token_hash
+from services.auth.signups import queries
 from services.auth.state import AuthState, ClientInfo
 from shared import audit
 from shared.db import tenant_transaction, transaction
@@ -45,7 +45,7 @@ async def register(
     settings = state.settings
     token, digest = new_token()
     async with transaction(state.sessionmaker) as db:
-        await signup_attempts.insert(
+        await queries.insert(
             db, email=address, digest=digest, password_hash=password_hash, name=name,
             org_name=org_name,
             ttl_seconds=min(
@@ -65,7 +65,7 @@ async def request_verification(state: AuthState, *, email: str) -> None:
     address = normalize_email(email)
     token, digest = new_token()
     async with transaction(state.sessionmaker) as db:
-        name = await signup_attempts.copy_newest(
+        name = await queries.copy_newest(
             db, email=address, digest=digest,
             link_ttl=state.settings.email_verification_ttl_seconds,
             signup_ttl=state.settings.unverified_signup_ttl_seconds,
@@ -86,27 +86,18 @@ async def verify_email(
     attempt = None
     if digest is not None:
         async with transaction(state.sessionmaker) as db:
-            attempt = await signup_attempts.find_live(db, digest)
+            attempt = await queries.find_live(db, digest)
     # Unknown tokens cost no Argon2 time: the token (256 random bits) is the secret here.
     if attempt is None or not await state.passwords.verify(attempt.password_hash, password):
         raise InvalidLink()
     org_id, user_id = uuid4(), uuid4()
     try:
         async with tenant_transaction(state.sessionmaker, org_id) as db:
-            if not await signup_attempts.claim(db, attempt.id):
+            if not await queries.claim(db, attempt.id):
                 raise InvalidLink()
-            await signup_attempts.drop_for_email(db, attempt.email)
-            await db.execute(
-                text("INSERT INTO organizations (id, name) VALUES (:id, :name)"),
-                {"id": org_id, "name": attempt.org_name},
-            )
-            await db.execute(
-                text(
-                    "INSERT INTO users (id, org_id, email, name, role, password_hash,"
-                    " email_verified_at) VALUES (:id, :org, :email, :name, 'owner', :hash, now())"
-                ),
-                {"id": user_id, "org": org_id, "email": attempt.email, "name": attempt.name,
-                 "hash": attempt.password_hash},
+            await queries.drop_for_email(db, attempt.email)
+            await queries.create_org_with_owner(
+                db, org_id=org_id, user_id=user_id, attempt=attempt
             )
             for action in ("user.registered", "user.email_verified"):
                 await audit.record(
@@ -119,14 +110,14 @@ async def verify_email(
     except IntegrityError:
         # The address got an account meanwhile (an accepted invitation): its attempts are moot.
         async with transaction(state.sessionmaker) as db:
-            await signup_attempts.drop_for_email(db, attempt.email)
+            await queries.drop_for_email(db, attempt.email)
         raise InvalidLink() from None
 
 
 async def purge_expired_attempts(state: AuthState, *, batch: int = 500) -> int:
     """Delete sign-up attempts whose link has expired."""
     async with transaction(state.sessionmaker) as db:
-        purged = await signup_attempts.purge_expired(db, batch)
+        purged = await queries.purge_expired(db, batch)
     if purged:
         UNVERIFIED_PURGED.inc(purged)
         logger.info("purged expired sign-up attempts", extra={"count": purged})

@@ -1,6 +1,7 @@
-"""The `signup_attempts` table: SQL only (the rules are in `signups`).
+"""SQL of sign-up: the `signup_attempts` table, and the organization with its first owner.
 
-Not a tenant table (an attempt has no organization yet); only the auth role can read or write it.
+`signup_attempts` is not a tenant table (an attempt has no organization yet); only the auth role
+can read or write it.
 """
 
 from __future__ import annotations
@@ -101,3 +102,21 @@ async def purge_expired(db: AsyncSession, batch: int) -> int:
         {"batch": batch},
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def create_org_with_owner(
+    db: AsyncSession, *, org_id: UUID, user_id: UUID, attempt: Attempt
+) -> None:
+    """The organization and its verified owner (transaction bound to `org_id`)."""
+    await db.execute(
+        text("INSERT INTO organizations (id, name) VALUES (:id, :name)"),
+        {"id": org_id, "name": attempt.org_name},
+    )
+    await db.execute(
+        text(
+            "INSERT INTO users (id, org_id, email, name, role, password_hash,"
+            " email_verified_at) VALUES (:id, :org, :email, :name, 'owner', :hash, now())"
+        ),
+        {"id": user_id, "org": org_id, "email": attempt.email, "name": attempt.name,
+         "hash": attempt.password_hash},
+    )
