@@ -1,4 +1,4 @@
-"""Migration 0004 carries pending sign-ups of the old schema over as sign-up attempts."""
+"""Migration 0005 carries pending sign-ups of the old schema over as sign-up attempts."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ Not a tenant table (there is no organization yet): only the auth role may touch 
 Existing unverified sign-ups are carried over: each still valid verification token becomes an
 attempt holding the pending password, then the empty organizations are dropped.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-25
 """
 
@@ -22,8 +22,8 @@ from alembic import op
 
 from migrations.roles import roles
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
