@@ -105,16 +105,17 @@ async def tenant_session(claims: Claims, state: ApiDep) -> AsyncIterator[AsyncSe
 TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 
 
-async def current_user(
-    claims: Claims, session: TenantSession, request: Request, state: ApiDep
-) -> Principal:
+async def current_user(claims: Claims, session: TenantSession, request: Request, state: ApiDep) -> Principal:
     """The caller as the database knows them now; a user deleted since the token is a 401."""
     row = await queries.caller(session, claims.user_id)
     if row is None:
         AUTH_FAILURES.labels("unknown_user").inc()
         raise Unauthorized("The user of this access token no longer exists.")
     return Principal(
-        **vars(row), claims=claims, user_id=claims.user_id, org_id=claims.org_id,
+        **vars(row),
+        claims=claims,
+        user_id=claims.user_id,
+        org_id=claims.org_id,
         ip=request_ip(request, state.settings),
     )
 

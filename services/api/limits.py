@@ -48,7 +48,9 @@ class RatePolicy:
             Window("org", str(claims.org_id), self.org_limit, self.org_period_seconds),
             Window("user", user, self.user_limit, self.user_period_seconds),
             Window(
-                "user_endpoint", f"{user}:{method} {route}", self.endpoint_limit,
+                "user_endpoint",
+                f"{user}:{method} {route}",
+                self.endpoint_limit,
                 self.endpoint_period_seconds,
             ),
         ]
