@@ -19,6 +19,7 @@ from services.api.org import routes as org
 from services.api.state import ApiState
 from shared.api_keys import hashing_key
 from shared.app import create_app
+from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
 from shared.resources import Resources
 from shared.settings import Settings, SettingsError
@@ -66,4 +67,5 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         resources=resources,
     )
     app.add_middleware(RateLimitHeadersMiddleware)
+    install_body_limit(app, settings.api_max_body_bytes)
     return app

@@ -48,6 +48,7 @@ from services.api.principal import Principal
 from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
 from shared.api_keys import is_api_key
+from shared.bearer import bearer_token
 from shared.db import tenant_transaction, transaction
 from shared.errors import RateLimited, Unauthorized
 from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
@@ -69,13 +70,9 @@ ApiDep = Annotated[ApiState, Depends(get_state)]
 
 def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
-    if not header:
-        AUTH_FAILURES.labels("missing").inc()
-        raise Unauthorized(MISSING_TOKEN_DETAIL)
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 4096:
-        AUTH_FAILURES.labels("invalid").inc()
+    token = bearer_token(header)
+    if token is None:
+        AUTH_FAILURES.labels("invalid" if header else "missing").inc()
         raise Unauthorized(MISSING_TOKEN_DETAIL)
     return token
 
@@ -104,10 +101,11 @@ async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCre
         logger.warning("revoked-session check unavailable (Redis down), failing open")
         REQUESTS_BY_CREDENTIAL.labels("user").inc()
         return claims
-    _enforce(request, decision)
+    request.scope[DECISION_SCOPE_KEY] = decision
     if decision.flagged:
         AUTH_FAILURES.labels("revoked").inc()
         raise Unauthorized("The session of this access token has been revoked.")
+    _enforce(request, decision)
     REQUESTS_BY_CREDENTIAL.labels("user").inc()
     return claims
 
