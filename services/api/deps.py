@@ -175,14 +175,16 @@ async def current_user(claims: Claims, session: TenantSession) -> Principal:
                 " o.name AS org_name, o.created_at AS org_created_at,"
                 " o.updated_at AS org_updated_at"
                 " FROM users u JOIN organizations o ON o.id = u.org_id"
-                " WHERE u.id = :id"
+                # A user disabled by an operator is refused here too, even if the Redis
+                # revocation check failed open.
+                " WHERE u.id = :id AND u.disabled_at IS NULL"
             ),
             {"id": claims.user_id},
         )
     ).one_or_none()
     if row is None:
         AUTH_FAILURES.labels("unknown_user").inc()
-        raise Unauthorized("The user of this access token no longer exists.")
+        raise Unauthorized("The user of this access token no longer exists or is disabled.")
     return Principal(
         claims=claims, user_id=claims.user_id, org_id=claims.org_id, email=row.email,
         name=row.name, role=row.role, email_verified_at=row.email_verified_at,
