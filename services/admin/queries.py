@@ -124,6 +124,33 @@ async def insert_org_with_owner(
     )
 
 
+@dataclass(frozen=True)
+class PendingSignup:
+    id: UUID
+    email: str
+    name: str
+    org_name: str
+    password_hash: str
+
+
+async def lock_pending_signups(db: AsyncSession, email: str) -> list[PendingSignup]:
+    """The live sign-up attempts of an address (no account yet), locked."""
+    rows = await db.execute(
+        text(
+            "SELECT id, email, name, org_name, password_hash FROM signup_attempts"
+            " WHERE email = lower(:email) AND expires_at > now() ORDER BY created_at FOR UPDATE"
+        ),
+        {"email": email},
+    )
+    return [PendingSignup(*row) for row in rows]
+
+
+async def drop_signups(db: AsyncSession, email: str) -> None:
+    await db.execute(
+        text("DELETE FROM signup_attempts WHERE email = lower(:email)"), {"email": email}
+    )
+
+
 async def mark_email_verified(db: AsyncSession, user_id: UUID) -> bool:
     """Set `email_verified_at` and spend the pending verification links; False if already set."""
     changed = (

@@ -145,6 +145,8 @@ async def create_org(admin: Admin, new: NewOrg) -> UserRow:
                 email=str(new.owner_email).lower(), name=new.owner_name,
                 password_hash=password_hash,
             )
+            # Pending sign-ups of the address are moot now (as when an invitation is accepted).
+            await queries.drop_signups(db, str(new.owner_email))
             owner = await _user(db, str(user_id))
             await admin._audit(db, org_id, "admin.org_created", owner, org_name=new.org_name)
             return owner
@@ -153,14 +155,47 @@ async def create_org(admin: Admin, new: NewOrg) -> UserRow:
 
 
 async def verify_email(admin: Admin, ref: str) -> tuple[UserRow, bool]:
-    """Mark the user's email verified; returns the user and whether anything changed."""
+    """Mark the user's email verified, or activate the one pending sign-up of an address.
+
+    Returns the user and whether anything changed.
+    """
     async with admin.transaction() as db:
+        user_id, email = parse_user_ref(ref)
+        found = await queries.find_user(db, user_id=user_id, email=email)
+        if found is None and email is not None:
+            return await _activate_signup(admin, db, email), True
         user = await _user(db, ref)
         await queries.lock_user(db, user.id)
         changed = await queries.mark_email_verified(db, user.id)
         if changed:
             await admin._audit(db, user.org_id, "admin.email_verified", user)
         return user, changed
+
+
+async def _activate_signup(admin: Admin, db: AsyncSession, email: str) -> UserRow:
+    """Create the org and owner of the address's only pending sign-up (its own password)."""
+    pending = await queries.lock_pending_signups(db, email)
+    if not pending:
+        raise NotFound(f"no user and no pending sign-up for {email.strip()[:80]!r}")
+    if len(pending) > 1:
+        # Each attempt may come from a different person (one of them a squatter): the operator
+        # cannot tell which password belongs to the mailbox owner.
+        raise Conflict(
+            f"{len(pending)} pending sign-ups for {email.strip()[:80]!r}, possibly by different "
+            "people; activating one could hand the account to the wrong person. Create the "
+            "account with create-org instead (the owner then changes the password)"
+        )
+    (signup,) = pending
+    org_id, user_id = uuid4(), uuid4()
+    await set_tenant(db, org_id)
+    await queries.insert_org_with_owner(
+        db, org_id=org_id, org_name=signup.org_name, user_id=user_id, email=signup.email,
+        name=signup.name, password_hash=signup.password_hash,
+    )
+    await queries.drop_signups(db, email)
+    owner = await _user(db, str(user_id))
+    await admin._audit(db, org_id, "admin.signup_activated", owner, org_name=signup.org_name)
+    return owner
 
 
 async def revoke_sessions(admin: Admin, ref: str) -> tuple[UserRow, int]:

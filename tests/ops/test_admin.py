@@ -214,7 +214,9 @@ async def test_revocation_needs_redis_or_changes_nothing(admin_cli: AdminCli, st
         assert (await do_refresh(client, refresh_cookie(issued))).status_code == 200
 
 
-async def test_verify_email_lets_a_pending_user_log_in(admin_cli: AdminCli, start_auth, db_admin):
+async def test_verify_email_activates_the_only_pending_signup(
+    admin_cli: AdminCli, start_auth, db_admin,
+):
     async with start_auth() as auth, auth.client() as client:
         email = new_email()
         assert (await register(client, email)).status_code == 202
@@ -225,4 +227,35 @@ async def test_verify_email_lets_a_pending_user_log_in(admin_cli: AdminCli, star
         again = await admin_cli("verify-email", email)
         assert "already verified" in again.stdout
     user_id = await db_admin.fetchval("SELECT id FROM users WHERE lower(email) = $1", email)
+    assert [e["action"] for e in await operator_events(db_admin, user_id)] == [
+        "admin.signup_activated"
+    ]
+    assert await db_admin.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email) == 0
+
+
+async def test_verify_email_refuses_to_choose_between_several_signups(
+    admin_cli: AdminCli, start_auth, db_admin,
+):
+    async with start_auth() as auth, auth.client() as client:
+        email = new_email()
+        assert (await register(client, email)).status_code == 202
+        assert (await register(client, email, "a squatter's password")).status_code == 202
+        result = await admin_cli("verify-email", email)
+        assert result.returncode == 1
+        assert "2 pending sign-ups" in result.stderr and "create-org" in result.stderr
+        assert (await login(client, email)).status_code == 401
+    assert await db_admin.fetchval("SELECT count(*) FROM users WHERE lower(email) = $1", email) == 0
+    assert await db_admin.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email) == 2
+
+
+async def test_verify_email_marks_an_unverified_user(admin_cli: AdminCli, db_admin):
+    org_id = await db_admin.fetchval("INSERT INTO organizations (name) VALUES ('Legacy') RETURNING id")
+    email = new_email()
+    user_id = await db_admin.fetchval(
+        "INSERT INTO users (org_id, email, name, role) VALUES ($1, $2, 'Lee', 'owner') RETURNING id",
+        org_id, email,
+    )
+    result = await admin_cli("verify-email", str(user_id))
+    assert result.returncode == 0, result.stderr
+    assert await db_admin.fetchval("SELECT email_verified_at FROM users WHERE id = $1", user_id)
     assert [e["action"] for e in await operator_events(db_admin, user_id)] == ["admin.email_verified"]
