@@ -187,7 +187,9 @@ async def _refresh_locked(
                     "SELECT id, org_id, user_id, token_hash, previous_token_hash, revoked_at,"
                     " expires_at <= now() AS expired,"
                     " rotated_at IS NOT NULL AND now() - rotated_at"
-                    "   < make_interval(secs => :grace) AS in_grace"
+                    "   < make_interval(secs => :grace) AS in_grace,"
+                    " (SELECT disabled_at IS NOT NULL FROM users u WHERE u.id = user_id)"
+                    "   AS user_disabled"
                     " FROM sessions WHERE id = :id FOR UPDATE"
                 ),
                 {"id": found.id, "grace": grace},
@@ -195,7 +197,7 @@ async def _refresh_locked(
         ).one_or_none()
         if row is None:
             return Outcome.INVALID, None, None
-        if row.revoked_at is not None:
+        if row.revoked_at is not None or row.user_disabled:
             return Outcome.REVOKED, None, None
         if row.expired:
             return Outcome.EXPIRED, None, None
