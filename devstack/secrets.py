@@ -21,8 +21,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PASSWORDS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AUTH_DB_PASSWORD", "API_DB_PASSWORD",
-             "GRAFANA_ADMIN_PASSWORD")
+PASSWORDS = (
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "AUTH_DB_PASSWORD",
+    "API_DB_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 PLACEHOLDER = "change-me"
 
 

@@ -40,8 +40,9 @@ async def gateway_problem(request: Request) -> Response:
         path = urlsplit(request.query_params.get("url", path)).path or "/"
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if error is ServiceUnavailable else {}
     headers["Cache-Control"] = "no-store"
-    return problem_response(status=error.status, slug=error.slug, title=error.title, detail=detail,
-                            instance=path, headers=headers)
+    return problem_response(
+        status=error.status, slug=error.slug, title=error.title, detail=detail, instance=path, headers=headers
+    )
 
 
 app = Starlette(routes=[Route("/{path:path}", gateway_problem, methods=METHODS)])

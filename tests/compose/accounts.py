@@ -11,8 +11,18 @@ import httpx
 from tests.compose.conftest import ComposeStack
 from tests.e2e.test_stack import PASSWORD, PROBLEM, REFRESH_COOKIE, Account, assert_problem, link_token
 
-__all__ = ["PASSWORD", "PROBLEM", "REFRESH_COOKIE", "Account", "account_from", "assert_problem",
-           "link_token", "login", "refresh_cookie", "register"]
+__all__ = [
+    "PASSWORD",
+    "PROBLEM",
+    "REFRESH_COOKIE",
+    "Account",
+    "account_from",
+    "assert_problem",
+    "link_token",
+    "login",
+    "refresh_cookie",
+    "register",
+]
 
 
 def refresh_cookie(response: httpx.Response) -> SimpleCookie:
@@ -29,16 +39,27 @@ def account_from(response: httpx.Response, email: str) -> Account:
     assert response.status_code in (200, 201), response.text
     body = response.json()
     cookie = refresh_cookie(response)[REFRESH_COOKIE].value
-    return Account(email=email, access=body["access_token"], refresh=cookie,
-                   user_id=str(body["user"]["id"]), org_id=str(body["org"]["id"]))
+    return Account(
+        email=email,
+        access=body["access_token"],
+        refresh=cookie,
+        user_id=str(body["user"]["id"]),
+        org_id=str(body["org"]["id"]),
+    )
 
 
 def register(client: httpx.Client, stack: ComposeStack, label: str) -> Account:
     """Sign up, follow the verification link from the outbox, return the signed-in account."""
     email = f"{label}-{secrets.token_hex(4)}@example.org"
-    response = client.post("/api/v1/auth/register", json={
-        "email": email, "password": PASSWORD, "name": f"{label} owner", "org_name": f"{label} Inc",
-    })
+    response = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "name": f"{label} owner",
+            "org_name": f"{label} Inc",
+        },
+    )
     assert response.status_code == 202, response.text
     token = link_token(stack.wait_for_email(email, "/auth/verify-email"), "/auth/verify-email")
     return account_from(client.post("/api/v1/auth/email/verify", json={"token": token}), email)

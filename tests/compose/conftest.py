@@ -83,28 +83,42 @@ class ComposeStack:
         return f"http://127.0.0.1:{HTTP_PORT}"
 
     def args(self) -> list[str]:
-        args = [compose_binary().as_posix(), "--project-directory", str(ROOT), "--env-file",
-                str(self.env_file), "-p", PROJECT]
+        args = [
+            compose_binary().as_posix(),
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(self.env_file),
+            "-p",
+            PROJECT,
+        ]
         for name in self.files:
             args += ["-f", name]
         for profile in self.profiles:
             args += ["--profile", profile]
         return args
 
-    def run(self, *args: str, check: bool = True,
-            timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.args(), *args], cwd=ROOT, capture_output=True, text=True,
-                                timeout=timeout, check=False,
-                                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT)})
+    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*self.args(), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT)},
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"compose {' '.join(args)} -> {result.returncode}\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"compose {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def set_env(self, **values: str) -> None:
         """Set (or replace) variables in the env file."""
-        lines = [line for line in self.env_file.read_text().splitlines()
-                 if line.split("=", 1)[0] not in values]
+        lines = [
+            line for line in self.env_file.read_text().splitlines() if line.split("=", 1)[0] not in values
+        ]
         lines += [f"{key}={value}" for key, value in values.items()]
         self.env_file.write_text("\n".join(lines) + "\n")
 
@@ -126,10 +140,10 @@ class ComposeStack:
     def containers(self, service: str) -> list[str]:
         return self.run("ps", "-q", service).stdout.split()
 
-    def exec(self, service: str, *command: str, check: bool = True, index: int = 1,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return self.run("exec", "-T", "--index", str(index), service, *command, check=check,
-                        timeout=timeout)
+    def exec(
+        self, service: str, *command: str, check: bool = True, index: int = 1, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("exec", "-T", "--index", str(index), service, *command, check=check, timeout=timeout)
 
     def logs(self, service: str) -> str:
         result = self.run("logs", "--no-color", "--no-log-prefix", service, check=False)
@@ -137,13 +151,27 @@ class ComposeStack:
 
     def psql(self, sql: str) -> str:
         """Run SQL as the postgres superuser inside the postgres container; tab-separated rows."""
-        return self.exec("postgres", "psql", "-U", "postgres", "-d", "blockbot", "-AtF", "\t",
-                         "-v", "ON_ERROR_STOP=1", "-c", sql).stdout
+        return self.exec(
+            "postgres",
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "blockbot",
+            "-AtF",
+            "\t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ).stdout
 
     def emails(self) -> list[dict[str, Any]]:
         """Every message in the worker's outbox (read with `docker compose exec worker`)."""
-        script = ("import json, pathlib; print(json.dumps([dict(json.loads(p.read_text()), _file=p.name)"
-                  " for p in sorted(pathlib.Path('/data/outbox').glob('*.json'))]))")
+        script = (
+            "import json, pathlib; print(json.dumps([dict(json.loads(p.read_text()), _file=p.name)"
+            " for p in sorted(pathlib.Path('/data/outbox').glob('*.json'))]))"
+        )
         for _ in range(30):
             result = self.exec("worker", "python", "-c", script, check=False)
             if result.returncode == 0:
@@ -165,8 +193,13 @@ class ComposeStack:
 
 
 def docker_ready() -> None:
-    result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                            text=True, check=False, timeout=60)
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0, "no Docker engine: .ci/run starts one (see README)\n" + result.stderr
 
 
@@ -175,13 +208,21 @@ def build_image() -> None:
     started = time.monotonic()
     result = subprocess.run(
         ["docker", "build", "-q", "-f", "infra/Dockerfile", "-t", f"blockbot-core:{IMAGE_TAG}", "."],
-        cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
         env={**os.environ, "DOCKER_BUILDKIT": "0"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     timed("build blockbot-core image", started)
-    size = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", f"blockbot-core:{IMAGE_TAG}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    size = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", f"blockbot-core:{IMAGE_TAG}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     FACTS["blockbot-core image size"] = f"{int(size) / 1e6:.0f} MB"
 
 
@@ -194,8 +235,9 @@ def stack() -> Iterator[ComposeStack]:
         write_env_file(env_file)  # what `make env` does
         compose = ComposeStack(env_file=env_file)
         compose.set_env(**TEST_ENV)
-        everything = ComposeStack(env_file=env_file, files=["compose.yaml", "compose.prod.yaml"],
-                                  profiles=["monitoring"])
+        everything = ComposeStack(
+            env_file=env_file, files=["compose.yaml", "compose.prod.yaml"], profiles=["monitoring"]
+        )
         everything.set_env(APP_BASE_URL="https://localhost", EMAIL_FROM=SENDER, PUBLIC_HOST="localhost")
         everything.down(volumes=True)  # leftovers of an interrupted run
         compose.set_env(APP_BASE_URL=f"http://localhost:{HTTP_PORT}")
@@ -208,7 +250,10 @@ def stack() -> Iterator[ComposeStack]:
             everything.down(volumes=True)
             leftovers = subprocess.run(
                 ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                capture_output=True, text=True, check=False).stdout.split()
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.split()
             assert not leftovers, f"containers left after down -v: {leftovers}"
 
 

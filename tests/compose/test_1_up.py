@@ -40,8 +40,12 @@ def test_postgres_and_redis_publish_no_host_port(stack: ComposeStack) -> None:
         assert not [p for p in rows[service].get("Publishers") or [] if p.get("PublishedPort")], rows[service]
     assert stack.psql("SELECT 1").strip() == "1"
     assert stack.exec("redis", "redis-cli", "ping").stdout.strip() == "PONG"
-    published = {p["PublishedPort"] for row in rows.values() for p in row.get("Publishers") or []
-                 if p.get("PublishedPort")}
+    published = {
+        p["PublishedPort"]
+        for row in rows.values()
+        for p in row.get("Publishers") or []
+        if p.get("PublishedPort")
+    }
     assert published == {21180}, published  # only the gateway
 
 
@@ -64,8 +68,14 @@ def test_traefik_has_no_docker_socket_and_no_warnings(stack: ComposeStack) -> No
     """Findings 8 and 9: nothing from the host's Docker socket is mounted into the proxy, and
     Traefik starts without warnings (the ops entry point has the alias-header setting)."""
     container = stack.containers("traefik")[0]
-    mounts = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .Mounts}}", container],
-                                       capture_output=True, text=True, check=True).stdout)
+    mounts = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "-f", "{{json .Mounts}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert not [m for m in mounts if "docker.sock" in m.get("Source", "")], mounts
     logs = stack.logs("traefik")
     pattern = r'level=(warn|error)|"level":"(warn|error)"| WRN | ERR '
@@ -75,14 +85,33 @@ def test_traefik_has_no_docker_socket_and_no_warnings(stack: ComposeStack) -> No
 
 def test_image_holds_exactly_the_locked_versions(stack: ComposeStack) -> None:
     """Finding 5: every installed distribution (direct or not) is pinned in the lock file."""
-    locked = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "infra/requirements.lock").read_text(),
-                             flags=re.MULTILINE))
+    locked = dict(
+        re.findall(
+            r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "infra/requirements.lock").read_text(), flags=re.MULTILINE
+        )
+    )
     locked = {name.lower().replace("_", "-").replace(".", "-"): version for name, version in locked.items()}
-    frozen = subprocess.run(["docker", "run", "--rm", "--entrypoint", "/opt/venv/bin/pip",
-                             f"blockbot-core:{IMAGE_TAG}", "list", "--format", "json"],
-                            capture_output=True, text=True, check=True).stdout
-    installed = {p["name"].lower().replace("_", "-").replace(".", "-"): p["version"]
-                 for p in json.loads(frozen) if p["name"] not in ("pip", "setuptools")}
+    frozen = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/opt/venv/bin/pip",
+            f"blockbot-core:{IMAGE_TAG}",
+            "list",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installed = {
+        p["name"].lower().replace("_", "-").replace(".", "-"): p["version"]
+        for p in json.loads(frozen)
+        if p["name"] not in ("pip", "setuptools")
+    }
     assert installed, frozen
     unlocked = {name: version for name, version in installed.items() if locked.get(name) != version}
     assert not unlocked, f"installed but not locked at that version: {unlocked}"

@@ -35,8 +35,7 @@ def alice(client: httpx.Client, stack: ComposeStack) -> Account:
     return register(client, stack, "alice")
 
 
-def test_register_verify_me_refresh_logout(client: httpx.Client, stack: ComposeStack,
-                                           alice: Account) -> None:
+def test_register_verify_me_refresh_logout(client: httpx.Client, stack: ComposeStack, alice: Account) -> None:
     me = client.get("/api/v1/me", headers=alice.auth)
     assert me.status_code == 200, me.text
     assert me.json()["user"]["email"] == alice.email
@@ -63,12 +62,14 @@ def test_register_verify_me_refresh_logout(client: httpx.Client, stack: ComposeS
 def test_invitation_from_the_outbox(client: httpx.Client, stack: ComposeStack) -> None:
     owner = register(client, stack, "owner")
     invitee = f"invitee-{owner.user_id[:8]}@example.org"
-    invited = client.post("/api/v1/invitations", headers=owner.auth,
-                          json={"email": invitee, "role": "member"})
+    invited = client.post(
+        "/api/v1/invitations", headers=owner.auth, json={"email": invitee, "role": "member"}
+    )
     assert invited.status_code == 201, invited.text
     token = link_token(stack.wait_for_email(invitee, "/auth/accept-invitation"), "/auth/accept-invitation")
-    accepted = client.post("/api/v1/auth/invitations/accept",
-                           json={"token": token, "name": "Invitee", "password": PASSWORD})
+    accepted = client.post(
+        "/api/v1/auth/invitations/accept", json={"token": token, "name": "Invitee", "password": PASSWORD}
+    )
     member = account_from(accepted, invitee)
     assert member.org_id == owner.org_id
     me = client.get("/api/v1/me", headers=member.auth).json()
@@ -85,8 +86,19 @@ def test_magic_link_from_the_outbox(client: httpx.Client, stack: ComposeStack, a
     assert again.status_code in (400, 401, 404, 410)
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/health", "/ready", "/docs", "/api/v1/../metrics",
-                                  "/api/v1/auth/%2e%2e/%2e%2e/metrics", "/api/v1/metrics", "/somewhere-else"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/metrics",
+        "/health",
+        "/ready",
+        "/docs",
+        "/api/v1/../metrics",
+        "/api/v1/auth/%2e%2e/%2e%2e/metrics",
+        "/api/v1/metrics",
+        "/somewhere-else",
+    ],
+)
 def test_operational_and_unknown_paths_are_404_problems(stack: ComposeStack, path: str) -> None:
     """Finding 7: the gateway's 404 for what no route serves is a problem+json, and never the
     services' metrics."""
@@ -103,7 +115,6 @@ def test_operational_and_unknown_paths_are_404_problems(stack: ComposeStack, pat
 def test_gateway_refuses_oversized_bodies(client: httpx.Client) -> None:
     """Issue 12's defence in depth: Traefik itself refuses a body over 64 KiB with a 413 problem."""
     body = b'{"email": "' + b"a" * 70_000 + b'@example.org", "password": "x"}'
-    response = client.post("/api/v1/auth/login", content=body,
-                           headers={"Content-Type": "application/json"})
+    response = client.post("/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"})
     body_json = assert_problem(response, 413)
     assert "64 KiB" in body_json["detail"]

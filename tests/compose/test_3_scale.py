@@ -31,15 +31,22 @@ def served(stack: ComposeStack, service: str, route_prefix: str) -> list[float]:
     counts = []
     for index in (1, 2):
         text = stack.exec(service, "python", "-c", script, index=index).stdout
-        pattern = r'^http_requests_total\{([^}]*)\} (\S+)$'
-        counts.append(sum(float(value) for labels, value in re.findall(pattern, text, flags=re.MULTILINE)
-                          if f'route="{route_prefix}' in labels))
+        pattern = r"^http_requests_total\{([^}]*)\} (\S+)$"
+        counts.append(
+            sum(
+                float(value)
+                for labels, value in re.findall(pattern, text, flags=re.MULTILINE)
+                if f'route="{route_prefix}' in labels
+            )
+        )
     return counts
 
 
 def concurrently(count: int, call: Callable[[httpx.Client], httpx.Response], workers: int = 25) -> list[int]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{HTTP_PORT}", timeout=60.0) as client, \
-            ThreadPoolExecutor(workers) as pool:
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{HTTP_PORT}", timeout=60.0) as client,
+        ThreadPoolExecutor(workers) as pool,
+    ):
         return [response.status_code for response in pool.map(lambda _: call(client), range(count))]
 
 
@@ -86,8 +93,9 @@ def test_logout_on_one_replica_revokes_on_the_other(scaled: ComposeStack, client
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)  # both replicas refused
 
 
-def test_refresh_rotation_and_reuse_detection_across_replicas(scaled: ComposeStack,
-                                                              client: httpx.Client) -> None:
+def test_refresh_rotation_and_reuse_detection_across_replicas(
+    scaled: ComposeStack, client: httpx.Client
+) -> None:
     before = served(scaled, "auth", "/api/v1/auth/refresh")
     for label in ("rot1", "rot2", "rot3"):
         account = register(client, scaled, label)

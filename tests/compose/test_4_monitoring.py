@@ -29,8 +29,12 @@ def prometheus(path: str) -> dict[str, Any]:
 
 
 def test_prometheus_scrapes_every_target_and_loads_the_rules(stack: ComposeStack) -> None:
-    has_grafana = subprocess.run(["docker", "image", "inspect", GRAFANA_IMAGE], capture_output=True,
-                                 check=False).returncode == 0
+    has_grafana = (
+        subprocess.run(
+            ["docker", "image", "inspect", GRAFANA_IMAGE], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     services = ["prometheus", "grafana"] if has_grafana else ["prometheus"]
     FACTS["part 4: grafana"] = "started" if has_grafana else f"not started ({GRAFANA_IMAGE} not on this host)"
     stack.profiles = ["monitoring"]

@@ -2,9 +2,9 @@
 
 `restart redis`, `stop redis` for 10 s, SIGKILL of the api's main process, SIGKILL of the
 worker with 100 emails queued. (`restart postgres` waits for issue 10's database-outage
-mapping: today the services answer 500 while PostgreSQL restarts.) Expected: no 500 (a 503 problem+json at most),
-recovery without manual action within 15 s of the dependency returning, no email lost or sent
-twice. Finding 7: while the api is down the gateway answers 503, not 404.
+mapping: today the services answer 500 while PostgreSQL restarts.) Expected: no 500 (a 503
+problem+json at most), recovery without manual action within 15 s of the dependency
+returning, no email lost or sent twice. Finding 7: while the api is down the gateway answers 503, not 404.
 """
 
 from __future__ import annotations
@@ -56,12 +56,17 @@ class Poller:
                         if kind == "me":
                             response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {access}"})
                         else:
-                            response = client.post("/api/v1/auth/login",
-                                                   json={"email": self.account.email, "password": PASSWORD})
+                            response = client.post(
+                                "/api/v1/auth/login", json={"email": self.account.email, "password": PASSWORD}
+                            )
                             if response.status_code == 200:
                                 access = response.json()["access_token"]
-                        sample = Sample(started, kind, response.status_code,
-                                        response.headers.get("content-type", "").startswith(PROBLEM))
+                        sample = Sample(
+                            started,
+                            kind,
+                            response.status_code,
+                            response.headers.get("content-type", "").startswith(PROBLEM),
+                        )
                     except httpx.HTTPError:
                         sample = Sample(started, kind, 0, False)
                     self.samples.append(sample)
@@ -75,8 +80,10 @@ class Poller:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             recent = self.since(back)
-            firsts = [min((s.at for s in recent if s.kind == kind and s.status == 200), default=None)
-                      for kind in ("me", "login")]
+            firsts = [
+                min((s.at for s in recent if s.kind == kind and s.status == 200), default=None)
+                for kind in ("me", "login")
+            ]
             if all(first is not None for first in firsts):
                 return max(first for first in firsts if first is not None) - back
             time.sleep(0.2)
@@ -105,8 +112,14 @@ def until(check: Callable[[], bool], timeout: float = 120.0) -> float:
 
 
 def main_pid(container: str) -> int:
-    return int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container], capture_output=True,
-                              text=True, check=True).stdout)
+    return int(
+        subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
 
 def running_again(stack: ComposeStack, service: str, old_pid: int) -> Callable[[], bool]:
@@ -164,8 +177,9 @@ def test_sigkill_of_the_api_process(stack: ComposeStack, poller: Poller, client:
     assert 404 not in codes
 
 
-def test_stopped_api_is_a_503_problem_not_404(stack: ComposeStack, client: httpx.Client,
-                                             poller: Poller) -> None:
+def test_stopped_api_is_a_503_problem_not_404(
+    stack: ComposeStack, client: httpx.Client, poller: Poller
+) -> None:
     stack.run("stop", "api")
     try:
         body = assert_problem(client.get("/api/v1/me", headers=poller.account.auth), 503)
@@ -186,8 +200,11 @@ def test_sigkill_of_the_worker_with_100_emails_queued(stack: ComposeStack, clien
         stack.run("unpause", "worker")
 
     def magic_links() -> list[str]:
-        return [m["text"] for m in stack.emails()
-                if account.email in str(m["to"]) and "/auth/magic#token=" in m["text"]]
+        return [
+            m["text"]
+            for m in stack.emails()
+            if account.email in str(m["to"]) and "/auth/magic#token=" in m["text"]
+        ]
 
     until(lambda: len(magic_links()) >= 5, timeout=120)
     container = stack.containers("worker")[0]

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.compose
 _part = part_timer("part 6: down + up persistence (total)")
 
 
-def test_users_sessions_and_queued_emails_survive_down_and_up(stack: ComposeStack,
-                                                              client: httpx.Client) -> None:
+def test_users_sessions_and_queued_emails_survive_down_and_up(
+    stack: ComposeStack, client: httpx.Client
+) -> None:
     account = register(client, stack, "durable")
     stack.run("stop", "worker")
     queued = client.post("/api/v1/auth/magic-link", json={"email": account.email})

@@ -28,10 +28,15 @@ def production(stack: ComposeStack, client: httpx.Client) -> tuple[ComposeStack,
     stack.down(volumes=False)
     stack.files = ["compose.yaml", "compose.prod.yaml"]
     stack.set_env(
-        APP_BASE_URL=f"https://localhost:{HTTPS_PORT}", EMAIL_FROM=SENDER, PUBLIC_HOST="localhost",
-        ACME_EMAIL="ops@blockbot-ci.net", ACME_CA_SERVER="https://127.0.0.1:9/directory",
-        RESEND_API_KEY="re_ci_never_used", RESEND_API_URL="http://127.0.0.1:9",
-        HTTP_PORT=str(PROD_HTTP_PORT), HTTPS_PORT=str(HTTPS_PORT),
+        APP_BASE_URL=f"https://localhost:{HTTPS_PORT}",
+        EMAIL_FROM=SENDER,
+        PUBLIC_HOST="localhost",
+        ACME_EMAIL="ops@blockbot-ci.net",
+        ACME_CA_SERVER="https://127.0.0.1:9/directory",
+        RESEND_API_KEY="re_ci_never_used",
+        RESEND_API_URL="http://127.0.0.1:9",
+        HTTP_PORT=str(PROD_HTTP_PORT),
+        HTTPS_PORT=str(HTTPS_PORT),
     )
     started = time.monotonic()
     stack.up()
@@ -45,8 +50,12 @@ def test_every_service_healthy_and_migrate_done(production: tuple[ComposeStack, 
     for service in SERVICES:
         assert rows[service]["Health"] == "healthy", rows[service]
     assert rows["migrate"]["ExitCode"] == 0, rows["migrate"]
-    published = {p["PublishedPort"] for row in rows.values() for p in row.get("Publishers") or []
-                 if p.get("PublishedPort")}
+    published = {
+        p["PublishedPort"]
+        for row in rows.values()
+        for p in row.get("Publishers") or []
+        if p.get("PublishedPort")
+    }
     assert published == {PROD_HTTP_PORT, HTTPS_PORT}, published  # none for PostgreSQL or Redis
 
 

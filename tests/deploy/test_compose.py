@@ -17,8 +17,17 @@ import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "auth", "api", "worker", "gateway-problems")
-LONG_RUNNING = ("postgres", "redis", "auth", "api", "worker", "traefik", "gateway-problems",
-                "prometheus", "grafana")
+LONG_RUNNING = (
+    "postgres",
+    "redis",
+    "auth",
+    "api",
+    "worker",
+    "traefik",
+    "gateway-problems",
+    "prometheus",
+    "grafana",
+)
 VARIANTS = {
     "base": (["-f", "compose.yaml"], []),
     "base+monitoring": (["-f", "compose.yaml"], ["monitoring"]),
@@ -37,8 +46,10 @@ def compose_binary() -> str:
 
 
 # What an operator changes in .env.example for production (the rest are placeholders).
-PRODUCTION_ENV = {"APP_BASE_URL": "https://app.example.org",
-                  "EMAIL_FROM": "BlockBot <no-reply@mail.example.net>"}
+PRODUCTION_ENV = {
+    "APP_BASE_URL": "https://app.example.org",
+    "EMAIL_FROM": "BlockBot <no-reply@mail.example.net>",
+}
 
 
 def env_file_for(files: list[str]) -> str:
@@ -46,22 +57,38 @@ def env_file_for(files: list[str]) -> str:
         return str(ROOT / ".env.example")
     import tempfile
 
-    lines = [line for line in (ROOT / ".env.example").read_text().splitlines()
-             if line.split("=", 1)[0] not in PRODUCTION_ENV]
+    lines = [
+        line
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.split("=", 1)[0] not in PRODUCTION_ENV
+    ]
     lines += [f"{key}={value}" for key, value in PRODUCTION_ENV.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".env", delete=False) as handle:
         handle.write("\n".join(lines) + "\n")
     return handle.name
 
 
-def compose(files: list[str], profiles: list[str], *args: str,
-            env_file: str | None = None) -> subprocess.CompletedProcess[str]:
+def compose(
+    files: list[str], profiles: list[str], *args: str, env_file: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env_file = env_file or env_file_for(files)
     profile_args = [arg for p in profiles for arg in ("--profile", p)]
     return subprocess.run(
-        [compose_binary(), "--project-directory", str(ROOT), "--env-file", env_file,
-         *files, *profile_args, *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        [
+            compose_binary(),
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            env_file,
+            *files,
+            *profile_args,
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},  # nothing inherited from the shell
     )
 
@@ -102,15 +129,26 @@ def test_missing_secrets_are_refused(tmp_path: Path) -> None:
     result = compose(["-f", "compose.yaml"], [], "config", "--quiet", env_file=str(empty))
     assert result.returncode != 0
     # compose names the first missing secret it meets (the order varies)
-    assert re.search(r"required variable (POSTGRES|REDIS|AUTH_DB|API_DB)_PASSWORD", result.stderr) \
-        or "JWT_PRIVATE_KEYS" in result.stderr or "GRAFANA_ADMIN_PASSWORD" in result.stderr, result.stderr
+    assert (
+        re.search(r"required variable (POSTGRES|REDIS|AUTH_DB|API_DB)_PASSWORD", result.stderr)
+        or "JWT_PRIVATE_KEYS" in result.stderr
+        or "GRAFANA_ADMIN_PASSWORD" in result.stderr
+    ), result.stderr
 
 
 def test_profiles_add_monitoring_only() -> None:
     without = compose(["-f", "compose.yaml"], [], "config", "--services")
     with_monitoring = compose(["-f", "compose.yaml"], ["monitoring"], "config", "--services")
-    assert set(without.stdout.split()) == {"postgres", "redis", "migrate", "auth", "api", "worker", "traefik",
-                                              "gateway-problems"}
+    assert set(without.stdout.split()) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "auth",
+        "api",
+        "worker",
+        "traefik",
+        "gateway-problems",
+    }
     assert set(with_monitoring.stdout.split()) - set(without.stdout.split()) == {"prometheus", "grafana"}
 
 
@@ -169,8 +207,10 @@ def test_postgres_and_redis_versions_and_persistence(config: dict[str, Any]) -> 
     redis_major = int(re.match(r"redis:(\d+)", services["redis"]["image"]).group(1))  # type: ignore[union-attr]
     assert pg_major >= 16 and redis_major >= 7
     assert "--appendonly yes" in " ".join(services["redis"]["command"])
-    assert any(v["target"] == "/var/lib/postgresql/data" and v["type"] == "volume"
-               for v in services["postgres"]["volumes"])
+    assert any(
+        v["target"] == "/var/lib/postgresql/data" and v["type"] == "volume"
+        for v in services["postgres"]["volumes"]
+    )
     assert any(v["target"] == "/data" and v["type"] == "volume" for v in services["redis"]["volumes"])
 
 
@@ -185,10 +225,17 @@ def render_dynamic(environ: dict[str, str]) -> dict[str, Any]:
             return match.group(2).replace("{{ . }}", value) if value else ""
 
         text = re.sub(r'\{\{ with env "(\w+)" \}\}(.*?)\{\{ end \}\}', with_env, text)
-        text = re.sub(r'\{\{-? if env "(\w+)" \}\}(.*?)\{\{-? end \}\}',
-                      lambda m: m.group(2) if environ.get(m.group(1)) else "", text, flags=re.DOTALL)
-        text = re.sub(r'\{\{ env "(\w+)" \| default "([^"]*)" \}\}',
-                      lambda m: environ.get(m.group(1)) or m.group(2), text)
+        text = re.sub(
+            r'\{\{-? if env "(\w+)" \}\}(.*?)\{\{-? end \}\}',
+            lambda m: m.group(2) if environ.get(m.group(1)) else "",
+            text,
+            flags=re.DOTALL,
+        )
+        text = re.sub(
+            r'\{\{ env "(\w+)" \| default "([^"]*)" \}\}',
+            lambda m: environ.get(m.group(1)) or m.group(2),
+            text,
+        )
         text = re.sub(r'\{\{ env "(\w+)" \}\}', lambda m: environ.get(m.group(1), ""), text)
         assert "{{" not in text, text
         return text
@@ -204,8 +251,11 @@ def traefik_environment(config: dict[str, Any]) -> dict[str, str]:
 
 
 def test_traefik_routes_only_the_public_prefixes(config: dict[str, Any]) -> None:
-    assert not [name for name, service in config["services"].items()
-                if any(key.startswith("traefik.") for key in (service.get("labels") or {}))]
+    assert not [
+        name
+        for name, service in config["services"].items()
+        if any(key.startswith("traefik.") for key in (service.get("labels") or {}))
+    ]
     dynamic = render_dynamic(traefik_environment(config))
     routers = dynamic["routers"]
     assert set(routers) == {"auth", "api", "not-found"}
@@ -232,8 +282,11 @@ def test_traefik_reaches_services_by_dns_name_without_docker_socket(config: dict
     assert not [v for v in traefik.get("volumes", []) if "docker.sock" in v["source"]]
     services = render_dynamic(traefik_environment(config))["services"]
     upstreams = {name: service["loadBalancer"]["servers"][0]["url"] for name, service in services.items()}
-    assert upstreams == {"auth": "http://auth:8001", "api": "http://api:8002",
-                         "gateway-problems": "http://gateway-problems:8003"}
+    assert upstreams == {
+        "auth": "http://auth:8001",
+        "api": "http://api:8002",
+        "gateway-problems": "http://gateway-problems:8003",
+    }
 
 
 def test_gateway_errors_become_problems(base: dict[str, Any]) -> None:
@@ -261,8 +314,11 @@ def test_local_stack_renders_the_same_routes_without_gateway_problems() -> None:
 def test_traefik_entry_points_drop_alias_headers(config: dict[str, Any]) -> None:
     """Finding 8: every entry point, the internal ops one included, drops aliased headers."""
     command = config["services"]["traefik"]["command"]
-    entry_points = {re.match(r"--entryPoints\.(\w+)\.address", c).group(1)  # type: ignore[union-attr]
-                    for c in command if re.match(r"--entryPoints\.\w+\.address", c)}
+    entry_points = {
+        re.match(r"--entryPoints\.(\w+)\.address", c).group(1)  # type: ignore[union-attr]
+        for c in command
+        if re.match(r"--entryPoints\.\w+\.address", c)
+    }
     assert "ops" in entry_points
     for name in entry_points:
         assert f"--entryPoints.{name}.http.aliasHeadersStrategy=delete" in command, name

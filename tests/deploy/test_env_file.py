@@ -17,14 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def make_env(path: Path) -> subprocess.CompletedProcess[str]:
     # -S -E: no site-packages, no PYTHON* variables: the standard library is all it may use.
-    return subprocess.run([sys.executable, "-S", "-E", "-m", "devstack.secrets", "--env-file", str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    return subprocess.run(
+        [sys.executable, "-S", "-E", "-m", "devstack.secrets", "--env-file", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
 
 
 def values(path: Path) -> dict[str, str]:
-    keys = [line.split("=", 1) for line in path.read_text().splitlines()
-            if re.match(r"^[A-Z][A-Z0-9_]*=", line)]
+    keys = [
+        line.split("=", 1) for line in path.read_text().splitlines() if re.match(r"^[A-Z][A-Z0-9_]*=", line)
+    ]
     names = [key for key, _ in keys]
     assert len(names) == len(set(names)), "duplicate keys"
     return {key: value for key, value in keys}
@@ -42,10 +49,24 @@ def test_creates_a_ready_env_file_without_the_toolchain(tmp_path: Path) -> None:
     assert oct(env.stat().st_mode & 0o777) == "0o600"
     # Compose accepts the file as it is (no echoed make commands, nothing to delete by hand).
     config = subprocess.run(
-        [str(compose_binary()), "--project-directory", str(ROOT), "--env-file", str(env),
-         "-f", "compose.yaml", "config", "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)})
+        [
+            str(compose_binary()),
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(env),
+            "-f",
+            "compose.yaml",
+            "config",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+    )
     assert config.returncode == 0, config.stderr
 
 
@@ -53,13 +74,15 @@ def test_running_again_keeps_what_is_set_and_fills_only_placeholders(tmp_path: P
     env = tmp_path / ".env"
     assert make_env(env).returncode == 0
     first = values(env)
-    env.write_text(env.read_text().replace(f"REDIS_PASSWORD={first['REDIS_PASSWORD']}",
-                                           "REDIS_PASSWORD=change-me-redis"))
+    env.write_text(
+        env.read_text().replace(f"REDIS_PASSWORD={first['REDIS_PASSWORD']}", "REDIS_PASSWORD=change-me-redis")
+    )
     assert make_env(env).returncode == 0
     second = values(env)
     assert second["REDIS_PASSWORD"] not in (first["REDIS_PASSWORD"], "change-me-redis")
-    assert {k: v for k, v in second.items() if k != "REDIS_PASSWORD"} == \
-        {k: v for k, v in first.items() if k != "REDIS_PASSWORD"}
+    assert {k: v for k, v in second.items() if k != "REDIS_PASSWORD"} == {
+        k: v for k, v in first.items() if k != "REDIS_PASSWORD"
+    }
 
 
 def test_fill_appends_missing_secrets_once() -> None:

@@ -16,10 +16,12 @@ async def test_owner_owns_the_schema_and_grants_are_explicit(database: MigratedD
     conn = await asyncpg.connect(database.admin_url)
     try:
         owner = await conn.fetchval(
-            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'")
+            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'"
+        )
         rows = await conn.fetch(
             "SELECT coalesce(g.rolname, 'PUBLIC') AS grantee, a.privilege_type FROM pg_namespace n, "
-            "aclexplode(n.nspacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee WHERE n.nspname = 'public'")
+            "aclexplode(n.nspacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee WHERE n.nspname = 'public'"
+        )
     finally:
         await conn.close()
     grants = {(row["grantee"], row["privilege_type"]) for row in rows}
