@@ -203,19 +203,11 @@ def docker_ready() -> None:
     assert result.returncode == 0, "no Docker engine: .ci/run starts one (see README)\n" + result.stderr
 
 
-def build_image() -> None:
-    """The project's image, with the classic builder (no frontend image, no buildx needed)."""
+def build_image(compose: ComposeStack) -> None:
+    """The project's image, built by Compose as `make build` does (no registry involved: the
+    Dockerfile needs no BuildKit frontend image)."""
     started = time.monotonic()
-    result = subprocess.run(
-        ["docker", "build", "-q", "-f", "infra/Dockerfile", "-t", f"blockbot-core:{IMAGE_TAG}", "."],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-        env={**os.environ, "DOCKER_BUILDKIT": "0"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    compose.run("build", "migrate", timeout=1500)
     timed("build blockbot-core image", started)
     size = subprocess.run(
         ["docker", "image", "inspect", "-f", "{{.Size}}", f"blockbot-core:{IMAGE_TAG}"],
@@ -229,7 +221,6 @@ def build_image() -> None:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[ComposeStack]:
     docker_ready()
-    build_image()
     with tempfile.TemporaryDirectory(prefix="bbcompose-") as directory:
         env_file = Path(directory) / ".env"
         write_env_file(env_file)  # what `make env` does
@@ -240,6 +231,7 @@ def stack() -> Iterator[ComposeStack]:
         )
         everything.set_env(APP_BASE_URL="https://localhost", EMAIL_FROM=SENDER, PUBLIC_HOST="localhost")
         everything.down(volumes=True)  # leftovers of an interrupted run
+        build_image(compose)
         compose.set_env(APP_BASE_URL=f"http://localhost:{HTTP_PORT}")
         try:
             yield compose
