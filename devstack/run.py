@@ -640,8 +640,8 @@ class LocalStack:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=ROOT / ".dev",
-                        help="where data, secrets, logs and the outbox live (default .dev/)")
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("DEVSTACK_ROOT") or ROOT / ".dev"),
+                        help="where data, secrets, logs and the outbox live (.dev/ or $DEVSTACK_ROOT)")
     defaults = Ports()
     for name, value in asdict(defaults).items():
         env_name = f"DEVSTACK_{name.upper()}_PORT"

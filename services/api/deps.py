@@ -37,6 +37,7 @@ from services.api.metrics import AUTH_FAILURES, REVOCATION_CHECK_FAIL_OPEN
 from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
 from shared.db import tenant_transaction
 from shared.errors import Forbidden, RateLimited, Unauthorized
+from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import Decision, RateLimiter, Window, client_ip, ratelimit_headers
 from shared.resources import ResourcesDep
 from shared.settings import Settings
@@ -96,6 +97,7 @@ def _bearer_token(request: Request) -> str:
     return token
 
 
+@requires_security(BEARER_AUTH)
 async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaims:
     """Verify the bearer token, apply the rate limits, reject revoked sessions."""
     token = _bearer_token(request)

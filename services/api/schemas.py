@@ -8,17 +8,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from shared.user_schema import User
+
 Role = Literal["owner", "admin", "member"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class UserOut(BaseModel):
-    id: UUID
-    email: str
-    name: str
-    role: Role
-    email_verified: bool
-    created_at: datetime
 
 
 class OrgOut(BaseModel):
@@ -29,7 +22,7 @@ class OrgOut(BaseModel):
 
 
 class MeOut(BaseModel):
-    user: UserOut
+    user: User
     org: OrgOut
 
 

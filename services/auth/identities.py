@@ -26,6 +26,7 @@ class UserRecord:
     role: str
     password_hash: str | None
     email_verified_at: datetime | None
+    created_at: datetime
 
     @property
     def verified(self) -> bool:
@@ -40,7 +41,7 @@ class Identity:
     org_name: str
 
 
-_USER_COLUMNS = "id, org_id, email, name, role, password_hash, email_verified_at"
+_USER_COLUMNS = "id, org_id, email, name, role, password_hash, email_verified_at, created_at"
 
 
 async def find_user_by_email(state: AuthState, email: str) -> UserRecord | None:

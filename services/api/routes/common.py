@@ -9,22 +9,23 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import Principal
-from services.api.schemas import OrgOut, UserOut
+from services.api.schemas import OrgOut
 from shared.errors import Unauthorized
+from shared.user_schema import User
 
-USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
+USER_COLUMNS = "id, org_id, email, name, role, email_verified_at, created_at"
 
 
-def user_out(row: Any) -> UserOut:
-    return UserOut(
-        id=row.id, email=row.email, name=row.name, role=row.role,
+def user_out(row: Any) -> User:
+    return User(
+        id=row.id, org_id=row.org_id, email=row.email, name=row.name, role=row.role,
         email_verified=row.email_verified_at is not None, created_at=row.created_at,
     )
 
 
-def principal_user(me: Principal) -> UserOut:
-    return UserOut(
-        id=me.user_id, email=me.email, name=me.name, role=me.role,
+def principal_user(me: Principal) -> User:
+    return User(
+        id=me.user_id, org_id=me.org_id, email=me.email, name=me.name, role=me.role,
         email_verified=me.email_verified_at is not None, created_at=me.created_at,
     )
 

@@ -31,10 +31,11 @@ from services.api.pagination import (
 )
 from services.api.routes import API_PREFIX
 from services.api.routes.common import USER_COLUMNS, lock_org, owner_count, user_out
-from services.api.schemas import UserOut, UserPatch
+from services.api.schemas import UserPatch
 from shared.access_tokens import mark_sessions_revoked
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.resources import ResourcesDep
+from shared.user_schema import User
 
 router = APIRouter(prefix=API_PREFIX, tags=["users"])
 logger = logging.getLogger("blockbot.api.users")
@@ -44,7 +45,7 @@ LAST_OWNER_DETAIL = "The organization's last owner cannot be demoted or removed.
 @router.get("/users", summary="Members of the organization, oldest first")
 async def list_users(
     me: CurrentUser, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-) -> Page[UserOut]:
+) -> Page[User]:
     params: dict[str, object] = {"limit": limit + 1}
     where = ""
     if cursor is not None:
@@ -58,10 +59,10 @@ async def list_users(
     ).all()
     page, more = split_page(rows, limit)
     next_cursor = encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if more else None
-    return Page[UserOut](items=[user_out(r) for r in page], next_cursor=next_cursor)
+    return Page[User](items=[user_out(r) for r in page], next_cursor=next_cursor)
 
 
-async def _load(session: TenantSession, user_id: UUID, *, lock: bool = False) -> UserOut:
+async def _load(session: TenantSession, user_id: UUID, *, lock: bool = False) -> User:
     suffix = " FOR UPDATE" if lock else ""
     row = (
         await session.execute(
@@ -74,11 +75,11 @@ async def _load(session: TenantSession, user_id: UUID, *, lock: bool = False) ->
 
 
 @router.get("/users/{user_id}", summary="One member")
-async def get_user(user_id: UUID, me: CurrentUser, session: TenantSession) -> UserOut:
+async def get_user(user_id: UUID, me: CurrentUser, session: TenantSession) -> User:
     return await _load(session, user_id)
 
 
-def _check_role_change(me: Principal, target: UserOut, new_role: str) -> None:
+def _check_role_change(me: Principal, target: User, new_role: str) -> None:
     if not me.is_manager:
         raise Forbidden("Only an owner or an admin can change roles.")
     if (target.role == "owner" or new_role == "owner") and me.role != "owner":
@@ -88,7 +89,7 @@ def _check_role_change(me: Principal, target: UserOut, new_role: str) -> None:
 @router.patch("/users/{user_id}", summary="Change a member's name (self) or role (owner/admin)")
 async def patch_user(
     user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession, request: Request
-) -> UserOut:
+) -> User:
     me = await lock_org(session, me)
     target = await _load(session, user_id, lock=True)
     name_change = body.name is not None and body.name != target.name
