@@ -15,7 +15,7 @@ from shared.errors import PROBLEM_SCHEMA
 # Operations anyone may call; every other one declares how it authenticates.
 PUBLIC = {
     "register", "verifyEmail", "verifyRequest", "login", "magicLink", "magicLinkVerify",
-    "passwordForgot", "passwordReset", "acceptInvitation", "jwks",
+    "passwordForgot", "passwordReset", "acceptInvitation", "jwks", "openidConfiguration",
 }
 COOKIE = {"refresh", "logout"}
 
