@@ -4,7 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck pytest migrate migrate-local up down logs ps build secrets compose-config clean
+.PHONY: help install run test lint typecheck pytest docs migrate migrate-local up down logs ps build secrets compose-config clean
+.DEFAULT_GOAL := help
+
+## help: list the documented targets (also what `make` alone does)
+help:
+	@echo "make TARGET, where TARGET is one of:"
+	@sed -n 's/^## \([a-z-]*\): /  \1|/p' $(MAKEFILE_LIST) | awk -F'|' '{ printf "%-18s%s\n", $$1, $$2 }'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
+## install: create .venv and install the project with its dev dependencies
 install: $(STAMP)
 
 ## run: start PostgreSQL, Redis, migrate, auth, api, worker and Traefik on http://localhost:8080
@@ -21,14 +28,21 @@ run: $(STAMP)
 ## test: lint, type-check and run every test (starts its own PostgreSQL and Redis)
 test: lint typecheck pytest
 
+## lint: ruff
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## typecheck: mypy --strict
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+## pytest: the test suite only (PYTEST_ARGS="tests/api -x" to narrow it)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## docs: regenerate docs/api.md and docs/problems.md from the OpenAPI documents and error types
+docs: $(STAMP)
+	$(BIN)/python -m devstack.api_docs
 
 ## migrate-local: run the migrate job against DATABASE_URL (local, no Docker)
 migrate-local: $(STAMP)
@@ -47,8 +61,10 @@ up:
 ## down: stop and remove the containers (volumes are kept)
 down:
 	$(COMPOSE) down
+## logs: follow the logs of every service, or of SERVICE=auth
 logs:
 	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+## ps: the state of every container
 ps:
 	$(COMPOSE) ps
 ## migrate: run the migrate job once more in Docker Compose (it also runs on every `up`)
@@ -61,5 +77,6 @@ secrets: $(STAMP)
 compose-config: $(STAMP)
 	$(BIN)/python -m devstack.compose_check
 
+## clean: remove .venv and the tool caches (not .dev, the make run data)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -9,7 +9,6 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from shared import health
-from shared.db import database_url
 from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
@@ -33,7 +32,8 @@ def create_app(
     resources: Resources | None = None,
 ) -> FastAPI:
     """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here."""
-    database_url(settings)  # every HTTP service needs its database: refuse to start without
+    # Every HTTP service needs its database and Redis: refuse to start without, naming both.
+    settings.require("database_url", "redis_url")
     configure_logging(settings.service_name, settings.log_level)
     setup_tracing(settings.service_name)
 

@@ -14,6 +14,7 @@ def create_redis(settings: Settings) -> ArqRedis:
     It is an `ArqRedis` (a `redis.asyncio.Redis` subclass) so the same client also enqueues jobs.
     Its commands are traced (names only, arguments masked) when tracing is on.
     """
+    settings.require("redis_url")
     instrument_redis()
     from shared.email_queue import deserialize_job, email_queue_name, serialize_job
 

@@ -64,8 +64,8 @@ def test_lists_accept_csv_and_json():
     assert len(a.trusted_proxies) == 2
 
 
-def test_a_process_with_missing_variables_exits_2_with_the_names_and_no_traceback():
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+def test_a_process_with_bad_variables_exits_2_with_the_names_and_no_traceback():
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "REDIS_URL": "not a url"}
     code = "from shared.settings import get_settings; get_settings()"
     result = subprocess.run(
         [sys.executable, "-c", code],
