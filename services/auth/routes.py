@@ -33,7 +33,9 @@ from services.auth.schemas import (
     StatusResponse,
     TokenRequest,
     TokenResponse,
+    VerifyEmailRequest,
 )
+from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 from shared.openapi import REFRESH_COOKIE_AUTH
@@ -90,7 +92,7 @@ async def register(
     """Sign up: the same answer whether or not the address already has an account."""
     decision = await enforce(state, "register", client, body.email)
     with limit_headers(decision, response):
-        await accounts.register(
+        await signups.register(
             state, email=body.email, password=body.password, name=body.name,
             org_name=body.org_name, client=client,
         )
@@ -99,13 +101,16 @@ async def register(
 
 @router.post("/email/verify", response_model=TokenResponse)
 async def verify_email(
-    body: TokenRequest, state: AuthDep, client: Client, response: Response
+    body: VerifyEmailRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
+    """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
     decision = await enforce_ip(
         state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute
     )
     with limit_headers(decision, response):
-        issued = await accounts.verify_email(state, token=body.token, client=client)
+        issued = await signups.verify_email(
+            state, token=body.token, password=body.password, client=client
+        )
     return session_response(state, response, issued)
 
 
@@ -117,7 +122,7 @@ async def verify_request(
 ) -> StatusResponse:
     decision = await enforce(state, "verify_request", client, body.email)
     with limit_headers(decision, response):
-        await accounts.request_verification(state, email=body.email)
+        await signups.request_verification(state, email=body.email)
     return ACCEPTED
 
 

@@ -43,6 +43,12 @@ class TokenRequest(Body):
     token: OneTimeToken
 
 
+class VerifyEmailRequest(Body):
+    token: OneTimeToken
+    # The password chosen in the sign-up attempt (checked, not set: any length it could have had).
+    password: AnyPassword
+
+
 class PasswordResetRequest(Body):
     token: OneTimeToken
     password: NewPassword
