@@ -9,7 +9,7 @@ from services.api.org import service
 from services.api.org.schemas import OrgOut, OrgPatch, principal_org
 from services.api.prefix import API_PREFIX
 
-router = APIRouter(prefix=API_PREFIX, tags=["me"])
+router = APIRouter(prefix=API_PREFIX, tags=["org"])
 
 
 @router.get("/org", summary="The current organization")
