@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel
+
+from shared.roles import Role
 
 
 class User(BaseModel):
@@ -16,6 +17,6 @@ class User(BaseModel):
     org_id: UUID
     email: str
     name: str
-    role: Literal["owner", "admin", "member"]
+    role: Role
     email_verified: bool
     created_at: datetime

@@ -17,6 +17,7 @@ from services.api.members import routes as members
 from services.api.org import routes as org
 from services.api.state import ApiState
 from shared.app import create_app
+from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
 from shared.resources import Resources
 from shared.settings import Settings, SettingsError
@@ -57,4 +58,5 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         resources=resources,
     )
     app.add_middleware(RateLimitHeadersMiddleware)
+    install_body_limit(app, settings.api_max_body_bytes)
     return app

@@ -33,6 +33,7 @@ from services.api.metrics import AUTH_FAILURES, REVOCATION_CHECK_FAIL_OPEN
 from services.api.principal import Principal
 from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
+from shared.bearer import bearer_token
 from shared.db import tenant_transaction
 from shared.errors import RateLimited, Unauthorized
 from shared.openapi import BEARER_AUTH, requires_security
@@ -55,13 +56,9 @@ ApiDep = Annotated[ApiState, Depends(get_state)]
 
 def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
-    if not header:
-        AUTH_FAILURES.labels("missing").inc()
-        raise Unauthorized(MISSING_TOKEN_DETAIL)
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 4096:
-        AUTH_FAILURES.labels("invalid").inc()
+    token = bearer_token(header)
+    if token is None:
+        AUTH_FAILURES.labels("invalid" if header else "missing").inc()
         raise Unauthorized(MISSING_TOKEN_DETAIL)
     return token
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.fields import Role
+from shared.roles import Role
 
 INVITATION_COLUMNS = (
     "id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at,"
@@ -34,6 +34,9 @@ class InvitationRow:
     accepted_at: datetime | None
     revoked_at: datetime | None
     expired: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
 
 
 async def member_exists(session: AsyncSession, email: str) -> bool:

@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.fields import Role
+from shared.roles import Role
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class CallerRow:
     org_name: str
     org_created_at: datetime
     org_updated_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
 
 
 async def caller(session: AsyncSession, user_id: UUID) -> CallerRow | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from services.api.fields import Name, Role
+from services.api.fields import Name
 from services.api.members.queries import UserRow
+from shared.roles import Role
 from shared.user_schema import User
 
 
