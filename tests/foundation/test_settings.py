@@ -91,3 +91,16 @@ def test_services_that_need_the_database_refuse_to_start_without_it():
         assert result.returncode == 2, (module, result.stderr)
         assert "DATABASE_URL" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_the_dotenv_file_can_be_switched_off(tmp_path, monkeypatch):
+    """`make run` sets BLOCKBOT_ENV_FILE empty: the Compose `.env` never reaches the local stack."""
+    (tmp_path / ".env").write_text("RESEND_API_KEY=re_from_the_compose_env_file\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESEND_API_KEY", raising=False)
+    monkeypatch.delenv("BLOCKBOT_ENV_FILE", raising=False)
+    read = load_settings(**BASE)
+    assert read.resend_api_key is not None
+    assert read.resend_api_key.get_secret_value() == "re_from_the_compose_env_file"
+    monkeypatch.setenv("BLOCKBOT_ENV_FILE", "")
+    assert load_settings(**BASE).resend_api_key is None
