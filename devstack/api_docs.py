@@ -30,9 +30,14 @@ def document_settings() -> Settings:
     from services.auth.keys import generate_seed
 
     return load_settings(
-        _env_file=None, env="development", app_base_url=GATEWAY, cors_origins=[],
-        database_url="postgresql://docs:docs@127.0.0.1:1/docs", redis_url="redis://127.0.0.1:1/0",
-        jwks_url=f"{GATEWAY}/api/v1/auth/.well-known/jwks.json", jwt_public_keys=[],
+        _env_file=None,
+        env="development",
+        app_base_url=GATEWAY,
+        cors_origins=[],
+        database_url="postgresql://docs:docs@127.0.0.1:1/docs",
+        redis_url="redis://127.0.0.1:1/0",
+        jwks_url=f"{GATEWAY}/api/v1/auth/.well-known/jwks.json",
+        jwt_public_keys=[],
         jwt_private_keys=[generate_seed()],
     )
 
@@ -99,8 +104,12 @@ def type_text(schema: Mapping[str, Any], service: str) -> str:
 
 def constraints_text(schema: Mapping[str, Any]) -> str:
     notes = []
-    for key, label in (("minLength", "min length"), ("maxLength", "max length"),
-                       ("minimum", "min"), ("maximum", "max")):
+    for key, label in (
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minimum", "min"),
+        ("maximum", "max"),
+    ):
         if key in schema:
             notes.append(f"{label} {schema[key]}")
     for part in schema.get("anyOf", ()):
@@ -277,7 +286,7 @@ def render_problems(kinds: Iterable[type[AppError]]) -> str:
         lines += [
             f"## {cls.slug}",
             "",
-            f"`{PROBLEM_TYPE_BASE}{cls.slug}`, status {cls.status}, title \"{cls.title}\".",
+            f'`{PROBLEM_TYPE_BASE}{cls.slug}`, status {cls.status}, title "{cls.title}".',
             "",
             meaning or cls.default_detail,
             "",

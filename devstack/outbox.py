@@ -46,8 +46,9 @@ def link_token(message: dict[str, Any]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.outbox", description=__doc__.split("\n\n")[0])
     parser.add_argument("--to", help="only messages to this address")
-    parser.add_argument("--outbox", type=Path, default=None,
-                        help="default $DEVSTACK_ROOT/outbox, or .dev/outbox")
+    parser.add_argument(
+        "--outbox", type=Path, default=None, help="default $DEVSTACK_ROOT/outbox, or .dev/outbox"
+    )
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a message (default 30)")
     args = parser.parse_args(argv)
     outbox = args.outbox or default_outbox()
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         if message is not None:
             token = link_token(message)
             if token is None:
-                print(f"outbox: the newest message has no #token= link: {message.get('subject')!r}",
-                      file=sys.stderr)
+                print(
+                    f"outbox: the newest message has no #token= link: {message.get('subject')!r}",
+                    file=sys.stderr,
+                )
                 return 1
             print(token)
             return 0

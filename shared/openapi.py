@@ -26,8 +26,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     BEARER_AUTH: {
         "type": "http",
         "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "An access token from login, refresh or a verification endpoint.",
+        "description": (
+            "An access token (a JWT from a token response); the api also accepts an API key (bb_...)."
+        ),
     },
 }
 

@@ -12,8 +12,11 @@ MAKEFILE = (ROOT / "Makefile").read_text()
 
 def _make(*args: str) -> str:
     result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), *args], capture_output=True, text=True,
-        timeout=60, check=True,
+        ["make", "--no-print-directory", "-C", str(ROOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return result.stdout
 

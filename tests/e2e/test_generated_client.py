@@ -31,9 +31,19 @@ def _generate(stack: LocalStack, service: str, port: int, directory: Path) -> Pa
     spec.write_text(json.dumps(document))
     package = directory / f"bb_{service}_{secrets.token_hex(3)}"
     result = subprocess.run(
-        [str(BIN / "openapi-python-client"), "generate", "--path", str(spec),
-         "--output-path", str(package), "--meta", "none"],
-        capture_output=True, text=True, timeout=300,
+        [
+            str(BIN / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(spec),
+            "--output-path",
+            str(package),
+            "--meta",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

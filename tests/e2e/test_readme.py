@@ -39,14 +39,19 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         "DEVSTACK_ROOT": str(root),
         **{f"DEVSTACK_{name.upper()}_PORT": str(port) for name, port in asdict(ports).items()},
         # Our own embedded servers, never ones the caller's environment points at.
-        "DATABASE_URL": "", "REDIS_URL": "",
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
         "BLOCKBOT_PG_DURABLE": "0",
     }
     log_path = root.parent / "make-run.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         try:
@@ -75,8 +80,12 @@ def test_the_readme_block_reaches_me_and_logs_out(make_run: dict[str, str]) -> N
     # The commands follow the port variable, so they can run unchanged against this stack.
     assert "${DEVSTACK_HTTP_PORT:-8080}" in block
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=300,
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = result.stdout
     assert result.returncode == 0, f"stdout:\n{output}\nstderr:\n{result.stderr}"

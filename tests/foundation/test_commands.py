@@ -52,7 +52,8 @@ def test_migrate_needs_no_redis_url(database: MigratedDatabase) -> None:
 
 # A production worker's environment without the sending key: reading dead letters does not send.
 PRODUCTION = {
-    "ENV": "production", "APP_BASE_URL": "https://app.blockbot.test",
+    "ENV": "production",
+    "APP_BASE_URL": "https://app.blockbot.test",
     "EMAIL_FROM": "BlockBot <no-reply@blockbot.test>",
 }
 

@@ -14,8 +14,17 @@ from shared.errors import PROBLEM_SCHEMA
 
 # Operations anyone may call; every other one declares how it authenticates.
 PUBLIC = {
-    "register", "verifyEmail", "verifyRequest", "login", "magicLink", "magicLinkVerify",
-    "passwordForgot", "passwordReset", "acceptInvitation", "jwks", "openidConfiguration",
+    "register",
+    "verifyEmail",
+    "verifyRequest",
+    "login",
+    "magicLink",
+    "magicLinkVerify",
+    "passwordForgot",
+    "passwordReset",
+    "acceptInvitation",
+    "jwks",
+    "openidConfiguration",
 }
 COOKIE = {"refresh", "logout"}
 
@@ -71,8 +80,10 @@ def test_security_is_declared_on_every_authenticated_operation(documents):
         assert op.get("security") == [{"bearerAuth": []}], (path, method)
     for path, method, op in _operations(auth):
         expected: list[dict[str, list[str]]] | None = (
-            None if op["operationId"] in PUBLIC
-            else [{"refreshCookie": []}] if op["operationId"] in COOKIE
+            None
+            if op["operationId"] in PUBLIC
+            else [{"refreshCookie": []}]
+            if op["operationId"] in COOKIE
             else [{"bearerAuth": []}]
         )
         assert op.get("security") == expected, (path, method)

@@ -3,7 +3,6 @@
 Every statement runs in the request's tenant transaction: RLS limits it to the caller's org.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.pagination import time_id_bound
 from shared.roles import Role
 
 INVITATION_COLUMNS = (
@@ -97,11 +97,8 @@ async def list_invitations(
     session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
 ) -> list[InvitationRow]:
     """Invitations newest first, from just before the (created_at, id) key `before`."""
-    params: dict[str, object] = {"limit": limit}
-    where = ""
-    if before is not None:
-        params["ts"], params["id"] = before
-        where = "WHERE (created_at, id) < (:ts, :id)"
+    where, params = time_id_bound(before, "<")
+    params["limit"] = limit
     rows = await session.execute(
         text(
             f"SELECT {INVITATION_COLUMNS} FROM invitations {where}"
@@ -116,8 +113,7 @@ async def spend_tokens(session: AsyncSession, invitation_id: UUID) -> None:
     """Consume the invitation's unspent one-time tokens (its link stops working)."""
     await session.execute(
         text(
-            "UPDATE one_time_tokens SET consumed_at = now()"
-            " WHERE invitation_id = :id AND consumed_at IS NULL"
+            "UPDATE one_time_tokens SET consumed_at = now() WHERE invitation_id = :id AND consumed_at IS NULL"
         ),
         {"id": invitation_id},
     )

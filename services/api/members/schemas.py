@@ -19,6 +19,11 @@ class UserPatch(BaseModel):
 def user_out(row: UserRow) -> User:
     """The public shape of a member row."""
     return User(
-        id=row.id, org_id=row.org_id, email=row.email, name=row.name, role=row.role,
-        email_verified=row.email_verified_at is not None, created_at=row.created_at,
+        id=row.id,
+        org_id=row.org_id,
+        email=row.email,
+        name=row.name,
+        role=row.role,
+        email_verified=row.email_verified_at is not None,
+        created_at=row.created_at,
     )
