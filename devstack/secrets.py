@@ -18,7 +18,7 @@ from devstack.run import ROOT, module_exists
 def generate() -> dict[str, str]:
     values = {name: secrets.token_urlsafe(32) for name in (
         "POSTGRES_PASSWORD", "REDIS_PASSWORD", "AUTH_DB_PASSWORD", "API_DB_PASSWORD",
-        "GRAFANA_ADMIN_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD", "API_KEY_HASH_SECRET",
     )}
     if module_exists("services.auth.keys"):
         result = subprocess.run([sys.executable, "-m", "services.auth.keys"], cwd=ROOT,
