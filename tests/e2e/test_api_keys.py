@@ -24,8 +24,7 @@ __all__ = ["alice", "bob", "client"]
 
 
 def create_key(client: httpx.Client, owner: Account, *scopes: str, **body: Any) -> dict[str, Any]:
-    response = client.post(KEYS, json={"name": "e2e bot", "scopes": list(scopes), **body},
-                           headers=owner.auth)
+    response = client.post(KEYS, json={"name": "e2e bot", "scopes": list(scopes), **body}, headers=owner.auth)
     assert response.status_code == 201, response.text
     assert response.headers["cache-control"] == "no-store"
     created: dict[str, Any] = response.json()
@@ -60,13 +59,12 @@ def test_a_key_reads_as_its_org_and_shows_who_is_calling(
     assert_problem(client.delete(f"{KEYS}/{key['id']}", headers=bob.auth), 404)
 
 
-def test_scopes_on_writes_and_what_keys_can_never_do(
-    client: httpx.Client, alice: Account
-) -> None:
+def test_scopes_on_writes_and_what_keys_can_never_do(client: httpx.Client, alice: Account) -> None:
     read, write = create_key(client, alice, "read"), create_key(client, alice, "write")
     rename = {"name": "renamed by a bot"}
-    refused = assert_problem(client.patch(f"/api/v1/users/{alice.user_id}", json=rename,
-                                          headers=bearer(read)), 403)
+    refused = assert_problem(
+        client.patch(f"/api/v1/users/{alice.user_id}", json=rename, headers=bearer(read)), 403
+    )
     assert refused["type"].endswith("/insufficient-scope")
     # A write key passes the scope check on a write and meets the rules of that write: keys
     # never manage members, keys, invitations or the organization.
@@ -109,8 +107,9 @@ def test_an_expired_key_is_refused(client: httpx.Client, alice: Account) -> None
     time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
     assert_problem(client.get("/api/v1/me", headers=bearer(key)), 401)
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    response = client.post(KEYS, json={"name": "late", "scopes": ["read"], "expires_at": past},
-                           headers=alice.auth)
+    response = client.post(
+        KEYS, json={"name": "late", "scopes": ["read"], "expires_at": past}, headers=alice.auth
+    )
     assert_problem(response, 422)
 
 
