@@ -35,7 +35,7 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
             if keys.uses_jwks:
                 await keys.refresh()  # best effort: the auth service may start after us
             app.state.public_keys = keys
-            app.state.rate_limiter = RateLimiter(res.redis, settings)
+            app.state.rate_limiter = RateLimiter(res.redis, settings, res.redis_guard)
             yield
 
     app = create_app(

@@ -54,7 +54,7 @@ def create_auth_app(
         await passwords.start()
         state = AuthState(
             settings=settings, sessionmaker=res.sessionmaker, redis=res.redis, keyring=ring,
-            passwords=passwords, limiter=RateLimiter(res.redis, settings),
+            passwords=passwords, limiter=RateLimiter(res.redis, settings, res.redis_guard),
         )
         app.state.auth = state
         purger = asyncio.create_task(_purge_periodically(state, purge_interval_seconds))
