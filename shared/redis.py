@@ -52,10 +52,11 @@ REDIS_BREAKER_OPEN = Gauge(
 # The client's own socket timeouts are a last resort, above the guard's bounds, so that a guarded
 # call is always judged by the guard (which knows whether the loop was stalled) first.
 SOCKET_TIMEOUT_SECONDS = 10.0
-# A call's wait is cut in this many slices; a slice lasting more than STALL_FACTOR times its
-# length was a stall of this process and does not count against Redis.
+# A call's wait is cut in this many slices. A slice that overran by more than STALL_SECONDS (the
+# loop, or the whole process, was stalled: an answer may be waiting unread) counts as one slice
+# only; shorter overruns (a busy machine's scheduling delays) count in full.
 SLICES = 5
-STALL_FACTOR = 2.0
+STALL_SECONDS = 0.1
 
 
 class RedisUnavailable(Exception):
@@ -183,8 +184,8 @@ class RedisGuard:
         """Await the call; only time during which the loop was responsive counts against it.
 
         The wait is cut into slices; a slice that took much longer than asked (the loop, or the
-        whole process, was stalled) is not counted, since an answer may have arrived during the
-        stall and simply not been read yet. It is read in the next, responsive slice.
+        whole process, was stalled) counts as one slice only, since an answer may have arrived
+        during the stall and simply not been read yet: it is read in the next slice.
         """
         loop = asyncio.get_running_loop()
         budget = self.limits.call_timeout
@@ -200,13 +201,11 @@ class RedisGuard:
                     await asyncio.sleep(0)
                 if task.done():
                     break
-                if loop.time() - started <= step * STALL_FACTOR:
-                    budget -= step
-                    if budget <= step / 2:
-                        REDIS_UNAVAILABLE.labels("timeout").inc()
-                        raise RedisUnavailable(
-                            f"no answer within {self.limits.call_timeout:.3f} s"
-                        )
+                elapsed = loop.time() - started
+                budget -= elapsed if elapsed <= step + STALL_SECONDS else step
+                if budget <= step / 2:
+                    REDIS_UNAVAILABLE.labels("timeout").inc()
+                    raise RedisUnavailable(f"no answer within {self.limits.call_timeout:.3f} s")
                 if loop.time() >= deadline:
                     REDIS_OVERLOADED.inc()
                     raise RedisOverloaded("process too busy to read Redis' answer in time")

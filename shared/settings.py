@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=5, ge=0, le=200)
     database_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    # Outage bounds (see shared/db_outage.py): a request that cannot get a connection within
+    # the pool or connect timeout, or whose statement gets no answer within the command
+    # timeout, is answered 503 instead of hanging for the length of the outage.
+    database_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    database_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    database_command_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
     # Migrate job only: role names are `<prefix>_owner`, `<prefix>_auth`, `<prefix>_api`.
     db_role_prefix: str = Field(default="blockbot", pattern=r"^[a-z][a-z0-9_]{0,40}$")
     auth_db_password: SecretStr | None = None

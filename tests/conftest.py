@@ -23,6 +23,30 @@ from shared.settings import Settings, load_settings
 
 RUN_ID = secrets.token_hex(4)
 
+# Markers by where a test lives (declared in pyproject.toml); new files in these places get them.
+_MARKERS_BY_PATH: dict[str, tuple[str, ...]] = {
+    "tests/e2e/": ("e2e", "slow"),
+    "tests/deploy/": ("deploy", "slow"),
+    "tests/compose/": ("compose", "slow"),
+    "tests/deploy/test_compose.py": ("compose",),
+    "tests/observability/test_prometheus_config.py": ("prometheus",),
+    "tests/observability/test_prometheus_live.py": ("prometheus", "slow"),
+    # processes started and killed, outages injected: seconds each
+    "tests/worker/test_process.py": ("slow",),
+    "tests/foundation/test_migrate.py": ("slow",),
+    "tests/foundation/test_ready.py": ("slow",),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        for prefix, names in _MARKERS_BY_PATH.items():
+            if where.startswith(prefix):
+                for name in names:
+                    item.add_marker(name)
+
 
 @pytest.fixture(scope="session")
 def tmp_root() -> Iterator[Path]:
@@ -96,6 +120,9 @@ def make_settings(
             # A loaded machine may take longer than the production 5 s to serve a 500-request
             # burst in one process; the load-shedding test sets the production bound.
             "redis_queue_timeout_ms": 60_000,
+            # Likewise for the database pool and statements; the outage tests use the defaults.
+            "database_pool_timeout_seconds": 60,
+            "database_command_timeout_seconds": 60,
         }
         values.update(overrides)
         return load_settings(**values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from prometheus_client import REGISTRY
 
 from devstack.ports import free_port
@@ -61,6 +62,7 @@ async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through
     assert limited.headers["ratelimit-remaining"] == "0"
 
 
+@pytest.mark.slow  # stalls the process on purpose
 async def test_an_overloaded_process_keeps_limiting_instead_of_failing_open(
     api_settings, minter, make_org
 ):
@@ -78,6 +80,7 @@ async def test_an_overloaded_process_keeps_limiting_instead_of_failing_open(
     assert sample("ratelimit_decisions_total", fail_open) == before
 
 
+@pytest.mark.slow  # stalls the process on purpose
 async def test_past_the_queue_bound_an_overloaded_process_sheds_with_503_never_passes(
     api_settings, minter, make_org
 ):
