@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
 
 from shared.errors import Unauthorized
+from shared.roles import Role
 from shared.settings import Settings
 
 ALGORITHM = "EdDSA"
@@ -33,7 +34,7 @@ ALGORITHM = "EdDSA"
 ACCESS_TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "role", "sid", "jti", "iat", "exp")
-ROLES = frozenset({"owner", "admin", "member"})
+ROLES = frozenset(Role)
 INVALID_TOKEN_DETAIL = "The access token is invalid or expired."
 
 
@@ -121,9 +122,7 @@ class AccessClaims:
     expires_at: int
 
 
-def verify_access_token(
-    token: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings
-) -> AccessClaims:
+def verify_access_token(token: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings) -> AccessClaims:
     """Verify signature, algorithm, kid, iss, aud, exp (with leeway) and claims, or raise 401.
 
     Does not check revocation (that needs Redis): call `is_session_revoked` as well.

@@ -111,8 +111,17 @@ class ServiceUnavailable(AppError):
 _BY_STATUS: dict[int, type[AppError]] = {
     cls.status: cls
     for cls in (
-        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Gone,
-        PayloadTooLarge, ValidationFailed, RateLimited, ServiceUnavailable,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        Gone,
+        PayloadTooLarge,
+        ValidationFailed,
+        RateLimited,
+        ServiceUnavailable,
     )
 }
 
@@ -231,8 +240,7 @@ def _allowed_methods(request: Request, headers: Mapping[str, str] | None) -> str
         method
         for method in _METHODS
         if any(
-            route.matches({**base, "method": method})[0] is Match.FULL
-            for route in request.app.router.routes
+            route.matches({**base, "method": method})[0] is Match.FULL for route in request.app.router.routes
         )
     ]
     if not allowed:
@@ -252,8 +260,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         cls = _BY_STATUS.get(exc.status_code)
         if cls is None:
             return problem_response(
-                status=exc.status_code, slug=f"http-{exc.status_code}", title="HTTP error",
-                detail="The request could not be processed.", instance=request.url.path,
+                status=exc.status_code,
+                slug=f"http-{exc.status_code}",
+                title="HTTP error",
+                detail="The request could not be processed.",
+                instance=request.url.path,
                 headers=exc.headers,
             )
         headers = exc.headers
@@ -269,7 +280,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         logger.error(
-            "unhandled error", exc_info=exc,
+            "unhandled error",
+            exc_info=exc,
             extra={"path": request.url.path, "method": request.method},
         )
         return error_response(AppError(), request.url.path)
@@ -282,8 +294,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             return await on_unexpected(request, exc)
         DB_UNAVAILABLE.labels(reason).inc()
         logger.warning(
-            "dependency unavailable", extra={"reason": reason, "error": repr(exc)[:300],
-                                             "path": request.url.path, "method": request.method},
+            "dependency unavailable",
+            extra={
+                "reason": reason,
+                "error": repr(exc)[:300],
+                "path": request.url.path,
+                "method": request.method,
+            },
         )
         error = ServiceUnavailable(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         return error_response(error, request.url.path)

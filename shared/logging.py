@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from shared.api_keys import KEY_PATTERN
 from shared.context import request_id_var
 
 REDACTED = "[REDACTED]"
@@ -27,6 +28,8 @@ _SENSITIVE_TEXT = [
     # Three base64url segments: a JWT wherever it appears.
     (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"(?i)(token|password|secret)=([^&\s\"']+)"), r"\1=" + REDACTED),
+    # API keys anywhere (a body, a query string): the public prefix stays, for debugging.
+    (KEY_PATTERN, r"\1_" + REDACTED),
 ]
 # Attributes every LogRecord has; anything else came from `extra=`.
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}

@@ -28,7 +28,10 @@ class Resources:
     def create(cls, settings: Settings) -> Resources:
         engine = create_engine(settings)
         return cls(
-            settings, engine, create_sessionmaker(engine), create_redis(settings),
+            settings,
+            engine,
+            create_sessionmaker(engine),
+            create_redis(settings),
             RedisGuard.from_settings(settings),
         )
 

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [ip_network("127.0.0.1/32"), ip_network("::1/128")]
     )
     app_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8080")
+    # Request bodies over these are a 413 before they are read (auth bodies are a few fields).
+    auth_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     # --- tokens and sessions (auth signs, api verifies) -------------------------------------
     jwt_issuer: str = "blockbot-auth"
@@ -117,6 +120,13 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = Field(default=3600, ge=300)
     invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
     unverified_signup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
+
+    # --- API keys (api only) ----------------------------------------------------------------
+    # Key of the HMAC-SHA256 that stores API key secrets (at least 32 characters; required in
+    # production). `API_KEY_ENV` is the `<env>` of `bb_<env>_<id>_<secret>`: a key's origin
+    # is visible at a glance, and a key of another deployment is refused.
+    api_key_hash_secret: SecretStr | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,16}$")
 
     # --- passwords --------------------------------------------------------------------------
     argon2_memory_kib: int = Field(default=65_536, ge=8_192)
@@ -161,7 +171,6 @@ class Settings(BaseSettings):
     def _email_from(cls, value: str) -> str:
         from email.utils import parseaddr
 
-
         _, address = parseaddr(value)
         if not address:
             raise ValueError("must be an address or 'Name <address>'")
@@ -169,7 +178,9 @@ class Settings(BaseSettings):
 
         try:
             validate_email(
-                address, check_deliverability=False, globally_deliverable=False,
+                address,
+                check_deliverability=False,
+                globally_deliverable=False,
                 test_environment=True,
             )
         except EmailNotValidError as error:
@@ -219,9 +230,7 @@ class SettingsError(Exception):
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        super().__init__(
-            "invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines)
-        )
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines))
 
 
 def describe_validation_error(error: ValidationError) -> list[str]:

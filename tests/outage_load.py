@@ -74,9 +74,7 @@ class Load:
 
     def report(self, name: str) -> str:
         phases = dict.fromkeys(s.phase for s in self.samples)
-        parts = [
-            f"{p}: {self.statuses(p)} worst {self.worst(p) * 1000:.0f} ms" for p in phases
-        ]
+        parts = [f"{p}: {self.statuses(p)} worst {self.worst(p) * 1000:.0f} ms" for p in phases]
         line = f"[figures] {name}: " + "; ".join(parts)
         print(line)
         return line

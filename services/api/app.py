@@ -8,10 +8,18 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.api.deps import RateLimitHeadersMiddleware, RatePolicy
+from services.api.api_keys import routes as api_keys
+from services.api.audit_log import routes as audit_log
+from services.api.invitations import routes as invitations
 from services.api.keys import PublicKeys, static_keys
-from services.api.routes import audit_log, invitations, me, users
+from services.api.limits import RateLimitHeadersMiddleware, RatePolicy
+from services.api.me import routes as me
+from services.api.members import routes as members
+from services.api.org import routes as org
+from services.api.state import ApiState
+from shared.api_keys import hashing_key
 from shared.app import create_app
+from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
 from shared.resources import Resources
 from shared.settings import Settings, SettingsError
@@ -24,6 +32,10 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         problems.append("JWKS_URL or JWT_PUBLIC_KEYS: required for the api service")
     if settings.database_url is None:
         problems.append("DATABASE_URL: required for the api service")
+    try:
+        hashing_key(settings)
+    except SettingsError as error:
+        problems.extend(error.lines)
     if problems:
         raise SettingsError(problems)
     static_keys(settings)  # fail start-up on a malformed key
@@ -34,17 +46,30 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
             keys = PublicKeys(settings, http)
             if keys.uses_jwks:
                 await keys.refresh()  # best effort: the auth service may start after us
-            app.state.public_keys = keys
-            app.state.rate_limiter = RateLimiter(res.redis, settings, res.redis_guard)
+            app.state.api = ApiState(
+                settings=settings,
+                sessionmaker=res.sessionmaker,
+                redis=res.redis,
+                public_keys=keys,
+                limiter=RateLimiter(res.redis, settings, res.redis_guard),
+                rate_policy=RatePolicy.from_settings(settings),
+            )
             yield
 
     app = create_app(
         title="BlockBot API",
         settings=settings,
-        routers=[me.router, users.router, invitations.router, audit_log.router],
+        routers=[
+            me.router,
+            org.router,
+            members.router,
+            invitations.router,
+            audit_log.router,
+            api_keys.router,
+        ],
         service_lifespan=lifespan,
         resources=resources,
     )
-    app.state.rate_policy = RatePolicy.from_settings(settings)
     app.add_middleware(RateLimitHeadersMiddleware)
+    install_body_limit(app, settings.api_max_body_bytes)
     return app

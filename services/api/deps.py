@@ -12,6 +12,13 @@ Per request, in this order:
    the token was issued is a 401. Permission checks use the role in the database, never the
    (possibly stale) role claim.
 
+An API key (`Bearer bb_...`, services/api/api_keys/credential.py) takes the same path with two
+differences: its org is only known from its row, so step 2 comes first (the transaction begins
+with the ONE statement that verifies the key and binds its org), then its windows (the org's,
+the key's, the key's per endpoint) in the same single Lua call; and step 3 refuses it
+(`CurrentUser` is a person) unless the route takes `Caller`, which admits keys whose scopes
+cover the method.
+
 Redis down and the revocation check: it FAILS OPEN, logged and counted
 (`api_revocation_check_fail_open_total`). The api's contract is to stay available when Redis
 is down (rate limits fail open too); the exposure is bounded: access tokens live 15 minutes,
@@ -22,206 +29,176 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.keys import PublicKeys
-from services.api.metrics import AUTH_FAILURES, REVOCATION_CHECK_FAIL_OPEN
+from services.api.api_keys import credential as api_key
+from services.api.api_keys.credential import ApiKeyNotAllowed, KeyCredential, KeyPrincipal
+from services.api.limits import DECISION_SCOPE_KEY
+from services.api.me import queries
+from services.api.metrics import (
+    AUTH_FAILURES,
+    KEY_AUTH_FAILURES,
+    REQUESTS_BY_CREDENTIAL,
+    REVOCATION_CHECK_FAIL_OPEN,
+)
+from services.api.principal import Principal
+from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
-from shared.db import tenant_transaction
-from shared.errors import Forbidden, RateLimited, Unauthorized
-from shared.ratelimit import Decision, RateLimiter, Window, client_ip, ratelimit_headers
-from shared.resources import ResourcesDep
+from shared.api_keys import is_api_key
+from shared.bearer import bearer_token
+from shared.db import tenant_transaction, transaction
+from shared.errors import RateLimited, Unauthorized
+from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.api.auth")
 
-DECISION_SCOPE_KEY = "blockbot.ratelimit"
 MISSING_TOKEN_DETAIL = "A bearer access token is required."
 
 
-@dataclass(frozen=True)
-class RatePolicy:
-    """The api's three windows; periods are fixed by the design (tests may shorten them)."""
+async def get_state(request: Request) -> ApiState:
+    """The process's state. Async on purpose: FastAPI runs sync dependencies in a thread."""
+    state: ApiState = request.app.state.api
+    return state
 
-    org_limit: int
-    user_limit: int
-    endpoint_limit: int
-    org_period_seconds: int = 3600
-    user_period_seconds: int = 3600
-    endpoint_period_seconds: int = 60
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RatePolicy:
-        return cls(
-            org_limit=settings.ratelimit_org_per_hour,
-            user_limit=settings.ratelimit_user_per_hour,
-            endpoint_limit=settings.ratelimit_user_endpoint_per_minute,
-        )
-
-    def with_periods(self, org: int, user: int, endpoint: int) -> RatePolicy:
-        return replace(
-            self, org_period_seconds=org, user_period_seconds=user, endpoint_period_seconds=endpoint
-        )
-
-    def windows(self, claims: AccessClaims, method: str, route: str) -> list[Window]:
-        user = str(claims.user_id)
-        return [
-            Window("org", str(claims.org_id), self.org_limit, self.org_period_seconds),
-            Window("user", user, self.user_limit, self.user_period_seconds),
-            Window(
-                "user_endpoint", f"{user}:{method} {route}", self.endpoint_limit,
-                self.endpoint_period_seconds,
-            ),
-        ]
+ApiDep = Annotated[ApiState, Depends(get_state)]
 
 
 def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
-    if not header:
-        AUTH_FAILURES.labels("missing").inc()
-        raise Unauthorized(MISSING_TOKEN_DETAIL)
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 4096:
-        AUTH_FAILURES.labels("invalid").inc()
+    token = bearer_token(header)
+    if token is None:
+        AUTH_FAILURES.labels("invalid" if header else "missing").inc()
         raise Unauthorized(MISSING_TOKEN_DETAIL)
     return token
 
 
-async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaims:
-    """Verify the bearer token, apply the rate limits, reject revoked sessions."""
+async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCredential:
+    """Verify the bearer token, apply the rate limits, reject revoked sessions.
+
+    An API key is only shape-checked here: it is verified by `tenant_session`, in the database.
+    """
     token = _bearer_token(request)
-    public_keys: PublicKeys = request.app.state.public_keys
-    keys = await public_keys.for_token(token)
+    if is_api_key(token):
+        return api_key.presented(token, state.settings)
+    keys = await state.public_keys.for_token(token)
     try:
-        claims = verify_access_token(token, keys, resources.settings)
+        claims = verify_access_token(token, keys, state.settings)
     except Unauthorized:
         AUTH_FAILURES.labels("invalid").inc()
         raise
-    route = getattr(request.scope.get("route"), "path", request.url.path)
-    policy: RatePolicy = request.app.state.rate_policy
-    limiter: RateLimiter = request.app.state.rate_limiter
     # One Lua call: the three windows and the revoked-session marker (one round trip).
-    decision = await limiter.check_fail_open(
-        policy.windows(claims, request.method, route),
-        flag_keys=[revoked_sid_key(resources.settings, claims.session_id)],
+    decision = await state.limiter.check_fail_open(
+        state.rate_policy.windows(claims, request.method, _route(request)),
+        flag_keys=[revoked_sid_key(state.settings, claims.session_id)],
     )
     if decision is None:
         REVOCATION_CHECK_FAIL_OPEN.inc()
         logger.warning("revoked-session check unavailable (Redis down), failing open")
+        REQUESTS_BY_CREDENTIAL.labels("user").inc()
         return claims
     request.scope[DECISION_SCOPE_KEY] = decision
     if decision.flagged:
         AUTH_FAILURES.labels("revoked").inc()
         raise Unauthorized("The session of this access token has been revoked.")
+    _enforce(request, decision)
+    REQUESTS_BY_CREDENTIAL.labels("user").inc()
+    return claims
+
+
+def _route(request: Request) -> str:
+    return str(getattr(request.scope.get("route"), "path", request.url.path))
+
+
+def _enforce(request: Request, decision: Decision) -> None:
+    """Leave the decision for the RateLimit-* headers; a refused one is a 429."""
+    request.scope[DECISION_SCOPE_KEY] = decision
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",
             headers=ratelimit_headers(decision),
         )
-    return claims
 
 
-Claims = Annotated[AccessClaims, Depends(authenticate)]
+Credential = Annotated[AccessClaims | KeyCredential, Depends(authenticate)]
 
 
-async def tenant_session(claims: Claims, resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, bound to the verified token's org; commits before responding."""
-    async with tenant_transaction(resources.sessionmaker, claims.org_id) as session:
+async def _limit_key(request: Request, state: ApiState, key: KeyPrincipal) -> None:
+    """The key's windows (org, key, key per endpoint) in one Lua call; fail open like tokens."""
+    windows: list[Window] = state.rate_policy.key_windows(
+        key.org_id, key.key_id, request.method, _route(request)
+    )
+    decision = await state.limiter.check_fail_open(windows)
+    if decision is not None:
+        _enforce(request, decision)
+
+
+async def tenant_session(
+    credential: Credential, state: ApiDep, request: Request
+) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, bound to the verified credential's org; commits before
+    responding. For an API key, its first statement verifies the key and binds its org."""
+    if isinstance(credential, AccessClaims):
+        async with tenant_transaction(state.sessionmaker, credential.org_id) as session:
+            yield session
+        return
+    async with transaction(state.sessionmaker) as session:
+        key = await api_key.verify(session, credential)
+        await _limit_key(request, state, key)
+        api_key.require_scope(key, request.method)
+        request.state.api_key = key
+        REQUESTS_BY_CREDENTIAL.labels("api_key").inc()
         yield session
 
 
 TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The verified caller: token claims plus their current user row and org."""
+async def current_user(
+    credential: Credential, session: TenantSession, request: Request, state: ApiDep
+) -> Principal:
+    """The caller as the database knows them now; a user deleted since the token is a 401.
 
-    claims: AccessClaims
-    user_id: UUID
-    org_id: UUID
-    email: str
-    name: str
-    role: str
-    email_verified_at: datetime | None
-    created_at: datetime
-    org_name: str
-    org_created_at: datetime
-    org_updated_at: datetime
-
-    @property
-    def is_manager(self) -> bool:
-        return self.role in ("owner", "admin")
-
-    def require_manager(self) -> None:
-        if not self.is_manager:
-            raise Forbidden("Only an owner or an admin can do this.")
-
-
-async def current_user(claims: Claims, session: TenantSession) -> Principal:
-    row = (
-        await session.execute(
-            text(
-                "SELECT u.email, u.name, u.role, u.email_verified_at, u.created_at,"
-                " o.name AS org_name, o.created_at AS org_created_at,"
-                " o.updated_at AS org_updated_at"
-                " FROM users u JOIN organizations o ON o.id = u.org_id"
-                " WHERE u.id = :id"
-            ),
-            {"id": claims.user_id},
-        )
-    ).one_or_none()
+    A person only: an API key is refused (403) on the routes that take `CurrentUser`.
+    """
+    if not isinstance(credential, AccessClaims):
+        KEY_AUTH_FAILURES.labels("not_allowed").inc()
+        raise ApiKeyNotAllowed()
+    claims = credential
+    row = await queries.caller(session, claims.user_id)
     if row is None:
         AUTH_FAILURES.labels("unknown_user").inc()
-        raise Unauthorized("The user of this access token no longer exists.")
+        raise Unauthorized("The user of this access token no longer exists or is disabled.")
     return Principal(
-        claims=claims, user_id=claims.user_id, org_id=claims.org_id, email=row.email,
-        name=row.name, role=row.role, email_verified_at=row.email_verified_at,
-        created_at=row.created_at, org_name=row.org_name, org_created_at=row.org_created_at,
-        org_updated_at=row.org_updated_at,
+        **vars(row),
+        claims=claims,
+        user_id=claims.user_id,
+        org_id=claims.org_id,
+        ip=request_ip(request, state.settings),
     )
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def request_ip(request: Request) -> str | None:
+async def caller(
+    credential: Credential, session: TenantSession, request: Request, state: ApiDep
+) -> Principal | KeyPrincipal:
+    """The caller of a route that also serves API keys: a person, or a key (scope checked)."""
+    if isinstance(credential, AccessClaims):
+        return await current_user(credential, session, request, state)
+    key: KeyPrincipal = request.state.api_key
+    return key
+
+
+Caller = Annotated[Principal | KeyPrincipal, Depends(caller)]
+
+
+def request_ip(request: Request, settings: Settings) -> str | None:
     """The client address for the audit log (X-Forwarded-For only from trusted proxies)."""
-    settings: Settings = request.app.state.resources.settings
     address = client_ip(request, settings)
     return None if address == "0.0.0.0" else address
-
-
-class RateLimitHeadersMiddleware:
-    """Adds RateLimit-* headers to every response for which a decision was made."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                decision: Decision | None = scope.get(DECISION_SCOPE_KEY)
-                if decision is not None:
-                    headers: list[Any] = list(message.get("headers", []))
-                    present = {name.lower() for name, _ in headers}
-                    for name, value in ratelimit_headers(decision).items():
-                        if name.lower().encode() not in present:
-                            headers.append((name.lower().encode(), value.encode()))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)

@@ -1,9 +1,8 @@
-"""Accounts: sign-up, email verification, password and magic-link login, password reset.
+"""Accounts: password and magic-link login, password reset (sign-up lives in `signups`).
 
-Answers that must not reveal whether an address has an account (register, verify-request,
-magic-link, password/forgot, login failure) do the same kind of work either way: every register
-hashes the password and queues one email; a login for an unknown address verifies against a
-dummy hash. Emails are queued inside the request's transaction, after the rate-limit check has
+Answers that must not reveal whether an address has an account (magic-link, password/forgot,
+login failure) do the same kind of work either way: a login for an unknown address verifies
+against a dummy hash. Emails are queued inside the request's transaction, after the rate-limit check has
 just proven Redis reachable; a failed enqueue rolls the transaction back and is a 503 (never a
 silently lost email).
 """
@@ -12,10 +11,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import emails, sessions
@@ -25,14 +23,15 @@ from services.auth.identities import (
     find_user_by_email,
     load_identity,
     load_user,
-    normalize_email,
+    lock_if_enabled,
 )
-from services.auth.metrics import LOGINS, REGISTRATIONS, UNVERIFIED_PURGED
+from services.auth.metrics import LOGINS
 from services.auth.one_time_tokens import Purpose, consume, issue, retire_outstanding
+from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
 from shared import audit
-from shared.db import set_tenant, tenant_transaction, transaction
+from shared.db import tenant_transaction, transaction
 from shared.errors import AppError, Unauthorized
 
 logger = logging.getLogger("blockbot.auth.accounts")
@@ -61,21 +60,43 @@ class Issued:
 def issue_access_token(state: AuthState, identity: Identity, session_id: UUID) -> str:
     user = identity.user
     return mint_access_token(
-        state.keyring, state.settings, user_id=user.id, org_id=user.org_id, role=user.role,
+        state.keyring,
+        state.settings,
+        user_id=user.id,
+        org_id=user.org_id,
+        role=user.role,
         session_id=session_id,
     )
 
 
 async def start_session(
-    db: AsyncSession, state: AuthState, user: UserRecord, client: ClientInfo,
-    *, method: str,
+    db: AsyncSession,
+    state: AuthState,
+    user: UserRecord,
+    client: ClientInfo,
+    *,
+    method: str,
 ) -> Issued:
+    if not await lock_if_enabled(db, user.id):
+        # Disabled by an operator: the same answer as bad credentials, and nothing is written.
+        raise Unauthorized(INVALID_CREDENTIALS)
     session_id, refresh_token = await sessions.create_session(
-        db, state, org_id=user.org_id, user_id=user.id, client=client, method=method,
+        db,
+        state,
+        org_id=user.org_id,
+        user_id=user.id,
+        client=client,
+        method=method,
     )
     await audit.record(
-        db, org_id=user.org_id, action="session.created", actor_user_id=user.id,
-        target_type="session", target_id=session_id, details={"method": method}, ip=client.ip,
+        db,
+        org_id=user.org_id,
+        action="session.created",
+        actor_user_id=user.id,
+        target_type="session",
+        target_id=session_id,
+        details={"method": method},
+        ip=client.ip,
     )
     identity = await load_identity(db, user.id)
     if identity is None:  # pragma: no cover - the user row is locked in this transaction
@@ -83,95 +104,7 @@ async def start_session(
     return Issued(identity, session_id, refresh_token, issue_access_token(state, identity, session_id))
 
 
-# --- register ----------------------------------------------------------------------------------
-
-
-async def register(
-    state: AuthState, *, email: str, password: str, name: str, org_name: str, client: ClientInfo
-) -> None:
-    """Create an org and its unverified owner, or re-arm a pending sign-up, or warn the owner."""
-    address = normalize_email(email)
-    # Hash first for every outcome: same cost whether or not the address is taken, and no
-    # database connection is held while hashing.
-    password_hash = await state.passwords.hash(password)
-    existing = await find_user_by_email(state, address)
-    if existing is not None and existing.verified:
-        await emails.send_account_exists(state, to=existing.email)
-        REGISTRATIONS.labels("existing_account").inc()
-        return
-    if existing is not None:
-        async with tenant_transaction(state.sessionmaker, existing.org_id) as db:
-            await db.execute(
-                text(
-                    "UPDATE users SET password_hash = :hash, name = :name, updated_at = now()"
-                    " WHERE id = :id AND email_verified_at IS NULL"
-                ),
-                {"hash": password_hash, "name": name, "id": existing.id},
-            )
-            await db.execute(
-                text("UPDATE organizations SET name = :name, updated_at = now() WHERE id = :id"),
-                {"name": org_name, "id": existing.org_id},
-            )
-            await retire_outstanding(
-                db, user_id=existing.id,
-                purposes=(Purpose.EMAIL_VERIFICATION, Purpose.MAGIC_LINK, Purpose.PASSWORD_RESET),
-            )
-            token = await issue(
-                db, state.settings, purpose=Purpose.EMAIL_VERIFICATION, org_id=existing.org_id,
-                user_id=existing.id,
-            )
-            await emails.send_verification(state, to=existing.email, name=name, token=token)
-        REGISTRATIONS.labels("replaced_pending").inc()
-        return
-
-    org_id, user_id = uuid4(), uuid4()
-    try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
-            await db.execute(
-                text("INSERT INTO organizations (id, name) VALUES (:id, :name)"),
-                {"id": org_id, "name": org_name},
-            )
-            await db.execute(
-                text(
-                    "INSERT INTO users (id, org_id, email, name, role, password_hash)"
-                    " VALUES (:id, :org, :email, :name, 'owner', :hash)"
-                ),
-                {"id": user_id, "org": org_id, "email": address, "name": name,
-                 "hash": password_hash},
-            )
-            await audit.record(
-                db, org_id=org_id, action="user.registered", actor_user_id=user_id,
-                target_type="user", target_id=user_id, ip=client.ip,
-            )
-            token = await issue(
-                db, state.settings, purpose=Purpose.EMAIL_VERIFICATION, org_id=org_id,
-                user_id=user_id,
-            )
-            await emails.send_verification(state, to=address, name=name, token=token)
-    except IntegrityError:
-        # A concurrent sign-up of the same address won the race; it sent the link.
-        logger.info("concurrent sign-up for one address; the other request proceeds")
-        return
-    REGISTRATIONS.labels("created").inc()
-
-
-async def request_verification(state: AuthState, *, email: str) -> None:
-    """Send a fresh verification link to an unverified account; nothing otherwise."""
-    user = await find_user_by_email(state, email)
-    if user is None or user.verified:
-        return
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
-        await retire_outstanding(db, user_id=user.id, purposes=(Purpose.EMAIL_VERIFICATION,))
-        token = await issue(
-            db, state.settings, purpose=Purpose.EMAIL_VERIFICATION, org_id=user.org_id,
-            user_id=user.id,
-        )
-        await emails.send_verification(state, to=user.email, name=user.name, token=token)
-
-
-async def _consume_for_user(
-    db: AsyncSession, purpose: Purpose, token: str
-) -> UserRecord:
+async def _consume_for_user(db: AsyncSession, purpose: Purpose, token: str) -> UserRecord:
     consumed = await consume(db, purpose, token)
     if consumed is None or consumed.user_id is None:
         raise InvalidLink()
@@ -189,18 +122,15 @@ async def _mark_verified(db: AsyncSession, user: UserRecord, client: ClientInfo)
         {"id": user.id},
     )
     await audit.record(
-        db, org_id=user.org_id, action="user.email_verified", actor_user_id=user.id,
-        target_type="user", target_id=user.id, ip=client.ip,
+        db,
+        org_id=user.org_id,
+        action="user.email_verified",
+        actor_user_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        ip=client.ip,
     )
     return user
-
-
-async def verify_email(state: AuthState, *, token: str, client: ClientInfo) -> Issued:
-    """Consume a verification token, mark the email verified and log the user in."""
-    async with transaction(state.sessionmaker) as db:
-        user = await _consume_for_user(db, Purpose.EMAIL_VERIFICATION, token)
-        user = await _mark_verified(db, user, client)
-        return await start_session(db, state, user, client, method="email_verification")
 
 
 # --- password login ----------------------------------------------------------------------------
@@ -214,8 +144,13 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         if user is not None:
             async with tenant_transaction(state.sessionmaker, user.org_id) as db:
                 await audit.record(
-                    db, org_id=user.org_id, action="auth.login_failed", actor_user_id=user.id,
-                    target_type="user", target_id=user.id, ip=client.ip,
+                    db,
+                    org_id=user.org_id,
+                    action="auth.login_failed",
+                    actor_user_id=user.id,
+                    target_type="user",
+                    target_id=user.id,
+                    ip=client.ip,
                 )
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.verified:
@@ -223,8 +158,7 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         raise Unauthorized(INVALID_CREDENTIALS)
     assert user.password_hash is not None
     new_hash = (
-        await state.passwords.hash(password)
-        if state.passwords.needs_rehash(user.password_hash) else None
+        await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
     )
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
         if new_hash is not None:
@@ -234,8 +168,14 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
             )
         issued = await start_session(db, state, user, client, method="password")
         await audit.record(
-            db, org_id=user.org_id, action="auth.login", actor_user_id=user.id,
-            target_type="user", target_id=user.id, details={"method": "password"}, ip=client.ip,
+            db,
+            org_id=user.org_id,
+            action="auth.login",
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"method": "password"},
+            ip=client.ip,
         )
     LOGINS.labels("success").inc()
     return issued
@@ -269,10 +209,18 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
                 {"id": user.id},
             )
         user = await _mark_verified(db, user, client)
+        # Whoever registered the address without verifying it loses the attempt: the mailbox
+        # owner is signed in now.
+        await signup_queries.drop_for_email(db, user.email)
         issued = await start_session(db, state, user, client, method="magic_link")
         await audit.record(
-            db, org_id=user.org_id, action="auth.login", actor_user_id=user.id,
-            target_type="user", target_id=user.id, details={"method": "magic_link"},
+            db,
+            org_id=user.org_id,
+            action="auth.login",
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"method": "magic_link"},
             ip=client.ip,
         )
     return issued
@@ -287,15 +235,16 @@ async def request_password_reset(state: AuthState, *, email: str) -> None:
         return
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
         token = await issue(
-            db, state.settings, purpose=Purpose.PASSWORD_RESET, org_id=user.org_id,
+            db,
+            state.settings,
+            purpose=Purpose.PASSWORD_RESET,
+            org_id=user.org_id,
             user_id=user.id,
         )
         await emails.send_password_reset(state, to=user.email, token=token)
 
 
-async def reset_password(
-    state: AuthState, *, token: str, password: str, client: ClientInfo
-) -> None:
+async def reset_password(state: AuthState, *, token: str, password: str, client: ClientInfo) -> None:
     """Set a new password from a reset link and revoke every session of the user."""
     password_hash = await state.passwords.hash(password)
     async with transaction(state.sessionmaker) as db:
@@ -306,48 +255,15 @@ async def reset_password(
         )
         # Receiving the reset email proves the address too.
         await _mark_verified(db, user, client)
-        await retire_outstanding(
-            db, user_id=user.id, purposes=(Purpose.PASSWORD_RESET, Purpose.MAGIC_LINK)
-        )
+        await retire_outstanding(db, user_id=user.id, purposes=(Purpose.PASSWORD_RESET, Purpose.MAGIC_LINK))
         revoked = await sessions.revoke_user_sessions(db, state, user.id, reason="password_reset")
         await audit.record(
-            db, org_id=user.org_id, action="user.password_reset", actor_user_id=user.id,
-            target_type="user", target_id=user.id, details={"sessions_revoked": len(revoked)},
+            db,
+            org_id=user.org_id,
+            action="user.password_reset",
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"sessions_revoked": len(revoked)},
             ip=client.ip,
         )
-
-
-# --- housekeeping ------------------------------------------------------------------------------
-
-
-async def purge_unverified_signups(state: AuthState, *, batch: int = 500) -> int:
-    """Delete organizations whose only member is an owner who never verified within the TTL."""
-    async with transaction(state.sessionmaker) as db:
-        rows = (
-            await db.execute(
-                text(
-                    "SELECT id, org_id FROM users WHERE email_verified_at IS NULL"
-                    " AND role = 'owner' AND updated_at < now() - make_interval(secs => :ttl)"
-                    " LIMIT :batch"
-                ),
-                {"ttl": state.settings.unverified_signup_ttl_seconds, "batch": batch},
-            )
-        ).all()
-        purged = 0
-        for row in rows:
-            await set_tenant(db, row.org_id)
-            # Only a sign-up nobody else joined: never delete an org with another member.
-            result = await db.execute(
-                text(
-                    "DELETE FROM organizations o WHERE o.id = :org AND NOT EXISTS"
-                    " (SELECT 1 FROM users u WHERE u.org_id = o.id AND u.id <> :user)"
-                    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = :user"
-                    "  AND u.email_verified_at IS NULL)"
-                ),
-                {"org": row.org_id, "user": row.id},
-            )
-            purged += int(getattr(result, "rowcount", 0) or 0)
-    if purged:
-        UNVERIFIED_PURGED.inc(purged)
-        logger.info("purged unverified sign-ups", extra={"count": purged})
-    return purged

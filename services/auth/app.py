@@ -8,15 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
-from services.auth.bodylimit import BodySizeLimit
 from services.auth.housekeeping import run_housekeeping
 from services.auth.keys import KeyRing, load_keyring
 from services.auth.passwords import Passwords
 from services.auth.routes import router
 from services.auth.state import AuthState
 from shared.app import create_app
+from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
 from shared.resources import Resources
 from shared.settings import Settings
@@ -53,8 +52,12 @@ def create_auth_app(
         passwords = Passwords(settings)
         await passwords.start()
         state = AuthState(
-            settings=settings, sessionmaker=res.sessionmaker, redis=res.redis, keyring=ring,
-            passwords=passwords, limiter=RateLimiter(res.redis, settings, res.redis_guard),
+            settings=settings,
+            sessionmaker=res.sessionmaker,
+            redis=res.redis,
+            keyring=ring,
+            passwords=passwords,
+            limiter=RateLimiter(res.redis, settings, res.redis_guard),
         )
         app.state.auth = state
         purger = asyncio.create_task(_purge_periodically(state, purge_interval_seconds))
@@ -67,9 +70,11 @@ def create_auth_app(
             passwords.close()
 
     app = create_app(
-        title="BlockBot auth", settings=settings, routers=[router], service_lifespan=lifespan,
+        title="BlockBot auth",
+        settings=settings,
+        routers=[router],
+        service_lifespan=lifespan,
         resources=resources,
     )
-    # Innermost (appended, not added on top): its 413 carries the request id and is counted.
-    app.user_middleware.append(Middleware(BodySizeLimit))
+    install_body_limit(app, settings.auth_max_body_bytes)
     return app

@@ -11,13 +11,10 @@ LOGINS = Counter(
 )
 REFRESHES = Counter(
     "auth_refresh_total",
-    "Refresh-token exchanges, by result (rotated, grace_replay, invalid, expired, revoked, "
-    "reuse_detected).",
+    "Refresh-token exchanges, by result (rotated, grace_replay, invalid, expired, revoked, reuse_detected).",
     ["result"],
 )
-MAGIC_LINKS = Counter(
-    "auth_magic_links_total", "Magic links, by event (issued, consumed).", ["event"]
-)
+MAGIC_LINKS = Counter("auth_magic_links_total", "Magic links, by event (issued, consumed).", ["event"])
 ONE_TIME_TOKENS = Counter(
     "auth_one_time_tokens_total",
     "One-time tokens, by purpose and event (issued, consumed, rejected).",
@@ -25,17 +22,17 @@ ONE_TIME_TOKENS = Counter(
 )
 REGISTRATIONS = Counter(
     "auth_registrations_total",
-    "Sign-up requests, by outcome (created, replaced_pending, existing_account).",
+    "Sign-up requests, by outcome (attempt, existing_account).",
     ["outcome"],
 )
 SESSIONS_CREATED = Counter(
-    "auth_sessions_created_total", "Sessions created, by method (password, magic_link, ...).",
+    "auth_sessions_created_total",
+    "Sessions created, by method (password, magic_link, ...).",
     ["method"],
 )
 SESSIONS_REVOKED = Counter(
     "auth_sessions_revoked_total",
-    "Sessions revoked, by reason (logout, logout_all, user_revoked, reuse_detected, "
-    "password_reset).",
+    "Sessions revoked, by reason (logout, logout_all, user_revoked, reuse_detected, password_reset).",
     ["reason"],
 )
 PASSWORD_HASH_SECONDS = Histogram(
@@ -49,7 +46,7 @@ PASSWORD_HASH_WAITING = Gauge(
     "Password hash operations waiting for a free slot in the bounded pool.",
 )
 UNVERIFIED_PURGED = Counter(
-    "auth_unverified_signups_purged_total", "Unverified sign-ups deleted after their time to live."
+    "auth_unverified_signups_purged_total", "Sign-up attempts deleted after their link expired."
 )
 HOUSEKEEPING_DELETED = Counter(
     "auth_housekeeping_deleted_total",

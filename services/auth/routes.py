@@ -23,6 +23,7 @@ from services.auth.schemas import (
     AcceptInvitationRequest,
     EmailRequest,
     LoginRequest,
+    OpenIDConfiguration,
     OrgOut,
     PasswordResetRequest,
     RegisterRequest,
@@ -32,8 +33,11 @@ from services.auth.schemas import (
     TokenRequest,
     TokenResponse,
     UserOut,
+    VerifyEmailRequest,
 )
+from services.auth.signups import service as signups
 from services.auth.state import AuthState
+from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 RefreshCookie = Cookie(default=None, alias=REFRESH_COOKIE, include_in_schema=False)
@@ -42,14 +46,22 @@ ACCEPTED = StatusResponse(status="accepted")
 
 def set_refresh_cookie(response: Response, state: AuthState, token: str) -> None:
     response.set_cookie(
-        REFRESH_COOKIE, token, max_age=state.settings.refresh_token_ttl_seconds, path=COOKIE_PATH,
-        secure=state.settings.cookie_secure, httponly=True, samesite="strict",
+        REFRESH_COOKIE,
+        token,
+        max_age=state.settings.refresh_token_ttl_seconds,
+        path=COOKIE_PATH,
+        secure=state.settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
     )
 
 
 def clear_refresh_cookie(response: Response, state: AuthState) -> None:
     response.delete_cookie(
-        REFRESH_COOKIE, path=COOKIE_PATH, secure=state.settings.cookie_secure, httponly=True,
+        REFRESH_COOKIE,
+        path=COOKIE_PATH,
+        secure=state.settings.cookie_secure,
+        httponly=True,
         samesite="strict",
     )
 
@@ -58,7 +70,10 @@ def token_body(state: AuthState, identity: Identity, access_token: str) -> Token
     user = identity.user
     return TokenResponse(
         user=UserOut(
-            id=user.id, org_id=user.org_id, email=user.email, name=user.name,
+            id=user.id,
+            org_id=user.org_id,
+            email=user.email,
+            name=user.name,
             role=user.role,
             email_verified=user.verified,
         ),
@@ -81,41 +96,40 @@ async def register(
     """Sign up: the same answer whether or not the address already has an account."""
     decision = await enforce(state, "register", client, body.email)
     with limit_headers(decision, response):
-        await accounts.register(
-            state, email=body.email, password=body.password, name=body.name,
-            org_name=body.org_name, client=client,
+        await signups.register(
+            state,
+            email=body.email,
+            password=body.password,
+            name=body.name,
+            org_name=body.org_name,
+            client=client,
         )
     return StatusResponse(status="verification_sent")
 
 
 @router.post("/email/verify", response_model=TokenResponse)
 async def verify_email(
-    body: TokenRequest, state: AuthDep, client: Client, response: Response
+    body: VerifyEmailRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
-    decision = await enforce_ip(
-        state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute
-    )
+    """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
+    decision = await enforce_ip(state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
     with limit_headers(decision, response):
-        issued = await accounts.verify_email(state, token=body.token, client=client)
+        issued = await signups.verify_email(state, token=body.token, password=body.password, client=client)
     return session_response(state, response, issued)
 
 
-@router.post(
-    "/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse
-)
+@router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def verify_request(
     body: EmailRequest, state: AuthDep, client: Client, response: Response
 ) -> StatusResponse:
     decision = await enforce(state, "verify_request", client, body.email)
     with limit_headers(decision, response):
-        await accounts.request_verification(state, email=body.email)
+        await signups.request_verification(state, email=body.email)
     return ACCEPTED
 
 
 @router.post("/login", response_model=TokenResponse)
-async def login(
-    body: LoginRequest, state: AuthDep, client: Client, response: Response
-) -> TokenResponse:
+async def login(body: LoginRequest, state: AuthDep, client: Client, response: Response) -> TokenResponse:
     decision = await enforce(state, "login", client, body.email)
     with limit_headers(decision, response):
         issued = await accounts.login(state, email=body.email, password=body.password, client=client)
@@ -126,9 +140,7 @@ async def login(
 async def refresh(
     state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
 ) -> TokenResponse:
-    decision = await enforce_ip(
-        state, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute
-    )
+    decision = await enforce_ip(state, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
     with limit_headers(decision, response):
         refreshed = await sessions.refresh(state, token, client)
     access = accounts.issue_access_token(state, refreshed.identity, refreshed.session_id)
@@ -138,7 +150,9 @@ async def refresh(
 
 
 @router.post(
-    "/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     dependencies=[SameOrigin],
 )
 async def logout(state: AuthDep, client: Client, token: str | None = RefreshCookie) -> Response:
@@ -162,20 +176,20 @@ async def list_sessions(state: AuthDep, claims: CurrentUser) -> SessionList:
     return SessionList(
         items=[
             SessionOut(
-                id=s.id, created_at=s.created_at, last_used_at=s.last_used_at,
-                user_agent=s.user_agent, ip=s.ip, current=s.id == claims.session_id,
+                id=s.id,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                user_agent=s.user_agent,
+                ip=s.ip,
+                current=s.id == claims.session_id,
             )
             for s in found
         ]
     )
 
 
-@router.delete(
-    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
-)
-async def revoke_session(
-    session_id: UUID, state: AuthDep, client: Client, claims: CurrentUser
-) -> Response:
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claims: CurrentUser) -> Response:
     await sessions.revoke_session(
         state, org_id=claims.org_id, user_id=claims.user_id, session_id=session_id, client=client
     )
@@ -204,9 +218,7 @@ async def magic_link_verify(
     return session_response(state, response, issued)
 
 
-@router.post(
-    "/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse
-)
+@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def password_forgot(
     body: EmailRequest, state: AuthDep, client: Client, response: Response
 ) -> StatusResponse:
@@ -219,20 +231,14 @@ async def password_forgot(
 @router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Client) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    decision = await enforce_ip(
-        state, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute
-    )
+    decision = await enforce_ip(state, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
     with limit_headers(decision, response):
-        await accounts.reset_password(
-            state, token=body.token, password=body.password, client=client
-        )
+        await accounts.reset_password(state, token=body.token, password=body.password, client=client)
     clear_refresh_cookie(response, state)
     return response
 
 
-@router.post(
-    "/invitations/accept", status_code=status.HTTP_201_CREATED, response_model=TokenResponse
-)
+@router.post("/invitations/accept", status_code=status.HTTP_201_CREATED, response_model=TokenResponse)
 async def accept_invitation(
     body: AcceptInvitationRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
@@ -250,3 +256,26 @@ async def accept_invitation(
 async def jwks(state: AuthDep, response: Response) -> dict[str, list[dict[str, str]]]:
     response.headers["Cache-Control"] = "public, max-age=300"
     return state.keyring.jwks()
+
+
+@router.get("/.well-known/openid-configuration", response_model=OpenIDConfiguration)
+async def openid_configuration(state: AuthDep, response: Response) -> OpenIDConfiguration:
+    """Discovery: JOSE/OIDC libraries given the issuer find the keys and algorithms here.
+
+    URLs come from APP_BASE_URL (the one public origin), never from the request's Host header,
+    so a forged Host cannot make a cached copy point clients at someone else's keys.
+    """
+    response.headers["Cache-Control"] = "public, max-age=300"
+    origin = str(state.settings.app_base_url).rstrip("/")
+    return OpenIDConfiguration(
+        issuer=state.settings.jwt_issuer,
+        jwks_uri=f"{origin}{router.prefix}/.well-known/jwks.json",
+        # No ID tokens are issued; OIDC requires the field and libraries read the JWKS
+        # algorithm from it, so it names the one algorithm every token here is signed with.
+        id_token_signing_alg_values_supported=[ALGORITHM],
+        # No OAuth token endpoint: clients do not authenticate to one.
+        token_endpoint_auth_methods_supported=["none"],
+        subject_types_supported=["public"],
+        response_types_supported=[],
+        claims_supported=list(REQUIRED_CLAIMS),
+    )

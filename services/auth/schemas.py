@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from services.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from shared.roles import Role
 
 NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 # Logging in with a password set under older rules still works; the cap bounds hashing work.
@@ -42,6 +43,12 @@ class TokenRequest(Body):
     token: OneTimeToken
 
 
+class VerifyEmailRequest(Body):
+    token: OneTimeToken
+    # The password chosen in the sign-up attempt (checked, not set: any length it could have had).
+    password: AnyPassword
+
+
 class PasswordResetRequest(Body):
     token: OneTimeToken
     password: NewPassword
@@ -62,7 +69,7 @@ class UserOut(BaseModel):
     org_id: UUID
     email: str
     name: str
-    role: Literal["owner", "admin", "member"]
+    role: Role
     email_verified: bool
 
 
@@ -103,3 +110,15 @@ class JWK(BaseModel):
 
 class JWKS(BaseModel):
     keys: list[JWK]
+
+
+class OpenIDConfiguration(BaseModel):
+    """OpenID Connect Discovery 1.0 metadata, limited to what this issuer really offers."""
+
+    issuer: str
+    jwks_uri: str
+    id_token_signing_alg_values_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    subject_types_supported: list[str]
+    response_types_supported: list[str]
+    claims_supported: list[str]

@@ -34,9 +34,7 @@ async def burst_against_limit_100(api, headers, stall_seconds: float = 0.0):
             time.sleep(stall_seconds)  # the whole process stops, as under a CPU storm
 
     stalls = asyncio.create_task(staller()) if stall_seconds else None
-    responses = await asyncio.gather(
-        *(api.client.get("/api/v1/me", headers=headers) for _ in range(500))
-    )
+    responses = await asyncio.gather(*(api.client.get("/api/v1/me", headers=headers) for _ in range(500)))
     if stalls is not None:
         await stalls
     statuses = [r.status_code for r in responses]
@@ -53,7 +51,7 @@ async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through
     org = await make_org("owner")
     async with running(api_settings(ratelimit_user_endpoint_per_minute=100)) as api:
         # The burst happens at one instant of the limiter's clock: no bucket edge inside it.
-        api.app.state.rate_limiter.clock = Clock(EDGE + 1)
+        api.app.state.api.limiter.clock = Clock(EDGE + 1)
         responses = await burst_against_limit_100(api, minter.headers(org.owner))
     limited = next(r for r in responses if r.status_code == 429)
     assert limited.headers["content-type"] == "application/problem+json"
@@ -63,9 +61,7 @@ async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through
 
 
 @pytest.mark.slow  # stalls the process on purpose
-async def test_an_overloaded_process_keeps_limiting_instead_of_failing_open(
-    api_settings, minter, make_org
-):
+async def test_an_overloaded_process_keeps_limiting_instead_of_failing_open(api_settings, minter, make_org):
     """The loop is blocked for longer than the Redis call bound, repeatedly, during the burst.
 
     Answers that wait unread behind a stalled loop are not a Redis failure: nothing fails open.
@@ -75,7 +71,7 @@ async def test_an_overloaded_process_keeps_limiting_instead_of_failing_open(
     before = sample("ratelimit_decisions_total", fail_open)
     settings = api_settings(ratelimit_user_endpoint_per_minute=100, redis_call_timeout_ms=200)
     async with running(settings) as api:
-        api.app.state.rate_limiter.clock = Clock(EDGE + 1)
+        api.app.state.api.limiter.clock = Clock(EDGE + 1)
         await burst_against_limit_100(api, minter.headers(org.owner), stall_seconds=0.6)
     assert sample("ratelimit_decisions_total", fail_open) == before
 
@@ -88,12 +84,13 @@ async def test_past_the_queue_bound_an_overloaded_process_sheds_with_503_never_p
     org = await make_org("owner")
     fail_open = {"scope": "all", "outcome": "fail_open"}
     shed = {"scope": "all", "outcome": "shed"}
-    before_open, before_shed = sample("ratelimit_decisions_total", fail_open), sample(
-        "ratelimit_decisions_total", shed
+    before_open, before_shed = (
+        sample("ratelimit_decisions_total", fail_open),
+        sample("ratelimit_decisions_total", shed),
     )
     settings = api_settings(ratelimit_user_endpoint_per_minute=100, redis_queue_timeout_ms=300)
     async with running(settings) as api:
-        api.app.state.rate_limiter.clock = Clock(EDGE + 1)
+        api.app.state.api.limiter.clock = Clock(EDGE + 1)
 
         async def staller() -> None:
             await asyncio.sleep(0.02)
@@ -163,9 +160,9 @@ async def test_window_slides_and_allows_again(api_settings, minter, make_org):
     org = await make_org("owner")
     async with running(api_settings(ratelimit_user_endpoint_per_minute=3)) as api:
         clock = Clock(EDGE + 0.25)
-        api.app.state.rate_limiter.clock = clock
-        policy = api.app.state.rate_policy
-        api.app.state.rate_policy = policy.with_periods(3600, 3600, 1)
+        state = api.app.state.api
+        state.limiter.clock = clock
+        state.rate_policy = state.rate_policy.with_periods(3600, 3600, 1)
         headers = minter.headers(org.owner)
         for _ in range(3):
             assert (await api.client.get("/api/v1/me", headers=headers)).status_code == 200
@@ -223,8 +220,10 @@ async def test_cors_allows_only_configured_origins(api_settings, minter, make_or
     allowed, denied = "https://app.example.com", "https://evil.example.net"
     org = await make_org("owner")
     async with running(api_settings(cors_origins=[allowed])) as api:
-        preflight = {"Access-Control-Request-Method": "PATCH",
-                     "Access-Control-Request-Headers": "authorization,content-type"}
+        preflight = {
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
         ok = await api.client.options("/api/v1/org", headers={"Origin": allowed, **preflight})
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == allowed
@@ -237,9 +236,7 @@ async def test_cors_allows_only_configured_origins(api_settings, minter, make_or
         )
         assert response.headers["access-control-allow-origin"] == allowed
         assert "RateLimit-Remaining" in response.headers["access-control-expose-headers"]
-        response = await api.client.get(
-            "/api/v1/me", headers={"Origin": denied, **minter.headers(org.owner)}
-        )
+        response = await api.client.get("/api/v1/me", headers={"Origin": denied, **minter.headers(org.owner)})
         assert "access-control-allow-origin" not in response.headers
 
 

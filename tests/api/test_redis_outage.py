@@ -25,9 +25,10 @@ SLOW_SECONDS = 2.0
 
 
 def fail_opens() -> float:
-    return REGISTRY.get_sample_value(
-        "ratelimit_decisions_total", {"scope": "all", "outcome": "fail_open"}
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value("ratelimit_decisions_total", {"scope": "all", "outcome": "fail_open"})
+        or 0.0
+    )
 
 
 def decided(sample) -> bool:

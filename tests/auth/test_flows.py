@@ -14,6 +14,7 @@ from tests.auth.conftest import (
     bearer,
     comparable,
     do_refresh,
+    invite,
     last_token,
     login,
     new_email,
@@ -21,6 +22,7 @@ from tests.auth.conftest import (
     refresh_cookie,
     register,
     signup,
+    verify_email,
 )
 
 
@@ -45,7 +47,7 @@ async def test_register_verify_login_and_sessions(auth: AuthApp, client: httpx.A
     assert comparable(unverified) == comparable(wrong)
 
     token = link.split("#token=")[1]
-    verified = await client.post(f"{PREFIX}/email/verify", json={"token": token})
+    verified = await verify_email(client, token)
     assert verified.status_code == 200, verified.text
     body = verified.json()
     assert body["token_type"] == "bearer"
@@ -63,7 +65,7 @@ async def test_register_verify_login_and_sessions(auth: AuthApp, client: httpx.A
     assert "Secure" not in cookie  # cookie_secure=False in tests
 
     # The verification token is single use.
-    again = await client.post(f"{PREFIX}/email/verify", json={"token": token})
+    again = await verify_email(client, token)
     assert again.status_code == 400
 
     logged_in = await login(client, email)
@@ -115,9 +117,7 @@ async def test_logout_and_logout_all(auth: AuthApp, client: httpx.AsyncClient) -
     third = await login(client, email)
 
     client.cookies.clear()
-    out = await client.post(
-        f"{PREFIX}/logout", headers={"Cookie": f"bb_refresh={refresh_cookie(second)}"}
-    )
+    out = await client.post(f"{PREFIX}/logout", headers={"Cookie": f"bb_refresh={refresh_cookie(second)}"})
     assert out.status_code == 204
     cleared = out.headers["set-cookie"]
     assert cleared.startswith('bb_refresh=""') or "Max-Age=0" in cleared
@@ -135,9 +135,8 @@ async def test_logout_and_logout_all(auth: AuthApp, client: httpx.AsyncClient) -
     assert (await client.post(f"{PREFIX}/logout-all")).status_code == 401
 
 
-async def test_magic_link_logs_in_and_verifies(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    email = new_email()
-    assert (await register(client, email)).status_code == 202
+async def test_magic_link_logs_in(auth: AuthApp, client: httpx.AsyncClient) -> None:
+    email, _ = await signup(client, auth.settings)
     response = await client.post(f"{PREFIX}/magic-link", json={"email": email})
     assert response.status_code == 202
     emails = await queued_emails(auth.settings, email)
@@ -152,9 +151,7 @@ async def test_magic_link_logs_in_and_verifies(auth: AuthApp, client: httpx.Asyn
     verified = await client.post(f"{PREFIX}/magic-link/verify", json={"token": token})
     assert verified.status_code == 200, verified.text
     assert verified.json()["user"]["email_verified"] is True
-    # The magic link verified the address, but the pending password (whoever registered it)
-    # is dropped: see test_hardening.test_magic_link_does_not_keep_a_squatters_password.
-    assert (await login(client, email)).status_code == 401
+    assert (await login(client, email)).status_code == 200
     await client.post(f"{PREFIX}/magic-link", json={"email": email})
     again = [e for e in await queued_emails(auth.settings, email) if e["template"] == "magic_link"]
     second = again[-1]["context"]["link"].split("#token=")[1]
@@ -171,9 +168,9 @@ async def test_verify_request_sends_a_new_link(auth: AuthApp, client: httpx.Asyn
     assert response.status_code == 202
     second = await last_token(auth.settings, email, "verify_email")
     assert second != first
-    # The older link was retired by the new one.
-    assert (await client.post(f"{PREFIX}/email/verify", json={"token": first})).status_code == 400
-    assert (await client.post(f"{PREFIX}/email/verify", json={"token": second})).status_code == 200
+    # The new link activates the same attempt (same password); the first one then dies with it.
+    assert (await verify_email(client, second)).status_code == 200
+    assert (await verify_email(client, first)).status_code == 400
     # Verified accounts get nothing more.
     count = len(await queued_emails(auth.settings, email))
     again = await client.post(f"{PREFIX}/email/verify-request", json={"email": email})
@@ -181,28 +178,7 @@ async def test_verify_request_sends_a_new_link(auth: AuthApp, client: httpx.Asyn
     assert len(await queued_emails(auth.settings, email)) == count
 
 
-async def test_register_again_replaces_pending_signup(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    email = new_email()
-    await register(client, email, "first password 1")
-    first = await last_token(auth.settings, email, "verify_email")
-    response = await client.post(
-        f"{PREFIX}/register",
-        json={"email": email, "password": "second password 2", "name": "Bob", "org_name": "Other"},
-    )
-    assert response.status_code == 202
-    second = await last_token(auth.settings, email, "verify_email")
-    assert (await client.post(f"{PREFIX}/email/verify", json={"token": first})).status_code == 400
-    verified = await client.post(f"{PREFIX}/email/verify", json={"token": second})
-    assert verified.status_code == 200
-    assert verified.json()["user"]["name"] == "Bob"
-    assert verified.json()["org"]["name"] == "Other"
-    assert (await login(client, email, "first password 1")).status_code == 401
-    assert (await login(client, email, "second password 2")).status_code == 200
-
-
-async def test_register_taken_address_sends_account_exists(
-    auth: AuthApp, client: httpx.AsyncClient
-) -> None:
+async def test_register_taken_address_sends_account_exists(auth: AuthApp, client: httpx.AsyncClient) -> None:
     email, _ = await signup(client, auth.settings)
     response = await register(client, email, "someone else 123")
     assert response.status_code == 202
@@ -223,9 +199,7 @@ async def test_password_reset_revokes_sessions(auth: AuthApp, client: httpx.Asyn
     short = await client.post(f"{PREFIX}/password/reset", json={"token": token, "password": "short"})
     assert short.status_code == 422
     new_password = "a brand new password"
-    reset = await client.post(
-        f"{PREFIX}/password/reset", json={"token": token, "password": new_password}
-    )
+    reset = await client.post(f"{PREFIX}/password/reset", json={"token": token, "password": new_password})
     assert reset.status_code == 204
     for response in (first, second):
         assert (await do_refresh(client, refresh_cookie(response))).status_code == 401
@@ -239,23 +213,10 @@ async def test_password_reset_revokes_sessions(auth: AuthApp, client: httpx.Asyn
 
 
 async def test_invitation_accept(auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str) -> None:
-    from services.auth.opaque import new_token
-
     _, owner = await signup(client, auth.settings)
     org_id = owner.json()["org"]["id"]
     invitee = new_email()
-    token, digest = new_token()
-    async with admin(admin_dsn) as conn:
-        invitation_id = await conn.fetchval(
-            "INSERT INTO invitations (org_id, email, role, invited_by, expires_at)"
-            " VALUES ($1, $2, 'admin', $3, now() + interval '1 day') RETURNING id",
-            org_id, invitee, owner.json()["user"]["id"],
-        )
-        await conn.execute(
-            "INSERT INTO one_time_tokens (org_id, invitation_id, purpose, token_hash, expires_at)"
-            " VALUES ($1, $2, 'invitation', $3, now() + interval '1 day')",
-            org_id, invitation_id, digest,
-        )
+    token, invitation_id = await invite(admin_dsn, owner, invitee, "admin")
     body = {"token": token, "name": "Grace", "password": "invited password"}
     accepted = await client.post(f"{PREFIX}/invitations/accept", json=body)
     assert accepted.status_code == 201, accepted.text
@@ -268,13 +229,9 @@ async def test_invitation_accept(auth: AuthApp, client: httpx.AsyncClient, admin
     assert (await client.post(f"{PREFIX}/invitations/accept", json=body)).status_code == 400
     assert (await login(client, invitee, "invited password")).status_code == 200
     async with admin(admin_dsn) as conn:
-        accepted_at = await conn.fetchval(
-            "SELECT accepted_at FROM invitations WHERE id = $1", invitation_id
-        )
+        accepted_at = await conn.fetchval("SELECT accepted_at FROM invitations WHERE id = $1", invitation_id)
         actions = {
-            r["action"] for r in await conn.fetch(
-                "SELECT action FROM audit_log WHERE org_id = $1", org_id
-            )
+            r["action"] for r in await conn.fetch("SELECT action FROM audit_log WHERE org_id = $1", org_id)
         }
     assert accepted_at is not None
     assert {"invitation.accepted", "user.email_verified", "session.created"} <= actions

@@ -24,8 +24,10 @@ def guard(clock: Clock | None = None, **limits: float) -> RedisGuard:
     values.update(limits)
     return RedisGuard(
         GuardLimits(
-            call_timeout=values["call_timeout"], queue_timeout=values["queue_timeout"],
-            breaker_seconds=values["breaker_seconds"], concurrency=int(values["concurrency"]),
+            call_timeout=values["call_timeout"],
+            queue_timeout=values["queue_timeout"],
+            breaker_seconds=values["breaker_seconds"],
+            concurrency=int(values["concurrency"]),
         ),
         clock=clock,
     )
