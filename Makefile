@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help install run test lint typecheck pytest docs migrate migrate-local revision up down logs ps build secrets compose-config clean
+.PHONY: help install run test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps build secrets compose-config clean
 .DEFAULT_GOAL := help
 
 ## help: list the documented targets (also what `make` alone does)
@@ -28,10 +28,15 @@ run: $(STAMP)
 ## test: lint, type-check and run every test (starts its own PostgreSQL and Redis)
 test: lint typecheck pytest
 
-## lint: ruff check and ruff format --check
+## test-fast: lint, type-check and the tests not marked slow (no whole stacks, no fault injection)
+test-fast: lint typecheck
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+## lint: ruff check, ruff format --check and the import contracts (lint-imports)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 ## typecheck: mypy --strict
 typecheck: $(STAMP)

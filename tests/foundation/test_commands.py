@@ -12,6 +12,9 @@ from redis import Redis
 from devstack.databases import MigratedDatabase
 from devstack.run import ROOT
 
+# Real processes, each importing the services: seconds apiece.
+pytestmark = pytest.mark.slow
+
 # Nothing inherited: a variable the caller happens to have set must not make a test pass.
 BARE = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp"}
 
