@@ -12,6 +12,13 @@ Per request, in this order:
    the token was issued is a 401. Permission checks use the role in the database, never the
    (possibly stale) role claim.
 
+An API key (`Bearer bb_...`, services/api/api_keys/credential.py) takes the same path with two
+differences: its org is only known from its row, so step 2 comes first (the transaction begins
+with the ONE statement that verifies the key and binds its org), then its windows (the org's,
+the key's, the key's per endpoint) in the same single Lua call; and step 3 refuses it
+(`CurrentUser` is a person) unless the route takes `Caller`, which admits keys whose scopes
+cover the method.
+
 Redis down and the revocation check: it FAILS OPEN, logged and counted
 (`api_revocation_check_fail_open_total`). The api's contract is to stay available when Redis
 is down (rate limits fail open too); the exposure is bounded: access tokens live 15 minutes,
@@ -27,16 +34,24 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.api_keys import credential as api_key
+from services.api.api_keys.credential import ApiKeyNotAllowed, KeyCredential, KeyPrincipal
 from services.api.limits import DECISION_SCOPE_KEY
 from services.api.me import queries
-from services.api.metrics import AUTH_FAILURES, REVOCATION_CHECK_FAIL_OPEN
+from services.api.metrics import (
+    AUTH_FAILURES,
+    KEY_AUTH_FAILURES,
+    REQUESTS_BY_CREDENTIAL,
+    REVOCATION_CHECK_FAIL_OPEN,
+)
 from services.api.principal import Principal
 from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
+from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
-from shared.db import tenant_transaction
+from shared.db import tenant_transaction, transaction
 from shared.errors import RateLimited, Unauthorized
-from shared.ratelimit import client_ip, ratelimit_headers
+from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.api.auth")
@@ -62,43 +77,81 @@ def _bearer_token(request: Request) -> str:
     return token
 
 
-async def authenticate(request: Request, state: ApiDep) -> AccessClaims:
-    """Verify the bearer token, apply the rate limits, reject revoked sessions."""
+async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCredential:
+    """Verify the bearer token, apply the rate limits, reject revoked sessions.
+
+    An API key is only shape-checked here: it is verified by `tenant_session`, in the database.
+    """
     token = _bearer_token(request)
+    if is_api_key(token):
+        return api_key.presented(token, state.settings)
     keys = await state.public_keys.for_token(token)
     try:
         claims = verify_access_token(token, keys, state.settings)
     except Unauthorized:
         AUTH_FAILURES.labels("invalid").inc()
         raise
-    route = getattr(request.scope.get("route"), "path", request.url.path)
     # One Lua call: the three windows and the revoked-session marker (one round trip).
     decision = await state.limiter.check_fail_open(
-        state.rate_policy.windows(claims, request.method, route),
+        state.rate_policy.windows(claims, request.method, _route(request)),
         flag_keys=[revoked_sid_key(state.settings, claims.session_id)],
     )
     if decision is None:
         REVOCATION_CHECK_FAIL_OPEN.inc()
         logger.warning("revoked-session check unavailable (Redis down), failing open")
+        REQUESTS_BY_CREDENTIAL.labels("user").inc()
         return claims
     request.scope[DECISION_SCOPE_KEY] = decision
     if decision.flagged:
         AUTH_FAILURES.labels("revoked").inc()
         raise Unauthorized("The session of this access token has been revoked.")
+    _enforce(request, decision)
+    REQUESTS_BY_CREDENTIAL.labels("user").inc()
+    return claims
+
+
+def _route(request: Request) -> str:
+    return str(getattr(request.scope.get("route"), "path", request.url.path))
+
+
+def _enforce(request: Request, decision: Decision) -> None:
+    """Leave the decision for the RateLimit-* headers; a refused one is a 429."""
+    request.scope[DECISION_SCOPE_KEY] = decision
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",
             headers=ratelimit_headers(decision),
         )
-    return claims
 
 
-Claims = Annotated[AccessClaims, Depends(authenticate)]
+Credential = Annotated[AccessClaims | KeyCredential, Depends(authenticate)]
 
 
-async def tenant_session(claims: Claims, state: ApiDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, bound to the verified token's org; commits before responding."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as session:
+async def _limit_key(request: Request, state: ApiState, key: KeyPrincipal) -> None:
+    """The key's windows (org, key, key per endpoint) in one Lua call; fail open like tokens."""
+    windows: list[Window] = state.rate_policy.key_windows(
+        key.org_id, key.key_id, request.method, _route(request)
+    )
+    decision = await state.limiter.check_fail_open(windows)
+    if decision is not None:
+        _enforce(request, decision)
+
+
+async def tenant_session(
+    credential: Credential, state: ApiDep, request: Request
+) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, bound to the verified credential's org; commits before
+    responding. For an API key, its first statement verifies the key and binds its org."""
+    if isinstance(credential, AccessClaims):
+        async with tenant_transaction(state.sessionmaker, credential.org_id) as session:
+            yield session
+        return
+    async with transaction(state.sessionmaker) as session:
+        key = await api_key.verify(session, credential)
+        await _limit_key(request, state, key)
+        api_key.require_scope(key, request.method)
+        request.state.api_key = key
+        REQUESTS_BY_CREDENTIAL.labels("api_key").inc()
         yield session
 
 
@@ -106,9 +159,16 @@ TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function"
 
 
 async def current_user(
-    claims: Claims, session: TenantSession, request: Request, state: ApiDep
+    credential: Credential, session: TenantSession, request: Request, state: ApiDep
 ) -> Principal:
-    """The caller as the database knows them now; a user deleted since the token is a 401."""
+    """The caller as the database knows them now; a user deleted since the token is a 401.
+
+    A person only: an API key is refused (403) on the routes that take `CurrentUser`.
+    """
+    if not isinstance(credential, AccessClaims):
+        KEY_AUTH_FAILURES.labels("not_allowed").inc()
+        raise ApiKeyNotAllowed()
+    claims = credential
     row = await queries.caller(session, claims.user_id)
     if row is None:
         AUTH_FAILURES.labels("unknown_user").inc()
@@ -120,6 +180,19 @@ async def current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def caller(
+    credential: Credential, session: TenantSession, request: Request, state: ApiDep
+) -> Principal | KeyPrincipal:
+    """The caller of a route that also serves API keys: a person, or a key (scope checked)."""
+    if isinstance(credential, AccessClaims):
+        return await current_user(credential, session, request, state)
+    key: KeyPrincipal = request.state.api_key
+    return key
+
+
+Caller = Annotated[Principal | KeyPrincipal, Depends(caller)]
 
 
 def request_ip(request: Request, settings: Settings) -> str | None:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.pagination import time_id_bound
 from shared.roles import Role
 
 INVITATION_COLUMNS = (
@@ -97,11 +98,8 @@ async def list_invitations(
     session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
 ) -> list[InvitationRow]:
     """Invitations newest first, from just before the (created_at, id) key `before`."""
-    params: dict[str, object] = {"limit": limit}
-    where = ""
-    if before is not None:
-        params["ts"], params["id"] = before
-        where = "WHERE (created_at, id) < (:ts, :id)"
+    where, params = time_id_bound(before, "<")
+    params["limit"] = limit
     rows = await session.execute(
         text(
             f"SELECT {INVITATION_COLUMNS} FROM invitations {where}"

@@ -13,6 +13,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.pagination import time_id_bound
 from shared.roles import Role
 
 USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
@@ -35,11 +36,8 @@ async def list_users(
     session: AsyncSession, *, limit: int, after: tuple[datetime, UUID] | None
 ) -> list[UserRow]:
     """Members oldest first, from just after the (created_at, id) key `after`."""
-    params: dict[str, object] = {"limit": limit}
-    where = ""
-    if after is not None:
-        params["ts"], params["id"] = after
-        where = "WHERE (created_at, id) > (:ts, :id)"
+    where, params = time_id_bound(after, ">")
+    params["limit"] = limit
     rows = await session.execute(
         text(f"SELECT {USER_COLUMNS} FROM users {where} ORDER BY created_at, id LIMIT :limit"), params
     )
