@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck pytest migrate migrate-local up down logs ps build secrets compose-config clean
+.PHONY: install run test lint typecheck pytest migrate migrate-local revision up down logs ps build secrets compose-config clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy .
@@ -33,6 +34,12 @@ pytest: $(STAMP)
 ## migrate-local: run the migrate job against DATABASE_URL (local, no Docker)
 migrate-local: $(STAMP)
 	$(BIN)/python -m services.migrate
+
+## revision: new Alembic revision with the next number, e.g. make revision m="add widgets"
+revision: $(STAMP)
+	@test -n "$(m)" || { echo 'usage: make revision m="what it changes"' >&2; exit 2; }
+	@last=$$(ls migrations/versions | sed -n 's/^\([0-9][0-9][0-9][0-9]\)_.*\.py$$/\1/p' | sort | tail -n 1); \
+	$(BIN)/alembic revision -m "$(m)" --rev-id $$(printf '%04d' $$(expr "$${last:-0}" + 1))
 
 ## Docker Compose operator tasks. PROD=1 adds compose.prod.yaml (TLS, production settings);
 ## PROFILES="monitoring" adds Prometheus and Grafana. Secrets come from .env (see .env.example).

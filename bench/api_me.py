@@ -51,16 +51,20 @@ async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     body = b'{"hello":"world"}'
-    await send({
-        "type": "http.response.start", "status": 200,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"17")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"17")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 # --- the load generator (run in a child process) ---------------------------------------------
-async def _connection(host: str, port: int, request: bytes, deadline: float,
-                      latencies: list[float], errors: list[int]) -> None:
+async def _connection(
+    host: str, port: int, request: bytes, deadline: float, latencies: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < deadline:
@@ -92,30 +96,50 @@ async def _load(url: str, token: str | None, seconds: float, connections: int) -
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
     # Warm-up (connections, caches, JIT-less but pools and prepared statements).
     warm: list[float] = []
-    await asyncio.gather(*(_connection(host, port, request, time.perf_counter() + 1.0, warm, [])
-                           for _ in range(connections)))
+    await asyncio.gather(
+        *(_connection(host, port, request, time.perf_counter() + 1.0, warm, []) for _ in range(connections))
+    )
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, request, started + seconds, latencies, errors)
-                           for _ in range(connections)))
+    await asyncio.gather(
+        *(_connection(host, port, request, started + seconds, latencies, errors) for _ in range(connections))
+    )
     elapsed = time.perf_counter() - started
     latencies.sort()
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "errors": len(errors), "error_statuses": sorted(set(errors))[:5]}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "errors": len(errors),
+        "error_statuses": sorted(set(errors))[:5],
+    }
 
 
 def run_load(url: str, token: str | None, seconds: float, connections: int) -> dict[str, Any]:
     """Run the load generator in a separate process and return its JSON result."""
     env = {**os.environ, "BENCH_TOKEN": token or ""}
     out = subprocess.run(
-        [sys.executable, __file__, "--load", url, "--seconds", str(seconds),
-         "--connections", str(connections)],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            url,
+            "--seconds",
+            str(seconds),
+            "--connections",
+            str(connections),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -124,9 +148,25 @@ def run_load(url: str, token: str | None, seconds: float, connections: int) -> d
 # --- orchestration -----------------------------------------------------------------------------
 def _uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -155,11 +195,18 @@ def _mint(info: dict[str, Any]) -> tuple[str, str]:
 
     key = Ed25519PrivateKey.generate()
     now = int(time.time())
-    claims = {"iss": "blockbot-auth", "aud": "blockbot-api", "sub": str(info["user_id"]),
-              "org": str(info["org_id"]), "role": "owner", "sid": str(uuid.uuid4()),
-              "jti": secrets.token_hex(8), "iat": now, "exp": now + 3600}
-    token = jwt.encode(claims, key, algorithm="EdDSA",
-                       headers={"kid": jwk_thumbprint(key.public_key())})
+    claims = {
+        "iss": "blockbot-auth",
+        "aud": "blockbot-api",
+        "sub": str(info["user_id"]),
+        "org": str(info["org_id"]),
+        "role": "owner",
+        "sid": str(uuid.uuid4()),
+        "jti": secrets.token_hex(8),
+        "iat": now,
+        "exp": now + 3600,
+    }
+    token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": jwk_thumbprint(key.public_key())})
     return token, b64url_encode(raw_public_bytes(key.public_key()))
 
 
@@ -189,8 +236,12 @@ def main() -> None:
     from devstack.ports import free_port, wait_for_port
 
     processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="bbbench-") as tmp, bench_servers(Path(tmp)) as (
-        database, redis_url,
+    with (
+        tempfile.TemporaryDirectory(prefix="bbbench-") as tmp,
+        bench_servers(Path(tmp)) as (
+            database,
+            redis_url,
+        ),
     ):
         root = Path(tmp)
         try:
@@ -200,12 +251,18 @@ def main() -> None:
             api_port, hello_port = free_port(), free_port()
             high = str(10**9)
             api_env = {
-                "ENV": "test", "SERVICE_NAME": "api", "LOG_LEVEL": "WARNING",
-                "DATABASE_URL": info["api_url"], "REDIS_URL": redis_url,
-                "REDIS_KEY_PREFIX": key_prefix, "JWT_PUBLIC_KEYS": public_key,
-                "RATELIMIT_ORG_PER_HOUR": high, "RATELIMIT_USER_PER_HOUR": high,
+                "ENV": "test",
+                "SERVICE_NAME": "api",
+                "LOG_LEVEL": "WARNING",
+                "DATABASE_URL": info["api_url"],
+                "REDIS_URL": redis_url,
+                "REDIS_KEY_PREFIX": key_prefix,
+                "JWT_PUBLIC_KEYS": public_key,
+                "RATELIMIT_ORG_PER_HOUR": high,
+                "RATELIMIT_USER_PER_HOUR": high,
                 "RATELIMIT_USER_ENDPOINT_PER_MINUTE": high,
-                "DATABASE_POOL_SIZE": "20", "OTEL_TRACES_EXPORTER": "none",
+                "DATABASE_POOL_SIZE": "20",
+                "OTEL_TRACES_EXPORTER": "none",
             }
             processes.append(_uvicorn("services.api.main:app", api_port, api_env, root / "api.log"))
             processes.append(_uvicorn("bench.api_me:hello", hello_port, {}, root / "hello.log"))
@@ -214,28 +271,35 @@ def main() -> None:
 
             import httpx
 
-            check = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/me",
-                              headers={"Authorization": f"Bearer {token}"})
+            check = httpx.get(
+                f"http://127.0.0.1:{api_port}/api/v1/me", headers={"Authorization": f"Bearer {token}"}
+            )
             if check.status_code != 200:
                 raise SystemExit(f"/me answered {check.status_code}: {check.text}")
 
-            print(f"{args.connections} connections, {args.seconds:g} s each, "
-                  f"{os.cpu_count()} CPUs (servers, load generator, PostgreSQL and Redis share them)")
+            print(
+                f"{args.connections} connections, {args.seconds:g} s each, "
+                f"{os.cpu_count()} CPUs (servers, load generator, PostgreSQL and Redis share them)"
+            )
             # Other work on the box skews both figures: compare runs only at a similar load.
             print("  load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-            me = run_load(f"http://127.0.0.1:{api_port}/api/v1/me", token, args.seconds,
-                          args.connections)
-            hello_result = run_load(f"http://127.0.0.1:{hello_port}/", None, args.seconds,
-                                    args.connections)
+            me = run_load(f"http://127.0.0.1:{api_port}/api/v1/me", token, args.seconds, args.connections)
+            hello_result = run_load(f"http://127.0.0.1:{hello_port}/", None, args.seconds, args.connections)
             for label, r in (("GET /api/v1/me (auth+RL+DB)", me), ("uvicorn hello-world", hello_result)):
-                print(f"  {label:30s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   "
-                      f"p99 {r['p99_ms']:7.2f} ms   non-200: {r['errors']}")
-            print(f"  ratio /me : hello-world = {me['rps'] / hello_result['rps']:.3f} "
-                  f"(1 : {hello_result['rps'] / me['rps']:.1f})")
+                print(
+                    f"  {label:30s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   "
+                    f"p99 {r['p99_ms']:7.2f} ms   non-200: {r['errors']}"
+                )
+            print(
+                f"  ratio /me : hello-world = {me['rps'] / hello_result['rps']:.3f} "
+                f"(1 : {hello_result['rps'] / me['rps']:.1f})"
+            )
             print("  load average after:  " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
             memory = asyncio.run(_limiter_memory(redis_url, key_prefix, info["org_id"]))
-            print(f"  rate-limit key memory (org window, after {me['requests']} requests): "
-                  f"{memory} bytes (Redis MEMORY USAGE)")
+            print(
+                f"  rate-limit key memory (org window, after {me['requests']} requests): "
+                f"{memory} bytes (Redis MEMORY USAGE)"
+            )
         finally:
             for process in processes:
                 process.terminate()

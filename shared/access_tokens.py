@@ -122,9 +122,7 @@ class AccessClaims:
     expires_at: int
 
 
-def verify_access_token(
-    token: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings
-) -> AccessClaims:
+def verify_access_token(token: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings) -> AccessClaims:
     """Verify signature, algorithm, kid, iss, aud, exp (with leeway) and claims, or raise 401.
 
     Does not check revocation (that needs Redis): call `is_session_revoked` as well.

@@ -31,7 +31,7 @@ def async_url(url: str) -> str:
     """Use the asyncpg driver whatever scheme the operator wrote."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
 
 

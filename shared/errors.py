@@ -108,8 +108,17 @@ class ServiceUnavailable(AppError):
 _BY_STATUS: dict[int, type[AppError]] = {
     cls.status: cls
     for cls in (
-        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Gone,
-        PayloadTooLarge, ValidationFailed, RateLimited, ServiceUnavailable,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        Gone,
+        PayloadTooLarge,
+        ValidationFailed,
+        RateLimited,
+        ServiceUnavailable,
     )
 }
 
@@ -228,8 +237,7 @@ def _allowed_methods(request: Request, headers: Mapping[str, str] | None) -> str
         method
         for method in _METHODS
         if any(
-            route.matches({**base, "method": method})[0] is Match.FULL
-            for route in request.app.router.routes
+            route.matches({**base, "method": method})[0] is Match.FULL for route in request.app.router.routes
         )
     ]
     if not allowed:
@@ -249,8 +257,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         cls = _BY_STATUS.get(exc.status_code)
         if cls is None:
             return problem_response(
-                status=exc.status_code, slug=f"http-{exc.status_code}", title="HTTP error",
-                detail="The request could not be processed.", instance=request.url.path,
+                status=exc.status_code,
+                slug=f"http-{exc.status_code}",
+                title="HTTP error",
+                detail="The request could not be processed.",
+                instance=request.url.path,
                 headers=exc.headers,
             )
         headers = exc.headers
@@ -266,7 +277,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         logger.error(
-            "unhandled error", exc_info=exc,
+            "unhandled error",
+            exc_info=exc,
             extra={"path": request.url.path, "method": request.method},
         )
         return error_response(AppError(), request.url.path)

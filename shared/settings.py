@@ -161,7 +161,6 @@ class Settings(BaseSettings):
     def _email_from(cls, value: str) -> str:
         from email.utils import parseaddr
 
-
         _, address = parseaddr(value)
         if not address:
             raise ValueError("must be an address or 'Name <address>'")
@@ -169,7 +168,9 @@ class Settings(BaseSettings):
 
         try:
             validate_email(
-                address, check_deliverability=False, globally_deliverable=False,
+                address,
+                check_deliverability=False,
+                globally_deliverable=False,
                 test_environment=True,
             )
         except EmailNotValidError as error:
@@ -219,9 +220,7 @@ class SettingsError(Exception):
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        super().__init__(
-            "invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines)
-        )
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines))
 
 
 def describe_validation_error(error: ValidationError) -> list[str]:

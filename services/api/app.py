@@ -60,7 +60,11 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         title="BlockBot API",
         settings=settings,
         routers=[
-            me.router, org.router, members.router, invitations.router, audit_log.router,
+            me.router,
+            org.router,
+            members.router,
+            invitations.router,
+            audit_log.router,
             api_keys.router,
         ],
         service_lifespan=lifespan,

@@ -172,9 +172,12 @@ async def current_user(
     row = await queries.caller(session, claims.user_id)
     if row is None:
         AUTH_FAILURES.labels("unknown_user").inc()
-        raise Unauthorized("The user of this access token no longer exists.")
+        raise Unauthorized("The user of this access token no longer exists or is disabled.")
     return Principal(
-        **vars(row), claims=claims, user_id=claims.user_id, org_id=claims.org_id,
+        **vars(row),
+        claims=claims,
+        user_id=claims.user_id,
+        org_id=claims.org_id,
         ip=request_ip(request, state.settings),
     )
 

@@ -28,6 +28,7 @@ class UserRecord:
     email_verified_at: datetime | None
     # Incremented by every password change: a login's check is only good for the version it read.
     credentials_version: int
+    disabled_at: datetime | None = None
 
     @property
     def verified(self) -> bool:
@@ -43,7 +44,7 @@ class Identity:
 
 
 _USER_COLUMNS = (
-    "id, org_id, email, name, role, password_hash, email_verified_at, credentials_version"
+    "id, org_id, email, name, role, password_hash, email_verified_at, credentials_version, disabled_at"
 )
 
 
@@ -62,10 +63,25 @@ async def find_user_by_email(state: AuthState, email: str) -> UserRecord | None:
 async def load_user(db: AsyncSession, user_id: UUID) -> UserRecord | None:
     row = (
         await db.execute(
-            text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :id"), {"id": user_id}  # noqa: S608
+            text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :id"),  # noqa: S608
+            {"id": user_id},
         )
     ).one_or_none()
     return None if row is None else UserRecord(*row)
+
+
+async def lock_if_enabled(db: AsyncSession, user_id: UUID) -> bool:
+    """Share-lock the user row (tenant bound) and say whether the user may hold a session.
+
+    The lock conflicts with an operator's `disable`, which revokes sessions in its own
+    transaction: a session is either created first (and then revoked) or refused.
+    """
+    enabled = (
+        await db.execute(
+            text("SELECT disabled_at IS NULL FROM users WHERE id = :id FOR SHARE"), {"id": user_id}
+        )
+    ).scalar_one_or_none()
+    return bool(enabled)
 
 
 async def load_identity(db: AsyncSession, user_id: UUID) -> Identity | None:

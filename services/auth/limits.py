@@ -50,8 +50,12 @@ async def enforce(state: AuthState, endpoint: str, client: ClientInfo, email: st
     ]
     if email is not None:
         windows.append(
-            Window("auth_email", f"{endpoint}:{hash_identifier(email)}:{network}",
-                   settings.ratelimit_auth_email_per_hour, 3600)
+            Window(
+                "auth_email",
+                f"{endpoint}:{hash_identifier(email)}:{network}",
+                settings.ratelimit_auth_email_per_hour,
+                3600,
+            )
         )
     decision = await state.limiter.check_fail_closed(windows)
     raise_if_limited(decision)
@@ -61,7 +65,9 @@ async def enforce(state: AuthState, endpoint: str, client: ClientInfo, email: st
 async def mail_allowed(state: AuthState, email: str) -> bool:
     """Whether one more mail may go to `email` this hour (counted for every address, known or not)."""
     window = Window(
-        "auth_mail", hash_identifier(email), state.settings.ratelimit_auth_mails_per_address_per_hour,
+        "auth_mail",
+        hash_identifier(email),
+        state.settings.ratelimit_auth_mails_per_address_per_hour,
         3600,
     )
     return (await state.limiter.check_fail_closed([window])).allowed

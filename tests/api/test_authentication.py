@@ -74,14 +74,23 @@ async def test_alg_none_and_hs256_are_refused(client, minter, make_org):
     import jwt
 
     org = await make_org("owner")
-    claims = {"iss": minter.settings.jwt_issuer, "aud": minter.settings.jwt_audience,
-              "sub": str(org.owner.id), "org": str(org.id), "role": "owner",
-              "sid": str(uuid.uuid4()), "jti": "x", "iat": int(time.time()),
-              "exp": int(time.time()) + 600}
+    claims = {
+        "iss": minter.settings.jwt_issuer,
+        "aud": minter.settings.jwt_audience,
+        "sub": str(org.owner.id),
+        "org": str(org.id),
+        "role": "owner",
+        "sid": str(uuid.uuid4()),
+        "jti": "x",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 600,
+    }
     none_token = jwt.encode(claims, None, algorithm="none", headers={"kid": minter.kid})  # type: ignore[arg-type]
     assert_401(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {none_token}"}))
     hs_token = jwt.encode(
-        claims, minter.public_b64 + "-padding-to-32-bytes", algorithm="HS256",
+        claims,
+        minter.public_b64 + "-padding-to-32-bytes",
+        algorithm="HS256",
         headers={"kid": minter.kid},
     )
     assert_401(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {hs_token}"}))
@@ -200,8 +209,7 @@ def _token(minter: Minter) -> str:
 
 async def test_jwks_failure_keeps_previous_keys(make_settings):
     key = Ed25519PrivateKey.generate()
-    responses = [httpx.Response(200, json={"keys": [public_jwk(key.public_key())]}),
-                 httpx.Response(503)]
+    responses = [httpx.Response(200, json={"keys": [public_jwk(key.public_key())]}), httpx.Response(503)]
 
     def handler(request: httpx.Request) -> httpx.Response:
         return responses.pop(0)

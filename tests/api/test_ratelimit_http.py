@@ -16,9 +16,7 @@ async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through
     org = await make_org("owner")
     async with running(api_settings(ratelimit_user_endpoint_per_minute=100)) as api:
         headers = minter.headers(org.owner)
-        responses = await asyncio.gather(
-            *(api.client.get("/api/v1/me", headers=headers) for _ in range(500))
-        )
+        responses = await asyncio.gather(*(api.client.get("/api/v1/me", headers=headers) for _ in range(500)))
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 100
     assert statuses.count(429) == 400
@@ -134,8 +132,10 @@ async def test_cors_allows_only_configured_origins(api_settings, minter, make_or
     allowed, denied = "https://app.example.com", "https://evil.example.net"
     org = await make_org("owner")
     async with running(api_settings(cors_origins=[allowed])) as api:
-        preflight = {"Access-Control-Request-Method": "PATCH",
-                     "Access-Control-Request-Headers": "authorization,content-type"}
+        preflight = {
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
         ok = await api.client.options("/api/v1/org", headers={"Origin": allowed, **preflight})
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == allowed
@@ -148,9 +148,7 @@ async def test_cors_allows_only_configured_origins(api_settings, minter, make_or
         )
         assert response.headers["access-control-allow-origin"] == allowed
         assert "RateLimit-Remaining" in response.headers["access-control-expose-headers"]
-        response = await api.client.get(
-            "/api/v1/me", headers={"Origin": denied, **minter.headers(org.owner)}
-        )
+        response = await api.client.get("/api/v1/me", headers={"Origin": denied, **minter.headers(org.owner)})
         assert "access-control-allow-origin" not in response.headers
 
 

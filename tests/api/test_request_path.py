@@ -25,9 +25,7 @@ async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter,
         assert response.status_code == 200, response.text
 
 
-async def test_me_costs_one_transaction_without_a_separate_ping_transaction(
-    api, minter, make_org
-):
+async def test_me_costs_one_transaction_without_a_separate_ping_transaction(api, minter, make_org):
     """The pre-ping runs inside the request's transaction: BEGIN, ping, set_config, SELECT, COMMIT."""
     org = await make_org("owner")
     headers = minter.headers(org.owner)

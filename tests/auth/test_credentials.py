@@ -29,9 +29,7 @@ NEW_PASSWORD = "the password after the reset"
 
 
 def hashes_done() -> float:
-    value = REGISTRY.get_sample_value(
-        "auth_password_hash_duration_seconds_count", {"operation": "hash"}
-    )
+    value = REGISTRY.get_sample_value("auth_password_hash_duration_seconds_count", {"operation": "hash"})
     return value or 0.0
 
 

@@ -24,7 +24,8 @@ from tests.auth.conftest import (
 DEFAULTS = {
     name: Settings.model_fields[name].default
     for name in (
-        "ratelimit_auth_ip_per_minute", "ratelimit_auth_email_per_hour",
+        "ratelimit_auth_ip_per_minute",
+        "ratelimit_auth_email_per_hour",
         "ratelimit_auth_mails_per_address_per_hour",
     )
 }
@@ -42,10 +43,7 @@ async def test_failures_from_one_network_never_lock_out_the_owner(start_auth: An
             failed = [await login(attacker, victim, "guessed password") for _ in range(10)]
             assert {r.status_code for r in failed} == {401}
             for path in ("/magic-link", "/password/forgot"):
-                answers = [
-                    await attacker.post(f"{PREFIX}{path}", json={"email": victim})
-                    for _ in range(10)
-                ]
+                answers = [await attacker.post(f"{PREFIX}{path}", json={"email": victim}) for _ in range(10)]
                 assert {r.status_code for r in answers} == {202}
             # The attacker's own network is now refused on this address...
             assert (await login(attacker, victim, PASSWORD)).status_code == 429

@@ -122,9 +122,7 @@ def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(redis_settin
     assert hash_identifier(" A@Example.COM") == hash_identifier("a@example.com")
 
 
-async def test_flag_keys_are_reported_in_the_same_call_and_change_nothing(
-    redis_client, redis_settings
-):
+async def test_flag_keys_are_reported_in_the_same_call_and_change_nothing(redis_client, redis_settings):
     limiter = RateLimiter(redis_client, redis_settings)
     flag = f"{redis_settings.redis_key_prefix}flag:{id(limiter)}"
     window = [Window("user", "flagged-user", 2, 3600)]

@@ -86,7 +86,11 @@ def test_services_that_need_the_database_refuse_to_start_without_it():
     for module in ("services.migrate", "services.api.main", "services.auth.main"):
         result = subprocess.run(
             [sys.executable, "-c", f"import runpy; runpy.run_module('{module}', run_name='__main__')"],
-            env=env, capture_output=True, text=True, check=False, cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=root,
         )
         assert result.returncode == 2, (module, result.stderr)
         assert "DATABASE_URL" in result.stderr

@@ -28,7 +28,11 @@ class CallerRow:
 
 
 async def caller(session: AsyncSession, user_id: UUID) -> CallerRow | None:
-    """The user and their org, or None when the user no longer exists (RLS hides other orgs)."""
+    """The user and their org, or None when the user no longer exists or is disabled.
+
+    RLS hides other orgs; a user disabled by an operator is refused here even if the Redis
+    revocation check failed open.
+    """
     row = (
         await session.execute(
             text(
@@ -36,7 +40,7 @@ async def caller(session: AsyncSession, user_id: UUID) -> CallerRow | None:
                 " o.name AS org_name, o.created_at AS org_created_at,"
                 " o.updated_at AS org_updated_at"
                 " FROM users u JOIN organizations o ON o.id = u.org_id"
-                " WHERE u.id = :id"
+                " WHERE u.id = :id AND u.disabled_at IS NULL"
             ),
             {"id": user_id},
         )

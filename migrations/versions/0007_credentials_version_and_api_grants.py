@@ -9,8 +9,8 @@
   INSERT one-time tokens of the invitation purpose only: an injection in the api could otherwise
   set password hashes or email addresses, or mint magic links and reset tokens.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-25
 """
 
@@ -20,8 +20,8 @@ from alembic import op
 
 from migrations.roles import roles
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -42,8 +42,8 @@ def upgrade() -> None:
         op.execute(f'GRANT UPDATE ({columns}) ON {table} TO "{r.api}"')
     # Restrictive: combined with tenant_isolation by AND, for the api role's inserts only.
     op.execute(
-        f'CREATE POLICY api_inserts_invitation_tokens ON one_time_tokens AS RESTRICTIVE'
-        f' FOR INSERT TO "{r.api}" WITH CHECK (purpose = \'invitation\')'
+        f"CREATE POLICY api_inserts_invitation_tokens ON one_time_tokens AS RESTRICTIVE"
+        f" FOR INSERT TO \"{r.api}\" WITH CHECK (purpose = 'invitation')"
     )
 
 
