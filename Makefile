@@ -24,6 +24,7 @@ test: lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy .
@@ -67,6 +68,26 @@ secrets: $(STAMP)
 ## compose-config: validate both compose files with every profile (real Compose v2 binary, no daemon)
 compose-config: $(STAMP)
 	$(BIN)/python -m devstack.compose_check
+
+## --- Operating BlockBot (README "Operating BlockBot"): admin, key rotation, backups ---------
+.PHONY: admin admin-compose rotate-key
+# `make run`'s servers (set DEVSTACK_POSTGRES_PORT / DEVSTACK_REDIS_PORT if you moved them).
+DEV_PG_URL    := postgresql://postgres@127.0.0.1:$(or $(DEVSTACK_POSTGRES_PORT),55432)/blockbot
+DEV_REDIS_URL := redis://127.0.0.1:$(or $(DEVSTACK_REDIS_PORT),56379)/0
+# Compose: the migrate job's container (administrator URL) with the services' Redis URL.
+COMPOSE_WITH_ENV := set -a && . ./.env && set +a && $(COMPOSE)
+COMPOSE_ADMIN    := $(COMPOSE_WITH_ENV) run --rm -e REDIS_URL="redis://:$${REDIS_PASSWORD}@redis:6379/0" -e REDIS_KEY_PREFIX="$${REDIS_KEY_PREFIX:-bb:}" migrate
+## admin: the admin command line against `make run`, e.g. make admin ARGS="users"
+admin: $(STAMP)
+	@ENV=development DATABASE_URL="$(DEV_PG_URL)" REDIS_URL="$(DEV_REDIS_URL)" $(BIN)/python -m services.admin $(ARGS)
+## admin-compose: the same inside Docker Compose, e.g. make admin-compose ARGS="orgs"
+admin-compose:
+	@$(COMPOSE_ADMIN) python -m services.admin $(ARGS)
+## rotate-key: one signing-key rotation step, STEP=status|add|promote|retire, in ENV_FILE
+##             (default .env for Compose; .dev/secrets.env for make run); then restart auth
+ENV_FILE ?= .env
+rotate-key: $(STAMP)
+	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -24,6 +24,7 @@ def generate() -> dict[str, str]:
             "AUTH_DB_PASSWORD",
             "API_DB_PASSWORD",
             "GRAFANA_ADMIN_PASSWORD",
+            "API_KEY_HASH_SECRET",
         )
     }
     if module_exists("services.auth.keys"):
