@@ -128,8 +128,9 @@ def promote(entries: list[str]) -> tuple[list[str], str]:
     return [e for e in entries if e != staged[0]] + [key], kid_of(key)
 
 
-def retire(entries: list[str], *, promoted_at: float | None, now: float, wait_seconds: int,
-           force: bool) -> tuple[list[str], list[str]]:
+def retire(
+    entries: list[str], *, promoted_at: float | None, now: float, wait_seconds: int, force: bool
+) -> tuple[list[str], list[str]]:
     """Drop every key older than the signing one, once their tokens have expired."""
     staged = [e for e in entries if e.startswith(STAGED_PREFIX)]
     active = [e for e in entries if not e.startswith(STAGED_PREFIX)]
@@ -169,20 +170,25 @@ def run(step: str, path: Path, *, force: bool = False, now: float | None = None)
         entries, kid = add(entries)
         env.set(VARIABLE, ",".join(entries))
         env.write()
-        return [f"staged key {kid}: published, not signing", restart,
-                "promote after the JWKS caches refreshed (5 minutes)"]
+        return [
+            f"staged key {kid}: published, not signing",
+            restart,
+            "promote after the JWKS caches refreshed (5 minutes)",
+        ]
     if step == "promote":
         entries, kid = promote(entries)
         env.set(VARIABLE, ",".join(entries))
         env.set(PROMOTED_AT, str(int(moment)))
         env.write()
-        return [f"key {kid} signs new tokens", restart,
-                f"retire the old key after {lifetime + leeway} s"]
+        return [f"key {kid} signs new tokens", restart, f"retire the old key after {lifetime + leeway} s"]
     if step == "retire":
         promoted = env.get(PROMOTED_AT)
         entries, retired = retire(
-            entries, promoted_at=float(promoted) if promoted else None, now=moment,
-            wait_seconds=lifetime + leeway, force=force,
+            entries,
+            promoted_at=float(promoted) if promoted else None,
+            now=moment,
+            wait_seconds=lifetime + leeway,
+            force=force,
         )
         env.set(VARIABLE, ",".join(entries))
         env.write()
@@ -191,14 +197,19 @@ def run(step: str, path: Path, *, force: bool = False, now: float | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.auth.key_rotation",
-                                     description="Rotate the access-token signing key.")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.auth.key_rotation", description="Rotate the access-token signing key."
+    )
     parser.add_argument("step", choices=("status", "add", "promote", "retire"))
-    parser.add_argument("--env-file", type=Path, default=Path(".env"),
-                        help="the file holding JWT_PRIVATE_KEYS (Compose: .env; make run: "
-                             ".dev/secrets.env)")
-    parser.add_argument("--force", action="store_true",
-                        help="retire without checking the time since the promotion")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="the file holding JWT_PRIVATE_KEYS (Compose: .env; make run: .dev/secrets.env)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="retire without checking the time since the promotion"
+    )
     args = parser.parse_args(argv)
     try:
         for line in run(args.step, args.env_file, force=args.force):

@@ -31,20 +31,37 @@ PREFIX = "/api/v1/auth"
 
 
 @contextmanager
-def auth_process(env_file: Path, database, redis_url: str, redis_prefix: str,
-                 port: int) -> Iterator[str]:
+def auth_process(env_file: Path, database, redis_url: str, redis_prefix: str, port: int) -> Iterator[str]:
     """The auth service as `uvicorn` on `port`, with JWT_PRIVATE_KEYS from the env file."""
     env = {
-        **os.environ, **FAST_HASHING, "ENV": "test", "SERVICE_NAME": "auth",
-        "DATABASE_URL": database.auth_url, "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": redis_prefix, "COOKIE_SECURE": "false", "LOG_LEVEL": "WARNING",
-        "RATELIMIT_AUTH_IP_PER_MINUTE": "100000", "RATELIMIT_AUTH_EMAIL_PER_HOUR": "100000",
+        **os.environ,
+        **FAST_HASHING,
+        "ENV": "test",
+        "SERVICE_NAME": "auth",
+        "DATABASE_URL": database.auth_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "COOKIE_SECURE": "false",
+        "LOG_LEVEL": "WARNING",
+        "RATELIMIT_AUTH_IP_PER_MINUTE": "100000",
+        "RATELIMIT_AUTH_EMAIL_PER_HOUR": "100000",
         "JWT_PRIVATE_KEYS": EnvFile.read(env_file).get("JWT_PRIVATE_KEYS") or "",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.auth.main:app", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.auth.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_for_port(port, timeout=90)
@@ -57,8 +74,12 @@ def auth_process(env_file: Path, database, redis_url: str, redis_prefix: str,
 def rotate(step: str, env_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`make rotate-key STEP=...` runs exactly this."""
     return subprocess.run(
-        [sys.executable, "-m", "services.auth.key_rotation", step, "--env-file", str(env_file),
-         *extra], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "services.auth.key_rotation", step, "--env-file", str(env_file), *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -72,22 +93,38 @@ def published(base: str) -> set[str]:
 
 
 def login(base: str, email: str) -> httpx.Response:
-    response = httpx.post(f"{base}{PREFIX}/login", json={"email": email, "password": OWNER_PASSWORD},
-                          timeout=30)
+    response = httpx.post(
+        f"{base}{PREFIX}/login", json={"email": email, "password": OWNER_PASSWORD}, timeout=30
+    )
     assert response.status_code == 200, response.text
     return response
 
 
 async def test_rotation_keeps_everyone_logged_in_and_retired_keys_are_refused(
-    tmp_path, admin_cli: AdminCli, start_api, database, redis_url, redis_prefix, monkeypatch,
+    tmp_path,
+    admin_cli: AdminCli,
+    start_api,
+    database,
+    redis_url,
+    redis_prefix,
+    monkeypatch,
 ):
     import services.api.keys as api_keys
 
     env_file = tmp_path / ".env"
     env_file.write_text(f'# operator file\nPOSTGRES_PASSWORD="kept"\nJWT_PRIVATE_KEYS="{generate_seed()}"\n')
     email = f"rotation-{os.urandom(4).hex()}@example.com"
-    created = await admin_cli("create-org", "--name", "Rotation", "--owner-email", email,
-                              "--owner-name", "Rita", "--password-stdin", stdin=OWNER_PASSWORD)
+    created = await admin_cli(
+        "create-org",
+        "--name",
+        "Rotation",
+        "--owner-email",
+        email,
+        "--owner-name",
+        "Rita",
+        "--password-stdin",
+        stdin=OWNER_PASSWORD,
+    )
     assert created.returncode == 0, created.stderr
     port = free_port()
     jwks_url = f"http://127.0.0.1:{port}{PREFIX}/.well-known/jwks.json"
@@ -125,8 +162,7 @@ async def test_rotation_keeps_everyone_logged_in_and_retired_keys_are_refused(
             assert kid(new_token) == new_kid
             assert await me(new_token) == 200
             assert await me(old_token) == 200
-            refreshed = httpx.post(f"{base}{PREFIX}/refresh", cookies={"bb_refresh": cookie},
-                                   timeout=30)
+            refreshed = httpx.post(f"{base}{PREFIX}/refresh", cookies={"bb_refresh": cookie}, timeout=30)
             assert refreshed.status_code == 200, refreshed.text
             assert kid(refreshed.json()["access_token"]) == new_kid
 
@@ -147,8 +183,9 @@ async def test_rotation_keeps_everyone_logged_in_and_retired_keys_are_refused(
             monkeypatch.setattr(api_keys, "MAX_AGE_SECONDS", 0.0)
             assert await me(old_token) == 401
             assert await me(new_token) == 200
-            own = httpx.get(f"{base}{PREFIX}/sessions",
-                            headers={"Authorization": f"Bearer {old_token}"}, timeout=30)
+            own = httpx.get(
+                f"{base}{PREFIX}/sessions", headers={"Authorization": f"Bearer {old_token}"}, timeout=30
+            )
             assert own.status_code == 401
 
     # The file stays the operator's: other lines kept, owner-only, readable by `make run`.
