@@ -140,7 +140,11 @@ class Settings(BaseSettings):
     ratelimit_user_per_hour: int = Field(default=1_000, ge=1)
     ratelimit_user_endpoint_per_minute: int = Field(default=100, ge=1)
     ratelimit_auth_ip_per_minute: int = Field(default=30, ge=1)
+    # Per address AND client network (IPv4 address, IPv6 /64): never a lockout of other networks.
     ratelimit_auth_email_per_hour: int = Field(default=10, ge=1)
+    # Mails one address receives per hour from register, verify-request, magic-link and
+    # password/forgot together; beyond it the answer is still 202, and nothing is sent.
+    ratelimit_auth_mails_per_address_per_hour: int = Field(default=10, ge=1)
     # Auth /refresh per client IP: higher than the rest (many users may share one NAT address).
     ratelimit_auth_refresh_ip_per_minute: int = Field(default=120, ge=1)
 
