@@ -90,7 +90,7 @@ compose-config: $(STAMP)
 	$(BIN)/python -m devstack.compose_check
 
 ## --- Operating BlockBot (README "Operating BlockBot"): admin, key rotation, backups ---------
-.PHONY: admin admin-compose rotate-key
+.PHONY: admin admin-compose rotate-key backup restore backup-compose restore-compose
 # `make run`'s servers (set DEVSTACK_POSTGRES_PORT / DEVSTACK_REDIS_PORT if you moved them).
 DEV_PG_URL    := postgresql://postgres@127.0.0.1:$(or $(DEVSTACK_POSTGRES_PORT),55432)/blockbot
 DEV_REDIS_URL := redis://127.0.0.1:$(or $(DEVSTACK_REDIS_PORT),56379)/0
@@ -108,6 +108,30 @@ admin-compose:
 ENV_FILE ?= .env
 rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
+
+# Backups: FILE defaults to backups/blockbot-<UTC time>.dump (custom format, no role passwords).
+FILE ?= backups/blockbot-$(shell date -u +%Y%m%dT%H%M%SZ).dump
+DEV_ROOT ?= .dev
+## backup: dump `make run`'s database to FILE (consistent while it runs; starts PostgreSQL if stopped)
+backup: $(STAMP)
+	@$(BIN)/python -m services.admin.backup dump $(FILE) --local $(DEV_ROOT)
+## restore: FILE=... into an EMPTY `make run` database (stop it, rm -rf .dev/postgres), then migrate
+restore: $(STAMP)
+	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore: FILE=<backup file> is required"; exit 2; }
+	@$(BIN)/python -m services.admin.backup restore $(FILE) --local $(DEV_ROOT)
+## backup-compose: the same from Docker Compose's postgres (pg_dump inside the container)
+backup-compose:
+	@mkdir -p $(dir $(FILE))
+	@$(COMPOSE_WITH_ENV) exec -T postgres pg_dump -U postgres --format=custom -d "$${POSTGRES_DB:-blockbot}" > $(FILE).partial && chmod 600 $(FILE).partial && mv $(FILE).partial $(FILE) && echo "backup written to $(FILE)"
+## restore-compose: FILE=... into an EMPTY Compose database (see README), migrate, then start
+restore-compose:
+	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore-compose: FILE=<backup file> is required"; exit 2; }
+	$(COMPOSE_WITH_ENV) up -d --wait postgres redis
+	$(COMPOSE_ADMIN) python -m services.admin.backup bootstrap-roles
+	$(COMPOSE_WITH_ENV) exec -T postgres pg_restore -U postgres -d "$${POSTGRES_DB:-blockbot}" --exit-on-error --single-transaction < $(FILE)
+	$(COMPOSE_WITH_ENV) run --rm migrate
+	$(COMPOSE_ADMIN) python -m services.admin.backup reconcile-redis
+	$(COMPOSE_WITH_ENV) up -d --wait
 
 ## clean: remove .venv and the tool caches (not .dev, the make run data)
 clean:
