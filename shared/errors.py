@@ -10,13 +10,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
 from shared.context import request_id_var
+from shared.db_outage import DB_UNAVAILABLE, RETRY_AFTER_SECONDS, unavailable_reason
 from shared.jsonresponse import json_bytes
 
 PROBLEM_TYPE_BASE = "https://blockbot.dev/problems/"
@@ -123,9 +126,10 @@ _BY_STATUS: dict[int, type[AppError]] = {
 }
 
 
-# The shape of every problem document, for the OpenAPI documents (no $refs: it is inlined).
+# The shape of every problem document: `components.schemas.Problem` of every OpenAPI document.
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": "An RFC 9457 problem document; `type` identifies the kind (docs/problems.md).",
     "required": ["type", "title", "status", "detail", "instance"],
     "additionalProperties": True,
     "properties": {
@@ -152,8 +156,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+PROBLEM_SCHEMA_REF: dict[str, str] = {"$ref": "#/components/schemas/Problem"}
+
+
 def _problem_content() -> dict[str, Any]:
-    return {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_SCHEMA}}
+    return {PROBLEM_CONTENT_TYPE: {"schema": dict(PROBLEM_SCHEMA_REF)}}
 
 
 # Declared on every app: whatever 4xx or 5xx a route returns, its body is a problem document.
@@ -283,7 +290,28 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return error_response(AppError(), request.url.path)
 
+    async def on_dependency_error(request: Request, exc: Exception) -> Response:
+        # Registered for database and OS errors: an unavailable dependency is a 503 logged in
+        # one line (an outage must not write a traceback per request); anything else is a 500.
+        reason = unavailable_reason(exc)
+        if reason is None:
+            return await on_unexpected(request, exc)
+        DB_UNAVAILABLE.labels(reason).inc()
+        logger.warning(
+            "dependency unavailable",
+            extra={
+                "reason": reason,
+                "error": repr(exc)[:300],
+                "path": request.url.path,
+                "method": request.method,
+            },
+        )
+        error = ServiceUnavailable(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return error_response(error, request.url.path)
+
     app.add_exception_handler(AppError, on_app_error)
+    for dependency_error in (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        app.add_exception_handler(dependency_error, on_dependency_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -147,15 +146,6 @@ def test_api_requires_public_keys(make_settings):
     with pytest.raises(SettingsError) as caught:
         create_api_app(make_settings("api", jwt_public_keys=["c2VjcmV0LXZhbHVl"]))
     assert "c2VjcmV0LXZhbHVl" not in str(caught.value)
-
-
-def test_api_never_touches_private_keys():
-    """The api cannot mint: no private-key type, no signing module, no private-key setting."""
-    root = Path(__file__).resolve().parents[2] / "services" / "api"
-    for path in root.rglob("*.py"):
-        source = path.read_text()
-        for forbidden in ("jwt_private_keys", "Ed25519PrivateKey", "services.auth", "jwt.encode"):
-            assert forbidden not in source, (path, forbidden)
 
 
 async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, monkeypatch):
