@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck pytest migrate migrate-local revision up down logs ps build secrets compose-config clean
+.PHONY: install run test test-fast lint typecheck pytest migrate migrate-local revision up down logs ps build secrets compose-config clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 
 ## test: lint, type-check and run every test (starts its own PostgreSQL and Redis)
 test: lint typecheck pytest
+
+## test-fast: lint, type-check and the tests not marked slow (no whole stacks, no fault injection)
+test-fast: lint typecheck
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

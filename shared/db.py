@@ -52,12 +52,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
+        pool_timeout=settings.database_pool_timeout_seconds,
         connect_args={
             "server_settings": {
                 "statement_timeout": str(settings.database_statement_timeout_ms),
                 "application_name": settings.service_name,
             },
-            "timeout": 5,
+            "timeout": settings.database_connect_timeout_seconds,
+            # Client side: a frozen server enforces no statement_timeout.
+            "command_timeout": settings.database_command_timeout_seconds,
         },
     )
     # Pre-ping stays on (a database restart must not fail requests), but not with asyncpg's own

@@ -51,7 +51,7 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
                 sessionmaker=res.sessionmaker,
                 redis=res.redis,
                 public_keys=keys,
-                limiter=RateLimiter(res.redis, settings),
+                limiter=RateLimiter(res.redis, settings, res.redis_guard),
                 rate_policy=RatePolicy.from_settings(settings),
             )
             yield

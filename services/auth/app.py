@@ -57,7 +57,7 @@ def create_auth_app(
             redis=res.redis,
             keyring=ring,
             passwords=passwords,
-            limiter=RateLimiter(res.redis, settings),
+            limiter=RateLimiter(res.redis, settings, res.redis_guard),
         )
         app.state.auth = state
         purger = asyncio.create_task(_purge_periodically(state, purge_interval_seconds))

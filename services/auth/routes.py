@@ -17,7 +17,7 @@ from services.auth.dependencies import (
     SameOrigin,
 )
 from services.auth.identities import Identity
-from services.auth.limits import enforce, enforce_ip, limit_headers
+from services.auth.limits import enforce, enforce_ip, limit_headers, mail_allowed
 from services.auth.schemas import (
     JWKS,
     AcceptInvitationRequest,
@@ -96,14 +96,15 @@ async def register(
     """Sign up: the same answer whether or not the address already has an account."""
     decision = await enforce(state, "register", client, body.email)
     with limit_headers(decision, response):
-        await signups.register(
-            state,
-            email=body.email,
-            password=body.password,
-            name=body.name,
-            org_name=body.org_name,
-            client=client,
-        )
+        if await mail_allowed(state, body.email):
+            await signups.register(
+                state,
+                email=body.email,
+                password=body.password,
+                name=body.name,
+                org_name=body.org_name,
+                client=client,
+            )
     return StatusResponse(status="verification_sent")
 
 
@@ -124,7 +125,8 @@ async def verify_request(
 ) -> StatusResponse:
     decision = await enforce(state, "verify_request", client, body.email)
     with limit_headers(decision, response):
-        await signups.request_verification(state, email=body.email)
+        if await mail_allowed(state, body.email):
+            await signups.request_verification(state, email=body.email)
     return ACCEPTED
 
 
@@ -202,7 +204,8 @@ async def magic_link(
 ) -> StatusResponse:
     decision = await enforce(state, "magic_link", client, body.email)
     with limit_headers(decision, response):
-        await accounts.request_magic_link(state, email=body.email)
+        if await mail_allowed(state, body.email):
+            await accounts.request_magic_link(state, email=body.email)
     return ACCEPTED
 
 
@@ -224,7 +227,8 @@ async def password_forgot(
 ) -> StatusResponse:
     decision = await enforce(state, "password_forgot", client, body.email)
     with limit_headers(decision, response):
-        await accounts.request_password_reset(state, email=body.email)
+        if await mail_allowed(state, body.email):
+            await accounts.request_password_reset(state, email=body.email)
     return ACCEPTED
 
 

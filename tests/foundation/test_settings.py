@@ -80,6 +80,7 @@ def test_a_process_with_missing_variables_exits_2_with_the_names_and_no_tracebac
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # starts each service as a process
 def test_services_that_need_the_database_refuse_to_start_without_it():
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "REDIS_URL": "redis://127.0.0.1:1/0"}
     root = str(__import__("pathlib").Path(__file__).resolve().parents[2])

@@ -146,6 +146,7 @@ print(json.dumps({"active": tracing_active(),
 """
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 @pytest.mark.parametrize(
     ("env", "active"),
     [({}, False), ({"OTEL_TRACES_EXPORTER": "console"}, True)],
