@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.compose.accounts import REFRESH_COOKIE, account_from, assert_problem, register
+from tests.compose.accounts import REFRESH_COOKIE, account_from, assert_problem, login, register
 from tests.compose.conftest import FACTS, HTTP_PORT, ComposeStack, part_timer, timed
 
 pytestmark = pytest.mark.compose
@@ -63,15 +63,15 @@ def scaled(stack: ComposeStack) -> Iterator[ComposeStack]:
 def test_requests_spread_over_both_replicas(scaled: ComposeStack, client: httpx.Client) -> None:
     account = register(client, scaled, "spread")
     api_before, auth_before = served(scaled, "api", "/api/v1/me"), served(scaled, "auth", "/api/v1/auth/")
-    statuses = concurrently(60, lambda c: c.get("/api/v1/me", headers=account.auth))
-    statuses += concurrently(30, lambda c: c.get("/api/v1/auth/.well-known/jwks.json"))
+    statuses = concurrently(200, lambda c: c.get("/api/v1/me", headers=account.auth))
+    statuses += concurrently(150, lambda c: c.get("/api/v1/auth/.well-known/jwks.json"))
     assert set(statuses) == {200}, Counter(statuses)
     api_after, auth_after = served(scaled, "api", "/api/v1/me"), served(scaled, "auth", "/api/v1/auth/")
     api_share = [after - before for before, after in zip(api_before, api_after, strict=True)]
     auth_share = [after - before for before, after in zip(auth_before, auth_after, strict=True)]
-    FACTS["part 3: /me requests per api replica (of 60)"] = str(api_share)
-    FACTS["part 3: auth requests per auth replica (of 30)"] = str(auth_share)
-    assert sum(api_share) == 60 and all(share > 0 for share in api_share), api_share
+    FACTS["part 3: /me requests per api replica (of 200)"] = str(api_share)
+    FACTS["part 3: auth requests per auth replica (of 150)"] = str(auth_share)
+    assert sum(api_share) == 200 and all(share > 0 for share in api_share), api_share
     assert all(share > 0 for share in auth_share), auth_share
 
 
@@ -96,18 +96,25 @@ def test_logout_on_one_replica_revokes_on_the_other(scaled: ComposeStack, client
 def test_refresh_rotation_and_reuse_detection_across_replicas(
     scaled: ComposeStack, client: httpx.Client
 ) -> None:
+    account = register(client, scaled, "rotation")
+
+    def refresh(token: str) -> httpx.Response:
+        return client.post("/api/v1/auth/refresh", headers={"Cookie": f"{REFRESH_COOKIE}={token}"})
+
     before = served(scaled, "auth", "/api/v1/auth/refresh")
-    for label in ("rot1", "rot2", "rot3"):
-        account = register(client, scaled, label)
-
-        def refresh(token: str) -> httpx.Response:
-            with httpx.Client(base_url=scaled.url, timeout=30.0) as fresh:  # a new connection each time
-                return fresh.post("/api/v1/auth/refresh", headers={"Cookie": f"{REFRESH_COOKIE}={token}"})
-
-        first = account_from(refresh(account.refresh), account.email)
+    # Ten session families (one login each), each rotated twice: requests land on either replica.
+    families = []
+    for _ in range(10):
+        first = login(client, account.email)
         second = account_from(refresh(first.refresh), account.email)
-        time.sleep(1.5)  # past the grace window
-        assert_problem(refresh(account.refresh), 401)  # reuse of a rotated token...
-        assert_problem(refresh(second.refresh), 401)  # ...revokes the whole family
+        third = account_from(refresh(second.refresh), account.email)
+        assert len({first.refresh, second.refresh, third.refresh}) == 3
+        families.append((first, third))
+    time.sleep(1.5)  # past the grace window
+    for first, third in families:
+        assert_problem(refresh(first.refresh), 401)  # reuse of a rotated token...
+        assert_problem(refresh(third.refresh), 401)  # ...revokes the whole family
     after = served(scaled, "auth", "/api/v1/auth/refresh")
-    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+    share = [a - b for a, b in zip(after, before, strict=True)]
+    FACTS["part 3: refresh requests per auth replica (of 40)"] = str(share)
+    assert sum(share) == 40 and all(part > 0 for part in share), share
