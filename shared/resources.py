@@ -24,8 +24,8 @@ class Resources:
     redis: ArqRedis
 
     @classmethod
-    def create(cls, settings: Settings) -> Resources:
-        engine = create_engine(settings)
+    def create(cls, settings: Settings, *, database_pre_ping: bool = True) -> Resources:
+        engine = create_engine(settings, pre_ping=database_pre_ping)
         return cls(settings, engine, create_sessionmaker(engine), create_redis(settings))
 
     async def close(self) -> None:

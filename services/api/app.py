@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.api.deps import RateLimitHeadersMiddleware, RatePolicy
 from services.api.keys import PublicKeys, static_keys
 from services.api.routes import audit_log, invitations, me, users
+from shared.access_tokens import ClaimsCache
 from shared.app import create_app
 from shared.ratelimit import RateLimiter
 from shared.resources import Resources
@@ -44,7 +45,10 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         routers=[me.router, users.router, invitations.router, audit_log.router],
         service_lifespan=lifespan,
         resources=resources,
+        # Reads retry once on a dropped connection instead (shared.db.tenant_read, TenantScope).
+        database_pre_ping=False,
     )
     app.state.rate_policy = RatePolicy.from_settings(settings)
+    app.state.claims_cache = ClaimsCache()
     app.add_middleware(RateLimitHeadersMiddleware)
     return app

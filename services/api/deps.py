@@ -2,15 +2,19 @@
 
 Per request, in this order:
 
-1. `authenticate`: bearer token verified with public keys only (signature, alg, kid, iss, aud,
-   exp); then, in ONE Lua call (one Redis round trip), the three rate-limit windows and the
-   revoked-session marker (fail open when Redis is down).
-2. `TenantSession`: one transaction bound (`set_config(..., true)`) to the org of the VERIFIED
-   token, committed after the handler returns and before the response is sent, rolled back on
-   any error. Row Level Security is the tenant boundary.
-3. `CurrentUser`: the caller's user row loaded inside that transaction; a user deleted since
-   the token was issued is a 401. Permission checks use the role in the database, never the
-   (possibly stale) role claim.
+1. `authenticate`: the credential (today a bearer access token) verified with public keys only
+   (signature, alg, kid, iss, aud, exp), at most once per token (`ClaimsCache`); then, in ONE
+   Lua call (one Redis round trip), the three rate-limit windows and the revoked-session
+   marker, checked on EVERY request (fail open when Redis is down).
+2. `tenant_scope`: the tenant of the VERIFIED credential, bound with `set_config(..., true)`.
+   A route that declares `TenantSession` gets one transaction, committed after the handler
+   returns and before the response is sent, rolled back on any error; any other route reads
+   with single statements that bind and read (`shared.db.tenant_read`), one round trip each.
+   Row Level Security is the tenant boundary either way.
+3. `CurrentUser`: the caller's user row, read by the statement that binds the tenant (so
+   `GET /me` is one PostgreSQL round trip; in a transaction it is its first statement); a user
+   deleted since the token was issued is a 401. Permission checks use the role in the database,
+   never the (possibly stale) role claim.
 
 Redis down and the revocation check: it FAILS OPEN, logged and counted
 (`api_revocation_check_fail_open_total`). The api's contract is to stay available when Redis
@@ -28,14 +32,16 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Request
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi.dependencies.models import Dependant
+from sqlalchemy import Row, TextClause
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.keys import PublicKeys
 from services.api.metrics import AUTH_FAILURES, REVOCATION_CHECK_FAIL_OPEN
-from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
-from shared.db import tenant_transaction
+from shared.access_tokens import AccessClaims, ClaimsCache, revoked_sid_key
+from shared.db import TENANT_PARAM, tenant_bound, tenant_read
 from shared.errors import Forbidden, RateLimited, Unauthorized
 from shared.ratelimit import Decision, RateLimiter, Window, client_ip, ratelimit_headers
 from shared.resources import ResourcesDep
@@ -83,29 +89,45 @@ class RatePolicy:
         ]
 
 
+_AUTH_MISSING = AUTH_FAILURES.labels("missing")
+_AUTH_INVALID = AUTH_FAILURES.labels("invalid")
+_AUTH_REVOKED = AUTH_FAILURES.labels("revoked")
+_AUTH_UNKNOWN_USER = AUTH_FAILURES.labels("unknown_user")
+
+
 def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
-        AUTH_FAILURES.labels("missing").inc()
+        _AUTH_MISSING.inc()
         raise Unauthorized(MISSING_TOKEN_DETAIL)
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 4096:
-        AUTH_FAILURES.labels("invalid").inc()
+        _AUTH_INVALID.inc()
         raise Unauthorized(MISSING_TOKEN_DETAIL)
     return token
 
 
-async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaims:
-    """Verify the bearer token, apply the rate limits, reject revoked sessions."""
-    token = _bearer_token(request)
+async def _verified_claims(request: Request, token: str, resources: ResourcesDep) -> AccessClaims:
+    """The token's claims: cached (verified before, unexpired, key still current) or verified now."""
+    cache: ClaimsCache = request.app.state.claims_cache
     public_keys: PublicKeys = request.app.state.public_keys
-    keys = await public_keys.for_token(token)
     try:
-        claims = verify_access_token(token, keys, resources.settings)
+        kid, claims = cache.lookup(token)
+        keys = await public_keys.for_kid(kid)
+        if claims is not None and kid in keys:
+            return claims
+        return cache.verify(token, kid, keys, resources.settings)
     except Unauthorized:
-        AUTH_FAILURES.labels("invalid").inc()
+        _AUTH_INVALID.inc()
         raise
+
+
+async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaims:
+    """Verify the credential, apply the rate limits, reject revoked sessions."""
+    # A second credential kind (API keys) is verified here too, into the same claims shape;
+    # the rate limits, the revocation marker and the tenant binding below stay one path.
+    claims = await _verified_claims(request, _bearer_token(request), resources)
     route = getattr(request.scope.get("route"), "path", request.url.path)
     policy: RatePolicy = request.app.state.rate_policy
     limiter: RateLimiter = request.app.state.rate_limiter
@@ -120,7 +142,7 @@ async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaim
         return claims
     request.scope[DECISION_SCOPE_KEY] = decision
     if decision.flagged:
-        AUTH_FAILURES.labels("revoked").inc()
+        _AUTH_REVOKED.inc()
         raise Unauthorized("The session of this access token has been revoked.")
     if not decision.allowed:
         raise RateLimited(
@@ -133,13 +155,103 @@ async def authenticate(request: Request, resources: ResourcesDep) -> AccessClaim
 Claims = Annotated[AccessClaims, Depends(authenticate)]
 
 
-async def tenant_session(claims: Claims, resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, bound to the verified token's org; commits before responding."""
-    async with tenant_transaction(resources.sessionmaker, claims.org_id) as session:
-        yield session
+def _declares(dependant: Dependant, call: object) -> bool:
+    return any(
+        sub.call is call or _declares(sub, call) for sub in dependant.dependencies
+    )
 
 
-TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
+_TRANSACTION_FLAG = "_blockbot_tenant_transaction"
+
+
+def _route_needs_transaction(request: Request) -> bool:
+    """Whether the matched route declares `TenantSession` (worked out once per route)."""
+    route = request.scope.get("route")
+    if route is None:
+        return True
+    flag = getattr(route, _TRANSACTION_FLAG, None)
+    if flag is None:
+        dependant = getattr(route, "dependant", None)
+        flag = dependant is None or _declares(dependant, tenant_session)
+        setattr(route, _TRANSACTION_FLAG, flag)
+    return bool(flag)
+
+
+class TenantScope:
+    """The request's access to its tenant's data: single bound statements, or one transaction.
+
+    In a transaction the first `read` is the statement that binds the tenant for the rest of
+    it (`current_user` makes sure it comes first); it is retried once, in a new transaction,
+    when the pooled connection turns out dead (nothing has been done in the transaction yet).
+    """
+
+    def __init__(
+        self, org_id: UUID, engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession] | None,
+    ) -> None:
+        self.org_id = org_id
+        self._engine = engine
+        self._sessionmaker = sessionmaker
+        self.session: AsyncSession | None = None
+
+    async def read(self, statement: TextClause, params: dict[str, object]) -> list[Row[Any]]:
+        """Rows of a `tenant_bound` statement."""
+        if self._sessionmaker is None:
+            return await tenant_read(self._engine, self.org_id, statement, params)
+        bound = {**params, TENANT_PARAM: str(self.org_id)}
+        if self.session is not None:
+            return list((await self.session.execute(statement, bound)).all())
+        for attempt in (1, 2):
+            session = self._sessionmaker()
+            try:
+                await session.begin()
+                rows = list((await session.execute(statement, bound)).all())
+            except DBAPIError as error:
+                await session.close()
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+                continue
+            except BaseException:
+                await session.close()
+                raise
+            self.session = session
+            return rows
+        raise AssertionError("unreachable")
+
+    async def finish(self, ok: bool) -> None:
+        """Commit (or roll back) and release the transaction, if one was opened."""
+        session, self.session = self.session, None
+        if session is None:
+            return
+        try:
+            if ok:
+                await session.commit()
+            else:
+                await session.rollback()
+        finally:
+            await session.close()
+
+
+async def tenant_scope(
+    claims: Claims, resources: ResourcesDep, request: Request
+) -> AsyncIterator[TenantScope]:
+    """The verified credential's tenant; a transaction only for routes that declare one."""
+    transactional = _route_needs_transaction(request)
+    scope = TenantScope(
+        claims.org_id, resources.engine, resources.sessionmaker if transactional else None
+    )
+    if not transactional:
+        yield scope
+        return
+    try:
+        yield scope
+    except BaseException:
+        await scope.finish(ok=False)
+        raise
+    await scope.finish(ok=True)
+
+
+Tenant = Annotated[TenantScope, Depends(tenant_scope, scope="function")]
 
 
 @dataclass(frozen=True)
@@ -167,22 +279,21 @@ class Principal:
             raise Forbidden("Only an owner or an admin can do this.")
 
 
-async def current_user(claims: Claims, session: TenantSession) -> Principal:
-    row = (
-        await session.execute(
-            text(
-                "SELECT u.email, u.name, u.role, u.email_verified_at, u.created_at,"
-                " o.name AS org_name, o.created_at AS org_created_at,"
-                " o.updated_at AS org_updated_at"
-                " FROM users u JOIN organizations o ON o.id = u.org_id"
-                " WHERE u.id = :id"
-            ),
-            {"id": claims.user_id},
-        )
-    ).one_or_none()
-    if row is None:
-        AUTH_FAILURES.labels("unknown_user").inc()
+_PRINCIPAL = tenant_bound(
+    "SELECT u.email, u.name, u.role, u.email_verified_at, u.created_at,"
+    " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at"
+    " FROM users u JOIN organizations o ON o.id = u.org_id"
+    " WHERE u.id = :id"
+)
+
+
+async def current_user(claims: Claims, tenant: Tenant) -> Principal:
+    """The caller's row, read by the statement that binds the tenant."""
+    rows = await tenant.read(_PRINCIPAL, {"id": claims.user_id})
+    if not rows:
+        _AUTH_UNKNOWN_USER.inc()
         raise Unauthorized("The user of this access token no longer exists.")
+    row = rows[0]
     return Principal(
         claims=claims, user_id=claims.user_id, org_id=claims.org_id, email=row.email,
         name=row.name, role=row.role, email_verified_at=row.email_verified_at,
@@ -192,6 +303,16 @@ async def current_user(claims: Claims, session: TenantSession) -> Principal:
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def tenant_session(tenant: Tenant, me: CurrentUser) -> AsyncSession:
+    """The request's transaction, its tenant already bound by the caller's read (`me`)."""
+    del me  # declared for its order: it binds the tenant with the transaction's first statement
+    assert tenant.session is not None, "a TenantSession route opens a transaction"
+    return tenant.session
+
+
+TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
 
 
 def request_ip(request: Request) -> str | None:
