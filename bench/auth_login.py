@@ -27,12 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.accounts import create_verified_account  # noqa: E402
 from bench.servers import bench_servers  # noqa: E402
 from devstack.databases import MigratedDatabase  # noqa: E402
 from devstack.ports import free_port, wait_for_port  # noqa: E402
@@ -152,18 +152,7 @@ def _bench(
         base = f"http://127.0.0.1:{port}"
         email = f"bench-{run_id}@example.com"
         with httpx.Client(base_url=base, timeout=60) as c:
-            r = c.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD,
-                                                      "name": "Bench", "org_name": "Bench"})
-            assert r.status_code == 202, r.text
-
-        async def verify() -> None:
-            conn = await asyncpg.connect(database.admin_url)
-            try:
-                await conn.execute("UPDATE users SET email_verified_at = now() WHERE email = $1", email)
-            finally:
-                await conn.close()
-
-        asyncio.run(verify())
+            create_verified_account(c, redis_url, env["REDIS_KEY_PREFIX"], email, PASSWORD)
         print(f"auth at {base}; argon2 m={os.environ.get('ARGON2_MEMORY_KIB', '65536')} KiB"
               f" t={os.environ.get('ARGON2_TIME_COST', '3')} p={os.environ.get('ARGON2_PARALLELISM', '4')},"
               f" hash pool={os.environ.get('PASSWORD_HASH_CONCURRENCY', '4')}, cpus={os.cpu_count()}\n")

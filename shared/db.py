@@ -158,3 +158,67 @@ async def tenant_read(
             if attempt == 2 or not error.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
+
+
+class TenantScope:
+    """One request's access to its tenant's data: single bound statements, or one transaction.
+
+    Without a sessionmaker every `read` is a `tenant_read` (one round trip each). With one, the
+    first `read` opens the transaction and is the statement that binds the tenant for the rest
+    of it; it is retried once, in a new transaction, when the pooled connection turns out dead
+    (nothing has been done in the transaction yet). `finish` commits or rolls back.
+    """
+
+    def __init__(
+        self, org_id: UUID, engine: AsyncEngine | None,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        self.org_id = org_id
+        self._engine = engine
+        self._sessionmaker = sessionmaker
+        self.session: AsyncSession | None = None
+
+    @classmethod
+    def in_transaction(cls, session: AsyncSession, org_id: UUID) -> TenantScope:
+        """A scope reading in an open transaction of `org_id` (e.g. a `tenant_transaction`)."""
+        scope = cls(org_id, None)
+        scope.session = session
+        return scope
+
+    async def read(self, statement: TextClause, params: dict[str, object]) -> list[Row[Any]]:
+        """Rows of a `tenant_bound` statement."""
+        bound = {**params, TENANT_PARAM: str(self.org_id)}
+        if self.session is not None:
+            return list((await self.session.execute(statement, bound)).all())
+        if self._sessionmaker is None:
+            assert self._engine is not None, "a scope without a transaction reads through an engine"
+            return await tenant_read(self._engine, self.org_id, statement, params)
+        for attempt in (1, 2):
+            session = self._sessionmaker()
+            try:
+                await session.begin()
+                rows = list((await session.execute(statement, bound)).all())
+            except DBAPIError as error:
+                await session.close()
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+                continue
+            except BaseException:
+                await session.close()
+                raise
+            self.session = session
+            return rows
+        raise AssertionError("unreachable")
+
+    async def finish(self, ok: bool) -> None:
+        """Commit (or roll back) and release the transaction, if one was opened."""
+        session, self.session = self.session, None
+        if session is None:
+            return
+        try:
+            if ok:
+                await session.commit()
+            else:
+                await session.rollback()
+        finally:
+            await session.close()

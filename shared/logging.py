@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from opentelemetry import trace
 
+from shared.api_keys import KEY_PATTERN
 from shared.context import request_id_var
 
 REDACTED = "[REDACTED]"
@@ -29,6 +30,8 @@ _SENSITIVE_TEXT = [
     # Three base64url segments: a JWT wherever it appears.
     (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"(?i)(token|password|secret)=([^&\s\"']+)"), r"\1=" + REDACTED),
+    # API keys anywhere (a body, a query string): the public prefix stays, for debugging.
+    (KEY_PATTERN, r"\1_" + REDACTED),
 ]
 # Attributes every LogRecord has; anything else came from `extra=`.
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -37,10 +40,6 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 @lru_cache(maxsize=1024)
 def _sensitive_key(key: str) -> bool:
     return _SENSITIVE_KEY.search(key) is not None
-
-
-# Cheap pre-screen: text with none of these characters cannot match any _SENSITIVE_TEXT pattern.
-_MAYBE_SENSITIVE = re.compile(r"(?i)bearer|eyJ|=")
 
 
 def redact(value: Any, key: str | None = None) -> Any:
@@ -58,8 +57,6 @@ def redact(value: Any, key: str | None = None) -> Any:
 
 def redact_text(text: str) -> str:
     """Replace bearer tokens, JWTs and `token=` style pairs inside free text."""
-    if _MAYBE_SENSITIVE.search(text) is None:
-        return text
     for pattern, replacement in _SENSITIVE_TEXT:
         text = pattern.sub(replacement, text)
     return text

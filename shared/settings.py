@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
     unverified_signup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
 
+    # --- API keys (api only) ----------------------------------------------------------------
+    # Key of the HMAC-SHA256 that stores API key secrets (at least 32 characters; required in
+    # production). `API_KEY_ENV` is the `<env>` of `bb_<env>_<id>_<secret>`: a key's origin
+    # is visible at a glance, and a key of another deployment is refused.
+    api_key_hash_secret: SecretStr | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,16}$")
+
     # --- passwords --------------------------------------------------------------------------
     argon2_memory_kib: int = Field(default=65_536, ge=8_192)
     argon2_time_cost: int = Field(default=3, ge=1)

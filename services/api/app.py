@@ -8,9 +8,14 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.api.deps import RateLimitHeadersMiddleware, RatePolicy
+from services.api.audit_log import routes as audit_log
+from services.api.invitations import routes as invitations
 from services.api.keys import PublicKeys, static_keys
-from services.api.routes import audit_log, invitations, me, users
+from services.api.limits import RateLimitHeadersMiddleware, RatePolicy
+from services.api.me import routes as me
+from services.api.members import routes as members
+from services.api.org import routes as org
+from services.api.state import ApiState
 from shared.access_tokens import ClaimsCache
 from shared.app import create_app
 from shared.ratelimit import RateLimiter
@@ -35,20 +40,26 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
             keys = PublicKeys(settings, http)
             if keys.uses_jwks:
                 await keys.refresh()  # best effort: the auth service may start after us
-            app.state.public_keys = keys
-            app.state.rate_limiter = RateLimiter(res.redis, settings)
+            app.state.api = ApiState(
+                settings=settings,
+                engine=res.engine,
+                sessionmaker=res.sessionmaker,
+                redis=res.redis,
+                public_keys=keys,
+                limiter=RateLimiter(res.redis, settings),
+                rate_policy=RatePolicy.from_settings(settings),
+                claims_cache=ClaimsCache(),
+            )
             yield
 
     app = create_app(
         title="BlockBot API",
         settings=settings,
-        routers=[me.router, users.router, invitations.router, audit_log.router],
+        routers=[me.router, org.router, members.router, invitations.router, audit_log.router],
         service_lifespan=lifespan,
         resources=resources,
         # Reads retry once on a dropped connection instead (shared.db.tenant_read, TenantScope).
         database_pre_ping=False,
     )
-    app.state.rate_policy = RatePolicy.from_settings(settings)
-    app.state.claims_cache = ClaimsCache()
     app.add_middleware(RateLimitHeadersMiddleware)
     return app

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.deps import Principal, request_ip
+from services.api.principal import Principal
 from shared import audit as shared_audit
 
 
 async def record(
     session: AsyncSession,
-    request: Request,
     actor: Principal,
     action: str,
     *,
@@ -31,5 +29,5 @@ async def record(
         target_type=target_type,
         target_id=target_id,
         details=details,
-        ip=request_ip(request),
+        ip=actor.ip,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
@@ -79,3 +79,22 @@ def decode_int_cursor(cursor: str) -> int:
 def split_page(rows: Sequence[T], limit: int) -> tuple[Sequence[T], bool]:
     """Rows were fetched with LIMIT limit+1: the page, and whether there is a next one."""
     return rows[:limit], len(rows) > limit
+
+
+class TimeIdRow(Protocol):
+    """A row sorted by (created_at, id)."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> UUID: ...
+
+
+R = TypeVar("R", bound=TimeIdRow)
+
+
+def time_id_page(rows: Sequence[R], limit: int) -> tuple[Sequence[R], str | None]:
+    """Rows fetched with LIMIT limit+1: the page, and the cursor of the next one (or None)."""
+    page, more = split_page(rows, limit)
+    return page, encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if more else None

@@ -1,9 +1,8 @@
-"""Accounts: sign-up, email verification, password and magic-link login, password reset.
+"""Accounts: password and magic-link login, password reset (sign-up lives in `signups`).
 
-Answers that must not reveal whether an address has an account (register, verify-request,
-magic-link, password/forgot, login failure) do the same kind of work either way: every register
-hashes the password and queues one email; a login for an unknown address verifies against a
-dummy hash. Emails are queued inside the request's transaction, after the rate-limit check has
+Answers that must not reveal whether an address has an account (magic-link, password/forgot,
+login failure) do the same kind of work either way: a login for an unknown address verifies
+against a dummy hash. Emails are queued inside the request's transaction, after the rate-limit check has
 just proven Redis reachable; a failed enqueue rolls the transaction back and is a 503 (never a
 silently lost email).
 """
@@ -12,10 +11,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import emails, sessions
@@ -25,14 +23,14 @@ from services.auth.identities import (
     find_user_by_email,
     load_identity,
     load_user,
-    normalize_email,
 )
-from services.auth.metrics import LOGINS, REGISTRATIONS, UNVERIFIED_PURGED
+from services.auth.metrics import LOGINS
 from services.auth.one_time_tokens import Purpose, consume, issue, retire_outstanding
+from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
 from shared import audit
-from shared.db import set_tenant, tenant_transaction, transaction
+from shared.db import tenant_transaction, transaction
 from shared.errors import AppError, Unauthorized
 
 logger = logging.getLogger("blockbot.auth.accounts")
@@ -83,92 +81,6 @@ async def start_session(
     return Issued(identity, session_id, refresh_token, issue_access_token(state, identity, session_id))
 
 
-# --- register ----------------------------------------------------------------------------------
-
-
-async def register(
-    state: AuthState, *, email: str, password: str, name: str, org_name: str, client: ClientInfo
-) -> None:
-    """Create an org and its unverified owner, or re-arm a pending sign-up, or warn the owner."""
-    address = normalize_email(email)
-    # Hash first for every outcome: same cost whether or not the address is taken, and no
-    # database connection is held while hashing.
-    password_hash = await state.passwords.hash(password)
-    existing = await find_user_by_email(state, address)
-    if existing is not None and existing.verified:
-        await emails.send_account_exists(state, to=existing.email)
-        REGISTRATIONS.labels("existing_account").inc()
-        return
-    if existing is not None:
-        async with tenant_transaction(state.sessionmaker, existing.org_id) as db:
-            await db.execute(
-                text(
-                    "UPDATE users SET password_hash = :hash, name = :name, updated_at = now()"
-                    " WHERE id = :id AND email_verified_at IS NULL"
-                ),
-                {"hash": password_hash, "name": name, "id": existing.id},
-            )
-            await db.execute(
-                text("UPDATE organizations SET name = :name, updated_at = now() WHERE id = :id"),
-                {"name": org_name, "id": existing.org_id},
-            )
-            await retire_outstanding(
-                db, user_id=existing.id,
-                purposes=(Purpose.EMAIL_VERIFICATION, Purpose.MAGIC_LINK, Purpose.PASSWORD_RESET),
-            )
-            token = await issue(
-                db, state.settings, purpose=Purpose.EMAIL_VERIFICATION, org_id=existing.org_id,
-                user_id=existing.id,
-            )
-            await emails.send_verification(state, to=existing.email, name=name, token=token)
-        REGISTRATIONS.labels("replaced_pending").inc()
-        return
-
-    org_id, user_id = uuid4(), uuid4()
-    try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
-            await db.execute(
-                text("INSERT INTO organizations (id, name) VALUES (:id, :name)"),
-                {"id": org_id, "name": org_name},
-            )
-            await db.execute(
-                text(
-                    "INSERT INTO users (id, org_id, email, name, role, password_hash)"
-                    " VALUES (:id, :org, :email, :name, 'owner', :hash)"
-                ),
-                {"id": user_id, "org": org_id, "email": address, "name": name,
-                 "hash": password_hash},
-            )
-            await audit.record(
-                db, org_id=org_id, action="user.registered", actor_user_id=user_id,
-                target_type="user", target_id=user_id, ip=client.ip,
-            )
-            token = await issue(
-                db, state.settings, purpose=Purpose.EMAIL_VERIFICATION, org_id=org_id,
-                user_id=user_id,
-            )
-            await emails.send_verification(state, to=address, name=name, token=token)
-    except IntegrityError:
-        # A concurrent sign-up of the same address won the race; it sent the link.
-        logger.info("concurrent sign-up for one address; the other request proceeds")
-        return
-    REGISTRATIONS.labels("created").inc()
-
-
-async def request_verification(state: AuthState, *, email: str) -> None:
-    """Send a fresh verification link to an unverified account; nothing otherwise."""
-    user = await find_user_by_email(state, email)
-    if user is None or user.verified:
-        return
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
-        await retire_outstanding(db, user_id=user.id, purposes=(Purpose.EMAIL_VERIFICATION,))
-        token = await issue(
-            db, state.settings, purpose=Purpose.EMAIL_VERIFICATION, org_id=user.org_id,
-            user_id=user.id,
-        )
-        await emails.send_verification(state, to=user.email, name=user.name, token=token)
-
-
 async def _consume_for_user(
     db: AsyncSession, purpose: Purpose, token: str
 ) -> UserRecord:
@@ -193,14 +105,6 @@ async def _mark_verified(db: AsyncSession, user: UserRecord, client: ClientInfo)
         target_type="user", target_id=user.id, ip=client.ip,
     )
     return user
-
-
-async def verify_email(state: AuthState, *, token: str, client: ClientInfo) -> Issued:
-    """Consume a verification token, mark the email verified and log the user in."""
-    async with transaction(state.sessionmaker) as db:
-        user = await _consume_for_user(db, Purpose.EMAIL_VERIFICATION, token)
-        user = await _mark_verified(db, user, client)
-        return await start_session(db, state, user, client, method="email_verification")
 
 
 # --- password login ----------------------------------------------------------------------------
@@ -269,6 +173,9 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
                 {"id": user.id},
             )
         user = await _mark_verified(db, user, client)
+        # Whoever registered the address without verifying it loses the attempt: the mailbox
+        # owner is signed in now.
+        await signup_queries.drop_for_email(db, user.email)
         issued = await start_session(db, state, user, client, method="magic_link")
         await audit.record(
             db, org_id=user.org_id, action="auth.login", actor_user_id=user.id,
@@ -315,39 +222,3 @@ async def reset_password(
             target_type="user", target_id=user.id, details={"sessions_revoked": len(revoked)},
             ip=client.ip,
         )
-
-
-# --- housekeeping ------------------------------------------------------------------------------
-
-
-async def purge_unverified_signups(state: AuthState, *, batch: int = 500) -> int:
-    """Delete organizations whose only member is an owner who never verified within the TTL."""
-    async with transaction(state.sessionmaker) as db:
-        rows = (
-            await db.execute(
-                text(
-                    "SELECT id, org_id FROM users WHERE email_verified_at IS NULL"
-                    " AND role = 'owner' AND updated_at < now() - make_interval(secs => :ttl)"
-                    " LIMIT :batch"
-                ),
-                {"ttl": state.settings.unverified_signup_ttl_seconds, "batch": batch},
-            )
-        ).all()
-        purged = 0
-        for row in rows:
-            await set_tenant(db, row.org_id)
-            # Only a sign-up nobody else joined: never delete an org with another member.
-            result = await db.execute(
-                text(
-                    "DELETE FROM organizations o WHERE o.id = :org AND NOT EXISTS"
-                    " (SELECT 1 FROM users u WHERE u.org_id = o.id AND u.id <> :user)"
-                    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = :user"
-                    "  AND u.email_verified_at IS NULL)"
-                ),
-                {"org": row.org_id, "user": row.id},
-            )
-            purged += int(getattr(result, "rowcount", 0) or 0)
-    if purged:
-        UNVERIFIED_PURGED.inc(purged)
-        logger.info("purged unverified sign-ups", extra={"count": purged})
-    return purged

@@ -1,6 +1,6 @@
 """Hourly housekeeping: drop what no request can use any more.
 
-* unverified sign-ups past their TTL (accounts.purge_unverified_signups);
+* expired sign-up attempts (signups.service.purge_expired_attempts);
 * sessions dead (revoked or expired) for longer than the refresh-token TTL, with their
   `session_retired_tokens` rows. Until then a dead session's tokens are still recognized (a
   replay is logged as "revoked" rather than "unknown"); afterwards both answers are the same 401;
@@ -22,8 +22,8 @@ from uuid import UUID
 
 from sqlalchemy import text
 
-from services.auth.accounts import purge_unverified_signups
 from services.auth.metrics import HOUSEKEEPING_DELETED
+from services.auth.signups.service import purge_expired_attempts
 from services.auth.state import AuthState
 from shared.db import tenant_transaction, transaction
 
@@ -130,7 +130,7 @@ async def purge_spent_tokens(state: AuthState, *, batch: int = 1000) -> int:
 
 async def run_housekeeping(state: AuthState) -> Purged:
     """One pass of every purge; each part commits on its own."""
-    signups = await purge_unverified_signups(state)
+    signups = await purge_expired_attempts(state)
     sessions, retired = await purge_dead_sessions(state)
     tokens = await purge_spent_tokens(state)
     purged = Purged(signups, sessions, retired, tokens)

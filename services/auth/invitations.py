@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from services.auth.accounts import InvalidLink, Issued, start_session
 from services.auth.identities import load_user, normalize_email
 from services.auth.one_time_tokens import Purpose, consume
+from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from shared import audit
 from shared.db import transaction
@@ -48,6 +49,9 @@ async def accept_invitation(
             ).first()
             if taken is not None:
                 raise Conflict(ACCOUNT_EXISTS)
+            # Pending sign-up attempts of the address never block an invitation: whoever made
+            # them did not prove the mailbox; the invitee just did.
+            await signup_queries.drop_for_email(db, email)
             user_id = uuid4()
             await db.execute(
                 text(

@@ -25,7 +25,7 @@ ONE_TIME_TOKENS = Counter(
 )
 REGISTRATIONS = Counter(
     "auth_registrations_total",
-    "Sign-up requests, by outcome (created, replaced_pending, existing_account).",
+    "Sign-up requests, by outcome (attempt, existing_account).",
     ["outcome"],
 )
 SESSIONS_CREATED = Counter(
@@ -49,7 +49,7 @@ PASSWORD_HASH_WAITING = Gauge(
     "Password hash operations waiting for a free slot in the bounded pool.",
 )
 UNVERIFIED_PURGED = Counter(
-    "auth_unverified_signups_purged_total", "Unverified sign-ups deleted after their time to live."
+    "auth_unverified_signups_purged_total", "Sign-up attempts deleted after their link expired."
 )
 HOUSEKEEPING_DELETED = Counter(
     "auth_housekeeping_deleted_total",

@@ -23,6 +23,7 @@ from services.auth.schemas import (
     AcceptInvitationRequest,
     EmailRequest,
     LoginRequest,
+    OpenIDConfiguration,
     OrgOut,
     PasswordResetRequest,
     RegisterRequest,
@@ -32,8 +33,11 @@ from services.auth.schemas import (
     TokenRequest,
     TokenResponse,
     UserOut,
+    VerifyEmailRequest,
 )
+from services.auth.signups import service as signups
 from services.auth.state import AuthState
+from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 RefreshCookie = Cookie(default=None, alias=REFRESH_COOKIE, include_in_schema=False)
@@ -81,7 +85,7 @@ async def register(
     """Sign up: the same answer whether or not the address already has an account."""
     decision = await enforce(state, "register", client, body.email)
     with limit_headers(decision, response):
-        await accounts.register(
+        await signups.register(
             state, email=body.email, password=body.password, name=body.name,
             org_name=body.org_name, client=client,
         )
@@ -90,13 +94,16 @@ async def register(
 
 @router.post("/email/verify", response_model=TokenResponse)
 async def verify_email(
-    body: TokenRequest, state: AuthDep, client: Client, response: Response
+    body: VerifyEmailRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
+    """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
     decision = await enforce_ip(
         state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute
     )
     with limit_headers(decision, response):
-        issued = await accounts.verify_email(state, token=body.token, client=client)
+        issued = await signups.verify_email(
+            state, token=body.token, password=body.password, client=client
+        )
     return session_response(state, response, issued)
 
 
@@ -108,7 +115,7 @@ async def verify_request(
 ) -> StatusResponse:
     decision = await enforce(state, "verify_request", client, body.email)
     with limit_headers(decision, response):
-        await accounts.request_verification(state, email=body.email)
+        await signups.request_verification(state, email=body.email)
     return ACCEPTED
 
 
@@ -250,3 +257,26 @@ async def accept_invitation(
 async def jwks(state: AuthDep, response: Response) -> dict[str, list[dict[str, str]]]:
     response.headers["Cache-Control"] = "public, max-age=300"
     return state.keyring.jwks()
+
+
+@router.get("/.well-known/openid-configuration", response_model=OpenIDConfiguration)
+async def openid_configuration(state: AuthDep, response: Response) -> OpenIDConfiguration:
+    """Discovery: JOSE/OIDC libraries given the issuer find the keys and algorithms here.
+
+    URLs come from APP_BASE_URL (the one public origin), never from the request's Host header,
+    so a forged Host cannot make a cached copy point clients at someone else's keys.
+    """
+    response.headers["Cache-Control"] = "public, max-age=300"
+    origin = str(state.settings.app_base_url).rstrip("/")
+    return OpenIDConfiguration(
+        issuer=state.settings.jwt_issuer,
+        jwks_uri=f"{origin}{router.prefix}/.well-known/jwks.json",
+        # No ID tokens are issued; OIDC requires the field and libraries read the JWKS
+        # algorithm from it, so it names the one algorithm every token here is signed with.
+        id_token_signing_alg_values_supported=[ALGORITHM],
+        # No OAuth token endpoint: clients do not authenticate to one.
+        token_endpoint_auth_methods_supported=["none"],
+        subject_types_supported=["public"],
+        response_types_supported=[],
+        claims_supported=list(REQUIRED_CLAIMS),
+    )

@@ -42,6 +42,12 @@ class TokenRequest(Body):
     token: OneTimeToken
 
 
+class VerifyEmailRequest(Body):
+    token: OneTimeToken
+    # The password chosen in the sign-up attempt (checked, not set: any length it could have had).
+    password: AnyPassword
+
+
 class PasswordResetRequest(Body):
     token: OneTimeToken
     password: NewPassword
@@ -103,3 +109,15 @@ class JWK(BaseModel):
 
 class JWKS(BaseModel):
     keys: list[JWK]
+
+
+class OpenIDConfiguration(BaseModel):
+    """OpenID Connect Discovery 1.0 metadata, limited to what this issuer really offers."""
+
+    issuer: str
+    jwks_uri: str
+    id_token_signing_alg_values_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    subject_types_supported: list[str]
+    response_types_supported: list[str]
+    claims_supported: list[str]

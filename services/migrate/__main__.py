@@ -25,8 +25,8 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def run_migrations(settings: Settings) -> None:
-    """Bootstrap the roles, then apply every pending migration as the owner role."""
+def run_migrations(settings: Settings, target: str = "head") -> None:
+    """Bootstrap the roles, then apply every pending migration (up to `target`) as the owner."""
     if settings.env is Environment.PRODUCTION:
         settings.require("auth_db_password", "api_db_password")
     roles = Roles.for_prefix(settings.db_role_prefix)
@@ -42,7 +42,7 @@ def run_migrations(settings: Settings) -> None:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["roles"] = roles
     config.attributes["database_url"] = database_url(settings)
-    command.upgrade(config, "head")
+    command.upgrade(config, target)
     logger.info("migrations applied", extra={"roles": [roles.owner, roles.auth, roles.api]})
 
 

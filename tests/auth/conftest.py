@@ -146,9 +146,16 @@ async def signup(client: httpx.AsyncClient, settings: Settings, email: str | Non
     response = await register(client, address, password)
     assert response.status_code == 202, response.text
     token = await last_token(settings, address, "verify_email")
-    verified = await client.post(f"{PREFIX}/email/verify", json={"token": token})
+    verified = await verify_email(client, token, password)
     assert verified.status_code == 200, verified.text
     return address, verified
+
+
+async def verify_email(
+    client: httpx.AsyncClient, token: str, password: str = PASSWORD
+) -> httpx.Response:
+    """Verify a sign-up attempt: its link's token with the password chosen in it."""
+    return await client.post(f"{PREFIX}/email/verify", json={"token": token, "password": password})
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
@@ -171,3 +178,26 @@ def comparable(response: httpx.Response) -> tuple[int, dict[str, Any] | None]:
     body = dict(response.json())
     body.pop("request_id", None)
     return response.status_code, body
+
+
+async def invite(
+    dsn: str, inviter: httpx.Response, email: str, role: str = "member"
+) -> tuple[str, str]:
+    """Arrange a pending invitation from the user of `inviter` (a token response) as the api
+    would; returns the invitation token and the invitation id."""
+    from services.auth.opaque import new_token
+
+    token, digest = new_token()
+    org_id = inviter.json()["org"]["id"]
+    async with admin(dsn) as conn:
+        invitation_id = await conn.fetchval(
+            "INSERT INTO invitations (org_id, email, role, invited_by, expires_at)"
+            " VALUES ($1, $2, $3, $4, now() + interval '1 day') RETURNING id",
+            org_id, email, role, inviter.json()["user"]["id"],
+        )
+        await conn.execute(
+            "INSERT INTO one_time_tokens (org_id, invitation_id, purpose, token_hash, expires_at)"
+            " VALUES ($1, $2, 'invitation', $3, now() + interval '1 day')",
+            org_id, invitation_id, digest,
+        )
+    return token, str(invitation_id)

@@ -14,6 +14,7 @@ from tests.auth.conftest import (
     bearer,
     comparable,
     do_refresh,
+    invite,
     last_token,
     login,
     new_email,
@@ -21,6 +22,7 @@ from tests.auth.conftest import (
     refresh_cookie,
     register,
     signup,
+    verify_email,
 )
 
 
@@ -45,7 +47,7 @@ async def test_register_verify_login_and_sessions(auth: AuthApp, client: httpx.A
     assert comparable(unverified) == comparable(wrong)
 
     token = link.split("#token=")[1]
-    verified = await client.post(f"{PREFIX}/email/verify", json={"token": token})
+    verified = await verify_email(client, token)
     assert verified.status_code == 200, verified.text
     body = verified.json()
     assert body["token_type"] == "bearer"
@@ -63,7 +65,7 @@ async def test_register_verify_login_and_sessions(auth: AuthApp, client: httpx.A
     assert "Secure" not in cookie  # cookie_secure=False in tests
 
     # The verification token is single use.
-    again = await client.post(f"{PREFIX}/email/verify", json={"token": token})
+    again = await verify_email(client, token)
     assert again.status_code == 400
 
     logged_in = await login(client, email)
@@ -135,9 +137,8 @@ async def test_logout_and_logout_all(auth: AuthApp, client: httpx.AsyncClient) -
     assert (await client.post(f"{PREFIX}/logout-all")).status_code == 401
 
 
-async def test_magic_link_logs_in_and_verifies(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    email = new_email()
-    assert (await register(client, email)).status_code == 202
+async def test_magic_link_logs_in(auth: AuthApp, client: httpx.AsyncClient) -> None:
+    email, _ = await signup(client, auth.settings)
     response = await client.post(f"{PREFIX}/magic-link", json={"email": email})
     assert response.status_code == 202
     emails = await queued_emails(auth.settings, email)
@@ -152,9 +153,7 @@ async def test_magic_link_logs_in_and_verifies(auth: AuthApp, client: httpx.Asyn
     verified = await client.post(f"{PREFIX}/magic-link/verify", json={"token": token})
     assert verified.status_code == 200, verified.text
     assert verified.json()["user"]["email_verified"] is True
-    # The magic link verified the address, but the pending password (whoever registered it)
-    # is dropped: see test_hardening.test_magic_link_does_not_keep_a_squatters_password.
-    assert (await login(client, email)).status_code == 401
+    assert (await login(client, email)).status_code == 200
     await client.post(f"{PREFIX}/magic-link", json={"email": email})
     again = [e for e in await queued_emails(auth.settings, email) if e["template"] == "magic_link"]
     second = again[-1]["context"]["link"].split("#token=")[1]
@@ -171,33 +170,14 @@ async def test_verify_request_sends_a_new_link(auth: AuthApp, client: httpx.Asyn
     assert response.status_code == 202
     second = await last_token(auth.settings, email, "verify_email")
     assert second != first
-    # The older link was retired by the new one.
-    assert (await client.post(f"{PREFIX}/email/verify", json={"token": first})).status_code == 400
-    assert (await client.post(f"{PREFIX}/email/verify", json={"token": second})).status_code == 200
+    # The new link activates the same attempt (same password); the first one then dies with it.
+    assert (await verify_email(client, second)).status_code == 200
+    assert (await verify_email(client, first)).status_code == 400
     # Verified accounts get nothing more.
     count = len(await queued_emails(auth.settings, email))
     again = await client.post(f"{PREFIX}/email/verify-request", json={"email": email})
     assert again.status_code == 202
     assert len(await queued_emails(auth.settings, email)) == count
-
-
-async def test_register_again_replaces_pending_signup(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    email = new_email()
-    await register(client, email, "first password 1")
-    first = await last_token(auth.settings, email, "verify_email")
-    response = await client.post(
-        f"{PREFIX}/register",
-        json={"email": email, "password": "second password 2", "name": "Bob", "org_name": "Other"},
-    )
-    assert response.status_code == 202
-    second = await last_token(auth.settings, email, "verify_email")
-    assert (await client.post(f"{PREFIX}/email/verify", json={"token": first})).status_code == 400
-    verified = await client.post(f"{PREFIX}/email/verify", json={"token": second})
-    assert verified.status_code == 200
-    assert verified.json()["user"]["name"] == "Bob"
-    assert verified.json()["org"]["name"] == "Other"
-    assert (await login(client, email, "first password 1")).status_code == 401
-    assert (await login(client, email, "second password 2")).status_code == 200
 
 
 async def test_register_taken_address_sends_account_exists(
@@ -239,23 +219,10 @@ async def test_password_reset_revokes_sessions(auth: AuthApp, client: httpx.Asyn
 
 
 async def test_invitation_accept(auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str) -> None:
-    from services.auth.opaque import new_token
-
     _, owner = await signup(client, auth.settings)
     org_id = owner.json()["org"]["id"]
     invitee = new_email()
-    token, digest = new_token()
-    async with admin(admin_dsn) as conn:
-        invitation_id = await conn.fetchval(
-            "INSERT INTO invitations (org_id, email, role, invited_by, expires_at)"
-            " VALUES ($1, $2, 'admin', $3, now() + interval '1 day') RETURNING id",
-            org_id, invitee, owner.json()["user"]["id"],
-        )
-        await conn.execute(
-            "INSERT INTO one_time_tokens (org_id, invitation_id, purpose, token_hash, expires_at)"
-            " VALUES ($1, $2, 'invitation', $3, now() + interval '1 day')",
-            org_id, invitation_id, digest,
-        )
+    token, invitation_id = await invite(admin_dsn, owner, invitee, "admin")
     body = {"token": token, "name": "Grace", "password": "invited password"}
     accepted = await client.post(f"{PREFIX}/invitations/accept", json=body)
     assert accepted.status_code == 201, accepted.text

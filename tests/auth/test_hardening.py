@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from tests.auth.conftest import (
-    PASSWORD,
     PREFIX,
     AuthApp,
     bearer,
@@ -19,6 +18,7 @@ from tests.auth.conftest import (
     refresh_cookie,
     register,
     signup,
+    verify_email,
 )
 
 
@@ -121,28 +121,8 @@ async def test_get_on_token_routes_is_a_405_problem(
     assert probe.headers["content-type"] == "application/problem+json"
     assert probe.json()["status"] == 405
     if path == "/email/verify":  # the probe consumed nothing
-        verified = await client.post(f"{PREFIX}/email/verify", json={"token": token})
+        verified = await verify_email(client, token)
         assert verified.status_code == 200
-
-
-async def test_magic_link_does_not_keep_a_squatters_password(
-    auth: AuthApp, client: httpx.AsyncClient
-) -> None:
-    """Account pre-hijacking: someone registers the victim's address with their password;
-    the victim later signs in with a magic link. The squatter's password must not survive."""
-    victim = new_email()
-    await register(client, victim, "squatter password 1")
-    await client.post(f"{PREFIX}/magic-link", json={"email": victim})
-    token = await last_token(auth.settings, victim, "magic_link")
-    signed_in = await client.post(f"{PREFIX}/magic-link/verify", json={"token": token})
-    assert signed_in.status_code == 200
-    assert (await login(client, victim, "squatter password 1")).status_code == 401
-    # The victim sets a password of their own through the reset flow.
-    await client.post(f"{PREFIX}/password/forgot", json={"email": victim})
-    reset = await last_token(auth.settings, victim, "password_reset")
-    done = await client.post(f"{PREFIX}/password/reset", json={"token": reset, "password": PASSWORD})
-    assert done.status_code == 204
-    assert (await login(client, victim)).status_code == 200
 
 
 async def test_enumeration_headers_match_for_known_and_unknown(start_auth: object) -> None:

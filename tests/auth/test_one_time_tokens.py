@@ -8,7 +8,7 @@ import hashlib
 import httpx
 
 from services.auth.opaque import decode_token
-from tests.auth.conftest import PREFIX, AuthApp, admin, last_token, new_email, register, signup
+from tests.auth.conftest import PREFIX, AuthApp, admin, last_token, new_email, register, signup, verify_email
 
 
 async def test_magic_link_single_use_under_20_concurrent_verifies(
@@ -36,8 +36,7 @@ async def test_only_the_hash_is_stored(auth: AuthApp, client: httpx.AsyncClient,
     assert raw is not None and len(raw) == 32
     async with admin(admin_dsn) as conn:
         stored = await conn.fetchval(
-            "SELECT token_hash FROM one_time_tokens t JOIN users u ON u.id = t.user_id"
-            " WHERE u.email = $1", email,
+            "SELECT token_hash FROM signup_attempts WHERE email = $1", email
         )
     assert bytes(stored) == hashlib.sha256(raw).digest()
 
@@ -66,10 +65,10 @@ async def test_expired_tokens_refused(auth: AuthApp, client: httpx.AsyncClient, 
     verify = await last_token(auth.settings, fresh, "verify_email")
     async with admin(admin_dsn) as conn:
         await conn.execute(
-            "UPDATE one_time_tokens SET expires_at = now() - interval '1 second'"
-            " WHERE user_id = (SELECT id FROM users WHERE email = $1)", fresh,
+            "UPDATE signup_attempts SET expires_at = now() - interval '1 second' WHERE email = $1",
+            fresh,
         )
-    assert (await client.post(f"{PREFIX}/email/verify", json={"token": verify})).status_code == 400
+    assert (await verify_email(client, verify)).status_code == 400
 
 
 async def test_token_of_another_purpose_refused(auth: AuthApp, client: httpx.AsyncClient) -> None:

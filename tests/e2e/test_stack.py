@@ -100,7 +100,7 @@ def register(client: httpx.Client, outbox: Path, label: str) -> Account:
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "verification_sent"}
     token = link_token(wait_for_email(outbox, email), "/auth/verify-email")
-    verified = client.post("/api/v1/auth/email/verify", json={"token": token})
+    verified = client.post("/api/v1/auth/email/verify", json={"token": token, "password": PASSWORD})
     assert verified.status_code == 200, verified.text
     body = verified.json()
     assert body["token_type"] == "bearer" and body["expires_in"] > 0

@@ -332,7 +332,8 @@ async def drive_traffic(svc: Any, auth: httpx.AsyncClient, api: httpx.AsyncClien
     assert (await auth.post(f"{AUTH}/register", json=body)).status_code == 202
     token = await queued_token(svc.auth_settings, email, "verify_email")
     await run_worker_burst(svc.auth_settings)
-    assert (await auth.post(f"{AUTH}/email/verify", json={"token": token})).status_code == 200
+    assert (await auth.post(f"{AUTH}/email/verify", json={"token": token, "password": PASSWORD})
+            ).status_code == 200
     assert (await auth.post(f"{AUTH}/login", json={"email": email, "password": "nope-nope-nope"})
             ).status_code == 401
     r = await auth.post(f"{AUTH}/login", json={"email": email, "password": PASSWORD})

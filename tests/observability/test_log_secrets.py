@@ -84,7 +84,7 @@ async def run_flows(
     verify = seen["verification token"] = await queued_token(settings, email, "verify_email")
     await run_worker_burst(settings)
 
-    r = await auth.post(f"{AUTH}/email/verify", json={"token": verify})
+    r = await auth.post(f"{AUTH}/email/verify", json={"token": verify, "password": PASSWORD})
     assert r.status_code == 200, r.text
     seen["access token (verify)"] = r.json()["access_token"]
     seen["refresh cookie (verify)"] = refresh_cookie(r)

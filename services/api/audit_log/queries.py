@@ -1,0 +1,26 @@
+"""SQL of the audit log (read side)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.audit_log.schemas import AuditEventOut
+
+
+async def list_events(session: AsyncSession, *, limit: int, before: int | None) -> list[AuditEventOut]:
+    """Events newest first, with ids below `before` when given (rows are already the public shape)."""
+    params: dict[str, object] = {"limit": limit}
+    where = ""
+    if before is not None:
+        params["before"] = before
+        where = "WHERE id < :before"
+    rows = await session.execute(
+        text(
+            "SELECT id::text AS id, actor_user_id, action, target_type, target_id, details,"
+            " request_id, host(ip_address) AS ip_address, created_at"
+            f" FROM audit_log {where} ORDER BY id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [AuditEventOut.model_validate(row._mapping) for row in rows]

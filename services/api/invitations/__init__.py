@@ -1,0 +1,1 @@
+"""Invitations: create (and email), list, revoke. Accepting one is the auth service's route."""

@@ -1,0 +1,136 @@
+"""SQL of invitations and of the one-time tokens their links carry.
+
+Every statement runs in the request's tenant transaction: RLS limits it to the caller's org.
+"""
+
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.fields import Role
+
+INVITATION_COLUMNS = (
+    "id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at,"
+    " (expires_at <= now()) AS expired"
+)
+PENDING = "accepted_at IS NULL AND revoked_at IS NULL"
+
+
+@dataclass(frozen=True)
+class InvitationRow:
+    id: UUID
+    email: str
+    role: Role
+    invited_by: UUID | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+    expired: bool
+
+
+async def member_exists(session: AsyncSession, email: str) -> bool:
+    """Whether a member of THIS org has the address (case-insensitive)."""
+    found = await session.execute(
+        text("SELECT 1 FROM users WHERE lower(email) = lower(:email)"), {"email": email}
+    )
+    return found.first() is not None
+
+
+async def revoke_expired_pending(session: AsyncSession, email: str) -> list[UUID]:
+    """Revoke the address's expired, never-answered invitations; their ids."""
+    ids = await session.execute(
+        text(
+            f"UPDATE invitations SET revoked_at = now() WHERE lower(email) = lower(:email)"
+            f" AND {PENDING} AND expires_at <= now() RETURNING id"
+        ),
+        {"email": email},
+    )
+    return list(ids.scalars().all())
+
+
+async def insert_pending(
+    session: AsyncSession, *, org_id: UUID, email: str, role: Role, invited_by: UUID, ttl_seconds: int
+) -> InvitationRow | None:
+    """A new pending invitation, or None when one is already pending for the address."""
+    try:
+        async with session.begin_nested():  # the unique index refuses a second pending one
+            row = (
+                await session.execute(
+                    text(
+                        "INSERT INTO invitations (org_id, email, role, invited_by, expires_at)"
+                        " VALUES (:org, :email, :role, :by, now() + make_interval(secs => :ttl))"
+                        f" RETURNING {INVITATION_COLUMNS}"
+                    ),
+                    {"org": org_id, "email": email, "role": role, "by": invited_by, "ttl": ttl_seconds},
+                )
+            ).one()
+    except IntegrityError:
+        return None
+    return InvitationRow(**row._mapping)
+
+
+async def insert_token(
+    session: AsyncSession, *, org_id: UUID, invitation_id: UUID, digest: bytes, expires_at: datetime
+) -> None:
+    """Store the digest of the invitation link's one-time token."""
+    await session.execute(
+        text(
+            "INSERT INTO one_time_tokens (org_id, invitation_id, purpose, token_hash, expires_at)"
+            " VALUES (:org, :inv, 'invitation', :hash, :expires)"
+        ),
+        {"org": org_id, "inv": invitation_id, "hash": digest, "expires": expires_at},
+    )
+
+
+async def list_invitations(
+    session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
+) -> list[InvitationRow]:
+    """Invitations newest first, from just before the (created_at, id) key `before`."""
+    params: dict[str, object] = {"limit": limit}
+    where = ""
+    if before is not None:
+        params["ts"], params["id"] = before
+        where = "WHERE (created_at, id) < (:ts, :id)"
+    rows = await session.execute(
+        text(
+            f"SELECT {INVITATION_COLUMNS} FROM invitations {where}"
+            " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [InvitationRow(**row._mapping) for row in rows]
+
+
+async def spend_tokens(session: AsyncSession, invitation_id: UUID) -> None:
+    """Consume the invitation's unspent one-time tokens (its link stops working)."""
+    await session.execute(
+        text(
+            "UPDATE one_time_tokens SET consumed_at = now()"
+            " WHERE invitation_id = :id AND consumed_at IS NULL"
+        ),
+        {"id": invitation_id},
+    )
+
+
+async def get_for_update(session: AsyncSession, invitation_id: UUID) -> InvitationRow | None:
+    row = (
+        await session.execute(
+            text(f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = :id FOR UPDATE"),
+            {"id": invitation_id},
+        )
+    ).one_or_none()
+    return None if row is None else InvitationRow(**row._mapping)
+
+
+async def mark_revoked(session: AsyncSession, invitation_id: UUID) -> None:
+    await session.execute(
+        text("UPDATE invitations SET revoked_at = now() WHERE id = :id"), {"id": invitation_id}
+    )

@@ -1,0 +1,153 @@
+"""Invitation rules.
+
+- Only an owner or an admin invites (their role as of the org lock); only an owner invites an
+  owner.
+- A 409 when the address is already a member of THIS org or has a pending invitation; an
+  address of another org is invisible here (RLS) and is invited like any other, so the api
+  never reveals other tenants' members. An expired, never-answered invitation no longer blocks.
+- The link carries a one-time token in its fragment: 32 random bytes, unpadded base64url; only
+  their SHA-256 is stored (`one_time_tokens`, purpose 'invitation'), the scheme the auth
+  service consumes when the invitation is accepted.
+- The email is enqueued before the commit: if Redis refuses, the whole invitation is rolled
+  back (503), never half made.
+- Revoking spends the link's token first; an accepted invitation cannot be revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from uuid import UUID
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api import audit
+from services.api.fields import Role
+from services.api.invitations import queries
+from services.api.invitations.queries import InvitationRow
+from services.api.invitations.schemas import InvitationStatus
+from services.api.members.service import lock_org
+from services.api.pagination import decode_time_id_cursor, time_id_page
+from services.api.principal import Principal
+from shared.access_tokens import b64url_encode
+from shared.email_queue import EmailTemplate, enqueue_email
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.settings import Settings
+
+
+class AlreadyMember(Conflict):
+    default_detail = "This address is already a member of the organization."
+
+
+class AlreadyInvited(Conflict):
+    default_detail = "A pending invitation for this address already exists."
+
+
+class OwnerInviteNeedsOwner(Forbidden):
+    default_detail = "Only an owner can invite an owner."
+
+
+class InvitationNotFound(NotFound):
+    default_detail = "No such invitation."
+
+
+class AlreadyAccepted(Conflict):
+    default_detail = "The invitation has already been accepted."
+
+
+def new_token() -> tuple[str, bytes]:
+    """A one-time token for the link and the SHA-256 digest that is stored."""
+    raw = secrets.token_bytes(32)
+    return b64url_encode(raw), hashlib.sha256(raw).digest()
+
+
+def status(row: InvitationRow) -> InvitationStatus:
+    """Accepted and revoked are final; otherwise pending until it expires."""
+    if row.accepted_at is not None:
+        return "accepted"
+    if row.revoked_at is not None:
+        return "revoked"
+    return "expired" if row.expired else "pending"
+
+
+async def invite(
+    session: AsyncSession,
+    me: Principal,
+    *,
+    email: str,
+    role: Role,
+    redis: ArqRedis,
+    settings: Settings,
+) -> InvitationRow:
+    """Create a pending invitation, audited, and queue its email."""
+    me.require_manager()
+    me = await lock_org(session, me)  # serialized with role changes: the role as of now
+    me.require_manager()
+    if role == "owner" and me.role != "owner":
+        raise OwnerInviteNeedsOwner()
+    if await queries.member_exists(session, email):
+        raise AlreadyMember()
+    for invitation_id in await queries.revoke_expired_pending(session, email):
+        await audit.record(
+            session, me, "invitation.revoked", target_type="invitation",
+            target_id=invitation_id, details={"reason": "expired_superseded"},
+        )
+    ttl = settings.invitation_ttl_seconds
+    row = await queries.insert_pending(
+        session, org_id=me.org_id, email=email, role=role, invited_by=me.user_id, ttl_seconds=ttl
+    )
+    if row is None:
+        raise AlreadyInvited()
+    token, digest = new_token()
+    await queries.insert_token(
+        session, org_id=me.org_id, invitation_id=row.id, digest=digest, expires_at=row.expires_at
+    )
+    await audit.record(
+        session, me, "invitation.created", target_type="invitation", target_id=row.id,
+        details={"email": email, "role": role},
+    )
+    base = str(settings.app_base_url).rstrip("/")
+    await enqueue_email(
+        redis, settings, template=EmailTemplate.INVITATION, to=email,
+        context={
+            "link": f"{base}/auth/accept-invitation#token={token}",
+            "expires_in_seconds": ttl,
+            "org_name": me.org_name,
+            "inviter_name": me.name,
+            "role": role,
+        },
+    )
+    return row
+
+
+async def list_invitations(
+    session: AsyncSession, me: Principal, *, limit: int, cursor: str | None
+) -> tuple[Sequence[InvitationRow], str | None]:
+    """One page of the org's invitations, newest first (owner/admin), and the next cursor."""
+    me.require_manager()
+    before = None if cursor is None else decode_time_id_cursor(cursor)
+    rows = await queries.list_invitations(session, limit=limit + 1, before=before)
+    return time_id_page(rows, limit)
+
+
+async def revoke(session: AsyncSession, me: Principal, invitation_id: UUID) -> None:
+    """Revoke a pending (or expired) invitation, audited; revoking twice is a no-op."""
+    # Locks in the order the auth service's acceptance takes them (token rows, then the
+    # invitation), after the org lock that serializes role changes: no lock cycle. The token is
+    # spent first; any refusal below rolls the whole transaction back.
+    me = await lock_org(session, me)
+    await queries.spend_tokens(session, invitation_id)
+    row = await queries.get_for_update(session, invitation_id)
+    if row is None:
+        raise InvitationNotFound()
+    me.require_manager()
+    if row.accepted_at is not None:
+        raise AlreadyAccepted()
+    if row.revoked_at is None:
+        await queries.mark_revoked(session, row.id)
+        await audit.record(
+            session, me, "invitation.revoked", target_type="invitation",
+            target_id=row.id, details={"email": row.email, "role": row.role},
+        )

@@ -1,0 +1,80 @@
+"""The api's rate-limit windows and the RateLimit-* headers on its responses.
+
+The windows themselves are checked in `deps.authenticate` (one Lua call with the
+revoked-session marker); the decision is left in the ASGI scope for the headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.access_tokens import AccessClaims
+from shared.ratelimit import Decision, Window, ratelimit_headers
+from shared.settings import Settings
+
+DECISION_SCOPE_KEY = "blockbot.ratelimit"
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    """The api's three windows; periods are fixed by the design (tests may shorten them)."""
+
+    org_limit: int
+    user_limit: int
+    endpoint_limit: int
+    org_period_seconds: int = 3600
+    user_period_seconds: int = 3600
+    endpoint_period_seconds: int = 60
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RatePolicy:
+        return cls(
+            org_limit=settings.ratelimit_org_per_hour,
+            user_limit=settings.ratelimit_user_per_hour,
+            endpoint_limit=settings.ratelimit_user_endpoint_per_minute,
+        )
+
+    def with_periods(self, org: int, user: int, endpoint: int) -> RatePolicy:
+        return replace(
+            self, org_period_seconds=org, user_period_seconds=user, endpoint_period_seconds=endpoint
+        )
+
+    def windows(self, claims: AccessClaims, method: str, route: str) -> list[Window]:
+        user = str(claims.user_id)
+        return [
+            Window("org", str(claims.org_id), self.org_limit, self.org_period_seconds),
+            Window("user", user, self.user_limit, self.user_period_seconds),
+            Window(
+                "user_endpoint", f"{user}:{method} {route}", self.endpoint_limit,
+                self.endpoint_period_seconds,
+            ),
+        ]
+
+
+class RateLimitHeadersMiddleware:
+    """Adds RateLimit-* headers to every response for which a decision was made."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                decision: Decision | None = scope.get(DECISION_SCOPE_KEY)
+                if decision is not None:
+                    headers: list[Any] = list(message.get("headers", []))
+                    present = {name.lower() for name, _ in headers}
+                    for name, value in ratelimit_headers(decision).items():
+                        if name.lower().encode() not in present:
+                            headers.append((name.lower().encode(), value.encode()))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)

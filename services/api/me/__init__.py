@@ -1,0 +1,1 @@
+"""GET /me: the caller and their organization (also how every request loads its caller)."""

@@ -1,0 +1,40 @@
+"""SQL of the caller: their user row and organization, read on every authenticated request.
+
+It is the statement that binds the request's tenant (`tenant_bound`): for `GET /me` the one
+PostgreSQL round trip, in a transaction its first statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from services.api.fields import Role
+from shared.db import TenantScope, tenant_bound
+
+
+@dataclass(frozen=True)
+class CallerRow:
+    email: str
+    name: str
+    role: Role
+    email_verified_at: datetime | None
+    created_at: datetime
+    org_name: str
+    org_created_at: datetime
+    org_updated_at: datetime
+
+
+_CALLER = tenant_bound(
+    "SELECT u.email, u.name, u.role, u.email_verified_at, u.created_at,"
+    " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at"
+    " FROM users u JOIN organizations o ON o.id = u.org_id"
+    " WHERE u.id = :id"
+)
+
+
+async def caller(tenant: TenantScope, user_id: UUID) -> CallerRow | None:
+    """The user and their org, or None when the user no longer exists (RLS hides other orgs)."""
+    rows = await tenant.read(_CALLER, {"id": user_id})
+    return CallerRow(**rows[0]._mapping) if rows else None

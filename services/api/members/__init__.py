@@ -1,0 +1,1 @@
+"""Members of the caller's organization: list, get, change (name, role), remove."""

@@ -1,0 +1,105 @@
+"""SQL of members and of the org lock that serializes membership changes.
+
+Every statement runs in the request's tenant transaction: RLS limits it to the caller's org.
+"""
+
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.fields import Role
+
+USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: UUID
+    email: str
+    name: str
+    role: Role
+    email_verified_at: datetime | None
+    created_at: datetime
+
+
+async def list_users(
+    session: AsyncSession, *, limit: int, after: tuple[datetime, UUID] | None
+) -> list[UserRow]:
+    """Members oldest first, from just after the (created_at, id) key `after`."""
+    params: dict[str, object] = {"limit": limit}
+    where = ""
+    if after is not None:
+        params["ts"], params["id"] = after
+        where = "WHERE (created_at, id) > (:ts, :id)"
+    rows = await session.execute(
+        text(f"SELECT {USER_COLUMNS} FROM users {where} ORDER BY created_at, id LIMIT :limit"), params
+    )
+    return [UserRow(**row._mapping) for row in rows]
+
+
+async def get_user(session: AsyncSession, user_id: UUID, *, lock: bool = False) -> UserRow | None:
+    """One member (FOR UPDATE when `lock`), None when absent or another org's."""
+    suffix = " FOR UPDATE" if lock else ""
+    row = (
+        await session.execute(
+            text(f"SELECT {USER_COLUMNS} FROM users WHERE id = :id{suffix}"), {"id": user_id}
+        )
+    ).one_or_none()
+    return None if row is None else UserRow(**row._mapping)
+
+
+async def update_user(session: AsyncSession, user_id: UUID, *, name: str, role: Role) -> UserRow:
+    row = (
+        await session.execute(
+            text(
+                "UPDATE users SET name = :name, role = :role, updated_at = now() WHERE id = :id"
+                f" RETURNING {USER_COLUMNS}"
+            ),
+            {"id": user_id, "name": name, "role": role},
+        )
+    ).one()
+    return UserRow(**row._mapping)
+
+
+async def delete_user(session: AsyncSession, user_id: UUID) -> None:
+    await session.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})
+
+
+async def revoke_user_sessions(session: AsyncSession, user_id: UUID, reason: str) -> list[UUID]:
+    """Revoke the user's live sessions; the ids revoked."""
+    sids = await session.execute(
+        text(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = :reason"
+            " WHERE user_id = :id AND revoked_at IS NULL RETURNING id"
+        ),
+        {"id": user_id, "reason": reason},
+    )
+    return list(sids.scalars().all())
+
+
+async def owner_count(session: AsyncSession) -> int:
+    count = (await session.execute(text("SELECT count(*) FROM users WHERE role = 'owner'"))).scalar_one()
+    return int(count)
+
+
+async def lock_org(session: AsyncSession, org_id: UUID) -> None:
+    """Take the org row's lock that serializes membership changes."""
+    # NO KEY UPDATE: conflicts with itself (api mutations are serialized) but not with the
+    # KEY SHARE lock a foreign-key check takes, so inserting a member (the auth service accepting
+    # an invitation while holding that invitation's row) never waits on it: no lock cycle.
+    await session.execute(
+        text("SELECT id FROM organizations WHERE id = :org FOR NO KEY UPDATE"), {"org": org_id}
+    )
+
+
+async def user_role(session: AsyncSession, user_id: UUID) -> Role | None:
+    role: Role | None = (
+        await session.execute(text("SELECT role FROM users WHERE id = :id"), {"id": user_id})
+    ).scalar_one_or_none()
+    return role

@@ -1,0 +1,44 @@
+"""HTTP of members: /users. The rules are in `members/service.py`."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from services.api.deps import ApiDep, CurrentUser, TenantSession
+from services.api.members import service
+from services.api.members.schemas import UserOut, UserPatch, user_out
+from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from services.api.prefix import API_PREFIX
+
+router = APIRouter(prefix=API_PREFIX, tags=["users"])
+
+
+@router.get("/users", summary="Members of the organization, oldest first")
+async def list_users(
+    me: CurrentUser, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[UserOut]:
+    rows, next_cursor = await service.list_members(session, limit=limit, cursor=cursor)
+    return Page[UserOut](items=[user_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/users/{user_id}", summary="One member")
+async def get_user(user_id: UUID, me: CurrentUser, session: TenantSession) -> UserOut:
+    return user_out(await service.get_member(session, user_id))
+
+
+@router.patch("/users/{user_id}", summary="Change a member's name (self) or role (owner/admin)")
+async def patch_user(
+    user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession
+) -> UserOut:
+    row = await service.change_member(session, me, user_id, name=body.name, role=body.role)
+    return user_out(row)
+
+
+@router.delete("/users/{user_id}", status_code=204, summary="Remove a member (owner/admin)")
+async def delete_user(
+    user_id: UUID, me: CurrentUser, session: TenantSession, state: ApiDep
+) -> Response:
+    await service.remove_member(session, me, user_id, redis=state.redis, settings=state.settings)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""The caller's organization: read it, rename it (owner or admin)."""

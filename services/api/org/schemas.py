@@ -1,0 +1,30 @@
+"""Bodies of the organization endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from services.api.fields import Name
+from services.api.principal import Principal
+
+
+class OrgOut(BaseModel):
+    id: UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrgPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+
+
+def principal_org(me: Principal) -> OrgOut:
+    """The caller's organization as loaded with them."""
+    return OrgOut(
+        id=me.org_id, name=me.org_name, created_at=me.org_created_at, updated_at=me.org_updated_at
+    )

@@ -1,0 +1,192 @@
+"""The api's rules called directly at the service layer (no HTTP), against the real database.
+
+Each refusal is a named error of the one hierarchy (so it renders as its problem), and a refused
+change leaves the organization exactly as it was.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.invitations import service as invitations
+from services.api.invitations.queries import InvitationRow
+from services.api.me import queries as me_queries
+from services.api.members import service as members
+from services.api.org import service as org_service
+from services.api.principal import NotManager, Principal
+from shared.access_tokens import AccessClaims
+from shared.db import TenantScope, create_engine, create_sessionmaker, tenant_transaction
+from shared.errors import Conflict, error_response
+from shared.redis import create_redis
+from shared.settings import Settings
+from tests.api.conftest import Member, snapshot
+
+
+@pytest.fixture
+async def sessions(api_settings: Callable[..., Settings]) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(api_settings())
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def principal(session: AsyncSession, member: Member) -> Principal:
+    """The caller as `deps.current_user` builds it, loaded through the same query."""
+    row = await me_queries.caller(TenantScope.in_transaction(session, member.org_id), member.id)
+    assert row is not None
+    now = int(time.time())
+    claims = AccessClaims(member.id, member.org_id, member.role, uuid.uuid4(), "jti", now, now + 900)
+    return Principal(**vars(row), claims=claims, user_id=member.id, org_id=member.org_id, ip=None)
+
+
+async def refused(sessions, actor: Member, call, error: type[Exception]) -> Exception:
+    """Run `call(session, principal)` in the actor's tenant transaction, expecting `error`."""
+    with pytest.raises(error) as caught:
+        async with tenant_transaction(sessions, actor.org_id) as session:
+            await call(session, await principal(session, actor))
+    return caught.value
+
+
+async def test_last_owner_cannot_be_demoted_or_removed(sessions, make_org, admin, api_settings):
+    org = await make_org("owner", "admin")
+    owner = org.owner
+    before = await snapshot(admin, org)
+    settings = api_settings()
+    redis = create_redis(settings)
+    try:
+        error = await refused(
+            sessions, owner,
+            lambda s, me: members.change_member(s, me, owner.id, name=None, role="admin"),
+            members.LastOwner,
+        )
+        assert isinstance(error, Conflict) and "last owner" in error.detail
+        await refused(
+            sessions, owner,
+            lambda s, me: members.remove_member(s, me, owner.id, redis=redis, settings=settings),
+            members.LastOwner,
+        )
+    finally:
+        await redis.aclose()
+    assert await snapshot(admin, org) == before
+
+
+async def test_a_second_owner_lifts_the_last_owner_rule(sessions, make_org, admin):
+    org = await make_org("owner", "owner")
+    first, second = org.members
+    async with tenant_transaction(sessions, org.id) as session:
+        row = await members.change_member(
+            session, await principal(session, first), second.id, name=None, role="member"
+        )
+    assert row.role == "member"
+    assert await admin.fetchval("SELECT role FROM users WHERE id = $1", second.id) == "member"
+
+
+async def test_admin_cannot_promote_above_self(sessions, make_org, admin):
+    org = await make_org("owner", "admin", "member")
+    actor, member = org.by_role("admin"), org.by_role("member")
+    before = await snapshot(admin, org)
+    for target, role in ((member, "owner"), (actor, "owner"), (org.owner, "member")):
+        await refused(
+            sessions, actor,
+            lambda s, me, t=target, r=role: members.change_member(s, me, t.id, name=None, role=r),
+            members.CannotPromoteAboveSelf,
+        )
+    await refused(
+        sessions, actor,
+        lambda s, me: invitations.invite(
+            s, me, email="new@example.com", role="owner", redis=None, settings=None  # type: ignore[arg-type]
+        ),
+        invitations.OwnerInviteNeedsOwner,
+    )
+    assert await snapshot(admin, org) == before
+
+
+async def test_members_manage_nothing_and_rename_only_themselves(sessions, make_org, admin):
+    org = await make_org("owner", "member")
+    member = org.by_role("member")
+    before = await snapshot(admin, org)
+    await refused(
+        sessions, member,
+        lambda s, me: members.change_member(s, me, member.id, name=None, role="admin"),
+        NotManager,
+    )
+    await refused(
+        sessions, member,
+        lambda s, me: members.change_member(s, me, org.owner.id, name="Someone else", role=None),
+        members.NotOwnName,
+    )
+    await refused(sessions, member, lambda s, me: org_service.rename(s, me, "Mine now"), NotManager)
+    await refused(
+        sessions, member,
+        lambda s, me: invitations.list_invitations(s, me, limit=10, cursor=None),
+        NotManager,
+    )
+    assert await snapshot(admin, org) == before
+
+
+async def test_another_orgs_member_is_not_found(sessions, make_org):
+    mine, theirs = await make_org("owner"), await make_org("owner", "member")
+    await refused(
+        sessions, mine.owner,
+        lambda s, me: members.get_member(s, theirs.by_role("member").id),
+        members.MemberNotFound,
+    )
+
+
+async def test_inviting_a_member_is_a_conflict(sessions, make_org, admin):
+    org = await make_org("owner", "member")
+    before = await snapshot(admin, org)
+    await refused(
+        sessions, org.owner,
+        lambda s, me: invitations.invite(
+            s, me, email=org.by_role("member").email.upper(), role="member",
+            redis=None, settings=None,  # type: ignore[arg-type]
+        ),
+        invitations.AlreadyMember,
+    )
+    assert await snapshot(admin, org) == before
+
+
+def test_invitation_status_is_final_once_answered():
+    now = datetime.now(UTC)
+
+    def row(**fields: Any) -> InvitationRow:
+        values: dict[str, Any] = {
+            "id": uuid.uuid4(), "email": "a@example.com", "role": "member", "invited_by": None,
+            "created_at": now, "expires_at": now, "accepted_at": None, "revoked_at": None,
+            "expired": False,
+        }
+        values.update(fields)
+        return InvitationRow(**values)
+
+    assert invitations.status(row()) == "pending"
+    assert invitations.status(row(expired=True)) == "expired"
+    assert invitations.status(row(expired=True, revoked_at=now)) == "revoked"
+    assert invitations.status(row(expired=True, accepted_at=now)) == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (members.LastOwner(), 409),
+        (members.CannotPromoteAboveSelf(), 403),
+        (members.NotOwnName(), 403),
+        (members.MemberNotFound(), 404),
+        (NotManager(), 403),
+        (invitations.AlreadyInvited(), 409),
+        (invitations.AlreadyAccepted(), 409),
+        (invitations.InvitationNotFound(), 404),
+    ],
+)
+def test_named_errors_render_as_problems_of_their_status(error, status):
+    """One hierarchy, one mapping: a domain error is rendered by the shared problem handler."""
+    response = error_response(error, "/api/v1/x")
+    assert response.status_code == status
+    assert response.media_type == "application/problem+json"
+    assert error.detail.encode() in response.body
