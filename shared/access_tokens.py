@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
 
 from shared.errors import Unauthorized
+from shared.roles import Role
 from shared.settings import Settings
 
 ALGORITHM = "EdDSA"
@@ -36,7 +37,7 @@ ALGORITHM = "EdDSA"
 ACCESS_TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "role", "sid", "jti", "iat", "exp")
-ROLES = frozenset({"owner", "admin", "member"})
+ROLES = frozenset(Role)
 INVALID_TOKEN_DETAIL = "The access token is invalid or expired."
 
 

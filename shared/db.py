@@ -164,9 +164,10 @@ class TenantScope:
     """One request's access to its tenant's data: single bound statements, or one transaction.
 
     Without a sessionmaker every `read` is a `tenant_read` (one round trip each). With one, the
-    first `read` opens the transaction and is the statement that binds the tenant for the rest
-    of it; it is retried once, in a new transaction, when the pooled connection turns out dead
-    (nothing has been done in the transaction yet). `finish` commits or rolls back.
+    transaction opens with the first `read` (the statement that binds the tenant for the rest of
+    it) or with `transaction()` (a plain binding); that first statement is retried once, in a
+    new transaction, when the pooled connection turns out dead (nothing was done in it yet).
+    `finish` commits or rolls back.
     """
 
     def __init__(
@@ -180,7 +181,7 @@ class TenantScope:
 
     @classmethod
     def in_transaction(cls, session: AsyncSession, org_id: UUID) -> TenantScope:
-        """A scope reading in an open transaction of `org_id` (e.g. a `tenant_transaction`)."""
+        """A scope reading in an open transaction bound to `org_id` (e.g. a `tenant_transaction`)."""
         scope = cls(org_id, None)
         scope.session = session
         return scope
@@ -193,6 +194,19 @@ class TenantScope:
         if self._sessionmaker is None:
             assert self._engine is not None, "a scope without a transaction reads through an engine"
             return await tenant_read(self._engine, self.org_id, statement, params)
+        return await self._open(statement, bound)
+
+    async def transaction(self) -> AsyncSession:
+        """The scope's transaction, opened (and bound) now unless a `read` already did."""
+        if self.session is None:
+            if self._sessionmaker is None:
+                raise RuntimeError("this scope reads with single statements; it has no transaction")
+            await self._open(_BIND, {TENANT_PARAM: str(self.org_id)})
+        assert self.session is not None
+        return self.session
+
+    async def _open(self, statement: TextClause, bound: dict[str, object]) -> list[Row[Any]]:
+        assert self._sessionmaker is not None
         for attempt in (1, 2):
             session = self._sessionmaker()
             try:
@@ -222,3 +236,6 @@ class TenantScope:
                 await session.rollback()
         finally:
             await session.close()
+
+
+_BIND = text(f"SELECT set_config('{TENANT_SETTING}', :{TENANT_PARAM}, true)")

@@ -7,7 +7,6 @@ span of the request that queued it.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from enum import StrEnum
 from typing import Any
@@ -15,13 +14,13 @@ from typing import Any
 import orjson
 from arq.connections import ArqRedis
 from opentelemetry import propagate
-from redis.exceptions import RedisError
 
 from shared.errors import ServiceUnavailable
+from shared.redis_errors import redis_or_503
 from shared.settings import Settings
 
 SEND_EMAIL_JOB = "send_email"
-logger = logging.getLogger("blockbot.email_queue")
+QUEUE_UNAVAILABLE = "The email could not be queued; retry later."
 
 
 class EmailTemplate(StrEnum):
@@ -60,7 +59,7 @@ async def enqueue_email(
     message_id = uuid.uuid4().hex
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    try:
+    with redis_or_503(QUEUE_UNAVAILABLE, event="email enqueue failed", template=str(template)):
         job = await queue.enqueue_job(
             SEND_EMAIL_JOB,
             template=str(template),
@@ -70,9 +69,6 @@ async def enqueue_email(
             _job_id=f"email-{message_id}",
             _queue_name=email_queue_name(settings),
         )
-    except (RedisError, OSError) as error:
-        logger.error("email enqueue failed", extra={"template": str(template), "error": repr(error)})
-        raise ServiceUnavailable("The email could not be queued; retry later.") from error
     if job is None:  # pragma: no cover - ids are random, a clash means a bug
-        raise ServiceUnavailable("The email could not be queued; retry later.")
+        raise ServiceUnavailable(QUEUE_UNAVAILABLE)
     return message_id

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [ip_network("127.0.0.1/32"), ip_network("::1/128")]
     )
     app_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8080")
+    # Request bodies over these are a 413 before they are read (auth bodies are a few fields).
+    auth_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     # --- tokens and sessions (auth signs, api verifies) -------------------------------------
     jwt_issuer: str = "blockbot-auth"

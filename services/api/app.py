@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from services.api.api_keys import routes as api_keys
 from services.api.audit_log import routes as audit_log
 from services.api.invitations import routes as invitations
 from services.api.keys import PublicKeys, static_keys
@@ -17,7 +18,9 @@ from services.api.members import routes as members
 from services.api.org import routes as org
 from services.api.state import ApiState
 from shared.access_tokens import ClaimsCache
+from shared.api_keys import hashing_key
 from shared.app import create_app
+from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
 from shared.resources import Resources
 from shared.settings import Settings, SettingsError
@@ -30,6 +33,10 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         problems.append("JWKS_URL or JWT_PUBLIC_KEYS: required for the api service")
     if settings.database_url is None:
         problems.append("DATABASE_URL: required for the api service")
+    try:
+        hashing_key(settings)
+    except SettingsError as error:
+        problems.extend(error.lines)
     if problems:
         raise SettingsError(problems)
     static_keys(settings)  # fail start-up on a malformed key
@@ -55,11 +62,15 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
     app = create_app(
         title="BlockBot API",
         settings=settings,
-        routers=[me.router, org.router, members.router, invitations.router, audit_log.router],
+        routers=[
+            me.router, org.router, members.router, invitations.router, audit_log.router,
+            api_keys.router,
+        ],
         service_lifespan=lifespan,
         resources=resources,
         # Reads retry once on a dropped connection instead (shared.db.tenant_read, TenantScope).
         database_pre_ping=False,
     )
     app.add_middleware(RateLimitHeadersMiddleware)
+    install_body_limit(app, settings.api_max_body_bytes)
     return app

@@ -2,19 +2,26 @@
 
 Per request, in this order:
 
-1. `authenticate`: the credential (today a bearer access token) verified with public keys only
-   (signature, alg, kid, iss, aud, exp), at most once per token (`ClaimsCache`); then, in ONE
-   Lua call (one Redis round trip), the three rate-limit windows and the revoked-session
-   marker, checked on EVERY request (fail open when Redis is down).
+1. `authenticate`: bearer token verified with public keys only (signature, alg, kid, iss, aud,
+   exp), at most once per token (`ClaimsCache`: its header parsed once, its verified claims
+   kept until exp); then, in ONE Lua call (one Redis round trip), the three rate-limit windows
+   and the revoked-session marker, checked on EVERY request (fail open when Redis is down).
 2. `tenant_scope`: the tenant of the VERIFIED credential, bound with `set_config(..., true)`
    (`shared.db.TenantScope`). A route that declares `TenantSession` gets one transaction,
    committed after the handler returns and before the response is sent, rolled back on any
-   error; any other route reads with single statements that bind and read, one round trip
-   each. Row Level Security is the tenant boundary either way.
+   error; any other route reads with single statements that bind the tenant and read, one
+   round trip each, in implicit transactions. Row Level Security is the tenant boundary.
 3. `CurrentUser`: the caller's user row, read by the statement that binds the tenant (so
-   `GET /me` is one PostgreSQL round trip; in a transaction it is its first statement); a user
+   `GET /me` is ONE PostgreSQL round trip; in a transaction it is its first statement); a user
    deleted since the token was issued is a 401. Permission checks use the role in the database,
    never the (possibly stale) role claim.
+
+An API key (`Bearer bb_...`, services/api/api_keys/credential.py) takes the same path with two
+differences: its org is only known from its row, so step 2 comes first (a transaction begins
+with the ONE statement that verifies the key and binds its org), then its windows (the org's,
+the key's, the key's per endpoint) in the same single Lua call; and step 3 refuses it
+(`CurrentUser` is a person) unless the route takes `Caller`, which admits keys whose scopes
+cover the method.
 
 Redis down and the revocation check: it FAILS OPEN, logged and counted
 (`api_revocation_check_fail_open_total`). The api's contract is to stay available when Redis
@@ -32,15 +39,24 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.api_keys import credential as api_key
+from services.api.api_keys.credential import ApiKeyNotAllowed, KeyCredential, KeyPrincipal
 from services.api.limits import DECISION_SCOPE_KEY
 from services.api.me import queries
-from services.api.metrics import AUTH_FAILURES, REVOCATION_CHECK_FAIL_OPEN
+from services.api.metrics import (
+    AUTH_FAILURES,
+    KEY_AUTH_FAILURES,
+    REQUESTS_BY_CREDENTIAL,
+    REVOCATION_CHECK_FAIL_OPEN,
+)
 from services.api.principal import Principal
 from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key
-from shared.db import TenantScope
+from shared.api_keys import is_api_key
+from shared.bearer import bearer_token
+from shared.db import TenantScope, transaction
 from shared.errors import RateLimited, Unauthorized
-from shared.ratelimit import client_ip, ratelimit_headers
+from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.api.auth")
@@ -61,17 +77,14 @@ _AUTH_MISSING = AUTH_FAILURES.labels("missing")
 _AUTH_INVALID = AUTH_FAILURES.labels("invalid")
 _AUTH_REVOKED = AUTH_FAILURES.labels("revoked")
 _AUTH_UNKNOWN_USER = AUTH_FAILURES.labels("unknown_user")
+_USER_REQUESTS = REQUESTS_BY_CREDENTIAL.labels("user")
 
 
 def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
-    if not header:
-        _AUTH_MISSING.inc()
-        raise Unauthorized(MISSING_TOKEN_DETAIL)
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 4096:
-        _AUTH_INVALID.inc()
+    token = bearer_token(header)
+    if token is None:
+        (_AUTH_INVALID if header else _AUTH_MISSING).inc()
         raise Unauthorized(MISSING_TOKEN_DETAIL)
     return token
 
@@ -89,34 +102,59 @@ async def _verified_claims(token: str, state: ApiState) -> AccessClaims:
         raise
 
 
-async def authenticate(request: Request, state: ApiDep) -> AccessClaims:
-    """Verify the credential, apply the rate limits, reject revoked sessions."""
-    # A second credential kind (API keys) is verified here too, into the same claims shape;
-    # the rate limits, the revocation marker and the tenant binding below stay one path.
-    claims = await _verified_claims(_bearer_token(request), state)
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCredential:
+    """Verify the bearer token, apply the rate limits, reject revoked sessions.
+
+    An API key is only shape-checked here: it is verified by `tenant_session`, in the database.
+    """
+    token = _bearer_token(request)
+    if is_api_key(token):
+        return api_key.presented(token, state.settings)
+    claims = await _verified_claims(token, state)
     # One Lua call: the three windows and the revoked-session marker (one round trip).
     decision = await state.limiter.check_fail_open(
-        state.rate_policy.windows(claims, request.method, route),
+        state.rate_policy.windows(claims, request.method, _route(request)),
         flag_keys=[revoked_sid_key(state.settings, claims.session_id)],
     )
     if decision is None:
         REVOCATION_CHECK_FAIL_OPEN.inc()
         logger.warning("revoked-session check unavailable (Redis down), failing open")
+        _USER_REQUESTS.inc()
         return claims
     request.scope[DECISION_SCOPE_KEY] = decision
     if decision.flagged:
         _AUTH_REVOKED.inc()
         raise Unauthorized("The session of this access token has been revoked.")
+    _enforce(request, decision)
+    _USER_REQUESTS.inc()
+    return claims
+
+
+def _route(request: Request) -> str:
+    return str(getattr(request.scope.get("route"), "path", request.url.path))
+
+
+def _enforce(request: Request, decision: Decision) -> None:
+    """Leave the decision for the RateLimit-* headers; a refused one is a 429."""
+    request.scope[DECISION_SCOPE_KEY] = decision
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",
             headers=ratelimit_headers(decision),
         )
-    return claims
 
 
-Claims = Annotated[AccessClaims, Depends(authenticate)]
+Credential = Annotated[AccessClaims | KeyCredential, Depends(authenticate)]
+
+
+async def _limit_key(request: Request, state: ApiState, key: KeyPrincipal) -> None:
+    """The key's windows (org, key, key per endpoint) in one Lua call; fail open like tokens."""
+    windows: list[Window] = state.rate_policy.key_windows(
+        key.org_id, key.key_id, request.method, _route(request)
+    )
+    decision = await state.limiter.check_fail_open(windows)
+    if decision is not None:
+        _enforce(request, decision)
 
 
 _TRANSACTION_FLAG = "_blockbot_tenant_transaction"
@@ -138,31 +176,62 @@ def _route_needs_transaction(request: Request) -> bool:
     return bool(flag)
 
 
-async def tenant_scope(claims: Claims, state: ApiDep, request: Request) -> AsyncIterator[TenantScope]:
-    """The verified credential's tenant; a transaction only for routes that declare one."""
-    if not _route_needs_transaction(request):
-        yield TenantScope(claims.org_id, state.engine)
+async def tenant_scope(
+    credential: Credential, state: ApiDep, request: Request
+) -> AsyncIterator[TenantScope]:
+    """The verified credential's tenant: a transaction for routes that declare `TenantSession`
+    (committed before responding), single bound statements otherwise. An API key is verified
+    here, by the first statement of a transaction, which binds its org."""
+    if isinstance(credential, AccessClaims):
+        if not _route_needs_transaction(request):
+            yield TenantScope(credential.org_id, state.engine)
+            return
+        scope = TenantScope(credential.org_id, state.engine, state.sessionmaker)
+        try:
+            yield scope
+        except BaseException:
+            await scope.finish(ok=False)
+            raise
+        await scope.finish(ok=True)
         return
-    scope = TenantScope(claims.org_id, state.engine, state.sessionmaker)
-    try:
-        yield scope
-    except BaseException:
-        await scope.finish(ok=False)
-        raise
-    await scope.finish(ok=True)
+    async with transaction(state.sessionmaker) as session:
+        key = await api_key.verify(session, credential)
+        await _limit_key(request, state, key)
+        api_key.require_scope(key, request.method)
+        request.state.api_key = key
+        REQUESTS_BY_CREDENTIAL.labels("api_key").inc()
+        yield TenantScope.in_transaction(session, key.org_id)
 
 
 Tenant = Annotated[TenantScope, Depends(tenant_scope, scope="function")]
 
 
+async def tenant_session(tenant: Tenant) -> AsyncSession:
+    """The request's transaction, bound to the verified credential's org.
+
+    After `CurrentUser` (the usual order) it is already open, bound by the caller's read.
+    """
+    return await tenant.transaction()
+
+
+TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
+
+
 async def current_user(
-    claims: Claims, tenant: Tenant, request: Request, state: ApiDep
+    credential: Credential, tenant: Tenant, request: Request, state: ApiDep
 ) -> Principal:
-    """The caller as the database knows them now, read by the statement binding the tenant."""
+    """The caller as the database knows them now; a user deleted since the token is a 401.
+
+    A person only: an API key is refused (403) on the routes that take `CurrentUser`.
+    """
+    if not isinstance(credential, AccessClaims):
+        KEY_AUTH_FAILURES.labels("not_allowed").inc()
+        raise ApiKeyNotAllowed()
+    claims = credential
     row = await queries.caller(tenant, claims.user_id)
     if row is None:
         _AUTH_UNKNOWN_USER.inc()
-        raise Unauthorized("The user of this access token no longer exists.")
+        raise Unauthorized("The user of this access token no longer exists or is disabled.")
     return Principal(
         **vars(row), claims=claims, user_id=claims.user_id, org_id=claims.org_id,
         ip=request_ip(request, state.settings),
@@ -172,14 +241,17 @@ async def current_user(
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-async def tenant_session(tenant: Tenant, me: CurrentUser) -> AsyncSession:
-    """The request's transaction, its tenant already bound by the caller's read (`me`)."""
-    del me  # declared for its order: it binds the tenant with the transaction's first statement
-    assert tenant.session is not None, "a TenantSession route opens a transaction"
-    return tenant.session
+async def caller(
+    credential: Credential, tenant: Tenant, request: Request, state: ApiDep
+) -> Principal | KeyPrincipal:
+    """The caller of a route that also serves API keys: a person, or a key (scope checked)."""
+    if isinstance(credential, AccessClaims):
+        return await current_user(credential, tenant, request, state)
+    key: KeyPrincipal = request.state.api_key
+    return key
 
 
-TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
+Caller = Annotated[Principal | KeyPrincipal, Depends(caller)]
 
 
 def request_ip(request: Request, settings: Settings) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
+from uuid import UUID
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +50,20 @@ class RatePolicy:
             Window("user", user, self.user_limit, self.user_period_seconds),
             Window(
                 "user_endpoint", f"{user}:{method} {route}", self.endpoint_limit,
+                self.endpoint_period_seconds,
+            ),
+        ]
+
+
+    def key_windows(self, org_id: UUID, key_id: UUID, method: str, route: str) -> list[Window]:
+        """An API key's windows: the org's (shared with its people) and the key's own, with the
+        limits of a user."""
+        key = str(key_id)
+        return [
+            Window("org", str(org_id), self.org_limit, self.org_period_seconds),
+            Window("api_key", key, self.user_limit, self.user_period_seconds),
+            Window(
+                "api_key_endpoint", f"{key}:{method} {route}", self.endpoint_limit,
                 self.endpoint_period_seconds,
             ),
         ]

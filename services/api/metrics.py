@@ -18,3 +18,13 @@ JWKS_FETCHES = Counter(
     "Fetches of the auth service's JWKS, by outcome.",
     ["outcome"],  # ok, error
 )
+KEY_AUTH_FAILURES = Counter(
+    "api_key_auth_failures_total",
+    "Requests with an API key refused, by reason.",
+    ["reason"],  # malformed, wrong_env, unknown, bad_secret, revoked, expired, scope, not_allowed
+)
+REQUESTS_BY_CREDENTIAL = Counter(
+    "api_authenticated_requests_total",
+    "Requests that presented a verified credential, by its kind.",
+    ["credential"],  # user, api_key
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
@@ -98,3 +98,12 @@ def time_id_page(rows: Sequence[R], limit: int) -> tuple[Sequence[R], str | None
     """Rows fetched with LIMIT limit+1: the page, and the cursor of the next one (or None)."""
     page, more = split_page(rows, limit)
     return page, encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if more else None
+
+
+def time_id_bound(
+    key: tuple[datetime, UUID] | None, direction: Literal["<", ">"]
+) -> tuple[str, dict[str, object]]:
+    """The WHERE clause (`:ts`, `:id` parameters) of a (created_at, id) keyset page, or none."""
+    if key is None:
+        return "", {}
+    return f"WHERE (created_at, id) {direction} (:ts, :id)", {"ts": key[0], "id": key[1]}

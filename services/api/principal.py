@@ -8,8 +8,7 @@ from uuid import UUID
 from services.api.me.queries import CallerRow
 from shared.access_tokens import AccessClaims
 from shared.errors import Forbidden
-
-MANAGER_ROLES = frozenset({"owner", "admin"})
+from shared.roles import MANAGERS
 
 
 class NotManager(Forbidden):
@@ -28,7 +27,7 @@ class Principal(CallerRow):
 
     @property
     def is_manager(self) -> bool:
-        return self.role in MANAGER_ROLES
+        return self.role in MANAGERS
 
     def require_manager(self, detail: str | None = None) -> None:
         """Raise `NotManager` unless the caller is an owner or an admin."""

@@ -23,6 +23,7 @@ from services.auth.identities import (
     find_user_by_email,
     load_identity,
     load_user,
+    lock_if_enabled,
 )
 from services.auth.metrics import LOGINS
 from services.auth.one_time_tokens import Purpose, consume, issue, retire_outstanding
@@ -68,6 +69,9 @@ async def start_session(
     db: AsyncSession, state: AuthState, user: UserRecord, client: ClientInfo,
     *, method: str,
 ) -> Issued:
+    if not await lock_if_enabled(db, user.id):
+        # Disabled by an operator: the same answer as bad credentials, and nothing is written.
+        raise Unauthorized(INVALID_CREDENTIALS)
     session_id, refresh_token = await sessions.create_session(
         db, state, org_id=user.org_id, user_id=user.id, client=client, method=method,
     )

@@ -8,15 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
-from services.auth.bodylimit import BodySizeLimit
 from services.auth.housekeeping import run_housekeeping
 from services.auth.keys import KeyRing, load_keyring
 from services.auth.passwords import Passwords
 from services.auth.routes import router
 from services.auth.state import AuthState
 from shared.app import create_app
+from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
 from shared.resources import Resources
 from shared.settings import Settings
@@ -70,6 +69,5 @@ def create_auth_app(
         title="BlockBot auth", settings=settings, routers=[router], service_lifespan=lifespan,
         resources=resources,
     )
-    # Innermost (appended, not added on top): its 413 carries the request id and is counted.
-    app.user_middleware.append(Middleware(BodySizeLimit))
+    install_body_limit(app, settings.auth_max_body_bytes)
     return app

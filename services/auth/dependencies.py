@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.exceptions import RedisError
 
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
-from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
+from shared.bearer import bearer_token
+from shared.errors import Forbidden, Unauthorized
 from shared.ratelimit import client_ip
+from shared.redis_errors import redis_or_503
 
 REFRESH_COOKIE = "bb_refresh"
 COOKIE_PATH = "/api/v1/auth"
@@ -35,14 +36,12 @@ Client = Annotated[ClientInfo, Depends(get_client)]
 
 async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
     """The verified bearer token of a live session (revocation checked in Redis, fail closed)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise Unauthorized("A bearer access token is required.")
-    claims = verify_access_token(token.strip(), state.keyring.public_keys, state.settings)
-    try:
+    claims = verify_access_token(token, state.keyring.public_keys, state.settings)
+    with redis_or_503():
         revoked = await is_session_revoked(state.redis, state.settings, claims.session_id)
-    except (RedisError, OSError) as error:
-        raise ServiceUnavailable("A dependency is unavailable; retry later.") from error
     if revoked:
         raise Unauthorized("The session has been revoked.")
     return claims

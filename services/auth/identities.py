@@ -26,6 +26,7 @@ class UserRecord:
     role: str
     password_hash: str | None
     email_verified_at: datetime | None
+    disabled_at: datetime | None = None
 
     @property
     def verified(self) -> bool:
@@ -40,7 +41,7 @@ class Identity:
     org_name: str
 
 
-_USER_COLUMNS = "id, org_id, email, name, role, password_hash, email_verified_at"
+_USER_COLUMNS = "id, org_id, email, name, role, password_hash, email_verified_at, disabled_at"
 
 
 async def find_user_by_email(state: AuthState, email: str) -> UserRecord | None:
@@ -62,6 +63,20 @@ async def load_user(db: AsyncSession, user_id: UUID) -> UserRecord | None:
         )
     ).one_or_none()
     return None if row is None else UserRecord(*row)
+
+
+async def lock_if_enabled(db: AsyncSession, user_id: UUID) -> bool:
+    """Share-lock the user row (tenant bound) and say whether the user may hold a session.
+
+    The lock conflicts with an operator's `disable`, which revokes sessions in its own
+    transaction: a session is either created first (and then revoked) or refused.
+    """
+    enabled = (
+        await db.execute(
+            text("SELECT disabled_at IS NULL FROM users WHERE id = :id FOR SHARE"), {"id": user_id}
+        )
+    ).scalar_one_or_none()
+    return bool(enabled)
 
 
 async def load_identity(db: AsyncSession, user_id: UUID) -> Identity | None:

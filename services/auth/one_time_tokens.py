@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.metrics import MAGIC_LINKS, ONE_TIME_TOKENS
-from services.auth.opaque import new_token, token_hash
 from shared.db import set_tenant
+from shared.opaque_tokens import new_token, token_hash
 from shared.settings import Settings
 
 

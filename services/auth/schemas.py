@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from services.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from shared.roles import Role
 
 NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 # Logging in with a password set under older rules still works; the cap bounds hashing work.
@@ -68,7 +69,7 @@ class UserOut(BaseModel):
     org_id: UUID
     email: str
     name: str
-    role: Literal["owner", "admin", "member"]
+    role: Role
     email_verified: bool
 
 

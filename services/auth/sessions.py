@@ -19,30 +19,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeVar
 from uuid import UUID, uuid4
 
-from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.identities import Identity, load_identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
-from services.auth.opaque import decode_token, new_token
 from services.auth.state import AuthState, ClientInfo
 from shared import audit
-from shared.access_tokens import b64url_encode, mark_sessions_revoked
+from shared.access_tokens import b64url_encode
 from shared.db import set_tenant, tenant_transaction, transaction
-from shared.errors import NotFound, ServiceUnavailable, Unauthorized
+from shared.errors import NotFound, Unauthorized
+from shared.opaque_tokens import decode_token, new_token
 from shared.redis import redis_key
+from shared.redis_errors import redis_or_503
+from shared.sessions import revocation
 
 logger = logging.getLogger("blockbot.auth.sessions")
 
-T = TypeVar("T")
 
 INVALID_REFRESH_DETAIL = "The refresh token is invalid, expired or revoked."
 
@@ -180,7 +178,9 @@ async def _refresh_locked(
                     "SELECT id, org_id, user_id, token_hash, previous_token_hash, revoked_at,"
                     " expires_at <= now() AS expired,"
                     " rotated_at IS NOT NULL AND now() - rotated_at"
-                    "   < make_interval(secs => :grace) AS in_grace"
+                    "   < make_interval(secs => :grace) AS in_grace,"
+                    " (SELECT disabled_at IS NOT NULL FROM users u WHERE u.id = user_id)"
+                    "   AS user_disabled"
                     " FROM sessions WHERE id = :id FOR UPDATE"
                 ),
                 {"id": found.id, "grace": grace},
@@ -188,7 +188,7 @@ async def _refresh_locked(
         ).one_or_none()
         if row is None:
             return Outcome.INVALID, None, None
-        if row.revoked_at is not None:
+        if row.revoked_at is not None or row.user_disabled:
             return Outcome.REVOKED, None, None
         if row.expired:
             return Outcome.EXPIRED, None, None
@@ -213,7 +213,8 @@ async def _refresh_locked(
                 {"new": successor_hash, "id": row.id, "ip": client.ip},
             )
             # Escrow before commit: a concurrent refresh waiting on our row lock will find it.
-            await _redis_or_503(_escrow_successor(state, raw, digest, successor))
+            with redis_or_503():
+                await _escrow_successor(state, raw, digest, successor)
             identity = await load_identity(db, row.user_id)
             if identity is None:
                 return Outcome.INVALID, None, None
@@ -221,7 +222,8 @@ async def _refresh_locked(
 
         if row.previous_token_hash is not None and bytes(row.previous_token_hash) == digest \
                 and row.in_grace:
-            current = await _redis_or_503(_recover_successor(state, raw, digest))
+            with redis_or_503():
+                current = await _recover_successor(state, raw, digest)
             if current is None:
                 return Outcome.INVALID, None, None
             identity = await load_identity(db, row.user_id)
@@ -240,52 +242,19 @@ async def _refresh_locked(
         return Outcome.REUSE_DETECTED, None, row.id
 
 
-async def _redis_or_503(awaitable: Awaitable[T]) -> T:
-    """Await a Redis operation; its failure is a 503 (auth fails closed), not a 500."""
-    try:
-        return await awaitable
-    except (RedisError, OSError) as error:
-        logger.error("redis unavailable", extra={"error": repr(error)})
-        raise ServiceUnavailable("A dependency is unavailable; retry later.") from error
-
-
 # --- revocation ----------------------------------------------------------------------------
 
 
 async def _revoke_rows(db: AsyncSession, state: AuthState, ids: list[UUID], *, reason: str) -> None:
-    """Revoke sessions (transaction bound to their org) and mark their sids in Redis.
-
-    The markers are written before the commit: if Redis is down the revocation fails as a whole
-    (503, retry) instead of leaving access tokens alive for their remaining lifetime.
-    """
-    if not ids:
-        return
-    await db.execute(
-        text(
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = :reason"
-            " WHERE id = ANY(:ids) AND revoked_at IS NULL"
-        ),
-        {"ids": ids, "reason": reason},
-    )
-    await _redis_or_503(mark_sessions_revoked(state.redis, state.settings, ids))
+    """Revoke sessions (transaction bound to their org) and mark their sids in Redis (fail closed)."""
+    await revocation.revoke_sessions(db, state.redis, state.settings, ids, reason=reason)
 
 
 async def revoke_user_sessions(
     db: AsyncSession, state: AuthState, user_id: UUID, *, reason: str
 ) -> list[UUID]:
     """Revoke every live session of a user (transaction bound to the user's org)."""
-    ids = list(
-        (
-            await db.execute(
-                text(
-                    "SELECT id FROM sessions WHERE user_id = :user AND revoked_at IS NULL"
-                    " AND expires_at > now() FOR UPDATE"
-                ),
-                {"user": user_id},
-            )
-        ).scalars()
-    )
-    await _revoke_rows(db, state, ids, reason=reason)
+    ids = await revocation.revoke_user_sessions(db, state.redis, state.settings, user_id, reason=reason)
     SESSIONS_REVOKED.labels(reason).inc(len(ids))
     return ids
 

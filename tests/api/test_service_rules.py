@@ -6,6 +6,7 @@ change leaves the organization exactly as it was.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from devstack.ports import free_port
 from services.api.invitations import service as invitations
 from services.api.invitations.queries import InvitationRow
 from services.api.me import queries as me_queries
@@ -23,10 +25,12 @@ from services.api.org import service as org_service
 from services.api.principal import NotManager, Principal
 from shared.access_tokens import AccessClaims
 from shared.db import TenantScope, create_engine, create_sessionmaker, tenant_transaction
-from shared.errors import Conflict, error_response
+from shared.errors import Conflict, ServiceUnavailable, error_response
 from shared.redis import create_redis
+from shared.roles import Role
+from shared.sessions.revocation import revoke_user_sessions
 from shared.settings import Settings
-from tests.api.conftest import Member, snapshot
+from tests.api.conftest import Member, add_session, audit_rows, snapshot
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ async def test_last_owner_cannot_be_demoted_or_removed(sessions, make_org, admin
     try:
         error = await refused(
             sessions, owner,
-            lambda s, me: members.change_member(s, me, owner.id, name=None, role="admin"),
+            lambda s, me: members.change_member(s, me, owner.id, name=None, role=Role.ADMIN),
             members.LastOwner,
         )
         assert isinstance(error, Conflict) and "last owner" in error.detail
@@ -81,7 +85,7 @@ async def test_a_second_owner_lifts_the_last_owner_rule(sessions, make_org, admi
     first, second = org.members
     async with tenant_transaction(sessions, org.id) as session:
         row = await members.change_member(
-            session, await principal(session, first), second.id, name=None, role="member"
+            session, await principal(session, first), second.id, name=None, role=Role.MEMBER
         )
     assert row.role == "member"
     assert await admin.fetchval("SELECT role FROM users WHERE id = $1", second.id) == "member"
@@ -100,7 +104,7 @@ async def test_admin_cannot_promote_above_self(sessions, make_org, admin):
     await refused(
         sessions, actor,
         lambda s, me: invitations.invite(
-            s, me, email="new@example.com", role="owner", redis=None, settings=None  # type: ignore[arg-type]
+            s, me, email="new@example.com", role=Role.OWNER, redis=None, settings=None  # type: ignore[arg-type]
         ),
         invitations.OwnerInviteNeedsOwner,
     )
@@ -113,7 +117,7 @@ async def test_members_manage_nothing_and_rename_only_themselves(sessions, make_
     before = await snapshot(admin, org)
     await refused(
         sessions, member,
-        lambda s, me: members.change_member(s, me, member.id, name=None, role="admin"),
+        lambda s, me: members.change_member(s, me, member.id, name=None, role=Role.ADMIN),
         NotManager,
     )
     await refused(
@@ -145,7 +149,7 @@ async def test_inviting_a_member_is_a_conflict(sessions, make_org, admin):
     await refused(
         sessions, org.owner,
         lambda s, me: invitations.invite(
-            s, me, email=org.by_role("member").email.upper(), role="member",
+            s, me, email=org.by_role("member").email.upper(), role=Role.MEMBER,
             redis=None, settings=None,  # type: ignore[arg-type]
         ),
         invitations.AlreadyMember,
@@ -190,3 +194,26 @@ def test_named_errors_render_as_problems_of_their_status(error, status):
     assert response.status_code == status
     assert response.media_type == "application/problem+json"
     assert error.detail.encode() in response.body
+
+
+async def test_session_revocation_with_redis_down(sessions, make_org, admin, api_settings):
+    """Required markers (auth): 503 and nothing revoked. Best effort (member removal): done."""
+    org = await make_org("owner", "member")
+    member = org.by_role("member")
+    sid = await add_session(admin, member)
+    dead = api_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    redis = create_redis(dead)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            async with tenant_transaction(sessions, org.id) as session:
+                await revoke_user_sessions(session, redis, dead, member.id, reason="logout_all")
+        assert await admin.fetchval("SELECT revoked_at FROM sessions WHERE id = $1", sid) is None
+        async with tenant_transaction(sessions, org.id) as session:
+            await members.remove_member(
+                session, await principal(session, org.owner), member.id, redis=redis, settings=dead
+            )
+    finally:
+        await redis.aclose()
+    assert await admin.fetchval("SELECT count(*) FROM users WHERE id = $1", member.id) == 0
+    (event,) = [row for row in await audit_rows(admin, org) if row["action"] == "user.removed"]
+    assert json.loads(event["details"])["sessions_revoked"] == 1

@@ -185,7 +185,7 @@ async def invite(
 ) -> tuple[str, str]:
     """Arrange a pending invitation from the user of `inviter` (a token response) as the api
     would; returns the invitation token and the invitation id."""
-    from services.auth.opaque import new_token
+    from shared.opaque_tokens import new_token
 
     token, digest = new_token()
     org_id = inviter.json()["org"]["id"]

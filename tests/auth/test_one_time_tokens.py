@@ -7,7 +7,7 @@ import hashlib
 
 import httpx
 
-from services.auth.opaque import decode_token
+from shared.opaque_tokens import decode_token
 from tests.auth.conftest import PREFIX, AuthApp, admin, last_token, new_email, register, signup, verify_email
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import httpx
 
-from services.auth.opaque import new_token
 from services.auth.signups.service import purge_expired_attempts
+from shared.opaque_tokens import new_token
 from tests.auth.conftest import (
     PREFIX,
     AuthApp,

@@ -105,6 +105,18 @@ async def run_flows(
 
     assert (await auth.get(f"{AUTH}/sessions", headers=bearer(access))).status_code == 200
     assert (await api.get("/api/v1/me", headers=bearer(access))).status_code == 200
+    # An API key: created, used, presented in a query string and to auth, revoked, refused.
+    r = await api.post("/api/v1/api-keys", json={"name": "log bot", "scopes": ["read"]},
+                       headers=bearer(access))
+    assert r.status_code == 201, r.text
+    api_key = r.json()["key"]
+    seen["api key secret"] = api_key[len(r.json()["prefix"]) + 1:]
+    assert (await api.get("/api/v1/me", headers=bearer(api_key))).status_code == 200
+    assert (await api.get(f"/api/v1/nowhere?key={api_key}", headers=bearer(api_key))).status_code == 404
+    assert (await auth.get(f"{AUTH}/sessions", headers=bearer(api_key))).status_code == 401
+    r = await api.delete(f"/api/v1/api-keys/{r.json()['id']}", headers=bearer(access))
+    assert r.status_code == 204
+    assert (await api.get("/api/v1/me", headers=bearer(api_key))).status_code == 401
     assert (await api.get("/api/v1/me", headers=bearer(seen["forged bearer"]))).status_code == 401
     assert (await api.get("/api/v1/users", headers={"Authorization": f"Basic {seen['basic credentials']}"})
             ).status_code == 401

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.fields import Role
+from services.api.pagination import time_id_bound
+from shared.roles import Role
 
 INVITATION_COLUMNS = (
     "id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at,"
@@ -34,6 +35,9 @@ class InvitationRow:
     accepted_at: datetime | None
     revoked_at: datetime | None
     expired: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
 
 
 async def member_exists(session: AsyncSession, email: str) -> bool:
@@ -94,11 +98,8 @@ async def list_invitations(
     session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
 ) -> list[InvitationRow]:
     """Invitations newest first, from just before the (created_at, id) key `before`."""
-    params: dict[str, object] = {"limit": limit}
-    where = ""
-    if before is not None:
-        params["ts"], params["id"] = before
-        where = "WHERE (created_at, id) < (:ts, :id)"
+    where, params = time_id_bound(before, "<")
+    params["limit"] = limit
     rows = await session.execute(
         text(
             f"SELECT {INVITATION_COLUMNS} FROM invitations {where}"

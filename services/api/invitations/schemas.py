@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from services.api.fields import Role
+from shared.roles import Role
 
 InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
 
@@ -16,7 +16,7 @@ InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
 class InvitationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: EmailStr = Field(max_length=320)
-    role: Role = "member"
+    role: Role = Role.MEMBER
 
 
 class InvitationOut(BaseModel):

@@ -5,9 +5,9 @@
 - A 409 when the address is already a member of THIS org or has a pending invitation; an
   address of another org is invisible here (RLS) and is invited like any other, so the api
   never reveals other tenants' members. An expired, never-answered invitation no longer blocks.
-- The link carries a one-time token in its fragment: 32 random bytes, unpadded base64url; only
-  their SHA-256 is stored (`one_time_tokens`, purpose 'invitation'), the scheme the auth
-  service consumes when the invitation is accepted.
+- The link carries a one-time token (`shared/opaque_tokens.py`) in its fragment; only its
+  SHA-256 is stored (`one_time_tokens`, purpose 'invitation'), which the auth service consumes
+  when the invitation is accepted.
 - The email is enqueued before the commit: if Redis refuses, the whole invitation is rolled
   back (503), never half made.
 - Revoking spends the link's token first; an accepted invitation cannot be revoked.
@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -24,16 +22,16 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import audit
-from services.api.fields import Role
 from services.api.invitations import queries
 from services.api.invitations.queries import InvitationRow
 from services.api.invitations.schemas import InvitationStatus
 from services.api.members.service import lock_org
 from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
-from shared.access_tokens import b64url_encode
 from shared.email_queue import EmailTemplate, enqueue_email
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.opaque_tokens import new_token
+from shared.roles import Role
 from shared.settings import Settings
 
 
@@ -55,12 +53,6 @@ class InvitationNotFound(NotFound):
 
 class AlreadyAccepted(Conflict):
     default_detail = "The invitation has already been accepted."
-
-
-def new_token() -> tuple[str, bytes]:
-    """A one-time token for the link and the SHA-256 digest that is stored."""
-    raw = secrets.token_bytes(32)
-    return b64url_encode(raw), hashlib.sha256(raw).digest()
 
 
 def status(row: InvitationRow) -> InvitationStatus:
@@ -85,7 +77,7 @@ async def invite(
     me.require_manager()
     me = await lock_org(session, me)  # serialized with role changes: the role as of now
     me.require_manager()
-    if role == "owner" and me.role != "owner":
+    if role == Role.OWNER and me.role != Role.OWNER:
         raise OwnerInviteNeedsOwner()
     if await queries.member_exists(session, email):
         raise AlreadyMember()

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from services.api.fields import Role
 from shared.db import TenantScope, tenant_bound
+from shared.roles import Role
 
 
 @dataclass(frozen=True)
@@ -25,16 +25,23 @@ class CallerRow:
     org_created_at: datetime
     org_updated_at: datetime
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
+
 
 _CALLER = tenant_bound(
     "SELECT u.email, u.name, u.role, u.email_verified_at, u.created_at,"
     " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at"
     " FROM users u JOIN organizations o ON o.id = u.org_id"
-    " WHERE u.id = :id"
+    " WHERE u.id = :id AND u.disabled_at IS NULL"
 )
 
 
 async def caller(tenant: TenantScope, user_id: UUID) -> CallerRow | None:
-    """The user and their org, or None when the user no longer exists (RLS hides other orgs)."""
+    """The user and their org, or None when the user no longer exists or is disabled.
+
+    RLS hides other orgs; a user disabled by an operator is refused here even if the Redis
+    revocation check failed open.
+    """
     rows = await tenant.read(_CALLER, {"id": user_id})
     return CallerRow(**rows[0]._mapping) if rows else None

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Literal
+from uuid import UUID
+
 from pydantic import BaseModel
 
+from services.api.api_keys.credential import KeyPrincipal
+from services.api.api_keys.schemas import Scope
 from services.api.members.schemas import UserOut
-from services.api.org.schemas import OrgOut, principal_org
+from services.api.org.queries import OrgRow
+from services.api.org.schemas import OrgOut, org_out, principal_org
 from services.api.principal import Principal
 
 
 class MeOut(BaseModel):
+    credential: Literal["user"] = "user"
     user: UserOut
+    org: OrgOut
+
+
+class KeyOut(BaseModel):
+    id: UUID
+    name: str
+    scopes: list[Scope]
+
+
+class KeyMeOut(BaseModel):
+    """GET /me with an API key: the key and the org it acts for (there is no user)."""
+
+    credential: Literal["api_key"] = "api_key"
+    key: KeyOut
     org: OrgOut
 
 
@@ -21,3 +42,10 @@ def me_out(me: Principal) -> MeOut:
         email_verified=me.email_verified_at is not None, created_at=me.created_at,
     )
     return MeOut(user=user, org=principal_org(me))
+
+
+def key_me_out(key: KeyPrincipal, org: OrgRow) -> KeyMeOut:
+    return KeyMeOut(
+        key=KeyOut(id=key.key_id, name=key.name, scopes=list(key.scopes)),
+        org=org_out(org),
+    )

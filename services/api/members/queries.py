@@ -13,7 +13,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.fields import Role
+from services.api.pagination import time_id_bound
+from shared.roles import Role
 
 USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
 
@@ -27,16 +28,16 @@ class UserRow:
     email_verified_at: datetime | None
     created_at: datetime
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
+
 
 async def list_users(
     session: AsyncSession, *, limit: int, after: tuple[datetime, UUID] | None
 ) -> list[UserRow]:
     """Members oldest first, from just after the (created_at, id) key `after`."""
-    params: dict[str, object] = {"limit": limit}
-    where = ""
-    if after is not None:
-        params["ts"], params["id"] = after
-        where = "WHERE (created_at, id) > (:ts, :id)"
+    where, params = time_id_bound(after, ">")
+    params["limit"] = limit
     rows = await session.execute(
         text(f"SELECT {USER_COLUMNS} FROM users {where} ORDER BY created_at, id LIMIT :limit"), params
     )
@@ -69,18 +70,6 @@ async def update_user(session: AsyncSession, user_id: UUID, *, name: str, role: 
 
 async def delete_user(session: AsyncSession, user_id: UUID) -> None:
     await session.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})
-
-
-async def revoke_user_sessions(session: AsyncSession, user_id: UUID, reason: str) -> list[UUID]:
-    """Revoke the user's live sessions; the ids revoked."""
-    sids = await session.execute(
-        text(
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = :reason"
-            " WHERE user_id = :id AND revoked_at IS NULL RETURNING id"
-        ),
-        {"id": user_id, "reason": reason},
-    )
-    return list(sids.scalars().all())
 
 
 async def owner_count(session: AsyncSession) -> int:

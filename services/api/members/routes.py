@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.api.deps import ApiDep, CurrentUser, TenantSession
+from services.api.deps import ApiDep, Caller, CurrentUser, TenantSession
 from services.api.members import service
 from services.api.members.schemas import UserOut, UserPatch, user_out
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -15,16 +15,16 @@ from services.api.prefix import API_PREFIX
 router = APIRouter(prefix=API_PREFIX, tags=["users"])
 
 
-@router.get("/users", summary="Members of the organization, oldest first")
+@router.get("/users", summary="Members of the organization, oldest first (also with an API key)")
 async def list_users(
-    me: CurrentUser, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    me: Caller, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[UserOut]:
     rows, next_cursor = await service.list_members(session, limit=limit, cursor=cursor)
     return Page[UserOut](items=[user_out(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/users/{user_id}", summary="One member")
-async def get_user(user_id: UUID, me: CurrentUser, session: TenantSession) -> UserOut:
+@router.get("/users/{user_id}", summary="One member (also with an API key)")
+async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> UserOut:
     return user_out(await service.get_member(session, user_id))
 
 

@@ -7,8 +7,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from services.api.fields import Name, Role
+from services.api.fields import Name
 from services.api.members.queries import UserRow
+from shared.roles import Role
 
 
 class UserOut(BaseModel):

@@ -10,26 +10,22 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from uuid import UUID
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import audit
-from services.api.fields import Role
 from services.api.members import queries
 from services.api.members.queries import UserRow
 from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
-from shared.access_tokens import mark_sessions_revoked
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
+from shared.roles import Role
+from shared.sessions.revocation import revoke_user_sessions
 from shared.settings import Settings
-
-logger = logging.getLogger("blockbot.api.users")
 
 
 class MemberNotFound(NotFound):
@@ -79,7 +75,7 @@ async def get_member(session: AsyncSession, user_id: UUID, *, lock: bool = False
 
 
 async def _refuse_last_owner(session: AsyncSession, target: UserRow) -> None:
-    if target.role == "owner" and await queries.owner_count(session) <= 1:
+    if target.role == Role.OWNER and await queries.owner_count(session) <= 1:
         raise LastOwner()
 
 
@@ -95,7 +91,7 @@ async def change_member(
         raise NotOwnName()
     if role_change:
         me.require_manager("Only an owner or an admin can change roles.")
-        if (target.role == "owner" or role == "owner") and me.role != "owner":
+        if Role.OWNER in (target.role, role) and me.role != Role.OWNER:
             raise CannotPromoteAboveSelf()
         await _refuse_last_owner(session, target)
     if not name_change and not role_change:
@@ -125,19 +121,17 @@ async def remove_member(
     me = await lock_org(session, me)
     target = await get_member(session, user_id, lock=True)
     me.require_manager("Only an owner or an admin can remove members.")
-    if target.role == "owner":
-        if me.role != "owner":
+    if target.role == Role.OWNER:
+        if me.role != Role.OWNER:
             raise CannotPromoteAboveSelf("Only an owner can remove an owner.")
         await _refuse_last_owner(session, target)
-    sids = await queries.revoke_user_sessions(session, target.id, "user_removed")
+    # Access tokens of those sessions die at once; even without Redis they are refused,
+    # because every request loads the user row and this one is gone.
+    sids = await revoke_user_sessions(
+        session, redis, settings, target.id, reason="user_removed", redis_required=False
+    )
     await queries.delete_user(session, target.id)
     await audit.record(
         session, me, "user.removed", target_type="user", target_id=target.id,
         details={"email": target.email, "role": target.role, "sessions_revoked": len(sids)},
     )
-    try:
-        # Access tokens of those sessions die at once; even without Redis they are refused,
-        # because every request loads the user row and this one is gone.
-        await mark_sessions_revoked(redis, settings, sids)
-    except (RedisError, OSError) as error:
-        logger.warning("could not set revoked-session markers", extra={"error": repr(error)})

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from services.api.fields import Name
+from services.api.org.queries import OrgRow
 from services.api.principal import Principal
 
 
@@ -28,3 +29,7 @@ def principal_org(me: Principal) -> OrgOut:
     return OrgOut(
         id=me.org_id, name=me.org_name, created_at=me.org_created_at, updated_at=me.org_updated_at
     )
+
+
+def org_out(row: OrgRow) -> OrgOut:
+    return OrgOut(id=row.id, name=row.name, created_at=row.created_at, updated_at=row.updated_at)

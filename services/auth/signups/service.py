@@ -20,11 +20,11 @@ from services.auth import emails
 from services.auth.accounts import InvalidLink, Issued, start_session
 from services.auth.identities import find_user_by_email, load_user, normalize_email
 from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
-from services.auth.opaque import new_token, token_hash
 from services.auth.signups import queries
 from services.auth.state import AuthState, ClientInfo
 from shared import audit
 from shared.db import tenant_transaction, transaction
+from shared.opaque_tokens import new_token, token_hash
 
 logger = logging.getLogger("blockbot.auth.signups")
 

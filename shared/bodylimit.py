@@ -1,25 +1,26 @@
-"""A bound on request bodies: every auth request body is a few small JSON fields.
+"""A bound on request bodies, installed by every HTTP service (auth 16 KiB, api 64 KiB by default).
 
-Pydantic's field limits apply only after the whole body has been read and parsed, so without
-this a client could make the service buffer and parse megabytes per request. A declared
+FastAPI reads and parses the whole body before any dependency runs (authentication included) and
+pydantic's field limits apply only after that, so without this bound an anonymous client could
+make a service buffer and parse megabytes per request. A declared
 Content-Length over the bound is refused at once; a chunked body is counted as it streams and
 refused as soon as it passes the bound. Both answers are a 413 problem.
 """
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import PayloadTooLarge, error_response
 
-MAX_BODY_BYTES = 16 * 1024
-
 
 class BodySizeLimit:
-    """Pure ASGI middleware; install it inside the request-context middleware (request ids)."""
+    """Pure ASGI middleware; install it with `install_body_limit` (inside the request context)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
@@ -51,3 +52,8 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def install_body_limit(app: FastAPI, max_bytes: int) -> None:
+    """Bound the app's request bodies; innermost, so its 413 carries the request id and is counted."""
+    app.user_middleware.append(Middleware(BodySizeLimit, max_bytes=max_bytes))

@@ -1,4 +1,5 @@
-"""Opaque secrets (refresh tokens, one-time tokens): 32 random bytes, stored only as SHA-256."""
+"""Opaque secrets (refresh tokens, one-time and invitation tokens): 32 random bytes, unpadded
+base64url, stored only as SHA-256. The one way every service mints and reads them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,199 @@
+"""SQL of the admin command line; it connects as the administrator, which bypasses RLS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True)
+class OrgRow:
+    id: UUID
+    name: str
+    created_at: datetime
+    users: int
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: UUID
+    org_id: UUID
+    org_name: str
+    email: str
+    name: str
+    role: str
+    email_verified_at: datetime | None
+    disabled_at: datetime | None
+    created_at: datetime
+    live_sessions: int
+
+
+_USER_SELECT = (
+    "SELECT u.id, u.org_id, o.name AS org_name, u.email, u.name, u.role, u.email_verified_at,"
+    " u.disabled_at, u.created_at,"
+    " (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL"
+    "   AND s.expires_at > now()) AS live_sessions"
+    " FROM users u JOIN organizations o ON o.id = u.org_id"
+)
+
+
+async def bypasses_rls(db: AsyncSession) -> bool:
+    """True when the connected role sees every tenant (superuser or BYPASSRLS)."""
+    return bool(
+        (
+            await db.execute(
+                text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            )
+        ).scalar_one_or_none()
+    )
+
+
+async def list_orgs(db: AsyncSession) -> list[OrgRow]:
+    rows = await db.execute(
+        text(
+            "SELECT o.id, o.name, o.created_at,"
+            " (SELECT count(*) FROM users u WHERE u.org_id = o.id) AS users"
+            " FROM organizations o ORDER BY o.created_at, o.id"
+        )
+    )
+    return [OrgRow(*row) for row in rows]
+
+
+async def find_org(db: AsyncSession, org_id: UUID) -> OrgRow | None:
+    row = (
+        await db.execute(
+            text(
+                "SELECT o.id, o.name, o.created_at,"
+                " (SELECT count(*) FROM users u WHERE u.org_id = o.id) AS users"
+                " FROM organizations o WHERE o.id = :id"
+            ),
+            {"id": org_id},
+        )
+    ).one_or_none()
+    return None if row is None else OrgRow(*row)
+
+
+async def list_users(db: AsyncSession, org_id: UUID | None) -> list[UserRow]:
+    rows = await db.execute(
+        text(
+            _USER_SELECT + " WHERE CAST(:org AS uuid) IS NULL OR u.org_id = CAST(:org AS uuid)"
+            " ORDER BY o.created_at, u.org_id, u.created_at, u.id"
+        ),
+        {"org": org_id},
+    )
+    return [UserRow(*row) for row in rows]
+
+
+async def find_user(db: AsyncSession, *, user_id: UUID | None, email: str | None) -> UserRow | None:
+    """One user by id or by email (case-insensitive)."""
+    row = (
+        await db.execute(
+            text(
+                _USER_SELECT + " WHERE u.id = :id OR lower(u.email) = lower(:email)"
+            ),
+            {"id": user_id, "email": email},
+        )
+    ).one_or_none()
+    return None if row is None else UserRow(*row)
+
+
+async def lock_user(db: AsyncSession, user_id: UUID) -> None:
+    """Lock the user row: conflicts with the share lock the auth service takes to start a session."""
+    await db.execute(text("SELECT 1 FROM users WHERE id = :id FOR UPDATE"), {"id": user_id})
+
+
+async def insert_org_with_owner(
+    db: AsyncSession, *, org_id: UUID, org_name: str, user_id: UUID, email: str, name: str,
+    password_hash: str,
+) -> None:
+    """Create the org and its verified owner; a taken email raises IntegrityError."""
+    await db.execute(
+        text("INSERT INTO organizations (id, name) VALUES (:id, :name)"),
+        {"id": org_id, "name": org_name},
+    )
+    await db.execute(
+        text(
+            "INSERT INTO users (id, org_id, email, name, role, password_hash, email_verified_at)"
+            " VALUES (:id, :org, :email, :name, 'owner', :hash, now())"
+        ),
+        {"id": user_id, "org": org_id, "email": email, "name": name, "hash": password_hash},
+    )
+
+
+@dataclass(frozen=True)
+class PendingSignup:
+    id: UUID
+    email: str
+    name: str
+    org_name: str
+    password_hash: str
+
+
+async def lock_pending_signups(db: AsyncSession, email: str) -> list[PendingSignup]:
+    """The live sign-up attempts of an address (no account yet), locked."""
+    rows = await db.execute(
+        text(
+            "SELECT id, email, name, org_name, password_hash FROM signup_attempts"
+            " WHERE email = lower(:email) AND expires_at > now() ORDER BY created_at FOR UPDATE"
+        ),
+        {"email": email},
+    )
+    return [PendingSignup(*row) for row in rows]
+
+
+async def drop_signups(db: AsyncSession, email: str) -> None:
+    await db.execute(
+        text("DELETE FROM signup_attempts WHERE email = lower(:email)"), {"email": email}
+    )
+
+
+async def mark_email_verified(db: AsyncSession, user_id: UUID) -> bool:
+    """Set `email_verified_at` and spend the pending verification links; False if already set."""
+    changed = (
+        await db.execute(
+            text(
+                "UPDATE users SET email_verified_at = now(), updated_at = now()"
+                " WHERE id = :id AND email_verified_at IS NULL RETURNING id"
+            ),
+            {"id": user_id},
+        )
+    ).one_or_none()
+    await db.execute(
+        text(
+            "UPDATE one_time_tokens SET consumed_at = now() WHERE user_id = :id"
+            " AND purpose = 'email_verification' AND consumed_at IS NULL"
+        ),
+        {"id": user_id},
+    )
+    return changed is not None
+
+
+async def set_disabled(db: AsyncSession, user_id: UUID, *, disabled: bool) -> bool:
+    """Disable (now) or re-enable a user; False when it already was in that state."""
+    changed = (
+        await db.execute(
+            text(
+                "UPDATE users SET disabled_at = CASE WHEN :disabled THEN now() END,"
+                " updated_at = now()"
+                " WHERE id = :id AND (disabled_at IS NOT NULL) <> :disabled RETURNING id"
+            ),
+            {"id": user_id, "disabled": disabled},
+        )
+    ).one_or_none()
+    return changed is not None
+
+
+async def revoke_sessions(db: AsyncSession, user_id: UUID, *, reason: str) -> list[UUID]:
+    """Revoke every not yet revoked session of the user; their ids (for the Redis markers)."""
+    rows = await db.execute(
+        text(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = :reason"
+            " WHERE user_id = :id AND revoked_at IS NULL RETURNING id"
+        ),
+        {"id": user_id, "reason": reason},
+    )
+    return list(rows.scalars())

@@ -1,0 +1,1 @@
+"""API keys: org-scoped machine credentials for bots (create, list, revoke; owner/admin)."""

@@ -1,0 +1,135 @@
+"""SQL of API keys. Management statements run in the request's tenant transaction (RLS limits
+them to the caller's org); `authenticate` is the one statement that runs before a tenant is
+known, through the `api_key_authenticate` SECURITY DEFINER function (migration 0004)."""
+
+# SQL here is assembled from this module's constant fragments only; values are bound parameters.
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.pagination import time_id_bound
+
+KEY_COLUMNS = (
+    "id, name, public_id, scopes, created_by, created_at, expires_at, last_used_at, revoked_at,"
+    " (expires_at IS NOT NULL AND expires_at <= now()) AS expired"
+)
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    id: UUID
+    name: str
+    public_id: str
+    scopes: list[str]
+    created_by: UUID | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    expired: bool
+
+
+@dataclass(frozen=True)
+class KeyAuthRow:
+    """What verification needs of a key row; `secret_hash` never leaves the request path."""
+
+    id: UUID
+    org_id: UUID
+    name: str
+    scopes: list[str]
+    secret_hash: bytes
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    # Whether the statement bound the transaction to the key's org: only a live key with the
+    # right hash does, the database's clock deciding expiry.
+    bound: bool
+
+    def __repr__(self) -> str:
+        return f"KeyAuthRow(id={self.id!r}, org_id={self.org_id!r})"
+
+
+async def insert_key(
+    session: AsyncSession, *, org_id: UUID, public_id: str, secret_hash: bytes, name: str,
+    scopes: list[str], created_by: UUID, expires_at: datetime | None,
+) -> ApiKeyRow:
+    """Store a new key (its hash only)."""
+    row = (
+        await session.execute(
+            text(
+                "INSERT INTO api_keys (org_id, public_id, secret_hash, name, scopes, created_by,"
+                " expires_at) VALUES (:org, :pid, :hash, :name, :scopes, :by, :expires)"
+                f" RETURNING {KEY_COLUMNS}"
+            ),
+            {"org": org_id, "pid": public_id, "hash": secret_hash, "name": name,
+             "scopes": scopes, "by": created_by, "expires": expires_at},
+        )
+    ).one()
+    return ApiKeyRow(**row._mapping)
+
+
+async def count_live(session: AsyncSession) -> int:
+    """Keys of the org that still work (neither revoked nor expired)."""
+    found = await session.execute(
+        text(
+            "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > now())"
+        )
+    )
+    return int(found.scalar_one())
+
+
+async def list_keys(
+    session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
+) -> list[ApiKeyRow]:
+    """Keys newest first, from just before the (created_at, id) key `before`."""
+    where, params = time_id_bound(before, "<")
+    params["limit"] = limit
+    rows = await session.execute(
+        text(
+            f"SELECT {KEY_COLUMNS} FROM api_keys {where}"
+            " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [ApiKeyRow(**row._mapping) for row in rows]
+
+
+async def get_for_update(session: AsyncSession, key_id: UUID) -> ApiKeyRow | None:
+    row = (
+        await session.execute(
+            text(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id FOR UPDATE"),
+            {"id": key_id},
+        )
+    ).one_or_none()
+    return None if row is None else ApiKeyRow(**row._mapping)
+
+
+async def mark_revoked(session: AsyncSession, key_id: UUID, revoked_by: UUID) -> None:
+    await session.execute(
+        text("UPDATE api_keys SET revoked_at = now(), revoked_by = :by WHERE id = :id"),
+        {"id": key_id, "by": revoked_by},
+    )
+
+
+async def authenticate(session: AsyncSession, public_id: str, secret_hash: bytes) -> KeyAuthRow | None:
+    """Look a presented key up by public id; when its hash matches and it is live, the SAME
+    statement binds the transaction to the key's org and touches `last_used_at` (at most once
+    a minute). The caller still compares the hash in constant time and reads the reason."""
+    row = (
+        await session.execute(
+            # The function materializes its row (running set_config) before the outer
+            # projection reads the setting back.
+            text(
+                "SELECT k.*, coalesce(current_setting('app.current_org_id', true)"
+                " = k.org_id::text, false) AS bound FROM api_key_authenticate(:pid, :hash) k"
+            ),
+            {"pid": public_id, "hash": secret_hash},
+        )
+    ).one_or_none()
+    return None if row is None else KeyAuthRow(**row._mapping)

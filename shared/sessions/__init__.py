@@ -1,0 +1,1 @@
+"""Sessions as every service sees them: revoking them (the auth service owns the rest)."""

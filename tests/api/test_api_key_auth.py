@@ -1,0 +1,198 @@
+"""API keys on the request path: the key's org as tenant, scopes, refusals by reason, limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import event
+
+from services.api.app import create_api_app
+from shared.settings import Environment, SettingsError
+from tests.api.conftest import running
+
+KEYS = "/api/v1/api-keys"
+PROBLEM = "application/problem+json"
+
+
+def key_failures(reason: str) -> float:
+    return REGISTRY.get_sample_value("api_key_auth_failures_total", {"reason": reason}) or 0.0
+
+
+def credential_requests(kind: str) -> float:
+    return REGISTRY.get_sample_value("api_authenticated_requests_total", {"credential": kind}) or 0.0
+
+
+async def new_key(api: Any, minter: Any, member: Any, *scopes: str, **body: Any) -> dict[str, Any]:
+    response = await api.client.post(
+        KEYS, json={"name": "bot", "scopes": list(scopes or ["read"]), **body},
+        headers=minter.headers(member),
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def bearer(key: dict[str, Any] | str) -> dict[str, str]:
+    token = key if isinstance(key, str) else key["key"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_problem(response: Any, status: int, slug: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["type"].endswith(f"/{slug}"), response.json()
+
+
+async def test_me_with_a_key_names_the_key_and_its_org(api, minter, make_org, admin) -> None:
+    org = await make_org("owner", "member")
+    key = await new_key(api, minter, org.owner, "read")
+    before = credential_requests("api_key")
+    response = await api.client.get("/api/v1/me", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["credential"] == "api_key" and "user" not in body
+    assert body["key"] == {"id": key["id"], "name": "bot", "scopes": ["read"]}
+    assert body["org"]["id"] == str(org.id) and body["org"]["name"] == org.name
+    assert credential_requests("api_key") == before + 1
+    with_token = (await api.client.get("/api/v1/me", headers=minter.headers(org.owner))).json()
+    assert with_token["credential"] == "user" and with_token["user"]["id"] == str(org.owner.id)
+    # Member reads work with the key: the org's members, one member, the org.
+    users = (await api.client.get("/api/v1/users", headers=bearer(key))).json()["items"]
+    assert {u["id"] for u in users} == {str(m.id) for m in org.members}
+    one = await api.client.get(f"/api/v1/users/{org.members[1].id}", headers=bearer(key))
+    assert one.status_code == 200
+    assert (await api.client.get("/api/v1/org", headers=bearer(key))).json()["id"] == str(org.id)
+    last_used = await admin.fetchval("SELECT last_used_at FROM api_keys WHERE id = $1", key["id"])
+    assert last_used is not None
+
+
+async def test_another_orgs_data_is_404_with_a_key(api, minter, make_org) -> None:
+    org, other = await make_org("owner"), await make_org("owner", "member")
+    key = await new_key(api, minter, org.owner, "read", "write")
+    response = await api.client.get(f"/api/v1/users/{other.owner.id}", headers=bearer(key))
+    assert_problem(response, 404, "not-found")
+    listed = (await api.client.get("/api/v1/users", headers=bearer(key))).json()["items"]
+    assert str(other.owner.id) not in {u["id"] for u in listed}
+
+
+async def test_scopes_read_is_refused_on_writes_and_write_still_cannot_manage(
+    api, minter, make_org
+) -> None:
+    org = await make_org("owner", "member")
+    member = org.by_role("member")
+    read, write = (await new_key(api, minter, org.owner, "read"),
+                   await new_key(api, minter, org.owner, "write"))
+    patch = {"name": "renamed by a bot"}
+    before = key_failures("scope")
+    assert_problem(await api.client.patch(f"/api/v1/users/{member.id}", json=patch, headers=bearer(read)),
+                   403, "insufficient-scope")
+    assert key_failures("scope") == before + 1
+    # A write key passes the scope check, then meets the rule that keys manage nothing.
+    assert_problem(await api.client.patch(f"/api/v1/users/{member.id}", json=patch, headers=bearer(write)),
+                   403, "api-key-not-allowed")
+    assert (await api.client.get("/api/v1/me", headers=bearer(write))).status_code == 200  # write reads
+    refused: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", KEYS, {"name": "x", "scopes": ["read"]}), ("GET", KEYS, None),
+        ("DELETE", f"{KEYS}/{read['id']}", None), ("PATCH", "/api/v1/org", {"name": "x"}),
+        ("POST", "/api/v1/invitations", {"email": "x@example.com"}), ("GET", "/api/v1/invitations", None),
+        ("DELETE", f"/api/v1/users/{member.id}", None), ("GET", "/api/v1/audit-log", None),
+    ]
+    for method, path, body in refused:
+        response = await api.client.request(method, path, json=body, headers=bearer(write))
+        assert_problem(response, 403, "api-key-not-allowed")
+    # Nothing changed: the read key still works, nobody was renamed or removed.
+    assert (await api.client.get("/api/v1/me", headers=bearer(read))).status_code == 200
+    user = (await api.client.get(f"/api/v1/users/{member.id}", headers=bearer(read))).json()
+    assert user["name"] == member.name
+
+
+@pytest.mark.parametrize("reason", ["revoked", "expired", "bad_secret", "unknown", "malformed", "wrong_env"])
+async def test_bad_keys_get_one_401_counted_by_reason(api, minter, make_org, admin, reason) -> None:
+    org = await make_org("owner")
+    key = await new_key(api, minter, org.owner, "read")
+    token: str = key["key"]
+    assert (await api.client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+    if reason == "revoked":
+        revoked = await api.client.delete(f"{KEYS}/{key['id']}", headers=minter.headers(org.owner))
+        assert revoked.status_code == 204
+    elif reason == "expired":
+        await admin.execute(
+            "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", key["id"]
+        )
+    elif reason == "bad_secret":
+        token = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    elif reason == "unknown":
+        token = f"{key['prefix'][:-16]}{'0' * 16}{token[len(key['prefix']):]}"
+    elif reason == "malformed":
+        token = token[:-1]
+    else:
+        token = token.replace("bb_test_", "bb_live_", 1)
+    before = key_failures(reason)
+    response = await api.client.get("/api/v1/me", headers=bearer(token))
+    assert_problem(response, 401, "unauthorized")
+    assert response.json()["detail"] == "The API key is invalid, expired or revoked."
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert key_failures(reason) == before + 1
+
+
+async def test_verification_is_one_statement_and_last_used_is_written_at_most_once_a_minute(
+    api, minter, make_org, admin
+) -> None:
+    org = await make_org("owner")
+    key = await new_key(api, minter, org.owner, "read")
+    engine = api.app.state.resources.engine
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert (await api.client.get("/api/v1/users", headers=bearer(key))).status_code == 200
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    key_statements = [s for s in statements if "api_key" in s]
+    assert len(key_statements) == 1 and "api_key_authenticate" in key_statements[0]
+    first = await admin.fetchval("SELECT last_used_at FROM api_keys WHERE id = $1", key["id"])
+    for _ in range(3):
+        assert (await api.client.get("/api/v1/me", headers=bearer(key))).status_code == 200
+    assert await admin.fetchval("SELECT last_used_at FROM api_keys WHERE id = $1", key["id"]) == first
+
+
+async def test_per_key_windows_in_one_lua_call(api_settings, minter, make_org) -> None:
+    org = await make_org("owner")
+    async with running(api_settings(ratelimit_user_endpoint_per_minute=3)) as api:
+        key, other = (await new_key(api, minter, org.owner, "read"),
+                      await new_key(api, minter, org.owner, "read"))
+        redis = api.app.state.resources.redis
+        commands: list[str] = []
+        original = redis.execute_command
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            commands.append(str(args[0]))
+            return await original(*args, **kwargs)
+
+        redis.execute_command = counting
+        try:
+            statuses = [(await api.client.get("/api/v1/me", headers=bearer(key))).status_code
+                        for _ in range(4)]
+        finally:
+            del redis.execute_command
+        assert statuses == [200, 200, 200, 429]
+        assert commands == ["EVALSHA"] * 4  # one round trip each: the org's and the key's windows
+        limited = await api.client.get("/api/v1/me", headers=bearer(key))
+        assert_problem(limited, 429, "rate-limited")
+        assert "api_key_endpoint" in limited.json()["detail"] and limited.headers["retry-after"]
+        # Another key, and the people of the org, keep their own windows.
+        assert (await api.client.get("/api/v1/me", headers=bearer(other))).status_code == 200
+        assert (await api.client.get("/api/v1/me", headers=minter.headers(org.owner))).status_code == 200
+        assert (await api.client.get("/api/v1/users", headers=bearer(key))).status_code == 200
+
+
+def test_production_api_refuses_to_start_without_a_hash_secret(make_settings) -> None:
+    settings = make_settings("api")
+    production = settings.model_copy(update={"env": Environment.PRODUCTION})
+    with pytest.raises(SettingsError, match="API_KEY_HASH_SECRET"):
+        create_api_app(production)
