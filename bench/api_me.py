@@ -54,8 +54,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- the fallback load generator (run in a child process) ------------------------------------
-async def _connection(host: str, port: int, request: bytes, deadline: float,
-                      latencies: list[float], errors: list[int]) -> None:
+async def _connection(
+    host: str, port: int, request: bytes, deadline: float, latencies: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < deadline:
@@ -88,16 +89,22 @@ async def _load(url: str, token: str | None, seconds: float, connections: int) -
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, request, started + seconds, latencies, errors)
-                           for _ in range(connections)))
+    await asyncio.gather(
+        *(_connection(host, port, request, started + seconds, latencies, errors) for _ in range(connections))
+    )
     elapsed = time.perf_counter() - started
     latencies.sort()
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "non2xx": len(errors)}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "non2xx": len(errors),
+    }
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -120,8 +127,10 @@ def parse_wrk(output: str) -> dict[str, Any]:
     if requests is None or rps is None or set(percentiles) != {"50", "99"}:
         raise RuntimeError("could not parse wrk output:\n" + output)
     return {
-        "requests": int(requests.group(1)), "rps": float(rps.group(1)),
-        "p50_ms": _wrk_ms(percentiles["50"]), "p99_ms": _wrk_ms(percentiles["99"]),
+        "requests": int(requests.group(1)),
+        "rps": float(rps.group(1)),
+        "p50_ms": _wrk_ms(percentiles["50"]),
+        "p99_ms": _wrk_ms(percentiles["99"]),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
     }
@@ -137,9 +146,20 @@ def run_load(url: str, token: str | None, seconds: float, connections: int) -> d
         out = subprocess.run([*command, url], capture_output=True, text=True, check=True)
         return parse_wrk(out.stdout)
     out = subprocess.run(
-        [sys.executable, __file__, "--load", url, "--seconds", str(seconds),
-         "--connections", str(connections)],
-        env={**os.environ, "BENCH_TOKEN": token or ""}, cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            url,
+            "--seconds",
+            str(seconds),
+            "--connections",
+            str(connections),
+        ],
+        env={**os.environ, "BENCH_TOKEN": token or ""},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         check=True,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -193,14 +213,26 @@ class Target:
         return float(statistics.median(r[key] for r in self.results))
 
 
-def _uvicorn(app: str, port: int, env: dict[str, str], log: Path,
-             workers: int = 1) -> subprocess.Popen[bytes]:
+def _uvicorn(
+    app: str, port: int, env: dict[str, str], log: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
     # No --workers flag: uvicorn reads WEB_CONCURRENCY, the same variable the api's settings use.
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--no-server-header"],
-        cwd=ROOT, env={**os.environ, **env, "WEB_CONCURRENCY": str(workers)},
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-server-header",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "WEB_CONCURRENCY": str(workers)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -212,14 +244,20 @@ def _traefik(http_port: int, ops_port: int, upstream: str, log: Path) -> subproc
         f"--entryPoints.web.address=127.0.0.1:{http_port}",
         f"--entryPoints.ops.address=127.0.0.1:{ops_port}",
         "--entryPoints.web.http.aliasHeadersStrategy=delete",
-        "--ping=true", "--ping.entryPoint=ops",
+        "--ping=true",
+        "--ping.entryPoint=ops",
         f"--providers.file.directory={ROOT / 'traefik' / 'dynamic'}",
-        "--log.level=WARN", "--accessLog=true",
-        "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
+        "--log.level=WARN",
+        "--accessLog=true",
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
     ]
     return subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, "BLOCKBOT_API_UPSTREAM": upstream},
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        command,
+        cwd=ROOT,
+        env={**os.environ, "BLOCKBOT_API_UPSTREAM": upstream},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -248,11 +286,20 @@ def _mint(info: dict[str, Any]) -> tuple[str, str]:
 
     key = Ed25519PrivateKey.generate()
     now = int(time.time())
-    claims = {"iss": "blockbot-auth", "aud": "blockbot-api", "sub": str(info["user_id"]),
-              "org": str(info["org_id"]), "role": "owner", "sid": str(uuid.uuid4()),
-              "jti": secrets.token_hex(8), "iat": now, "exp": now + 3600}
-    token = jwt.encode(claims, key, algorithm="EdDSA",
-                       headers={"kid": jwk_thumbprint(key.public_key()), "typ": "at+jwt"})
+    claims = {
+        "iss": "blockbot-auth",
+        "aud": "blockbot-api",
+        "sub": str(info["user_id"]),
+        "org": str(info["org_id"]),
+        "role": "owner",
+        "sid": str(uuid.uuid4()),
+        "jti": secrets.token_hex(8),
+        "iat": now,
+        "exp": now + 3600,
+    }
+    token = jwt.encode(
+        claims, key, algorithm="EdDSA", headers={"kid": jwk_thumbprint(key.public_key()), "typ": "at+jwt"}
+    )
     return token, b64url_encode(raw_public_bytes(key.public_key()))
 
 
@@ -268,8 +315,7 @@ def _conventional(admin_url: str) -> tuple[dict[str, str], str]:
 
     user_id = conventional_app.seed()
     conventional_app.engine.dispose()
-    token = jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 3600}, secret,
-                       algorithm="HS256")
+    token = jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
     return env, token
 
 
@@ -302,16 +348,21 @@ def measure(target: Target, seconds: float, connections: int) -> dict[str, Any]:
 
 
 def _line(label: str, r: dict[str, Any]) -> str:
-    return (f"  {label:18s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
-            f"  cpu/req {r['cpu_ms_per_request']:6.3f} ms  non-2xx {r['non2xx']}")
+    return (
+        f"  {label:18s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+        f"  cpu/req {r['cpu_ms_per_request']:6.3f} ms  non-2xx {r['non2xx']}"
+    )
 
 
 def report(targets: dict[str, Target]) -> None:
     """Medians over the rounds, then the ratios the targets are stated in."""
     print("medians:")
     for t in targets.values():
-        print(_line(t.label, {k: t.median(k) for k in
-                              ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "non2xx")}))
+        print(
+            _line(
+                t.label, {k: t.median(k) for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "non2xx")}
+            )
+        )
 
     def ratio(a: str, b: str, key: str = "rps") -> float:
         return targets[a].median(key) / targets[b].median(key)
@@ -319,8 +370,10 @@ def report(targets: dict[str, Target]) -> None:
     print("ratios (targets in brackets):")
     print(f"  api /me : conventional /users/me  = {ratio('me', 'conventional'):5.2f}x   [>= 3x]")
     print(f"  api /me : fastapi hello            = {ratio('me', 'fastapi'):5.2f}    [>= 0.33]")
-    print(f"  api cpu/req : fastapi hello cpu/req = {ratio('me', 'fastapi', 'cpu_ms_per_request'):5.2f}x"
-          "   [<= 3x]")
+    print(
+        f"  api cpu/req : fastapi hello cpu/req = {ratio('me', 'fastapi', 'cpu_ms_per_request'):5.2f}x"
+        "   [<= 3x]"
+    )
     print(f"  api /me via traefik : direct       = {ratio('traefik', 'me'):5.2f}    [>= 0.80]")
     print(f"  api 2 workers : 1 worker           = {ratio('me2', 'me'):5.2f}x   [>= 1.5x]")
     print(f"  fastapi hello : raw hello          = {ratio('fastapi', 'raw'):5.2f}")
@@ -342,35 +395,54 @@ def main() -> None:
     from bench.servers import bench_servers
     from devstack.ports import free_port, wait_for_port
 
-    with tempfile.TemporaryDirectory(prefix="bbbench-") as tmp, bench_servers(Path(tmp)) as (
-        database, redis_url,
-    ), _processes() as processes:
+    with (
+        tempfile.TemporaryDirectory(prefix="bbbench-") as tmp,
+        bench_servers(Path(tmp)) as (
+            database,
+            redis_url,
+        ),
+        _processes() as processes,
+    ):
         root = Path(tmp)
         info = asyncio.run(_seed(database))
         token, public_key = _mint(info)
         conventional_env, conventional_token = _conventional(database.admin_url)
         high = str(10**9)
         api_env = {
-            "ENV": "test", "SERVICE_NAME": "api", "LOG_LEVEL": "INFO",
-            "DATABASE_URL": info["api_url"], "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": f"bench{secrets.token_hex(3)}:", "JWT_PUBLIC_KEYS": public_key,
-            "RATELIMIT_ORG_PER_HOUR": high, "RATELIMIT_USER_PER_HOUR": high,
+            "ENV": "test",
+            "SERVICE_NAME": "api",
+            "LOG_LEVEL": "INFO",
+            "DATABASE_URL": info["api_url"],
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": f"bench{secrets.token_hex(3)}:",
+            "JWT_PUBLIC_KEYS": public_key,
+            "RATELIMIT_ORG_PER_HOUR": high,
+            "RATELIMIT_USER_PER_HOUR": high,
             "RATELIMIT_USER_ENDPOINT_PER_MINUTE": high,
-            "DATABASE_POOL_SIZE": "20", "OTEL_TRACES_EXPORTER": "none",
+            "DATABASE_POOL_SIZE": "20",
+            "OTEL_TRACES_EXPORTER": "none",
         }
-        ports = {name: free_port() for name in
-                 ("raw", "fastapi", "conventional", "me", "me2", "traefik", "traefik_ops")}
+        ports = {
+            name: free_port()
+            for name in ("raw", "fastapi", "conventional", "me", "me2", "traefik", "traefik_ops")
+        }
         servers = {
             "raw": _uvicorn("bench.hello_apps:raw", ports["raw"], {}, root / "raw.log"),
-            "fastapi": _uvicorn("bench.hello_apps:fastapi", ports["fastapi"], {},
-                                root / "fastapi.log"),
-            "conventional": _uvicorn("bench.conventional_app:app", ports["conventional"],
-                                     conventional_env, root / "conventional.log"),
+            "fastapi": _uvicorn("bench.hello_apps:fastapi", ports["fastapi"], {}, root / "fastapi.log"),
+            "conventional": _uvicorn(
+                "bench.conventional_app:app",
+                ports["conventional"],
+                conventional_env,
+                root / "conventional.log",
+            ),
             "me": _uvicorn("services.api.main:app", ports["me"], api_env, root / "api.log"),
-            "me2": _uvicorn("services.api.main:app", ports["me2"], api_env, root / "api2.log",
-                            workers=2),
-            "traefik": _traefik(ports["traefik"], ports["traefik_ops"],
-                                f"http://127.0.0.1:{ports['me']}", root / "traefik.log"),
+            "me2": _uvicorn("services.api.main:app", ports["me2"], api_env, root / "api2.log", workers=2),
+            "traefik": _traefik(
+                ports["traefik"],
+                ports["traefik_ops"],
+                f"http://127.0.0.1:{ports['me']}",
+                root / "traefik.log",
+            ),
         }
         processes.extend(servers.values())
         for name in servers:
@@ -378,19 +450,33 @@ def main() -> None:
 
         me_path = "/api/v1/me"
         targets = {
-            "raw": Target("raw hello", f"http://127.0.0.1:{ports['raw']}/", None,
-                          lambda: [servers["raw"].pid]),
-            "fastapi": Target("fastapi hello", f"http://127.0.0.1:{ports['fastapi']}/", None,
-                              lambda: [servers["fastapi"].pid]),
+            "raw": Target(
+                "raw hello", f"http://127.0.0.1:{ports['raw']}/", None, lambda: [servers["raw"].pid]
+            ),
+            "fastapi": Target(
+                "fastapi hello",
+                f"http://127.0.0.1:{ports['fastapi']}/",
+                None,
+                lambda: [servers["fastapi"].pid],
+            ),
             "conventional": Target(
-                "conventional", f"http://127.0.0.1:{ports['conventional']}/users/me",
-                conventional_token, lambda: [servers["conventional"].pid]),
-            "me": Target("api /me", f"http://127.0.0.1:{ports['me']}{me_path}", token,
-                         lambda: [servers["me"].pid]),
-            "traefik": Target("api /me traefik", f"http://127.0.0.1:{ports['traefik']}{me_path}",
-                              token, lambda: [servers["me"].pid, servers["traefik"].pid]),
-            "me2": Target("api /me 2w", f"http://127.0.0.1:{ports['me2']}{me_path}", token,
-                          lambda: [servers["me2"].pid]),
+                "conventional",
+                f"http://127.0.0.1:{ports['conventional']}/users/me",
+                conventional_token,
+                lambda: [servers["conventional"].pid],
+            ),
+            "me": Target(
+                "api /me", f"http://127.0.0.1:{ports['me']}{me_path}", token, lambda: [servers["me"].pid]
+            ),
+            "traefik": Target(
+                "api /me traefik",
+                f"http://127.0.0.1:{ports['traefik']}{me_path}",
+                token,
+                lambda: [servers["me"].pid, servers["traefik"].pid],
+            ),
+            "me2": Target(
+                "api /me 2w", f"http://127.0.0.1:{ports['me2']}{me_path}", token, lambda: [servers["me2"].pid]
+            ),
         }
         import httpx
 
@@ -406,9 +492,11 @@ def main() -> None:
             run_load(target.url, target.token, 1, args.connections)  # warm-up: pools, caches
 
         generator = "wrk -t1" if shutil.which("wrk") else "asyncio generator (no wrk installed)"
-        print(f"{generator}, {args.connections} connections, {args.seconds:g} s per measurement, "
-              f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs shared by servers, load "
-              "generator, PostgreSQL and Redis")
+        print(
+            f"{generator}, {args.connections} connections, {args.seconds:g} s per measurement, "
+            f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs shared by servers, load "
+            "generator, PostgreSQL and Redis"
+        )
         for number in range(1, args.rounds + 1):
             print(f"round {number} (load average before: {_load_average()})")
             order = list(targets.values())

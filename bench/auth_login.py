@@ -50,8 +50,10 @@ def pct(values: list[float], p: float) -> float:
 
 
 def fmt(values: list[float]) -> str:
-    return (f"n={len(values)} p50={pct(values, 50) * 1000:.1f} ms p90={pct(values, 90) * 1000:.1f} ms"
-            f" p99={pct(values, 99) * 1000:.1f} ms max={max(values) * 1000:.1f} ms")
+    return (
+        f"n={len(values)} p50={pct(values, 50) * 1000:.1f} ms p90={pct(values, 90) * 1000:.1f} ms"
+        f" p99={pct(values, 99) * 1000:.1f} ms max={max(values) * 1000:.1f} ms"
+    )
 
 
 async def health_sampler(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
@@ -66,9 +68,7 @@ async def health_sampler(client: httpx.AsyncClient, stop: asyncio.Event, out: li
 async def one_login(client: httpx.AsyncClient, email: str) -> tuple[float, int]:
     start = time.perf_counter()
     try:
-        response = await client.post(
-            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
-        )
+        response = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         status = response.status_code
     except httpx.HTTPError:
         status = -1
@@ -77,8 +77,10 @@ async def one_login(client: httpx.AsyncClient, email: str) -> tuple[float, int]:
 
 async def run(base: str, email: str, levels: list[int], sequential: int) -> None:
     limits = httpx.Limits(max_connections=max(levels) + 10, max_keepalive_connections=max(levels) + 10)
-    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client, \
-            httpx.AsyncClient(base_url=base, timeout=30) as health:
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client,
+        httpx.AsyncClient(base_url=base, timeout=30) as health,
+    ):
         for _ in range(20):
             await health.get("/health")
         idle: list[float] = []
@@ -109,8 +111,10 @@ async def run(base: str, email: str, levels: list[int], sequential: int) -> None
             await sampler
             latencies = [elapsed for elapsed, status in results if status == 200]
             errors = sum(1 for _, status in results if status != 200)
-            print(f"\n{level} concurrent logins: wall {wall:.1f} s, {len(latencies) / wall:.1f} logins/s,"
-                  f" errors={errors}")
+            print(
+                f"\n{level} concurrent logins: wall {wall:.1f} s, {len(latencies) / wall:.1f} logins/s,"
+                f" errors={errors}"
+            )
             if latencies:
                 print(f"  login:                 {fmt(latencies)}")
             print(f"  /health under load:    {fmt(under_load)}")
@@ -124,28 +128,45 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="bb-bench-") as tmp_dir, bench_servers(
-        Path(tmp_dir)
-    ) as (database, redis_url):
+    with (
+        tempfile.TemporaryDirectory(prefix="bb-bench-") as tmp_dir,
+        bench_servers(Path(tmp_dir)) as (database, redis_url),
+    ):
         _bench(Path(tmp_dir), database, redis_url, levels, args.sequential)
 
 
-def _bench(
-    tmp: Path, database: MigratedDatabase, redis_url: str, levels: list[int], sequential: int
-) -> None:
+def _bench(tmp: Path, database: MigratedDatabase, redis_url: str, levels: list[int], sequential: int) -> None:
     run_id = secrets.token_hex(4)
     port = free_port()
     env = {
-        **os.environ, "ENV": "development", "SERVICE_NAME": "auth", "LOG_LEVEL": "WARNING",
+        **os.environ,
+        "ENV": "development",
+        "SERVICE_NAME": "auth",
+        "LOG_LEVEL": "WARNING",
         "DATABASE_URL": database.auth_url,
-        "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"bbbench:{run_id}:",
-        "JWT_PRIVATE_KEYS": generate_seed(), "COOKIE_SECURE": "false",
-        "RATELIMIT_AUTH_IP_PER_MINUTE": "1000000", "RATELIMIT_AUTH_EMAIL_PER_HOUR": "1000000",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": f"bbbench:{run_id}:",
+        "JWT_PRIVATE_KEYS": generate_seed(),
+        "COOKIE_SECURE": "false",
+        "RATELIMIT_AUTH_IP_PER_MINUTE": "1000000",
+        "RATELIMIT_AUTH_EMAIL_PER_HOUR": "1000000",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.auth.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "auth.log", "w"),  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.auth.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "auth.log", "w"),  # noqa: SIM115
     )
     try:
         wait_for_port(port, timeout=60)
@@ -153,9 +174,11 @@ def _bench(
         email = f"bench-{run_id}@example.com"
         with httpx.Client(base_url=base, timeout=60) as c:
             create_verified_account(c, redis_url, env["REDIS_KEY_PREFIX"], email, PASSWORD)
-        print(f"auth at {base}; argon2 m={os.environ.get('ARGON2_MEMORY_KIB', '65536')} KiB"
-              f" t={os.environ.get('ARGON2_TIME_COST', '3')} p={os.environ.get('ARGON2_PARALLELISM', '4')},"
-              f" hash pool={os.environ.get('PASSWORD_HASH_CONCURRENCY', '4')}, cpus={os.cpu_count()}\n")
+        print(
+            f"auth at {base}; argon2 m={os.environ.get('ARGON2_MEMORY_KIB', '65536')} KiB"
+            f" t={os.environ.get('ARGON2_TIME_COST', '3')} p={os.environ.get('ARGON2_PARALLELISM', '4')},"
+            f" hash pool={os.environ.get('PASSWORD_HASH_CONCURRENCY', '4')}, cpus={os.cpu_count()}\n"
+        )
         asyncio.run(run(base, email, levels, sequential))
     finally:
         server.terminate()
@@ -163,8 +186,6 @@ def _bench(
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-
-
 
 
 if __name__ == "__main__":

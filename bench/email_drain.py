@@ -62,15 +62,24 @@ async def baseline(settings: Settings, count: int, concurrency: int) -> float:
     sender = ResendSender(settings, max_connections=concurrency)
     await sender.start()
     rendered = TemplateRenderer(settings.product_name).render(
-        "magic_link", {"link": LINK, "expires_in_seconds": 900})
+        "magic_link", {"link": LINK, "expires_in_seconds": 900}
+    )
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
         async with gate:
-            await sender.send(OutgoingEmail(
-                message_id=f"b{i}", idempotency_key=f"baseline-{i}-{secrets.token_hex(4)}",
-                template="magic_link", sender=settings.email_from, to=f"user{i}@example.org",
-                subject=rendered.subject, text=rendered.text, html=rendered.html))
+            await sender.send(
+                OutgoingEmail(
+                    message_id=f"b{i}",
+                    idempotency_key=f"baseline-{i}-{secrets.token_hex(4)}",
+                    template="magic_link",
+                    sender=settings.email_from,
+                    to=f"user{i}@example.org",
+                    subject=rendered.subject,
+                    text=rendered.text,
+                    html=rendered.html,
+                )
+            )
 
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))
@@ -81,10 +90,14 @@ async def baseline(settings: Settings, count: int, concurrency: int) -> float:
 
 async def run(args: argparse.Namespace, redis_url: str, fake_url: str) -> None:
     settings = load_settings(
-        env="test", service_name="bench",  # no database: the worker has none
-        redis_url=redis_url, redis_key_prefix=f"bench:{secrets.token_hex(4)}:",
-        resend_api_key=DEFAULT_API_KEY, resend_api_url=fake_url,
-        email_from="BlockBot <no-reply@blockbot.test>", worker_concurrency=args.concurrency,
+        env="test",
+        service_name="bench",  # no database: the worker has none
+        redis_url=redis_url,
+        redis_key_prefix=f"bench:{secrets.token_hex(4)}:",
+        resend_api_key=DEFAULT_API_KEY,
+        resend_api_url=fake_url,
+        email_from="BlockBot <no-reply@blockbot.test>",
+        worker_concurrency=args.concurrency,
     )
     count = args.count
 
@@ -98,15 +111,24 @@ async def run(args: argparse.Namespace, redis_url: str, fake_url: str) -> None:
     redis = create_redis(settings)
     started = time.perf_counter()
     for start in range(0, count, 200):
-        await asyncio.gather(*(
-            enqueue_email(redis, settings, template=EmailTemplate.MAGIC_LINK, to=f"user{i}@example.org",
-                          context={"link": LINK, "expires_in_seconds": 900})
-            for i in range(start, min(start + 200, count))))
+        await asyncio.gather(
+            *(
+                enqueue_email(
+                    redis,
+                    settings,
+                    template=EmailTemplate.MAGIC_LINK,
+                    to=f"user{i}@example.org",
+                    context={"link": LINK, "expires_in_seconds": 900},
+                )
+                for i in range(start, min(start + 200, count))
+            )
+        )
     enqueue_seconds = time.perf_counter() - started
     assert await redis.zcard(email_queue_name(settings)) == count
 
-    worker = create_worker(settings, WorkerOptions(metrics=False, burst=True, handle_signals=False,
-                                                   poll_delay_seconds=0.05))
+    worker = create_worker(
+        settings, WorkerOptions(metrics=False, burst=True, handle_signals=False, poll_delay_seconds=0.05)
+    )
     started = time.perf_counter()
     try:
         await worker.async_run()
@@ -123,8 +145,10 @@ async def run(args: argparse.Namespace, redis_url: str, fake_url: str) -> None:
     print(f"raw SDK baseline:   {raw_rate:8.0f} emails/s ({raw_seconds:.2f} s)")
     print(f"worker drain:       {drain_rate:8.0f} emails/s ({drain_seconds:.2f} s)")
     print(f"drain / baseline:   {drain_rate / raw_rate:8.2f}")
-    print(f"delivered: {delivered}  left in queue: {left}  jobs complete: {worker.jobs_complete}  "
-          f"retried: {worker.jobs_retried}  failed: {worker.jobs_failed}")
+    print(
+        f"delivered: {delivered}  left in queue: {left}  jobs complete: {worker.jobs_complete}  "
+        f"retried: {worker.jobs_retried}  failed: {worker.jobs_failed}"
+    )
     if delivered != count or left:
         raise SystemExit("not every email was delivered exactly once")
 
@@ -140,7 +164,9 @@ def main() -> None:
     port = free_port()
     fake = subprocess.Popen(
         [sys.executable, "-m", "devstack.fake_resend", "--port", str(port), "--no-bodies"],
-        cwd=ROOT, stdout=subprocess.DEVNULL)
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     local_redis: LocalRedis | None = None
     tmp = tempfile.TemporaryDirectory(prefix="bench-redis-")
     try:

@@ -1,7 +1,7 @@
 """The two floors the request-path benchmark compares against: a raw ASGI app and a FastAPI app.
 
-    uvicorn bench.hello_apps:raw        # the cost of uvicorn alone
-    uvicorn bench.hello_apps:fastapi    # plus FastAPI routing and a JSON response
+uvicorn bench.hello_apps:raw        # the cost of uvicorn alone
+uvicorn bench.hello_apps:fastapi    # plus FastAPI routing and a JSON response
 """
 
 from __future__ import annotations

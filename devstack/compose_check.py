@@ -41,8 +41,15 @@ def check(files: list[str], profiles: list[str]) -> subprocess.CompletedProcess[
         args += ["-f", name]
     for profile in profiles:
         args += ["--profile", profile]
-    return subprocess.run([*args, "config", "--quiet"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, check=False, timeout=60)
+    return subprocess.run(
+        [*args, "config", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def main() -> int:

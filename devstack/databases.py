@@ -39,9 +39,7 @@ def url_with(
     return f"{scheme}://{creds}@{hostpart}" if creds else f"{scheme}://{hostpart}"
 
 
-def migrate_env(
-    admin_url: str, database: str, prefix: str, passwords: Mapping[str, str]
-) -> dict[str, str]:
+def migrate_env(admin_url: str, database: str, prefix: str, passwords: Mapping[str, str]) -> dict[str, str]:
     """The migrate job's environment for `database` on the server of `admin_url`."""
     return {
         "ENV": "test",
@@ -58,7 +56,11 @@ def run_migrate(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the migrate job as a real process, as a deployment would."""
     return subprocess.run(
         [sys.executable, "-m", "services.migrate"],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
 
@@ -103,8 +105,10 @@ def migrated_database(server_admin_url: str, run_id: str) -> Iterator[MigratedDa
             api_url=url_with(admin_url, user=roles.api, password=passwords["api"]),
         )
     finally:
-        asyncio.run(_execute(
-            server_admin_url,
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-            *(f'DROP ROLE IF EXISTS "{role}"' for role in (roles.auth, roles.api, roles.owner)),
-        ))
+        asyncio.run(
+            _execute(
+                server_admin_url,
+                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                *(f'DROP ROLE IF EXISTS "{role}"' for role in (roles.auth, roles.api, roles.owner)),
+            )
+        )

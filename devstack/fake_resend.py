@@ -89,8 +89,14 @@ class _Server(ThreadingHTTPServer):
 class FakeResend:
     """The server and its state; `start()` serves on a loopback port from a daemon thread."""
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, host: str = "127.0.0.1", port: int = 0,
-                 *, keep_bodies: bool = True) -> None:
+    def __init__(
+        self,
+        api_key: str = DEFAULT_API_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        keep_bodies: bool = True,
+    ) -> None:
         self.api_key = api_key
         self.keep_bodies = keep_bodies
         self._lock = threading.Condition()
@@ -132,13 +138,15 @@ class FakeResend:
         self.stop()
 
     # --- control ----------------------------------------------------------------------------
-    def fail_next(self, count: int = 1, status: int = 500, *, name: str | None = None,
-                  retry_after: float | None = None) -> None:
+    def fail_next(
+        self, count: int = 1, status: int = 500, *, name: str | None = None, retry_after: float | None = None
+    ) -> None:
         """Answer the next `count` authorised requests with this error (before idempotency)."""
         with self._lock:
             for _ in range(count):
-                self._failures.append(_Failure(status, name or ERROR_NAMES.get(status, "application_error"),
-                                               retry_after))
+                self._failures.append(
+                    _Failure(status, name or ERROR_NAMES.get(status, "application_error"), retry_after)
+                )
 
     def delay_next(self, count: int = 1, seconds: float = 1.0) -> None:
         """Hold the response of the next `count` accepted requests (after recording the delivery)."""
@@ -176,11 +184,15 @@ class FakeResend:
             outcomes: dict[str, int] = {}
             for request in self._requests:
                 outcomes[request.outcome] = outcomes.get(request.outcome, 0) + 1
-            return {"requests": len(self._requests), "deliveries": self._delivered_count,
-                    "outcomes": outcomes}
+            return {
+                "requests": len(self._requests),
+                "deliveries": self._delivered_count,
+                "outcomes": outcomes,
+            }
 
-    def wait_for(self, *, deliveries: int | None = None, requests: int | None = None,
-                 timeout: float = 10.0) -> bool:
+    def wait_for(
+        self, *, deliveries: int | None = None, requests: int | None = None, timeout: float = 10.0
+    ) -> bool:
         """Block until at least this many deliveries / requests were seen; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -203,8 +215,9 @@ class FakeResend:
         key = headers.get("idempotency-key")
         auth = headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
-            return self._error_locked(key, 401, "missing_api_key",
-                                      "Missing API key in the authorization header.", "unauthorized")
+            return self._error_locked(
+                key, 401, "missing_api_key", "Missing API key in the authorization header.", "unauthorized"
+            )
         if auth[7:].strip() != self.api_key:
             return self._error_locked(key, 403, "invalid_api_key", "API key is invalid", "unauthorized")
         with self._lock:
@@ -229,22 +242,43 @@ class FakeResend:
             if stored is not None:
                 if stored.fingerprint != fingerprint:
                     self._record(key, 409, "conflict")
-                    return 409, {}, _error_body(409, "invalid_idempotent_request",
-                                                "Same idempotency key used with a different request payload.")
+                    return (
+                        409,
+                        {},
+                        _error_body(
+                            409,
+                            "invalid_idempotent_request",
+                            "Same idempotency key used with a different request payload.",
+                        ),
+                    )
                 if not stored.done.is_set():
                     self._record(key, 409, "conflict")
-                    return 409, {}, _error_body(409, "concurrent_idempotent_requests",
-                                                "Same idempotency key used while original request is still "
-                                                "in progress.")
+                    return (
+                        409,
+                        {},
+                        _error_body(
+                            409,
+                            "concurrent_idempotent_requests",
+                            "Same idempotency key used while original request is still in progress.",
+                        ),
+                    )
                 self._record(key, stored.status, "replayed")
                 return stored.status, {}, stored.body
             message_id = str(uuid.uuid4())
             to = body["to"] if isinstance(body["to"], list) else [body["to"]]
-            self._deliveries.append(Delivery(
-                id=message_id, idempotency_key=key, sender=body["from"], to=list(to), subject=body["subject"],
-                html=body.get("html"), text=body.get("text"), received_at=time.time(),
-                body=body if self.keep_bodies else {},
-            ))
+            self._deliveries.append(
+                Delivery(
+                    id=message_id,
+                    idempotency_key=key,
+                    sender=body["from"],
+                    to=list(to),
+                    subject=body["subject"],
+                    html=body.get("html"),
+                    text=body.get("text"),
+                    received_at=time.time(),
+                    body=body if self.keep_bodies else {},
+                )
+            )
             if not self.keep_bodies:  # benches: keep counts, not megabytes of HTML
                 self._deliveries.clear()
             self._delivered_count += 1
@@ -259,16 +293,18 @@ class FakeResend:
         stored.done.set()
         return 200, {}, stored.body
 
-    def _error_locked(self, key: str | None, status: int, name: str, message: str,
-                      outcome: str) -> tuple[int, dict[str, str], bytes]:
+    def _error_locked(
+        self, key: str | None, status: int, name: str, message: str, outcome: str
+    ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             self._record(key, status, outcome)
         return status, {}, _error_body(status, name, message)
 
     def control(self, body: dict[str, Any]) -> None:
         if body.get("fail_next"):
-            self.fail_next(int(body["fail_next"]), int(body.get("status", 500)),
-                           retry_after=body.get("retry_after"))
+            self.fail_next(
+                int(body["fail_next"]), int(body.get("status", 500)), retry_after=body.get("retry_after")
+            )
         if body.get("delay_next"):
             self.delay_next(int(body["delay_next"]), float(body.get("seconds", 1.0)))
         if "delay_all" in body:
@@ -289,13 +325,17 @@ def _looks_like_address(value: Any) -> bool:
 
 def _validate(body: dict[str, Any]) -> str | None:
     if not _looks_like_address(body.get("from")):
-        return "Invalid `from` field. The email address needs to follow the `email@example.com` or " \
-               "`Name <email@example.com>` format."
+        return (
+            "Invalid `from` field. The email address needs to follow the `email@example.com` or "
+            "`Name <email@example.com>` format."
+        )
     to = body.get("to")
     recipients = to if isinstance(to, list) else [to]
     if not recipients or len(recipients) > 50 or not all(_looks_like_address(r) for r in recipients):
-        return "Invalid `to` field. The email address needs to follow the `email@example.com` or " \
-               "`Name <email@example.com>` format."
+        return (
+            "Invalid `to` field. The email address needs to follow the `email@example.com` or "
+            "`Name <email@example.com>` format."
+        )
     subject = body.get("subject")
     if not isinstance(subject, str) or not subject.strip():
         return "Missing `subject` field."

@@ -68,9 +68,20 @@ class EmbeddedPostgres:
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(_bin("initdb")), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "-E", "UTF8", "--no-instructions"],
-                check=True, user=self.user, stdout=subprocess.DEVNULL,
+                [
+                    str(_bin("initdb")),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                user=self.user,
+                stdout=subprocess.DEVNULL,
             )
 
     def start(self) -> EmbeddedPostgres:
@@ -82,9 +93,22 @@ class EmbeddedPostgres:
             else f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=300"
         )
         subprocess.run(
-            [str(_bin("pg_ctl")), "-D", str(self.data_dir), "-w", "-t", "30",
-             "-l", str(self.root / "postgres.log"), "-o", options, "start"],
-            check=True, user=self.user, stdout=subprocess.DEVNULL,
+            [
+                str(_bin("pg_ctl")),
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                "30",
+                "-l",
+                str(self.root / "postgres.log"),
+                "-o",
+                options,
+                "start",
+            ],
+            check=True,
+            user=self.user,
+            stdout=subprocess.DEVNULL,
         )
         return self
 
@@ -92,7 +116,9 @@ class EmbeddedPostgres:
         if (self.data_dir / "postmaster.pid").exists():
             subprocess.run(
                 [str(_bin("pg_ctl")), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-                check=False, user=self.user, stdout=subprocess.DEVNULL,
+                check=False,
+                user=self.user,
+                stdout=subprocess.DEVNULL,
             )
 
     def destroy(self) -> None:

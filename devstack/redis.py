@@ -38,16 +38,25 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
-        args = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
-                "--dir", str(self.root), "--protected-mode", "yes", "--save", ""]
+        args = [
+            redis_server_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.root),
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+        ]
         args += ["--appendonly", "yes"] if self.persist else ["--appendonly", "no"]
         return args
 
     def start(self) -> LocalRedis:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
         return self
 

@@ -16,13 +16,26 @@ from devstack.run import ROOT, module_exists
 
 
 def generate() -> dict[str, str]:
-    values = {name: secrets.token_urlsafe(32) for name in (
-        "POSTGRES_PASSWORD", "REDIS_PASSWORD", "AUTH_DB_PASSWORD", "API_DB_PASSWORD",
-        "GRAFANA_ADMIN_PASSWORD",
-    )}
+    values = {
+        name: secrets.token_urlsafe(32)
+        for name in (
+            "POSTGRES_PASSWORD",
+            "REDIS_PASSWORD",
+            "AUTH_DB_PASSWORD",
+            "API_DB_PASSWORD",
+            "GRAFANA_ADMIN_PASSWORD",
+            "API_KEY_HASH_SECRET",
+        )
+    }
     if module_exists("services.auth.keys"):
-        result = subprocess.run([sys.executable, "-m", "services.auth.keys"], cwd=ROOT,
-                                capture_output=True, text=True, check=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "services.auth.keys"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         values["JWT_PRIVATE_KEYS"] = result.stdout.strip()
     return values
 

@@ -6,19 +6,17 @@ Create Date: ${create_date}
 """
 
 from collections.abc import Sequence
-
-from alembic import op
 ${imports if imports else ""}
-from migrations.roles import roles
+# Schema changes: `from alembic import op`, then op.execute(...). Grants name the roles through
+# `from migrations.roles import roles` (the names carry DB_ROLE_PREFIX).
 
-revision: str = ${repr(up_revision)}
-down_revision: str | None = ${repr(down_revision)}
-branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
-depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+revision: str = ${repr(up_revision).replace("'", '"')}
+down_revision: str | None = ${repr(down_revision).replace("'", '"')}
+branch_labels: str | Sequence[str] | None = ${repr(branch_labels).replace("'", '"')}
+depends_on: str | Sequence[str] | None = ${repr(depends_on).replace("'", '"')}
 
 
 def upgrade() -> None:
-    r = roles()
     ${upgrades if upgrades else "pass"}
 
 

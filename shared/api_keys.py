@@ -70,9 +70,7 @@ def hashing_key(settings: Settings) -> bytes:
         return _DEVELOPMENT_HASH_SECRET
     value = secret.get_secret_value().encode()
     if len(value) < MIN_HASH_SECRET_LENGTH:
-        raise SettingsError(
-            [f"API_KEY_HASH_SECRET: must be at least {MIN_HASH_SECRET_LENGTH} characters"]
-        )
+        raise SettingsError([f"API_KEY_HASH_SECRET: must be at least {MIN_HASH_SECRET_LENGTH} characters"])
     return value
 
 

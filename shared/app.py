@@ -78,9 +78,7 @@ def create_app(
             DB_POOL_IN_USE.set(checked_out())
             DB_POOL_SIZE.set(size())
 
-    app.add_route(
-        "/metrics", metrics_endpoint(before=refresh_pool_gauges), include_in_schema=False
-    )
+    app.add_route("/metrics", metrics_endpoint(before=refresh_pool_gauges), include_in_schema=False)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -91,7 +89,10 @@ def create_app(
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=[
-                "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Retry-After",
                 "X-Request-ID",
             ],
         )

@@ -40,7 +40,7 @@ def async_url(url: str) -> str:
     """Use the asyncpg driver whatever scheme the operator wrote."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
 
 
@@ -63,12 +63,15 @@ def create_engine(settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
+        pool_timeout=settings.database_pool_timeout_seconds,
         connect_args={
             "server_settings": {
                 "statement_timeout": str(settings.database_statement_timeout_ms),
                 "application_name": settings.service_name,
             },
-            "timeout": 5,
+            "timeout": settings.database_connect_timeout_seconds,
+            # Client side: a frozen server enforces no statement_timeout.
+            "command_timeout": settings.database_command_timeout_seconds,
         },
     )
     # Pre-ping stays on (a database restart must not fail requests), but not with asyncpg's own
@@ -171,7 +174,9 @@ class TenantScope:
     """
 
     def __init__(
-        self, org_id: UUID, engine: AsyncEngine | None,
+        self,
+        org_id: UUID,
+        engine: AsyncEngine | None,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.org_id = org_id

@@ -10,13 +10,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
 from shared.context import request_id_var
+from shared.db_outage import DB_UNAVAILABLE, RETRY_AFTER_SECONDS, unavailable_reason
 from shared.jsonresponse import json_bytes
 
 PROBLEM_TYPE_BASE = "https://blockbot.dev/problems/"
@@ -108,8 +111,17 @@ class ServiceUnavailable(AppError):
 _BY_STATUS: dict[int, type[AppError]] = {
     cls.status: cls
     for cls in (
-        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Gone,
-        PayloadTooLarge, ValidationFailed, RateLimited, ServiceUnavailable,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        Gone,
+        PayloadTooLarge,
+        ValidationFailed,
+        RateLimited,
+        ServiceUnavailable,
     )
 }
 
@@ -228,8 +240,7 @@ def _allowed_methods(request: Request, headers: Mapping[str, str] | None) -> str
         method
         for method in _METHODS
         if any(
-            route.matches({**base, "method": method})[0] is Match.FULL
-            for route in request.app.router.routes
+            route.matches({**base, "method": method})[0] is Match.FULL for route in request.app.router.routes
         )
     ]
     if not allowed:
@@ -249,8 +260,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         cls = _BY_STATUS.get(exc.status_code)
         if cls is None:
             return problem_response(
-                status=exc.status_code, slug=f"http-{exc.status_code}", title="HTTP error",
-                detail="The request could not be processed.", instance=request.url.path,
+                status=exc.status_code,
+                slug=f"http-{exc.status_code}",
+                title="HTTP error",
+                detail="The request could not be processed.",
+                instance=request.url.path,
                 headers=exc.headers,
             )
         headers = exc.headers
@@ -266,12 +280,34 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         logger.error(
-            "unhandled error", exc_info=exc,
+            "unhandled error",
+            exc_info=exc,
             extra={"path": request.url.path, "method": request.method},
         )
         return error_response(AppError(), request.url.path)
 
+    async def on_dependency_error(request: Request, exc: Exception) -> Response:
+        # Registered for database and OS errors: an unavailable dependency is a 503 logged in
+        # one line (an outage must not write a traceback per request); anything else is a 500.
+        reason = unavailable_reason(exc)
+        if reason is None:
+            return await on_unexpected(request, exc)
+        DB_UNAVAILABLE.labels(reason).inc()
+        logger.warning(
+            "dependency unavailable",
+            extra={
+                "reason": reason,
+                "error": repr(exc)[:300],
+                "path": request.url.path,
+                "method": request.method,
+            },
+        )
+        error = ServiceUnavailable(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return error_response(error, request.url.path)
+
     app.add_exception_handler(AppError, on_app_error)
+    for dependency_error in (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        app.add_exception_handler(dependency_error, on_dependency_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)

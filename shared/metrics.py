@@ -34,12 +34,8 @@ HTTP_LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-HTTP_IN_FLIGHT = Gauge(
-    "http_requests_in_flight", "HTTP requests being handled right now."
-)
-DB_POOL_IN_USE = Gauge(
-    "db_pool_connections_in_use", "Database connections checked out of the pool."
-)
+HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being handled right now.")
+DB_POOL_IN_USE = Gauge("db_pool_connections_in_use", "Database connections checked out of the pool.")
 DB_POOL_SIZE = Gauge("db_pool_connections", "Database connections held by the pool.")
 
 UNMATCHED_ROUTE = "<unmatched>"

@@ -6,7 +6,18 @@ the current fixed bucket and of the previous one; the estimate is
 integers, ~100 bytes) whatever the limit, unlike a sliding log that stores one member per
 request. All windows are evaluated first and incremented only if every one allows the request,
 so a request refused by the org window does not consume the user's quota. The clock is Redis'
-own (`TIME`), so several app servers agree.
+own (`TIME`), so several app servers agree; tests may pass the time in instead (`clock`).
+
+Accuracy at bucket edges: the previous bucket is assumed to have been spread evenly. A burst
+that goes on past an edge is admitted at the refill rate (limit * elapsed / period: with
+100/minute, one more request 0.6 s after the edge), which is the sliding window at work. Over
+any rolling period the count can exceed the limit, because the previous bucket's requests may
+all have come at its very end: each bucket records at most `limit`, and a rolling period spans
+at most two, so the worst case is just under 2x the limit (see the README's figures).
+
+Redis calls go through the process's `RedisGuard`: when Redis is unreachable the decision is
+`None` (fail open, counted) or a 503 (fail closed); when this process is too overloaded to get
+an answer in time the request is shed with a 503, never let through uncounted.
 
 The same call can also report whether some other keys exist (`flag_keys`, e.g. the api's
 revoked-session marker), so a request needs a single Redis round trip for both. Flags do not
@@ -17,16 +28,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from shared.errors import RateLimited, ServiceUnavailable
+from shared.redis import RedisGuard, RedisOverloaded, RedisUnavailable
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.ratelimit")
@@ -37,22 +48,25 @@ RATELIMIT_DECISIONS = Counter(
     ["scope", "outcome"],
 )
 
-# KEYS: one per window, then the flag keys. ARGV: cost, number of windows, then limit and
-# period (ms) per window.
+# KEYS: one per window, then the flag keys. ARGV: cost, number of windows, the time in ms
+# (negative: use Redis' TIME), then limit and period (ms) per window.
 # Returns: allowed (1/0), index (1-based) of the deciding window, its limit, remaining,
 # reset (ms), retry-after (ms, 0 when allowed) and how many flag keys exist.
 _LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[3])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local cost = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local state = {}
 local all_ok = true
 local pick, pick_remaining, pick_retry = 1, math.huge, -1
 for i = 1, n do
-  local limit = tonumber(ARGV[2 * i + 1])
-  local period = tonumber(ARGV[2 * i + 2])
+  local limit = tonumber(ARGV[2 * i + 2])
+  local period = tonumber(ARGV[2 * i + 3])
   local bucket = math.floor(now / period)
   local h = redis.call('HMGET', KEYS[i], 'b', 'c', 'p')
   local b, c, p = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
@@ -127,29 +141,41 @@ def _ceil_seconds(ms: int) -> int:
 
 
 class RateLimiter:
-    """Checks windows atomically; one Redis round trip per call (EVALSHA)."""
+    """Checks windows atomically; one Redis round trip per call (EVALSHA), through the guard."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        guard: RedisGuard | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = settings.redis_key_prefix + "rl:"
+        self.guard = guard or RedisGuard.from_settings(settings)
+        # Seconds since the epoch; None means Redis' own clock (production: servers agree).
+        self.clock = clock
         self._script = redis.register_script(_LUA)
 
     async def check(
         self, windows: Sequence[Window], cost: int = 1, *, flag_keys: Sequence[str] = ()
     ) -> Decision:
-        """Evaluate and (if all pass) record the windows; Redis errors propagate.
+        """Evaluate and (if all pass) record the windows.
 
-        `flag_keys` (full Redis keys) are only tested for existence, in the same atomic call:
-        `Decision.flagged` is true when at least one exists.
+        Raises `RedisUnavailable` or `RedisOverloaded` (see shared/redis.py). `flag_keys` (full
+        Redis keys) are only tested for existence, in the same atomic call: `Decision.flagged`
+        is true when at least one exists.
         """
         if not windows:
             raise ValueError("at least one window")
         keys = [f"{self.prefix}{w.scope}:{w.period_seconds}:{w.key}" for w in windows]
         keys += flag_keys
-        args: list[int] = [cost, len(windows)]
+        now_ms = -1 if self.clock is None else int(self.clock() * 1000)
+        args: list[int] = [cost, len(windows), now_ms]
         for w in windows:
             args += [w.limit, w.period_seconds * 1000]
-        raw = await self._script(keys=keys, args=args)
+        raw = await self.guard.run(lambda: self._script(keys=keys, args=args))
         allowed, index, limit, remaining, reset_ms, retry_ms, flags = (int(x) for x in raw)
         window = windows[index - 1]
         retry_after = None if allowed else max(1, _ceil_seconds(retry_ms))
@@ -170,22 +196,35 @@ class RateLimiter:
     async def check_fail_open(
         self, windows: Sequence[Window], *, flag_keys: Sequence[str] = ()
     ) -> Decision | None:
-        """Check, but let the request through (and count it) when Redis is unavailable."""
+        """Check; when Redis is unavailable let the request through (None) and count it.
+
+        An overloaded process sheds the request (503) instead: it never passes uncounted.
+        """
         try:
             return await self.check(windows, flag_keys=flag_keys)
-        except (RedisError, OSError) as error:
+        except RedisUnavailable:
             RATELIMIT_DECISIONS.labels("all", "fail_open").inc()
-            logger.warning("rate limiter unavailable, failing open", extra={"error": repr(error)})
             return None
+        except RedisOverloaded as error:
+            raise _shed(error) from error
 
     async def check_fail_closed(self, windows: Sequence[Window]) -> Decision:
         """Check, refusing with 503 when Redis is unavailable (used where abuse matters most)."""
         try:
             return await self.check(windows)
-        except (RedisError, OSError) as error:
+        except RedisUnavailable as error:
             RATELIMIT_DECISIONS.labels("all", "fail_closed").inc()
-            logger.error("rate limiter unavailable, failing closed", extra={"error": repr(error)})
-            raise ServiceUnavailable("Rate limiting is unavailable; retry later.") from error
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; retry later.", headers={"Retry-After": "1"}
+            ) from error
+        except RedisOverloaded as error:
+            raise _shed(error) from error
+
+
+def _shed(error: RedisOverloaded) -> ServiceUnavailable:
+    RATELIMIT_DECISIONS.labels("all", "shed").inc()
+    logger.warning("overloaded: request shed before its rate-limit decision", extra={"error": str(error)})
+    return ServiceUnavailable("The service is overloaded; retry shortly.", headers={"Retry-After": "1"})
 
 
 def ratelimit_headers(decision: Decision) -> dict[str, str]:

@@ -1,29 +1,94 @@
-"""The one Redis client per process, and the key prefix every key goes through."""
+"""The one Redis client per process, its guard (bounded waits, circuit breaker), and key prefixes.
+
+Two different things look alike when a Redis call is slow, and they must not be confused:
+
+- Redis is unreachable or frozen: the call fails (refused, reset) or gets no answer while this
+  process is responsive. That is `RedisUnavailable`; callers fail open (api rate limits) or
+  closed (auth), and the circuit breaker skips Redis for a few seconds so every request after
+  the first answers at once instead of waiting out another timeout.
+- This process is overloaded: its event loop (or the machine) is so busy that the answer, which
+  may already be in the socket buffer, is not read before the deadline, or every connection is
+  busy. Waiting for a free connection or for the loop to catch up is NOT a Redis failure: the
+  call keeps waiting (bounded), and only if the answer still has not come does it raise
+  `RedisOverloaded`, which callers turn into a 503 (load shedding), never into a pass.
+
+The deadline of a call is judged against the loop's lateness: when the timer fires much later
+than scheduled, the loop was stalled and the missing answer proves nothing about Redis.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
 from arq.connections import ArqRedis
+from prometheus_client import Counter, Gauge
+from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import RedisError
 
 from shared.settings import Settings
 from shared.tracing import instrument_redis
 
+logger = logging.getLogger("blockbot.redis")
+
+T = TypeVar("T")
+
+REDIS_UNAVAILABLE = Counter(
+    "redis_unavailable_total",
+    "Guarded Redis calls that got no answer, by reason (error, timeout, breaker_open).",
+    ["reason"],
+)
+REDIS_OVERLOADED = Counter(
+    "redis_overloaded_total",
+    "Guarded Redis calls given up because this process was too busy to get the answer in time.",
+)
+REDIS_BREAKER_OPEN = Gauge(
+    "redis_breaker_open", "1 while the Redis circuit breaker skips Redis (after failures)."
+)
+
+# The client's own socket timeouts are a last resort, above the guard's bounds, so that a guarded
+# call is always judged by the guard (which knows whether the loop was stalled) first.
+SOCKET_TIMEOUT_SECONDS = 10.0
+# A call's wait is cut in this many slices. A slice that overran by more than STALL_SECONDS (the
+# loop, or the whole process, was stalled: an answer may be waiting unread) counts as one slice
+# only; shorter overruns (a busy machine's scheduling delays) count in full.
+SLICES = 5
+STALL_SECONDS = 0.1
+
+
+class RedisUnavailable(Exception):
+    """Redis gave no answer: unreachable, refusing, frozen, or skipped by the open breaker."""
+
+
+class RedisOverloaded(Exception):
+    """This process could not get Redis' answer in time because it is itself overloaded."""
+
 
 def create_redis(settings: Settings) -> ArqRedis:
-    """Create the process's client; short timeouts so a dead Redis fails fast, not slowly.
+    """Create the process's client over a bounded, blocking connection pool.
 
-    It is an `ArqRedis` (a `redis.asyncio.Redis` subclass) so the same client also enqueues jobs.
-    Its commands are traced (names only, arguments masked) when tracing is on.
+    Connections are reused; at most `redis_max_connections` exist, and a caller waits for a free
+    one instead of opening yet another (connections are opened outside the pool's lock, so a
+    frozen Redis does not serialise every caller behind one connect). It is an `ArqRedis` so the
+    same client also enqueues jobs. Its commands are traced (names only) when tracing is on.
     """
     instrument_redis()
     from shared.email_queue import deserialize_job, email_queue_name, serialize_job
 
-    client: ArqRedis = ArqRedis.from_url(
+    pool = BlockingConnectionPool.from_url(
         str(settings.redis_url),
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
+        max_connections=settings.redis_max_connections,
+        timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
         decode_responses=False,
     )
+    client = ArqRedis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # closing the client closes its pool (as from_pool)
     client.job_serializer = serialize_job
     client.job_deserializer = deserialize_job
     client.default_queue_name = email_queue_name(settings)
@@ -33,3 +98,144 @@ def create_redis(settings: Settings) -> ArqRedis:
 def redis_key(settings: Settings, *parts: str) -> str:
     """Build a namespaced key: `<prefix><part>:<part>...`."""
     return settings.redis_key_prefix + ":".join(parts)
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """The guard's bounds, in seconds."""
+
+    call_timeout: float  # no answer within this while the loop is responsive: Redis is down
+    queue_timeout: float  # overall bound when the process is overloaded: shed (503)
+    breaker_seconds: float  # how long Redis is skipped after a failure
+    concurrency: int  # guarded calls in flight at once (below the pool size: room for others)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GuardLimits:
+        return cls(
+            call_timeout=settings.redis_call_timeout_ms / 1000,
+            queue_timeout=settings.redis_queue_timeout_ms / 1000,
+            breaker_seconds=settings.redis_breaker_seconds,
+            concurrency=max(1, settings.redis_max_connections * 3 // 4),
+        )
+
+
+class RedisGuard:
+    """Runs Redis calls with a loop-aware deadline, a bound on concurrency and a circuit breaker."""
+
+    def __init__(self, limits: GuardLimits, *, clock: Callable[[], float] | None = None) -> None:
+        self.limits = limits
+        self._clock = clock  # the breaker's time (tests); None: the event loop's monotonic clock
+        self._slots = asyncio.Semaphore(limits.concurrency)
+        self._open_until: float | None = None  # set while open or half-open
+        self._trial_running = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisGuard:
+        return cls(GuardLimits.from_settings(settings))
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls are skipped (open, or half-open with the trial call in flight)."""
+        if self._open_until is None:
+            return False
+        return self._trial_running or self._now() < self._open_until
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    async def run(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run `call()`; raise `RedisUnavailable` or `RedisOverloaded` as described above."""
+        self._refuse_if_open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.queue_timeout
+        try:
+            # Waiting for a free slot is queueing in this process, not a Redis failure.
+            async with asyncio.timeout(self.limits.queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            REDIS_OVERLOADED.inc()
+            raise RedisOverloaded("no free Redis slot in time") from None
+        try:
+            self._refuse_if_open()  # it may have opened while this call queued
+        except RedisUnavailable:
+            self._slots.release()
+            raise
+        trial = self._open_until is not None  # half-open: this call tries Redis for everyone
+        self._trial_running = trial
+        try:
+            result = await self._bounded(call, deadline)
+        except RedisUnavailable as error:
+            self._opened(error)
+            raise
+        finally:
+            if trial:
+                self._trial_running = False
+            self._slots.release()
+        if trial:
+            self._closed()
+        return result
+
+    def _refuse_if_open(self) -> None:
+        if self.is_open:
+            REDIS_UNAVAILABLE.labels("breaker_open").inc()
+            raise RedisUnavailable("circuit breaker open")
+
+    async def _bounded(self, call: Callable[[], Awaitable[T]], deadline: float) -> T:
+        """Await the call; only time during which the loop was responsive counts against it.
+
+        The wait is cut into slices; a slice that took much longer than asked (the loop, or the
+        whole process, was stalled) counts as one slice only, since an answer may have arrived
+        during the stall and simply not been read yet: it is read in the next slice.
+        """
+        loop = asyncio.get_running_loop()
+        budget = self.limits.call_timeout
+        step = budget / SLICES
+        task = asyncio.ensure_future(call())
+        try:
+            while not task.done():
+                started = loop.time()
+                await asyncio.wait({task}, timeout=step)
+                for _ in range(3):  # an answer read in the same loop turn completes the task
+                    if task.done():
+                        break
+                    await asyncio.sleep(0)
+                if task.done():
+                    break
+                elapsed = loop.time() - started
+                budget -= elapsed if elapsed <= step + STALL_SECONDS else step
+                if budget <= step / 2:
+                    REDIS_UNAVAILABLE.labels("timeout").inc()
+                    raise RedisUnavailable(f"no answer within {self.limits.call_timeout:.3f} s")
+                if loop.time() >= deadline:
+                    REDIS_OVERLOADED.inc()
+                    raise RedisOverloaded("process too busy to read Redis' answer in time")
+            try:
+                return task.result()
+            except (RedisError, OSError) as error:
+                REDIS_UNAVAILABLE.labels("error").inc()
+                raise RedisUnavailable(repr(error)) from error
+        finally:
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_consume)
+
+    def _opened(self, error: RedisUnavailable) -> None:
+        was_open = self._open_until is not None
+        self._open_until = self._now() + self.limits.breaker_seconds
+        if not was_open:
+            REDIS_BREAKER_OPEN.set(1)
+            logger.warning(
+                "redis unavailable: circuit breaker open",
+                extra={"error": str(error), "breaker_seconds": self.limits.breaker_seconds},
+            )
+
+    def _closed(self) -> None:
+        self._open_until = None
+        REDIS_BREAKER_OPEN.set(0)
+        logger.info("redis answers again: circuit breaker closed")
+
+
+def _consume(task: asyncio.Future[T]) -> None:
+    # An abandoned call's outcome is not needed; retrieving it keeps asyncio from logging it.
+    if not task.cancelled():
+        task.exception()

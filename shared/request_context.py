@@ -31,9 +31,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers", ())).get(REQUEST_ID_HEADER)
-        request_id = (
-            incoming.decode() if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
-        )
+        request_id = incoming.decode() if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500

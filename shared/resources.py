@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import create_engine, create_sessionmaker
-from shared.redis import create_redis
+from shared.redis import RedisGuard, create_redis
 from shared.settings import Settings
 
 
@@ -22,11 +22,18 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: ArqRedis
+    redis_guard: RedisGuard  # every request-path Redis call goes through it (bounded, breaker)
 
     @classmethod
     def create(cls, settings: Settings, *, database_pre_ping: bool = True) -> Resources:
         engine = create_engine(settings, pre_ping=database_pre_ping)
-        return cls(settings, engine, create_sessionmaker(engine), create_redis(settings))
+        return cls(
+            settings,
+            engine,
+            create_sessionmaker(engine),
+            create_redis(settings),
+            RedisGuard.from_settings(settings),
+        )
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=5, ge=0, le=200)
     database_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    # Outage bounds (see shared/db_outage.py): a request that cannot get a connection within
+    # the pool or connect timeout, or whose statement gets no answer within the command
+    # timeout, is answered 503 instead of hanging for the length of the outage.
+    database_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    database_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    database_command_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
     # Migrate job only: role names are `<prefix>_owner`, `<prefix>_auth`, `<prefix>_api`.
     db_role_prefix: str = Field(default="blockbot", pattern=r"^[a-z][a-z0-9_]{0,40}$")
     auth_db_password: SecretStr | None = None
@@ -75,6 +81,14 @@ class Settings(BaseSettings):
     redis_url: RedisDsn
     # Every key this deployment writes starts with this prefix (tests use one per run).
     redis_key_prefix: str = Field(default="bb:", pattern=r"^[A-Za-z0-9:_\-]{1,64}$")
+    # Bounded, reused connections; a caller waits for a free one (see shared/redis.py).
+    redis_max_connections: int = Field(default=32, ge=2, le=1000)
+    # No answer within this while the process is responsive: Redis counts as down (api rate
+    # limits fail open, auth fails closed) and the circuit breaker skips it for a while.
+    redis_call_timeout_ms: int = Field(default=150, ge=10, le=10_000)
+    # How long a call may wait when THIS process is overloaded before the request is shed (503).
+    redis_queue_timeout_ms: int = Field(default=5_000, ge=100, le=60_000)
+    redis_breaker_seconds: float = Field(default=2.0, ge=0.1, le=60)
 
     # --- http -------------------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -157,7 +171,6 @@ class Settings(BaseSettings):
     def _email_from(cls, value: str) -> str:
         from email.utils import parseaddr
 
-
         _, address = parseaddr(value)
         if not address:
             raise ValueError("must be an address or 'Name <address>'")
@@ -165,7 +178,9 @@ class Settings(BaseSettings):
 
         try:
             validate_email(
-                address, check_deliverability=False, globally_deliverable=False,
+                address,
+                check_deliverability=False,
+                globally_deliverable=False,
                 test_environment=True,
             )
         except EmailNotValidError as error:
@@ -215,9 +230,7 @@ class SettingsError(Exception):
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        super().__init__(
-            "invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines)
-        )
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines))
 
 
 def describe_validation_error(error: ValidationError) -> list[str]:

@@ -79,9 +79,13 @@ def _exporters() -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     for name in names:
         if name == "otlp":
-            protocol = os.environ.get(
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-            ).strip().lower()
+            protocol = (
+                os.environ.get(
+                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+                )
+                .strip()
+                .lower()
+            )
             if protocol and protocol != "http/protobuf":
                 logger.warning(
                     "only the OTLP http/protobuf protocol is installed; using it",
@@ -137,7 +141,8 @@ def instrument_engine(engine: AsyncEngine) -> None:
     # tools build several, so each gets its own EngineTracer (what `instrument(engine=)` does).
     tracer = trace.get_tracer(SQLAlchemyInstrumentor.__module__, __version__)
     usage = get_meter(SQLAlchemyInstrumentor.__module__, __version__).create_up_down_counter(
-        name="db.client.connections.usage", unit="connections",
+        name="db.client.connections.usage",
+        unit="connections",
         description="The number of connections that are currently in state described by the state attribute.",
     )
     engine_tracer: Any = EngineTracer  # untyped

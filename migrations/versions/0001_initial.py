@@ -171,9 +171,7 @@ def upgrade() -> None:
     # The auth service must find identities before it knows the tenant (login by email,
     # refresh by token hash, one-time token by hash). It may read across tenants, never write.
     for table in ("users", "sessions", "one_time_tokens"):
-        op.execute(
-            f'CREATE POLICY auth_identity_lookup ON {table} FOR SELECT TO "{r.auth}" USING (true)'
-        )
+        op.execute(f'CREATE POLICY auth_identity_lookup ON {table} FOR SELECT TO "{r.auth}" USING (true)')
 
     # --- grants: least privilege per runtime role --------------------------------------------
     op.execute(f'GRANT USAGE ON SCHEMA public TO "{r.auth}", "{r.api}"')
@@ -202,8 +200,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(
-        "DROP TABLE IF EXISTS audit_log, one_time_tokens, invitations, sessions, users,"
-        " organizations CASCADE"
+        "DROP TABLE IF EXISTS audit_log, one_time_tokens, invitations, sessions, users, organizations CASCADE"
     )
     op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
     op.execute("DROP FUNCTION IF EXISTS app_current_org_id()")

@@ -43,8 +43,7 @@ def upgrade() -> None:
     )
     # Like sessions: the auth service finds a presented token before it knows the tenant.
     op.execute(
-        f'CREATE POLICY auth_identity_lookup ON session_retired_tokens FOR SELECT TO "{r.auth}"'
-        " USING (true)"
+        f'CREATE POLICY auth_identity_lookup ON session_retired_tokens FOR SELECT TO "{r.auth}" USING (true)'
     )
     op.execute(f'GRANT SELECT, INSERT, DELETE ON session_retired_tokens TO "{r.auth}"')
 

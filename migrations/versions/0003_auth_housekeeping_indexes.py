@@ -20,10 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute("CREATE INDEX sessions_expires_at_idx ON sessions (expires_at)")
-    op.execute(
-        "CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at)"
-        " WHERE revoked_at IS NOT NULL"
-    )
+    op.execute("CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at) WHERE revoked_at IS NOT NULL")
     op.execute("CREATE INDEX one_time_tokens_expires_at_idx ON one_time_tokens (expires_at)")
     op.execute(
         "CREATE INDEX one_time_tokens_consumed_at_idx ON one_time_tokens (consumed_at)"
@@ -33,7 +30,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for index in (
-        "one_time_tokens_consumed_at_idx", "one_time_tokens_expires_at_idx",
-        "sessions_revoked_at_idx", "sessions_expires_at_idx",
+        "one_time_tokens_consumed_at_idx",
+        "one_time_tokens_expires_at_idx",
+        "sessions_revoked_at_idx",
+        "sessions_expires_at_idx",
     ):
         op.execute(f"DROP INDEX IF EXISTS {index}")

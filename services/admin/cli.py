@@ -47,8 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m services.admin",
         description="BlockBot operator commands (connects with the migrate job's administrator URL).",
     )
-    parser.add_argument("--operator", default=None,
-                        help="name recorded in the audit log (default: $BLOCKBOT_OPERATOR or login)")
+    parser.add_argument(
+        "--operator",
+        default=None,
+        help="name recorded in the audit log (default: $BLOCKBOT_OPERATOR or login)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("orgs", help="list organizations")
@@ -58,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="organization name")
     create.add_argument("--owner-email", required=True)
     create.add_argument("--owner-name", required=True)
-    create.add_argument("--password-stdin", action="store_true",
-                        help="read the owner's password from standard input (else prompt)")
+    create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the owner's password from standard input (else prompt)",
+    )
     for name, text in (
         ("verify-email", "mark a user's email address verified"),
         ("revoke-sessions", "revoke every session of a user (access tokens stop at once)"),
@@ -99,18 +105,20 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _print_rows(rows: Sequence[OrgRow | UserRow], columns: Sequence[str], as_json: bool,
-                out: TextIO) -> None:
+def _print_rows(rows: Sequence[OrgRow | UserRow], columns: Sequence[str], as_json: bool, out: TextIO) -> None:
     if as_json:
         for row in rows:
-            print(json.dumps({k: _cell(v) if not isinstance(v, int) else v
-                              for k, v in asdict(row).items()}), file=out)
+            print(
+                json.dumps({k: _cell(v) if not isinstance(v, int) else v for k, v in asdict(row).items()}),
+                file=out,
+            )
         return
     table = [list(columns)] + [[_cell(getattr(row, c)) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip(),
-              file=out)
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip(), file=out
+        )
 
 
 def _say(out: TextIO, as_json: bool, message: str, **fields: Any) -> None:
@@ -126,7 +134,9 @@ async def run(args: argparse.Namespace, settings: Settings, stdin: TextIO, out: 
     if args.command == "create-org":
         password = read_password(args.password_stdin, stdin)
         new_org = service.parse_new_org(
-            org_name=args.name, owner_email=args.owner_email, owner_name=args.owner_name,
+            org_name=args.name,
+            owner_email=args.owner_email,
+            owner_name=args.owner_name,
             password=password,
         )
     engine = create_engine(settings)
@@ -139,41 +149,73 @@ async def run(args: argparse.Namespace, settings: Settings, stdin: TextIO, out: 
         await engine.dispose()
 
 
-async def _dispatch(admin: Admin, args: argparse.Namespace, new_org: service.NewOrg | None,
-                    out: TextIO) -> None:
+async def _dispatch(
+    admin: Admin, args: argparse.Namespace, new_org: service.NewOrg | None, out: TextIO
+) -> None:
     command, as_json = args.command, args.json
     if command == "orgs":
-        _print_rows(await service.list_orgs(admin), ("id", "name", "users", "created_at"), as_json,
-                    out)
+        _print_rows(await service.list_orgs(admin), ("id", "name", "users", "created_at"), as_json, out)
     elif command == "users":
-        _print_rows(await service.list_users(admin, args.org),
-                    ("id", "email", "role", "org_id", "org_name", "email_verified_at",
-                     "disabled_at", "live_sessions"), as_json, out)
+        _print_rows(
+            await service.list_users(admin, args.org),
+            (
+                "id",
+                "email",
+                "role",
+                "org_id",
+                "org_name",
+                "email_verified_at",
+                "disabled_at",
+                "live_sessions",
+            ),
+            as_json,
+            out,
+        )
     elif command == "create-org":
         assert new_org is not None
         owner = await service.create_org(admin, new_org)
-        _say(out, as_json, f"created organization {owner.org_id} with owner {owner.id}",
-             org_id=owner.org_id, user_id=owner.id)
+        _say(
+            out,
+            as_json,
+            f"created organization {owner.org_id} with owner {owner.id}",
+            org_id=owner.org_id,
+            user_id=owner.id,
+        )
     elif command == "verify-email":
         user, changed = await service.verify_email(admin, args.user)
-        _say(out, as_json, f"email of {user.id} {'verified' if changed else 'was already verified'}",
-             user_id=user.id, changed=changed)
+        _say(
+            out,
+            as_json,
+            f"email of {user.id} {'verified' if changed else 'was already verified'}",
+            user_id=user.id,
+            changed=changed,
+        )
     elif command == "revoke-sessions":
         user, count = await service.revoke_sessions(admin, args.user)
-        _say(out, as_json, f"revoked {count} session(s) of {user.id}", user_id=user.id,
-             sessions_revoked=count)
+        _say(
+            out, as_json, f"revoked {count} session(s) of {user.id}", user_id=user.id, sessions_revoked=count
+        )
     elif command in ("disable", "enable"):
         disabled = command == "disable"
         user, changed, count = await service.set_disabled(admin, args.user, disabled=disabled)
         state = "disabled" if disabled else "enabled"
-        _say(out, as_json,
-             f"user {user.id} {state if changed else 'was already ' + state}"
-             + (f"; revoked {count} session(s)" if disabled else ""),
-             user_id=user.id, changed=changed, sessions_revoked=count)
+        _say(
+            out,
+            as_json,
+            f"user {user.id} {state if changed else 'was already ' + state}"
+            + (f"; revoked {count} session(s)" if disabled else ""),
+            user_id=user.id,
+            changed=changed,
+            sessions_revoked=count,
+        )
 
 
-def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None,
-         out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Parse, run, and map every failure to a message on stderr and an exit status."""
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
@@ -194,7 +236,10 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None,
     except (OSError, OperationalError, InterfaceError, DBAPIError) as error:
         # The driver's message may quote the URL; name only the server.
         where = str(settings.database_url).rsplit("@", 1)[-1]
-        print(f"admin: PostgreSQL at {where} is unreachable or refused the connection "
-              f"({type(getattr(error, 'orig', error)).__name__})", file=err)
+        print(
+            f"admin: PostgreSQL at {where} is unreachable or refused the connection "
+            f"({type(getattr(error, 'orig', error)).__name__})",
+            file=err,
+        )
         return EXIT_UNAVAILABLE
     return 0

@@ -92,9 +92,7 @@ async def find_user(db: AsyncSession, *, user_id: UUID | None, email: str | None
     """One user by id or by email (case-insensitive)."""
     row = (
         await db.execute(
-            text(
-                _USER_SELECT + " WHERE u.id = :id OR lower(u.email) = lower(:email)"
-            ),
+            text(_USER_SELECT + " WHERE u.id = :id OR lower(u.email) = lower(:email)"),
             {"id": user_id, "email": email},
         )
     ).one_or_none()
@@ -107,7 +105,13 @@ async def lock_user(db: AsyncSession, user_id: UUID) -> None:
 
 
 async def insert_org_with_owner(
-    db: AsyncSession, *, org_id: UUID, org_name: str, user_id: UUID, email: str, name: str,
+    db: AsyncSession,
+    *,
+    org_id: UUID,
+    org_name: str,
+    user_id: UUID,
+    email: str,
+    name: str,
     password_hash: str,
 ) -> None:
     """Create the org and its verified owner; a taken email raises IntegrityError."""
@@ -146,9 +150,7 @@ async def lock_pending_signups(db: AsyncSession, email: str) -> list[PendingSign
 
 
 async def drop_signups(db: AsyncSession, email: str) -> None:
-    await db.execute(
-        text("DELETE FROM signup_attempts WHERE email = lower(:email)"), {"email": email}
-    )
+    await db.execute(text("DELETE FROM signup_attempts WHERE email = lower(:email)"), {"email": email})
 
 
 async def mark_email_verified(db: AsyncSession, user_id: UUID) -> bool:

@@ -41,8 +41,7 @@ class NewOrg(BaseModel):
     org_name: str = Text200
     owner_email: EmailStr = Field(max_length=320)
     owner_name: str = Text200
-    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH,
-                          repr=False)
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH, repr=False)
 
 
 def parse_new_org(**values: Any) -> NewOrg:
@@ -76,13 +75,18 @@ class Admin:
                 )
             yield db
 
-    async def _audit(self, db: AsyncSession, org_id: UUID, action: str, target: UserRow | OrgRow,
-                     **details: Any) -> None:
+    async def _audit(
+        self, db: AsyncSession, org_id: UUID, action: str, target: UserRow | OrgRow, **details: Any
+    ) -> None:
         await set_tenant(db, org_id)
         await audit.record(
-            db, org_id=org_id, action=action, actor_user_id=None,
+            db,
+            org_id=org_id,
+            action=action,
+            actor_user_id=None,
             target_type="user" if isinstance(target, UserRow) else "organization",
-            target_id=target.id, details={"operator": self.operator, "via": "admin-cli", **details},
+            target_id=target.id,
+            details={"operator": self.operator, "via": "admin-cli", **details},
         )
 
     async def _mark_revoked(self, sids: list[UUID]) -> None:
@@ -141,8 +145,12 @@ async def create_org(admin: Admin, new: NewOrg) -> UserRow:
         async with admin.transaction() as db:
             await set_tenant(db, org_id)
             await queries.insert_org_with_owner(
-                db, org_id=org_id, org_name=new.org_name, user_id=user_id,
-                email=str(new.owner_email).lower(), name=new.owner_name,
+                db,
+                org_id=org_id,
+                org_name=new.org_name,
+                user_id=user_id,
+                email=str(new.owner_email).lower(),
+                name=new.owner_name,
                 password_hash=password_hash,
             )
             # Pending sign-ups of the address are moot now (as when an invitation is accepted).
@@ -189,8 +197,13 @@ async def _activate_signup(admin: Admin, db: AsyncSession, email: str) -> UserRo
     org_id, user_id = uuid4(), uuid4()
     await set_tenant(db, org_id)
     await queries.insert_org_with_owner(
-        db, org_id=org_id, org_name=signup.org_name, user_id=user_id, email=signup.email,
-        name=signup.name, password_hash=signup.password_hash,
+        db,
+        org_id=org_id,
+        org_name=signup.org_name,
+        user_id=user_id,
+        email=signup.email,
+        name=signup.name,
+        password_hash=signup.password_hash,
     )
     await queries.drop_signups(db, email)
     owner = await _user(db, str(user_id))
@@ -226,7 +239,10 @@ async def set_disabled(admin: Admin, ref: str, *, disabled: bool) -> tuple[UserR
             sids = await queries.revoke_sessions(db, user.id, reason="user_disabled")
         if changed or sids:
             await admin._audit(
-                db, user.org_id, "admin.user_disabled" if disabled else "admin.user_enabled", user,
+                db,
+                user.org_id,
+                "admin.user_disabled" if disabled else "admin.user_enabled",
+                user,
                 **({"sessions_revoked": len(sids)} if disabled else {}),
             )
         await admin._mark_revoked(sids)

@@ -53,7 +53,7 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
                 sessionmaker=res.sessionmaker,
                 redis=res.redis,
                 public_keys=keys,
-                limiter=RateLimiter(res.redis, settings),
+                limiter=RateLimiter(res.redis, settings, res.redis_guard),
                 rate_policy=RatePolicy.from_settings(settings),
                 claims_cache=ClaimsCache(),
             )
@@ -63,7 +63,11 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         title="BlockBot API",
         settings=settings,
         routers=[
-            me.router, org.router, members.router, invitations.router, audit_log.router,
+            me.router,
+            org.router,
+            members.router,
+            invitations.router,
+            audit_log.router,
             api_keys.router,
         ],
         service_lifespan=lifespan,

@@ -176,9 +176,7 @@ def _route_needs_transaction(request: Request) -> bool:
     return bool(flag)
 
 
-async def tenant_scope(
-    credential: Credential, state: ApiDep, request: Request
-) -> AsyncIterator[TenantScope]:
+async def tenant_scope(credential: Credential, state: ApiDep, request: Request) -> AsyncIterator[TenantScope]:
     """The verified credential's tenant: a transaction for routes that declare `TenantSession`
     (committed before responding), single bound statements otherwise. An API key is verified
     here, by the first statement of a transaction, which binds its org."""
@@ -217,9 +215,7 @@ async def tenant_session(tenant: Tenant) -> AsyncSession:
 TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
 
 
-async def current_user(
-    credential: Credential, tenant: Tenant, request: Request, state: ApiDep
-) -> Principal:
+async def current_user(credential: Credential, tenant: Tenant, request: Request, state: ApiDep) -> Principal:
     """The caller as the database knows them now; a user deleted since the token is a 401.
 
     A person only: an API key is refused (403) on the routes that take `CurrentUser`.
@@ -233,7 +229,10 @@ async def current_user(
         _AUTH_UNKNOWN_USER.inc()
         raise Unauthorized("The user of this access token no longer exists or is disabled.")
     return Principal(
-        **vars(row), claims=claims, user_id=claims.user_id, org_id=claims.org_id,
+        **vars(row),
+        claims=claims,
+        user_id=claims.user_id,
+        org_id=claims.org_id,
         ip=request_ip(request, state.settings),
     )
 

@@ -49,11 +49,12 @@ class RatePolicy:
             Window("org", str(claims.org_id), self.org_limit, self.org_period_seconds),
             Window("user", user, self.user_limit, self.user_period_seconds),
             Window(
-                "user_endpoint", f"{user}:{method} {route}", self.endpoint_limit,
+                "user_endpoint",
+                f"{user}:{method} {route}",
+                self.endpoint_limit,
                 self.endpoint_period_seconds,
             ),
         ]
-
 
     def key_windows(self, org_id: UUID, key_id: UUID, method: str, route: str) -> list[Window]:
         """An API key's windows: the org's (shared with its people) and the key's own, with the
@@ -63,7 +64,9 @@ class RatePolicy:
             Window("org", str(org_id), self.org_limit, self.org_period_seconds),
             Window("api_key", key, self.user_limit, self.user_period_seconds),
             Window(
-                "api_key_endpoint", f"{key}:{method} {route}", self.endpoint_limit,
+                "api_key_endpoint",
+                f"{key}:{method} {route}",
+                self.endpoint_limit,
                 self.endpoint_period_seconds,
             ),
         ]

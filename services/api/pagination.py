@@ -18,9 +18,7 @@ from shared.errors import ValidationFailed
 T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1..100)")]
-Cursor = Annotated[
-    str | None, Query(max_length=512, description="Opaque cursor from the previous page")
-]
+Cursor = Annotated[str | None, Query(max_length=512, description="Opaque cursor from the previous page")]
 DEFAULT_LIMIT = 50
 
 

@@ -60,24 +60,43 @@ class Issued:
 def issue_access_token(state: AuthState, identity: Identity, session_id: UUID) -> str:
     user = identity.user
     return mint_access_token(
-        state.keyring, state.settings, user_id=user.id, org_id=user.org_id, role=user.role,
+        state.keyring,
+        state.settings,
+        user_id=user.id,
+        org_id=user.org_id,
+        role=user.role,
         session_id=session_id,
     )
 
 
 async def start_session(
-    db: AsyncSession, state: AuthState, user: UserRecord, client: ClientInfo,
-    *, method: str,
+    db: AsyncSession,
+    state: AuthState,
+    user: UserRecord,
+    client: ClientInfo,
+    *,
+    method: str,
 ) -> Issued:
     if not await lock_if_enabled(db, user.id):
         # Disabled by an operator: the same answer as bad credentials, and nothing is written.
         raise Unauthorized(INVALID_CREDENTIALS)
     session_id, refresh_token = await sessions.create_session(
-        db, state, org_id=user.org_id, user_id=user.id, client=client, method=method,
+        db,
+        state,
+        org_id=user.org_id,
+        user_id=user.id,
+        client=client,
+        method=method,
     )
     await audit.record(
-        db, org_id=user.org_id, action="session.created", actor_user_id=user.id,
-        target_type="session", target_id=session_id, details={"method": method}, ip=client.ip,
+        db,
+        org_id=user.org_id,
+        action="session.created",
+        actor_user_id=user.id,
+        target_type="session",
+        target_id=session_id,
+        details={"method": method},
+        ip=client.ip,
     )
     identity = await load_identity(db, user.id)
     if identity is None:  # pragma: no cover - the user row is locked in this transaction
@@ -85,9 +104,7 @@ async def start_session(
     return Issued(identity, session_id, refresh_token, issue_access_token(state, identity, session_id))
 
 
-async def _consume_for_user(
-    db: AsyncSession, purpose: Purpose, token: str
-) -> UserRecord:
+async def _consume_for_user(db: AsyncSession, purpose: Purpose, token: str) -> UserRecord:
     consumed = await consume(db, purpose, token)
     if consumed is None or consumed.user_id is None:
         raise InvalidLink()
@@ -105,8 +122,13 @@ async def _mark_verified(db: AsyncSession, user: UserRecord, client: ClientInfo)
         {"id": user.id},
     )
     await audit.record(
-        db, org_id=user.org_id, action="user.email_verified", actor_user_id=user.id,
-        target_type="user", target_id=user.id, ip=client.ip,
+        db,
+        org_id=user.org_id,
+        action="user.email_verified",
+        actor_user_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        ip=client.ip,
     )
     return user
 
@@ -122,8 +144,13 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         if user is not None:
             async with tenant_transaction(state.sessionmaker, user.org_id) as db:
                 await audit.record(
-                    db, org_id=user.org_id, action="auth.login_failed", actor_user_id=user.id,
-                    target_type="user", target_id=user.id, ip=client.ip,
+                    db,
+                    org_id=user.org_id,
+                    action="auth.login_failed",
+                    actor_user_id=user.id,
+                    target_type="user",
+                    target_id=user.id,
+                    ip=client.ip,
                 )
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.verified:
@@ -131,8 +158,7 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         raise Unauthorized(INVALID_CREDENTIALS)
     assert user.password_hash is not None
     new_hash = (
-        await state.passwords.hash(password)
-        if state.passwords.needs_rehash(user.password_hash) else None
+        await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
     )
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
         if new_hash is not None:
@@ -142,8 +168,14 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
             )
         issued = await start_session(db, state, user, client, method="password")
         await audit.record(
-            db, org_id=user.org_id, action="auth.login", actor_user_id=user.id,
-            target_type="user", target_id=user.id, details={"method": "password"}, ip=client.ip,
+            db,
+            org_id=user.org_id,
+            action="auth.login",
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"method": "password"},
+            ip=client.ip,
         )
     LOGINS.labels("success").inc()
     return issued
@@ -182,8 +214,13 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
         await signup_queries.drop_for_email(db, user.email)
         issued = await start_session(db, state, user, client, method="magic_link")
         await audit.record(
-            db, org_id=user.org_id, action="auth.login", actor_user_id=user.id,
-            target_type="user", target_id=user.id, details={"method": "magic_link"},
+            db,
+            org_id=user.org_id,
+            action="auth.login",
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"method": "magic_link"},
             ip=client.ip,
         )
     return issued
@@ -198,15 +235,16 @@ async def request_password_reset(state: AuthState, *, email: str) -> None:
         return
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
         token = await issue(
-            db, state.settings, purpose=Purpose.PASSWORD_RESET, org_id=user.org_id,
+            db,
+            state.settings,
+            purpose=Purpose.PASSWORD_RESET,
+            org_id=user.org_id,
             user_id=user.id,
         )
         await emails.send_password_reset(state, to=user.email, token=token)
 
 
-async def reset_password(
-    state: AuthState, *, token: str, password: str, client: ClientInfo
-) -> None:
+async def reset_password(state: AuthState, *, token: str, password: str, client: ClientInfo) -> None:
     """Set a new password from a reset link and revoke every session of the user."""
     password_hash = await state.passwords.hash(password)
     async with transaction(state.sessionmaker) as db:
@@ -217,12 +255,15 @@ async def reset_password(
         )
         # Receiving the reset email proves the address too.
         await _mark_verified(db, user, client)
-        await retire_outstanding(
-            db, user_id=user.id, purposes=(Purpose.PASSWORD_RESET, Purpose.MAGIC_LINK)
-        )
+        await retire_outstanding(db, user_id=user.id, purposes=(Purpose.PASSWORD_RESET, Purpose.MAGIC_LINK))
         revoked = await sessions.revoke_user_sessions(db, state, user.id, reason="password_reset")
         await audit.record(
-            db, org_id=user.org_id, action="user.password_reset", actor_user_id=user.id,
-            target_type="user", target_id=user.id, details={"sessions_revoked": len(revoked)},
+            db,
+            org_id=user.org_id,
+            action="user.password_reset",
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"sessions_revoked": len(revoked)},
             ip=client.ip,
         )

@@ -52,8 +52,12 @@ def create_auth_app(
         passwords = Passwords(settings)
         await passwords.start()
         state = AuthState(
-            settings=settings, sessionmaker=res.sessionmaker, redis=res.redis, keyring=ring,
-            passwords=passwords, limiter=RateLimiter(res.redis, settings),
+            settings=settings,
+            sessionmaker=res.sessionmaker,
+            redis=res.redis,
+            keyring=ring,
+            passwords=passwords,
+            limiter=RateLimiter(res.redis, settings, res.redis_guard),
         )
         app.state.auth = state
         purger = asyncio.create_task(_purge_periodically(state, purge_interval_seconds))
@@ -66,7 +70,10 @@ def create_auth_app(
             passwords.close()
 
     app = create_app(
-        title="BlockBot auth", settings=settings, routers=[router], service_lifespan=lifespan,
+        title="BlockBot auth",
+        settings=settings,
+        routers=[router],
+        service_lifespan=lifespan,
         resources=resources,
     )
     install_body_limit(app, settings.auth_max_body_bytes)

@@ -14,7 +14,10 @@ def app_link(state: AuthState, path: str, token: str | None = None) -> str:
 
 async def send_verification(state: AuthState, *, to: str, name: str, token: str) -> None:
     await enqueue_email(
-        state.redis, state.settings, template=EmailTemplate.VERIFY_EMAIL, to=to,
+        state.redis,
+        state.settings,
+        template=EmailTemplate.VERIFY_EMAIL,
+        to=to,
         context={
             "link": app_link(state, "/auth/verify-email", token),
             "expires_in_seconds": state.settings.email_verification_ttl_seconds,
@@ -25,7 +28,10 @@ async def send_verification(state: AuthState, *, to: str, name: str, token: str)
 
 async def send_account_exists(state: AuthState, *, to: str) -> None:
     await enqueue_email(
-        state.redis, state.settings, template=EmailTemplate.ACCOUNT_EXISTS, to=to,
+        state.redis,
+        state.settings,
+        template=EmailTemplate.ACCOUNT_EXISTS,
+        to=to,
         context={
             "login_link": app_link(state, "/auth/login"),
             "reset_link": app_link(state, "/auth/forgot-password"),
@@ -35,7 +41,10 @@ async def send_account_exists(state: AuthState, *, to: str) -> None:
 
 async def send_magic_link(state: AuthState, *, to: str, token: str) -> None:
     await enqueue_email(
-        state.redis, state.settings, template=EmailTemplate.MAGIC_LINK, to=to,
+        state.redis,
+        state.settings,
+        template=EmailTemplate.MAGIC_LINK,
+        to=to,
         context={
             "link": app_link(state, "/auth/magic", token),
             "expires_in_seconds": state.settings.magic_link_ttl_seconds,
@@ -45,7 +54,10 @@ async def send_magic_link(state: AuthState, *, to: str, token: str) -> None:
 
 async def send_password_reset(state: AuthState, *, to: str, token: str) -> None:
     await enqueue_email(
-        state.redis, state.settings, template=EmailTemplate.PASSWORD_RESET, to=to,
+        state.redis,
+        state.settings,
+        template=EmailTemplate.PASSWORD_RESET,
+        to=to,
         context={
             "link": app_link(state, "/auth/reset-password", token),
             "expires_in_seconds": state.settings.password_reset_ttl_seconds,

@@ -32,8 +32,7 @@ logger = logging.getLogger("blockbot.auth.housekeeping")
 SPENT_TOKEN_RETENTION_SECONDS = 24 * 3600
 
 _DEAD_SESSION = (
-    "(expires_at < now() - make_interval(secs => :keep)"
-    " OR revoked_at < now() - make_interval(secs => :keep))"
+    "(expires_at < now() - make_interval(secs => :keep) OR revoked_at < now() - make_interval(secs => :keep))"
 )
 _SPENT_TOKEN = (
     "(consumed_at < now() - make_interval(secs => :keep)"
@@ -97,9 +96,7 @@ async def purge_dead_sessions(state: AuthState, *, batch: int = 1000) -> tuple[i
                     )
                 )
                 round_sessions += _count(
-                    await db.execute(
-                        text("DELETE FROM sessions WHERE id = ANY(:ids)"), {"ids": ids}
-                    )
+                    await db.execute(text("DELETE FROM sessions WHERE id = ANY(:ids)"), {"ids": ids})
                 )
         sessions += round_sessions
         if len(orgs) < batch and round_sessions < batch:

@@ -59,7 +59,8 @@ async def find_user_by_email(state: AuthState, email: str) -> UserRecord | None:
 async def load_user(db: AsyncSession, user_id: UUID) -> UserRecord | None:
     row = (
         await db.execute(
-            text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :id"), {"id": user_id}  # noqa: S608
+            text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :id"),  # noqa: S608
+            {"id": user_id},
         )
     ).one_or_none()
     return None if row is None else UserRecord(*row)

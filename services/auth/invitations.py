@@ -43,9 +43,7 @@ async def accept_invitation(
                 raise InvalidLink()
             email = normalize_email(invitation.email)
             taken = (
-                await db.execute(
-                    text("SELECT 1 FROM users WHERE lower(email) = :email"), {"email": email}
-                )
+                await db.execute(text("SELECT 1 FROM users WHERE lower(email) = :email"), {"email": email})
             ).first()
             if taken is not None:
                 raise Conflict(ACCOUNT_EXISTS)
@@ -58,18 +56,30 @@ async def accept_invitation(
                     "INSERT INTO users (id, org_id, email, name, role, password_hash,"
                     " email_verified_at) VALUES (:id, :org, :email, :name, :role, :hash, now())"
                 ),
-                {"id": user_id, "org": consumed.org_id, "email": email, "name": name,
-                 "role": invitation.role, "hash": password_hash},
+                {
+                    "id": user_id,
+                    "org": consumed.org_id,
+                    "email": email,
+                    "name": name,
+                    "role": invitation.role,
+                    "hash": password_hash,
+                },
             )
             await db.execute(
                 text("UPDATE invitations SET accepted_at = now() WHERE id = :id"),
                 {"id": invitation.id},
             )
             await audit.record(
-                db, org_id=consumed.org_id, action="invitation.accepted", actor_user_id=user_id,
-                target_type="invitation", target_id=invitation.id,
-                details={"role": invitation.role,
-                         "invited_by": str(invitation.invited_by) if invitation.invited_by else None},
+                db,
+                org_id=consumed.org_id,
+                action="invitation.accepted",
+                actor_user_id=user_id,
+                target_type="invitation",
+                target_id=invitation.id,
+                details={
+                    "role": invitation.role,
+                    "invited_by": str(invitation.invited_by) if invitation.invited_by else None,
+                },
                 ip=client.ip,
             )
             user = await load_user(db, user_id)

@@ -3,7 +3,9 @@
 JWT_PRIVATE_KEYS is a comma-separated list of Ed25519 private keys, newest LAST: the newest
 signs, every key's public half is published in the JWKS so tokens signed before a rotation keep
 verifying until they expire. Each key is the unpadded base64url of its 32-byte seed (what
-`python -m services.auth.keys` prints) or a PKCS#8 PEM block.
+`python -m services.auth.keys` prints) or a PKCS#8 PEM block. A key written `next:<key>` is
+staged: published in the JWKS but not signing yet, so every verifier knows it before the first
+token carries its kid (rotation: services/auth/key_rotation.py).
 
     python -m services.auth.keys          # prints a new key (base64url seed)
     python -m services.auth.keys --public # prints a new key, then its public JWK on stderr
@@ -36,12 +38,16 @@ class SigningKey:
         return self.private_key.public_key()
 
 
+STAGED_PREFIX = "next:"
+
+
 @dataclass(frozen=True)
 class KeyRing:
-    """The keys of this process: `signing` (newest) signs; all are published."""
+    """The keys of this process: `signing` (newest) signs; all, staged ones too, are published."""
 
     keys: tuple[SigningKey, ...]
     ephemeral: bool = False
+    staged: tuple[SigningKey, ...] = ()
 
     @property
     def signing(self) -> SigningKey:
@@ -49,11 +55,12 @@ class KeyRing:
 
     @cached_property
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
-        return {key.kid: key.public_key for key in self.keys}
+        return {key.kid: key.public_key for key in (*self.keys, *self.staged)}
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        # Newest first: clients that try keys in order find the current one at once.
-        return {"keys": [public_jwk(key.public_key) for key in reversed(self.keys)]}
+        # Staged, then newest first: clients that try keys in order find the current one soon.
+        ordered = (*reversed(self.staged), *reversed(self.keys))
+        return {"keys": [public_jwk(key.public_key) for key in ordered]}
 
 
 def generate_seed() -> str:
@@ -82,16 +89,21 @@ def load_keyring(settings: Settings) -> KeyRing:
     """Parse JWT_PRIVATE_KEYS; with none, production refuses and other environments improvise."""
     problems: list[str] = []
     keys: list[SigningKey] = []
+    staged: list[SigningKey] = []
     for index, secret in enumerate(settings.jwt_private_keys, start=1):
+        value = secret.get_secret_value().strip()
+        target = staged if value.startswith(STAGED_PREFIX) else keys
         try:
-            keys.append(signing_key(parse_private_key(secret.get_secret_value())))
+            target.append(signing_key(parse_private_key(value.removeprefix(STAGED_PREFIX))))
         except (ValueError, TypeError):
             # Never echo the value: it is a private key.
             problems.append(f"JWT_PRIVATE_KEYS: key #{index} is not a valid Ed25519 key")
+    if staged and not keys:
+        problems.append("JWT_PRIVATE_KEYS: every key is staged (next:); one must sign")
     if problems:
         raise SettingsError(problems)
     if keys:
-        return KeyRing(tuple(keys))
+        return KeyRing(tuple(keys), staged=tuple(staged))
     if settings.env is Environment.PRODUCTION:
         raise SettingsError(["JWT_PRIVATE_KEYS: required in production (python -m services.auth.keys)"])
     logger.warning(

@@ -20,13 +20,16 @@ async def enforce(state: AuthState, endpoint: str, client: ClientInfo, email: st
     """Check and record the windows for one request; raise 429 (or 503) when refused."""
     settings = state.settings
     windows = [
-        Window("auth_ip", f"{endpoint}:{client.ip or 'unknown'}",
-               settings.ratelimit_auth_ip_per_minute, 60),
+        Window("auth_ip", f"{endpoint}:{client.ip or 'unknown'}", settings.ratelimit_auth_ip_per_minute, 60),
     ]
     if email is not None:
         windows.append(
-            Window("auth_email", f"{endpoint}:{hash_identifier(email)}",
-                   settings.ratelimit_auth_email_per_hour, 3600)
+            Window(
+                "auth_email",
+                f"{endpoint}:{hash_identifier(email)}",
+                settings.ratelimit_auth_email_per_hour,
+                3600,
+            )
         )
     decision = await state.limiter.check_fail_closed(windows)
     raise_if_limited(decision)

@@ -11,13 +11,10 @@ LOGINS = Counter(
 )
 REFRESHES = Counter(
     "auth_refresh_total",
-    "Refresh-token exchanges, by result (rotated, grace_replay, invalid, expired, revoked, "
-    "reuse_detected).",
+    "Refresh-token exchanges, by result (rotated, grace_replay, invalid, expired, revoked, reuse_detected).",
     ["result"],
 )
-MAGIC_LINKS = Counter(
-    "auth_magic_links_total", "Magic links, by event (issued, consumed).", ["event"]
-)
+MAGIC_LINKS = Counter("auth_magic_links_total", "Magic links, by event (issued, consumed).", ["event"])
 ONE_TIME_TOKENS = Counter(
     "auth_one_time_tokens_total",
     "One-time tokens, by purpose and event (issued, consumed, rejected).",
@@ -29,13 +26,13 @@ REGISTRATIONS = Counter(
     ["outcome"],
 )
 SESSIONS_CREATED = Counter(
-    "auth_sessions_created_total", "Sessions created, by method (password, magic_link, ...).",
+    "auth_sessions_created_total",
+    "Sessions created, by method (password, magic_link, ...).",
     ["method"],
 )
 SESSIONS_REVOKED = Counter(
     "auth_sessions_revoked_total",
-    "Sessions revoked, by reason (logout, logout_all, user_revoked, reuse_detected, "
-    "password_reset).",
+    "Sessions revoked, by reason (logout, logout_all, user_revoked, reuse_detected, password_reset).",
     ["reason"],
 )
 PASSWORD_HASH_SECONDS = Histogram(

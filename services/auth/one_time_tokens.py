@@ -65,8 +65,12 @@ async def issue(
             " now() + make_interval(secs => :ttl))"
         ),
         {
-            "org": org_id, "user": user_id, "inv": invitation_id, "purpose": str(purpose),
-            "hash": digest, "ttl": seconds,
+            "org": org_id,
+            "user": user_id,
+            "inv": invitation_id,
+            "purpose": str(purpose),
+            "hash": digest,
+            "ttl": seconds,
         },
     )
     ONE_TIME_TOKENS.labels(str(purpose), "issued").inc()
@@ -112,9 +116,7 @@ async def consume(session: AsyncSession, purpose: Purpose, token: str) -> Consum
     return ConsumedToken(row.id, row.org_id, row.user_id, row.invitation_id)
 
 
-async def retire_outstanding(
-    session: AsyncSession, *, user_id: UUID, purposes: tuple[Purpose, ...]
-) -> None:
+async def retire_outstanding(session: AsyncSession, *, user_id: UUID, purposes: tuple[Purpose, ...]) -> None:
     """Consume every still-valid token of the user for these purposes (tenant already bound)."""
     await session.execute(
         text(

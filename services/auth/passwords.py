@@ -43,9 +43,7 @@ def _lower_thread_priority() -> None:
     """Executor initializer: lower this thread's CPU priority (Linux; elsewhere a no-op)."""
     with contextlib.suppress(AttributeError, OSError):
         current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        os.setpriority(
-            os.PRIO_PROCESS, threading.get_native_id(), min(19, current + HASH_THREAD_NICENESS)
-        )
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, current + HASH_THREAD_NICENESS))
 
 
 class Passwords:

@@ -46,14 +46,22 @@ ACCEPTED = StatusResponse(status="accepted")
 
 def set_refresh_cookie(response: Response, state: AuthState, token: str) -> None:
     response.set_cookie(
-        REFRESH_COOKIE, token, max_age=state.settings.refresh_token_ttl_seconds, path=COOKIE_PATH,
-        secure=state.settings.cookie_secure, httponly=True, samesite="strict",
+        REFRESH_COOKIE,
+        token,
+        max_age=state.settings.refresh_token_ttl_seconds,
+        path=COOKIE_PATH,
+        secure=state.settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
     )
 
 
 def clear_refresh_cookie(response: Response, state: AuthState) -> None:
     response.delete_cookie(
-        REFRESH_COOKIE, path=COOKIE_PATH, secure=state.settings.cookie_secure, httponly=True,
+        REFRESH_COOKIE,
+        path=COOKIE_PATH,
+        secure=state.settings.cookie_secure,
+        httponly=True,
         samesite="strict",
     )
 
@@ -62,7 +70,10 @@ def token_body(state: AuthState, identity: Identity, access_token: str) -> Token
     user = identity.user
     return TokenResponse(
         user=UserOut(
-            id=user.id, org_id=user.org_id, email=user.email, name=user.name,
+            id=user.id,
+            org_id=user.org_id,
+            email=user.email,
+            name=user.name,
             role=user.role,
             email_verified=user.verified,
         ),
@@ -86,8 +97,12 @@ async def register(
     decision = await enforce(state, "register", client, body.email)
     with limit_headers(decision, response):
         await signups.register(
-            state, email=body.email, password=body.password, name=body.name,
-            org_name=body.org_name, client=client,
+            state,
+            email=body.email,
+            password=body.password,
+            name=body.name,
+            org_name=body.org_name,
+            client=client,
         )
     return StatusResponse(status="verification_sent")
 
@@ -97,19 +112,13 @@ async def verify_email(
     body: VerifyEmailRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
     """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
-    decision = await enforce_ip(
-        state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute
-    )
+    decision = await enforce_ip(state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
     with limit_headers(decision, response):
-        issued = await signups.verify_email(
-            state, token=body.token, password=body.password, client=client
-        )
+        issued = await signups.verify_email(state, token=body.token, password=body.password, client=client)
     return session_response(state, response, issued)
 
 
-@router.post(
-    "/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse
-)
+@router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def verify_request(
     body: EmailRequest, state: AuthDep, client: Client, response: Response
 ) -> StatusResponse:
@@ -120,9 +129,7 @@ async def verify_request(
 
 
 @router.post("/login", response_model=TokenResponse)
-async def login(
-    body: LoginRequest, state: AuthDep, client: Client, response: Response
-) -> TokenResponse:
+async def login(body: LoginRequest, state: AuthDep, client: Client, response: Response) -> TokenResponse:
     decision = await enforce(state, "login", client, body.email)
     with limit_headers(decision, response):
         issued = await accounts.login(state, email=body.email, password=body.password, client=client)
@@ -133,9 +140,7 @@ async def login(
 async def refresh(
     state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
 ) -> TokenResponse:
-    decision = await enforce_ip(
-        state, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute
-    )
+    decision = await enforce_ip(state, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
     with limit_headers(decision, response):
         refreshed = await sessions.refresh(state, token, client)
     access = accounts.issue_access_token(state, refreshed.identity, refreshed.session_id)
@@ -145,7 +150,9 @@ async def refresh(
 
 
 @router.post(
-    "/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     dependencies=[SameOrigin],
 )
 async def logout(state: AuthDep, client: Client, token: str | None = RefreshCookie) -> Response:
@@ -169,20 +176,20 @@ async def list_sessions(state: AuthDep, claims: CurrentUser) -> SessionList:
     return SessionList(
         items=[
             SessionOut(
-                id=s.id, created_at=s.created_at, last_used_at=s.last_used_at,
-                user_agent=s.user_agent, ip=s.ip, current=s.id == claims.session_id,
+                id=s.id,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                user_agent=s.user_agent,
+                ip=s.ip,
+                current=s.id == claims.session_id,
             )
             for s in found
         ]
     )
 
 
-@router.delete(
-    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
-)
-async def revoke_session(
-    session_id: UUID, state: AuthDep, client: Client, claims: CurrentUser
-) -> Response:
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claims: CurrentUser) -> Response:
     await sessions.revoke_session(
         state, org_id=claims.org_id, user_id=claims.user_id, session_id=session_id, client=client
     )
@@ -211,9 +218,7 @@ async def magic_link_verify(
     return session_response(state, response, issued)
 
 
-@router.post(
-    "/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse
-)
+@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def password_forgot(
     body: EmailRequest, state: AuthDep, client: Client, response: Response
 ) -> StatusResponse:
@@ -226,20 +231,14 @@ async def password_forgot(
 @router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Client) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    decision = await enforce_ip(
-        state, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute
-    )
+    decision = await enforce_ip(state, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
     with limit_headers(decision, response):
-        await accounts.reset_password(
-            state, token=body.token, password=body.password, client=client
-        )
+        await accounts.reset_password(state, token=body.token, password=body.password, client=client)
     clear_refresh_cookie(response, state)
     return response
 
 
-@router.post(
-    "/invitations/accept", status_code=status.HTTP_201_CREATED, response_model=TokenResponse
-)
+@router.post("/invitations/accept", status_code=status.HTTP_201_CREATED, response_model=TokenResponse)
 async def accept_invitation(
     body: AcceptInvitationRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:

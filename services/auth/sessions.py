@@ -98,9 +98,7 @@ async def _escrow_successor(
     )
 
 
-async def _recover_successor(
-    state: AuthState, previous_raw: bytes, previous_hash: bytes
-) -> str | None:
+async def _recover_successor(state: AuthState, previous_raw: bytes, previous_hash: bytes) -> str | None:
     sealed = await state.redis.get(_successor_key(state, previous_hash))
     if not isinstance(sealed, bytes) or len(sealed) != 32:
         return None
@@ -111,7 +109,12 @@ async def _recover_successor(
 
 
 async def create_session(
-    db: AsyncSession, state: AuthState, *, org_id: UUID, user_id: UUID, client: ClientInfo,
+    db: AsyncSession,
+    state: AuthState,
+    *,
+    org_id: UUID,
+    user_id: UUID,
+    client: ClientInfo,
     method: str,
 ) -> tuple[UUID, str]:
     """Start a family (transaction bound to `org_id`); returns its id and first refresh token."""
@@ -124,9 +127,13 @@ async def create_session(
             " :ua, CAST(:ip AS inet))"
         ),
         {
-            "id": session_id, "org": org_id, "user": user_id, "hash": digest,
+            "id": session_id,
+            "org": org_id,
+            "user": user_id,
+            "hash": digest,
             "ttl": state.settings.refresh_token_ttl_seconds,
-            "ua": (client.user_agent or "")[:512] or None, "ip": client.ip,
+            "ua": (client.user_agent or "")[:512] or None,
+            "ip": client.ip,
         },
     )
     SESSIONS_CREATED.labels(method).inc()
@@ -146,8 +153,10 @@ async def refresh(state: AuthState, presented: str | None, client: ClientInfo) -
     outcome, result, revoked_sid = await _refresh_locked(state, raw, digest, client)
     REFRESHES.labels(outcome).inc()
     if outcome is Outcome.REUSE_DETECTED:
-        logger.warning("refresh token reuse detected; session revoked",
-                       extra={"session_id": str(revoked_sid), "ip": client.ip})
+        logger.warning(
+            "refresh token reuse detected; session revoked",
+            extra={"session_id": str(revoked_sid), "ip": client.ip},
+        )
     if result is None:
         raise Unauthorized(INVALID_REFRESH_DETAIL)
     return result
@@ -220,8 +229,7 @@ async def _refresh_locked(
                 return Outcome.INVALID, None, None
             return Outcome.ROTATED, Refreshed(row.id, successor, identity), None
 
-        if row.previous_token_hash is not None and bytes(row.previous_token_hash) == digest \
-                and row.in_grace:
+        if row.previous_token_hash is not None and bytes(row.previous_token_hash) == digest and row.in_grace:
             with redis_or_503():
                 current = await _recover_successor(state, raw, digest)
             if current is None:
@@ -234,9 +242,14 @@ async def _refresh_locked(
         # A token of this family that is no longer current: someone replayed it.
         await _revoke_rows(db, state, [row.id], reason="refresh_reuse")
         await audit.record(
-            db, org_id=row.org_id, action="session.refresh_reuse_detected",
-            actor_user_id=row.user_id, target_type="session", target_id=row.id,
-            details={"reason": "refresh token presented after rotation"}, ip=client.ip,
+            db,
+            org_id=row.org_id,
+            action="session.refresh_reuse_detected",
+            actor_user_id=row.user_id,
+            target_type="session",
+            target_id=row.id,
+            details={"reason": "refresh token presented after rotation"},
+            ip=client.ip,
         )
         SESSIONS_REVOKED.labels("reuse_detected").inc()
         return Outcome.REUSE_DETECTED, None, row.id
@@ -281,8 +294,13 @@ async def logout(state: AuthState, presented: str | None, client: ClientInfo) ->
         await set_tenant(db, found.org_id)
         await _revoke_rows(db, state, [found.id], reason="logout")
         await audit.record(
-            db, org_id=found.org_id, action="session.logout", actor_user_id=found.user_id,
-            target_type="session", target_id=found.id, ip=client.ip,
+            db,
+            org_id=found.org_id,
+            action="session.logout",
+            actor_user_id=found.user_id,
+            target_type="session",
+            target_id=found.id,
+            ip=client.ip,
         )
     SESSIONS_REVOKED.labels("logout").inc()
 
@@ -291,8 +309,14 @@ async def logout_all(state: AuthState, *, org_id: UUID, user_id: UUID, client: C
     async with tenant_transaction(state.sessionmaker, org_id) as db:
         ids = await revoke_user_sessions(db, state, user_id, reason="logout_all")
         await audit.record(
-            db, org_id=org_id, action="session.logout_all", actor_user_id=user_id,
-            target_type="user", target_id=user_id, details={"sessions": len(ids)}, ip=client.ip,
+            db,
+            org_id=org_id,
+            action="session.logout_all",
+            actor_user_id=user_id,
+            target_type="user",
+            target_id=user_id,
+            details={"sessions": len(ids)},
+            ip=client.ip,
         )
     return len(ids)
 
@@ -319,10 +343,7 @@ async def revoke_session(
     async with tenant_transaction(state.sessionmaker, org_id) as db:
         row = (
             await db.execute(
-                text(
-                    "SELECT id, revoked_at FROM sessions WHERE id = :id AND user_id = :user"
-                    " FOR UPDATE"
-                ),
+                text("SELECT id, revoked_at FROM sessions WHERE id = :id AND user_id = :user FOR UPDATE"),
                 {"id": session_id, "user": user_id},
             )
         ).one_or_none()
@@ -332,7 +353,12 @@ async def revoke_session(
             return
         await _revoke_rows(db, state, [session_id], reason="user_revoked")
         await audit.record(
-            db, org_id=org_id, action="session.revoked", actor_user_id=user_id,
-            target_type="session", target_id=session_id, ip=client.ip,
+            db,
+            org_id=org_id,
+            action="session.revoked",
+            actor_user_id=user_id,
+            target_type="session",
+            target_id=session_id,
+            ip=client.ip,
         )
     SESSIONS_REVOKED.labels("user_revoked").inc()

@@ -38,6 +38,8 @@ def mint_access_token(
         "exp": issued + settings.access_token_ttl_seconds,
     }
     return jwt.encode(
-        claims, key.private_key, algorithm=ALGORITHM,
+        claims,
+        key.private_key,
+        algorithm=ALGORITHM,
         headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
     )

@@ -33,7 +33,8 @@ def run_migrations(settings: Settings, target: str = "head") -> None:
     dsn = database_url(settings).replace("postgresql+asyncpg://", "postgresql://")
     asyncio.run(
         bootstrap_roles(
-            dsn, roles,
+            dsn,
+            roles,
             auth_password=_secret(settings.auth_db_password),
             api_password=_secret(settings.api_db_password),
         )

@@ -28,23 +28,22 @@ def scram_verifier(password: str) -> str:
     )
 
 
-async def _ensure_role(
-    conn: asyncpg.Connection, name: str, *, login: bool, password: str | None
-) -> None:
+async def _ensure_role(conn: asyncpg.Connection, name: str, *, login: bool, password: str | None) -> None:
     exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
     verb = "ALTER" if exists else "CREATE"
     # Attributes are (re)asserted every run, so a role tampered with by hand is repaired.
-    attributes = (
-        "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT "
-        + ("LOGIN" if login else "NOLOGIN")
+    attributes = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT " + (
+        "LOGIN" if login else "NOLOGIN"
     )
-    stmt = await conn.fetchval("SELECT format('%s ROLE %I WITH ' || $2::text, $3::text, $1::text)",
-                               name, attributes, verb)
+    stmt = await conn.fetchval(
+        "SELECT format('%s ROLE %I WITH ' || $2::text, $3::text, $1::text)", name, attributes, verb
+    )
     await conn.execute(stmt)
     if password is not None:
         stmt = await conn.fetchval(
             "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
-            name, scram_verifier(password),
+            name,
+            scram_verifier(password),
         )
         await conn.execute(stmt)
 
@@ -63,26 +62,37 @@ async def bootstrap_roles(
             await _ensure_role(conn, roles.api, login=True, password=api_password)
             me = await conn.fetchval("SELECT current_user")
             db = await conn.fetchval("SELECT current_database()")
-            is_member = await conn.fetchval(
-                "SELECT pg_has_role($1, $2, 'MEMBER')", me, roles.owner
-            )
+            is_member = await conn.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", me, roles.owner)
             if not is_member:
                 await conn.execute(
-                    await conn.fetchval("SELECT format('GRANT %I TO %I', $1::text, $2::text)",
-                                        roles.owner, me)
+                    await conn.fetchval(
+                        "SELECT format('GRANT %I TO %I', $1::text, $2::text)", roles.owner, me
+                    )
                 )
             # Only our roles may connect; only the owner may create objects.
-            await conn.execute(await conn.fetchval(
-                "SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', $1::text)", db))
+            await conn.execute(
+                await conn.fetchval("SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', $1::text)", db)
+            )
             await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-            await conn.execute(await conn.fetchval(
-                "SELECT format('GRANT USAGE, CREATE ON SCHEMA public TO %I', $1::text)",
-                roles.owner))
-            await conn.execute(await conn.fetchval(
-                "SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', $1::text, $2::text)",
-                db, roles.owner))
-            await conn.execute(await conn.fetchval(
-                "SELECT format('GRANT CONNECT ON DATABASE %I TO %I, %I', $1::text, $2::text, $3::text)",
-                db, roles.auth, roles.api))
+            await conn.execute(
+                await conn.fetchval(
+                    "SELECT format('GRANT USAGE, CREATE ON SCHEMA public TO %I', $1::text)", roles.owner
+                )
+            )
+            await conn.execute(
+                await conn.fetchval(
+                    "SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', $1::text, $2::text)",
+                    db,
+                    roles.owner,
+                )
+            )
+            await conn.execute(
+                await conn.fetchval(
+                    "SELECT format('GRANT CONNECT ON DATABASE %I TO %I, %I', $1::text, $2::text, $3::text)",
+                    db,
+                    roles.auth,
+                    roles.api,
+                )
+            )
     finally:
         await conn.close()

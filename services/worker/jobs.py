@@ -112,8 +112,17 @@ def _recipient_domain(to: Any) -> str | None:
 
 
 async def record_dead_letter(
-    redis: ArqRedis, settings: Settings, *, job_id: str, template: Any, to: Any, result: str,
-    job_try: int, error: str, status: int = 0, kind: str = "error",
+    redis: ArqRedis,
+    settings: Settings,
+    *,
+    job_id: str,
+    template: Any,
+    to: Any,
+    result: str,
+    job_try: int,
+    error: str,
+    status: int = 0,
+    kind: str = "error",
 ) -> None:
     """Keep a permanently failed email where an operator can find it (never its context)."""
     entry = {
@@ -135,8 +144,7 @@ async def record_dead_letter(
             pipe.ltrim(key, 0, DEAD_LETTER_MAX - 1)
             await pipe.execute()
     except (RedisError, OSError) as exc:
-        logger.error("email dead-letter write failed",
-                     extra={"job_id": job_id, "error": type(exc).__name__})
+        logger.error("email dead-letter write failed", extra={"job_id": job_id, "error": type(exc).__name__})
 
 
 async def send_email(
@@ -154,12 +162,22 @@ async def send_email(
     job_id: str = ctx["job_id"]
     job_try: int = ctx.get("job_try", 1)
     label = template_label(template)
-    log = {"job_id": job_id, "template": label, "try": job_try, "max_tries": state.max_tries,
-           "to_domain": _recipient_domain(to)}
+    log = {
+        "job_id": job_id,
+        "template": label,
+        "try": job_try,
+        "max_tries": state.max_tries,
+        "to_domain": _recipient_domain(to),
+    }
 
     parent = propagate.extract(trace_context if isinstance(trace_context, dict) else {})
-    attributes: dict[str, str | int] = {"messaging.system": "arq", "messaging.message.id": job_id,
-                  "email.template": label, "email.try": job_try, "email.mode": state.sender.mode}
+    attributes: dict[str, str | int] = {
+        "messaging.system": "arq",
+        "messaging.message.id": job_id,
+        "email.template": label,
+        "email.try": job_try,
+        "email.mode": state.sender.mode,
+    }
     with tracer.start_as_current_span(
         "email.send", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
     ) as span:
@@ -170,8 +188,17 @@ async def send_email(
             EMAIL_JOBS.labels(label, "invalid").inc()
             span.set_status(Status(StatusCode.ERROR, "invalid job"))
             logger.error("email job invalid, not sent", extra={**log, "error": str(error)})
-            await record_dead_letter(redis, state.settings, job_id=job_id, template=template, to=to,
-                                     result="invalid", job_try=job_try, error=str(error), kind="invalid")
+            await record_dead_letter(
+                redis,
+                state.settings,
+                job_id=job_id,
+                template=template,
+                to=to,
+                result="invalid",
+                job_try=job_try,
+                error=str(error),
+                kind="invalid",
+            )
             return {"result": "invalid"}
 
         email = OutgoingEmail(
@@ -191,27 +218,43 @@ async def send_email(
             except SendError:
                 raise
             except Exception as unexpected:  # e.g. a full disk in outbox mode: worth another try
-                raise TransientSendError(f"{type(unexpected).__name__}: {unexpected}"[:300],
-                                         kind=type(unexpected).__name__) from None
+                raise TransientSendError(
+                    f"{type(unexpected).__name__}: {unexpected}"[:300], kind=type(unexpected).__name__
+                ) from None
         except TransientSendError as error:
             elapsed = time.perf_counter() - started
             EMAIL_SEND_DURATION.labels("transient_error").observe(elapsed)
             span.set_attribute("email.status", error.status)
-            details = {**log, "status": error.status, "kind": error.kind, "error": str(error),
-                       "duration_seconds": round(elapsed, 4)}
+            details = {
+                **log,
+                "status": error.status,
+                "kind": error.kind,
+                "error": str(error),
+                "duration_seconds": round(elapsed, 4),
+            }
             if job_try >= state.max_tries:
                 EMAIL_JOBS.labels(label, "exhausted").inc()
                 span.set_status(Status(StatusCode.ERROR, "retries exhausted"))
                 logger.error("email send failed on the last try, dead-lettered", extra=details)
-                await record_dead_letter(redis, state.settings, job_id=job_id, template=template, to=to,
-                                         result="exhausted", job_try=job_try, error=str(error),
-                                         status=error.status, kind=error.kind)
+                await record_dead_letter(
+                    redis,
+                    state.settings,
+                    job_id=job_id,
+                    template=template,
+                    to=to,
+                    result="exhausted",
+                    job_try=job_try,
+                    error=str(error),
+                    status=error.status,
+                    kind=error.kind,
+                )
                 return {"result": "exhausted"}
             defer = state.retry.delay(job_try, error.retry_after)
             EMAIL_RETRIES.labels(label).inc()
             span.set_status(Status(StatusCode.ERROR, "transient failure, retrying"))
-            logger.warning("email send failed, retrying",
-                           extra={**details, "retry_in_seconds": round(defer, 3)})
+            logger.warning(
+                "email send failed, retrying", extra={**details, "retry_in_seconds": round(defer, 3)}
+            )
             raise Retry(defer=defer) from None
         except PermanentSendError as error:
             elapsed = time.perf_counter() - started
@@ -219,18 +262,41 @@ async def send_email(
             EMAIL_JOBS.labels(label, "failed").inc()
             span.set_attribute("email.status", error.status)
             span.set_status(Status(StatusCode.ERROR, "rejected"))
-            logger.error("email rejected by the provider, dead-lettered",
-                         extra={**log, "status": error.status, "kind": error.kind, "error": str(error),
-                                "duration_seconds": round(elapsed, 4)})
-            await record_dead_letter(redis, state.settings, job_id=job_id, template=template, to=to,
-                                     result="failed", job_try=job_try, error=str(error),
-                                     status=error.status, kind=error.kind)
+            logger.error(
+                "email rejected by the provider, dead-lettered",
+                extra={
+                    **log,
+                    "status": error.status,
+                    "kind": error.kind,
+                    "error": str(error),
+                    "duration_seconds": round(elapsed, 4),
+                },
+            )
+            await record_dead_letter(
+                redis,
+                state.settings,
+                job_id=job_id,
+                template=template,
+                to=to,
+                result="failed",
+                job_try=job_try,
+                error=str(error),
+                status=error.status,
+                kind=error.kind,
+            )
             return {"result": "failed"}
 
         elapsed = time.perf_counter() - started
         EMAIL_SEND_DURATION.labels("ok").observe(elapsed)
         EMAIL_JOBS.labels(label, "sent").inc()
         span.set_attribute("email.provider_id", provider_id)
-        logger.info("email sent", extra={**log, "mode": state.sender.mode, "provider_id": provider_id,
-                                         "duration_seconds": round(elapsed, 4)})
+        logger.info(
+            "email sent",
+            extra={
+                **log,
+                "mode": state.sender.mode,
+                "provider_id": provider_id,
+                "duration_seconds": round(elapsed, 4),
+            },
+        )
         return {"result": "sent", "provider_id": provider_id}

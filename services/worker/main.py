@@ -94,8 +94,12 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     """Everything arq's `Worker` takes, built from settings (also usable as arq `WorkerSettings`)."""
     options = options or WorkerOptions()
     sender = options.sender or create_sender(settings)
-    state = EmailWorkerState(settings=settings, sender=sender,
-                             renderer=TemplateRenderer(settings.product_name), retry=options.retry)
+    state = EmailWorkerState(
+        settings=settings,
+        sender=sender,
+        renderer=TemplateRenderer(settings.product_name),
+        retry=options.retry,
+    )
     queue = email_queue_name(settings)
     metrics_server: MetricsServer | None = None
     ctx: dict[str, Any] = {"email": state}
@@ -117,8 +121,9 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
 
     if options.metrics:
         port = settings.worker_metrics_port if options.metrics_port is None else options.metrics_port
-        metrics_server = MetricsServer(port, host=options.metrics_host, refresh=refresh_gauges,
-                                       ready=redis_ready)
+        metrics_server = MetricsServer(
+            port, host=options.metrics_host, refresh=refresh_gauges, ready=redis_ready
+        )
         ctx["metrics_server"] = metrics_server
 
     async def on_startup(_: dict[str, Any]) -> None:
@@ -126,12 +131,17 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
         await sender.start()
         if metrics_server is not None:
             await metrics_server.start()
-        logger.info("email worker started", extra={
-            "queue": queue, "mode": sender.mode, "concurrency": settings.worker_concurrency,
-            "max_tries": settings.email_max_tries,
-            "outbox": str(settings.dev_outbox_dir) if sender.mode == "outbox" else None,
-            "metrics_port": metrics_server.port if metrics_server else None,
-        })
+        logger.info(
+            "email worker started",
+            extra={
+                "queue": queue,
+                "mode": sender.mode,
+                "concurrency": settings.worker_concurrency,
+                "max_tries": settings.email_max_tries,
+                "outbox": str(settings.dev_outbox_dir) if sender.mode == "outbox" else None,
+                "metrics_port": metrics_server.port if metrics_server else None,
+            },
+        )
 
     async def on_shutdown(_: dict[str, Any]) -> None:
         await sender.close()

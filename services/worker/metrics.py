@@ -104,8 +104,12 @@ class MetricsServer:
             if self._ready is not None:
                 with contextlib.suppress(Exception):
                     ok = await asyncio.wait_for(self._ready(), REFRESH_TIMEOUT_SECONDS)
-            body = orjson.dumps({"status": "ready" if ok else "unavailable",
-                                 "checks": {"redis": "ok" if ok else "unavailable"}})
+            body = orjson.dumps(
+                {
+                    "status": "ready" if ok else "unavailable",
+                    "checks": {"redis": "ok" if ok else "unavailable"},
+                }
+            )
             return (200 if ok else 503), "application/json", body
         if path == "/metrics":
             if self._refresh is not None:
@@ -133,8 +137,13 @@ class MetricsServer:
                 status, ctype, body = 405, "text/plain", b"method not allowed"
             else:
                 status, ctype, body = await self._respond(parts[1].split("?", 1)[0])
-            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                      503: "Service Unavailable"}.get(status, "OK")
+            reason = {
+                200: "OK",
+                400: "Bad Request",
+                404: "Not Found",
+                405: "Method Not Allowed",
+                503: "Service Unavailable",
+            }.get(status, "OK")
             head = (
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

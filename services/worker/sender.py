@@ -45,8 +45,9 @@ class OutgoingEmail:
 class SendError(Exception):
     """A failed delivery attempt; `status` is the HTTP status (0 when no response arrived)."""
 
-    def __init__(self, message: str, *, status: int = 0, kind: str = "error",
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int = 0, kind: str = "error", retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind

@@ -107,7 +107,9 @@ class TemplateRenderer:
         )
         # Plain text and subjects: nothing to escape, and escaping would mangle `&` in links.
         self.text_env = Environment(
-            loader=loader, autoescape=False, undefined=StrictUndefined,  # noqa: S701
+            loader=loader,
+            autoescape=False,  # noqa: S701
+            undefined=StrictUndefined,
             keep_trailing_newline=True,
         )
         self._subjects = {name: self.text_env.from_string(body) for name, body in SUBJECTS.items()}

@@ -70,10 +70,15 @@ class Minter:
         """A valid token for `member`; an override of None removes that claim."""
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": self.settings.jwt_issuer, "aud": self.settings.jwt_audience,
-            "sub": str(member.id), "org": str(member.org_id), "role": member.role,
-            "sid": str(uuid.uuid4()), "jti": secrets.token_hex(8),
-            "iat": now, "exp": now + 900,
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+            "sub": str(member.id),
+            "org": str(member.org_id),
+            "role": member.role,
+            "sid": str(uuid.uuid4()),
+            "jti": secrets.token_hex(8),
+            "iat": now,
+            "exp": now + 900,
         }
         claims.update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in overrides.items()})
         claims = {k: v for k, v in claims.items() if v is not None}
@@ -155,9 +160,7 @@ def make_org(admin: asyncpg.Connection) -> Callable[..., Any]:
 
     async def build(*roles: str, name: str | None = None) -> Org:
         org_name = name or f"Org {secrets.token_hex(3)}"
-        org_id = await admin.fetchval(
-            "INSERT INTO organizations (name) VALUES ($1) RETURNING id", org_name
-        )
+        org_id = await admin.fetchval("INSERT INTO organizations (name) VALUES ($1) RETURNING id", org_name)
         org = Org(org_id, org_name)
         for role in roles or ("owner",):
             await add_member(admin, org, role)
@@ -172,7 +175,10 @@ async def add_member(admin: asyncpg.Connection, org: Org, role: str) -> Member:
     user_id = await admin.fetchval(
         "INSERT INTO users (org_id, email, name, role, password_hash, email_verified_at)"
         " VALUES ($1, $2, $3, $4, 'x', now()) RETURNING id",
-        org.id, email, name, role,
+        org.id,
+        email,
+        name,
+        role,
     )
     member = Member(user_id, org.id, email, name, role)
     org.members.append(member)
@@ -183,15 +189,15 @@ async def add_session(admin: asyncpg.Connection, member: Member) -> uuid.UUID:
     sid: uuid.UUID = await admin.fetchval(
         "INSERT INTO sessions (org_id, user_id, token_hash, expires_at)"
         " VALUES ($1, $2, $3, now() + interval '7 days') RETURNING id",
-        member.org_id, member.id, secrets.token_bytes(32),
+        member.org_id,
+        member.id,
+        secrets.token_bytes(32),
     )
     return sid
 
 
 async def audit_rows(admin: asyncpg.Connection, org: Org) -> list[asyncpg.Record]:
-    return await admin.fetch(
-        "SELECT * FROM audit_log WHERE org_id = $1 ORDER BY id", org.id
-    )
+    return await admin.fetch("SELECT * FROM audit_log WHERE org_id = $1 ORDER BY id", org.id)
 
 
 async def queued_emails(settings: Settings) -> list[dict[str, Any]]:
@@ -215,11 +221,7 @@ async def snapshot(admin: asyncpg.Connection, org: Org) -> dict[str, Any]:
         "org": await admin.fetch("SELECT * FROM organizations WHERE id = $1", org.id),
         "users": await admin.fetch("SELECT * FROM users WHERE org_id = $1 ORDER BY id", org.id),
         "sessions": await admin.fetch("SELECT * FROM sessions WHERE org_id = $1 ORDER BY id", org.id),
-        "invitations": await admin.fetch(
-            "SELECT * FROM invitations WHERE org_id = $1 ORDER BY id", org.id
-        ),
-        "tokens": await admin.fetch(
-            "SELECT * FROM one_time_tokens WHERE org_id = $1 ORDER BY id", org.id
-        ),
+        "invitations": await admin.fetch("SELECT * FROM invitations WHERE org_id = $1 ORDER BY id", org.id),
+        "tokens": await admin.fetch("SELECT * FROM one_time_tokens WHERE org_id = $1 ORDER BY id", org.id),
         "audit": await admin.fetch("SELECT * FROM audit_log WHERE org_id = $1 ORDER BY id", org.id),
     }

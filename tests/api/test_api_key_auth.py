@@ -26,7 +26,8 @@ def credential_requests(kind: str) -> float:
 
 async def new_key(api: Any, minter: Any, member: Any, *scopes: str, **body: Any) -> dict[str, Any]:
     response = await api.client.post(
-        KEYS, json={"name": "bot", "scopes": list(scopes or ["read"]), **body},
+        KEYS,
+        json={"name": "bot", "scopes": list(scopes or ["read"]), **body},
         headers=minter.headers(member),
     )
     assert response.status_code == 201, response.text
@@ -77,27 +78,37 @@ async def test_another_orgs_data_is_404_with_a_key(api, minter, make_org) -> Non
     assert str(other.owner.id) not in {u["id"] for u in listed}
 
 
-async def test_scopes_read_is_refused_on_writes_and_write_still_cannot_manage(
-    api, minter, make_org
-) -> None:
+async def test_scopes_read_is_refused_on_writes_and_write_still_cannot_manage(api, minter, make_org) -> None:
     org = await make_org("owner", "member")
     member = org.by_role("member")
-    read, write = (await new_key(api, minter, org.owner, "read"),
-                   await new_key(api, minter, org.owner, "write"))
+    read, write = (
+        await new_key(api, minter, org.owner, "read"),
+        await new_key(api, minter, org.owner, "write"),
+    )
     patch = {"name": "renamed by a bot"}
     before = key_failures("scope")
-    assert_problem(await api.client.patch(f"/api/v1/users/{member.id}", json=patch, headers=bearer(read)),
-                   403, "insufficient-scope")
+    assert_problem(
+        await api.client.patch(f"/api/v1/users/{member.id}", json=patch, headers=bearer(read)),
+        403,
+        "insufficient-scope",
+    )
     assert key_failures("scope") == before + 1
     # A write key passes the scope check, then meets the rule that keys manage nothing.
-    assert_problem(await api.client.patch(f"/api/v1/users/{member.id}", json=patch, headers=bearer(write)),
-                   403, "api-key-not-allowed")
+    assert_problem(
+        await api.client.patch(f"/api/v1/users/{member.id}", json=patch, headers=bearer(write)),
+        403,
+        "api-key-not-allowed",
+    )
     assert (await api.client.get("/api/v1/me", headers=bearer(write))).status_code == 200  # write reads
     refused: list[tuple[str, str, dict[str, Any] | None]] = [
-        ("POST", KEYS, {"name": "x", "scopes": ["read"]}), ("GET", KEYS, None),
-        ("DELETE", f"{KEYS}/{read['id']}", None), ("PATCH", "/api/v1/org", {"name": "x"}),
-        ("POST", "/api/v1/invitations", {"email": "x@example.com"}), ("GET", "/api/v1/invitations", None),
-        ("DELETE", f"/api/v1/users/{member.id}", None), ("GET", "/api/v1/audit-log", None),
+        ("POST", KEYS, {"name": "x", "scopes": ["read"]}),
+        ("GET", KEYS, None),
+        ("DELETE", f"{KEYS}/{read['id']}", None),
+        ("PATCH", "/api/v1/org", {"name": "x"}),
+        ("POST", "/api/v1/invitations", {"email": "x@example.com"}),
+        ("GET", "/api/v1/invitations", None),
+        ("DELETE", f"/api/v1/users/{member.id}", None),
+        ("GET", "/api/v1/audit-log", None),
     ]
     for method, path, body in refused:
         response = await api.client.request(method, path, json=body, headers=bearer(write))
@@ -124,7 +135,7 @@ async def test_bad_keys_get_one_401_counted_by_reason(api, minter, make_org, adm
     elif reason == "bad_secret":
         token = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     elif reason == "unknown":
-        token = f"{key['prefix'][:-16]}{'0' * 16}{token[len(key['prefix']):]}"
+        token = f"{key['prefix'][:-16]}{'0' * 16}{token[len(key['prefix']) :]}"
     elif reason == "malformed":
         token = token[:-1]
     else:
@@ -164,8 +175,10 @@ async def test_verification_is_one_statement_and_last_used_is_written_at_most_on
 async def test_per_key_windows_in_one_lua_call(api_settings, minter, make_org) -> None:
     org = await make_org("owner")
     async with running(api_settings(ratelimit_user_endpoint_per_minute=3)) as api:
-        key, other = (await new_key(api, minter, org.owner, "read"),
-                      await new_key(api, minter, org.owner, "read"))
+        key, other = (
+            await new_key(api, minter, org.owner, "read"),
+            await new_key(api, minter, org.owner, "read"),
+        )
         redis = api.app.state.resources.redis
         commands: list[str] = []
         original = redis.execute_command
@@ -176,8 +189,9 @@ async def test_per_key_windows_in_one_lua_call(api_settings, minter, make_org) -
 
         redis.execute_command = counting
         try:
-            statuses = [(await api.client.get("/api/v1/me", headers=bearer(key))).status_code
-                        for _ in range(4)]
+            statuses = [
+                (await api.client.get("/api/v1/me", headers=bearer(key))).status_code for _ in range(4)
+            ]
         finally:
             del redis.execute_command
         assert statuses == [200, 200, 200, 429]

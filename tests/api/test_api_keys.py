@@ -21,8 +21,9 @@ async def test_create_shows_the_key_once_and_stores_only_its_keyed_hash(api, min
     org = await make_org("owner", "admin")
     actor = org.by_role("admin")
     expires = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
-    response = await create_key(api, minter, actor, name="  ci bot ", scopes=["write", "read", "read"],
-                                expires_at=expires.isoformat())
+    response = await create_key(
+        api, minter, actor, name="  ci bot ", scopes=["write", "read", "read"], expires_at=expires.isoformat()
+    )
     assert response.status_code == 201, response.text
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
@@ -38,9 +39,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_keyed_hash(api, min
     assert row["org_id"] == org.id and row["public_id"] == parsed.public_id
     expected = secret_hash(hashing_key(api.settings), parsed.public_id, parsed.secret)
     assert hmac.compare_digest(bytes(row["secret_hash"]), expected)
-    assert parsed.secret.encode() not in b"".join(
-        str(value).encode() for value in dict(row).values()
-    )
+    assert parsed.secret.encode() not in b"".join(str(value).encode() for value in dict(row).values())
     # Never shown again.
     listed = (await api.client.get(KEYS, headers=minter.headers(actor))).json()
     assert "key" not in listed["items"][0] and parsed.secret not in str(listed)
@@ -67,8 +66,13 @@ async def test_bad_input_is_a_422_and_creates_nothing(api, minter, make_org, adm
     org = await make_org("owner")
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     bodies: list[dict[str, object]] = [
-        {"scopes": []}, {"scopes": ["admin"]}, {"name": ""}, {"name": "a\x00b"},
-        {"expires_at": past}, {"expires_at": "2030-01-01T00:00:00"}, {"extra": 1},
+        {"scopes": []},
+        {"scopes": ["admin"]},
+        {"name": ""},
+        {"name": "a\x00b"},
+        {"expires_at": past},
+        {"expires_at": "2030-01-01T00:00:00"},
+        {"extra": 1},
         {"name": "x" * 201},
     ]
     for body in bodies:
@@ -111,8 +115,9 @@ async def test_revoke_is_audited_idempotent_and_another_orgs_key_is_404(api, min
     assert listed[0]["revoked"] is True and listed[0]["revoked_at"]
     revoked = [e for e in await audit_rows(admin, org) if e["action"] == "api_key.revoked"]
     assert len(revoked) == 1 and revoked[0]["actor_user_id"] == org.owner.id
-    missing = await api.client.delete(f"{KEYS}/00000000-0000-0000-0000-000000000000",
-                                      headers=minter.headers(org.owner))
+    missing = await api.client.delete(
+        f"{KEYS}/00000000-0000-0000-0000-000000000000", headers=minter.headers(org.owner)
+    )
     assert missing.status_code == 404
 
 

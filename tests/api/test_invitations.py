@@ -34,7 +34,7 @@ async def test_create_invitation_stores_hash_and_enqueues_email(api, minter, mak
     assert context["role"] == "admin" and context["expires_in_seconds"] == api.settings.invitation_ttl_seconds
     prefix = f"{str(api.settings.app_base_url).rstrip('/')}/auth/accept-invitation#token="
     assert context["link"].startswith(prefix)
-    raw = b64url_decode(context["link"][len(prefix):])
+    raw = b64url_decode(context["link"][len(prefix) :])
     assert len(raw) == 32
 
     token = await admin.fetchrow(
@@ -58,9 +58,7 @@ async def test_duplicate_pending_invitation_and_existing_member_are_409(client, 
     response = await client.post("/api/v1/invitations", json={"email": email.upper()}, headers=headers)
     assert response.status_code == 409
     member = await add_member(admin, org, "member")
-    response = await client.post(
-        "/api/v1/invitations", json={"email": member.email.upper()}, headers=headers
-    )
+    response = await client.post("/api/v1/invitations", json={"email": member.email.upper()}, headers=headers)
     assert response.status_code == 409
     assert await admin.fetchval("SELECT count(*) FROM invitations WHERE org_id = $1", org.id) == 1
 
@@ -87,12 +85,14 @@ async def test_role_rules_for_invitations(client, minter, make_org, admin):
     )
     assert response.status_code == 403
     response = await client.post(
-        "/api/v1/invitations", json={"email": new_email(), "role": "owner"},
+        "/api/v1/invitations",
+        json={"email": new_email(), "role": "owner"},
         headers=minter.headers(org.by_role("admin")),
     )
     assert response.status_code == 403
     response = await client.post(
-        "/api/v1/invitations", json={"email": new_email(), "role": "owner"},
+        "/api/v1/invitations",
+        json={"email": new_email(), "role": "owner"},
         headers=minter.headers(org.owner),
     )
     assert response.status_code == 201
@@ -152,21 +152,17 @@ async def test_revoke_racing_acceptance_takes_locks_in_the_same_order(client, mi
     deadlock, whichever starts first; here acceptance holds the token first and wins, revoke is 409."""
     org = await make_org("owner")
     headers = minter.headers(org.owner)
-    created = await client.post(
-        "/api/v1/invitations", json={"email": "racer@example.com"}, headers=headers
-    )
+    created = await client.post("/api/v1/invitations", json={"email": "racer@example.com"}, headers=headers)
     invitation_id = uuid.UUID(created.json()["id"])
     transaction = admin.transaction()
     await transaction.start()
     try:
         # Acceptance, as services/auth/invitations.py does it: consume the token first...
         await admin.execute(
-            "UPDATE one_time_tokens SET consumed_at = now()"
-            " WHERE invitation_id = $1 AND consumed_at IS NULL", invitation_id,
+            "UPDATE one_time_tokens SET consumed_at = now() WHERE invitation_id = $1 AND consumed_at IS NULL",
+            invitation_id,
         )
-        revoke = asyncio.ensure_future(
-            client.delete(f"/api/v1/invitations/{invitation_id}", headers=headers)
-        )
+        revoke = asyncio.ensure_future(client.delete(f"/api/v1/invitations/{invitation_id}", headers=headers))
         await asyncio.sleep(0.3)
         # ...then lock the invitation and insert the member (a foreign-key check on the org).
         await admin.execute("SELECT 1 FROM invitations WHERE id = $1 FOR UPDATE", invitation_id)

@@ -16,8 +16,10 @@ async def test_me_returns_user_and_org(client, minter, make_org):
     assert body["user"]["role"] == "member"
     assert body["user"]["email_verified"] is True
     assert body["org"] == {
-        "id": str(org.id), "name": org.name,
-        "created_at": body["org"]["created_at"], "updated_at": body["org"]["updated_at"],
+        "id": str(org.id),
+        "name": org.name,
+        "created_at": body["org"]["created_at"],
+        "updated_at": body["org"]["updated_at"],
     }
     assert response.headers["x-request-id"]
 
@@ -32,9 +34,7 @@ async def test_get_org(client, minter, make_org):
 async def test_patch_org_by_admin_is_audited(client, minter, make_org, admin):
     org = await make_org("owner", "admin")
     actor = org.by_role("admin")
-    response = await client.patch(
-        "/api/v1/org", json={"name": "  Renamed  "}, headers=minter.headers(actor)
-    )
+    response = await client.patch("/api/v1/org", json={"name": "  Renamed  "}, headers=minter.headers(actor))
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "Renamed"
     assert await admin.fetchval("SELECT name FROM organizations WHERE id = $1", org.id) == "Renamed"
@@ -79,6 +79,13 @@ async def test_unknown_route_and_method_are_problems(client, minter, make_org):
 
 async def test_openapi_lists_the_routes(client):
     paths = (await client.get("/openapi.json")).json()["paths"]
-    for path in ("/api/v1/me", "/api/v1/org", "/api/v1/users", "/api/v1/users/{user_id}",
-                 "/api/v1/invitations", "/api/v1/invitations/{invitation_id}", "/api/v1/audit-log"):
+    for path in (
+        "/api/v1/me",
+        "/api/v1/org",
+        "/api/v1/users",
+        "/api/v1/users/{user_id}",
+        "/api/v1/invitations",
+        "/api/v1/invitations/{invitation_id}",
+        "/api/v1/audit-log",
+    ):
         assert path in paths

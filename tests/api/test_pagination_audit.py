@@ -85,8 +85,14 @@ async def test_invalid_cursor_and_limit_are_422_problems(client, minter, make_or
     org = await make_org("owner")
     headers = minter.headers(org.owner)
     for path in ("/api/v1/users", "/api/v1/invitations", "/api/v1/audit-log"):
-        for params in ({"cursor": "garbage!"}, {"cursor": "W10"}, {"cursor": "WyJ4Il0"},
-                       {"limit": 0}, {"limit": 101}, {"limit": "x"}):
+        for params in (
+            {"cursor": "garbage!"},
+            {"cursor": "W10"},
+            {"cursor": "WyJ4Il0"},
+            {"limit": 0},
+            {"limit": 101},
+            {"limit": "x"},
+        ):
             response = await client.get(path, params=params, headers=headers)
             assert response.status_code == 422, (path, params, response.text)
             assert response.headers["content-type"] == "application/problem+json"

@@ -3,11 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import pytest
 from prometheus_client import REGISTRY
 
 from devstack.ports import free_port
 from tests.api.conftest import running
+
+
+class Clock:
+    """The api limiter's time, set by the test (seconds since the epoch)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+EDGE = 1_800_000_000.0  # a bucket edge of every period used here
+
+
+async def burst_against_limit_100(api, headers, stall_seconds: float = 0.0):
+    """500 concurrent GET /me; optionally with the event loop blocked now and then meanwhile."""
+
+    async def staller() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.02)
+            time.sleep(stall_seconds)  # the whole process stops, as under a CPU storm
+
+    stalls = asyncio.create_task(staller()) if stall_seconds else None
+    responses = await asyncio.gather(*(api.client.get("/api/v1/me", headers=headers) for _ in range(500)))
+    if stalls is not None:
+        await stalls
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 100, sorted(set(statuses))
+    assert statuses.count(429) == 400
+    ok_remaining = sorted(int(r.headers["ratelimit-remaining"]) for r in responses if r.status_code == 200)
+    assert ok_remaining == list(range(100))
+    return responses
 
 
 async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through(
@@ -15,20 +50,69 @@ async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through
 ):
     org = await make_org("owner")
     async with running(api_settings(ratelimit_user_endpoint_per_minute=100)) as api:
-        headers = minter.headers(org.owner)
-        responses = await asyncio.gather(
-            *(api.client.get("/api/v1/me", headers=headers) for _ in range(500))
-        )
-    statuses = [r.status_code for r in responses]
-    assert statuses.count(200) == 100
-    assert statuses.count(429) == 400
-    ok_remaining = sorted(int(r.headers["ratelimit-remaining"]) for r in responses if r.status_code == 200)
-    assert ok_remaining == list(range(100))
+        # The burst happens at one instant of the limiter's clock: no bucket edge inside it.
+        api.app.state.api.limiter.clock = Clock(EDGE + 1)
+        responses = await burst_against_limit_100(api, minter.headers(org.owner))
     limited = next(r for r in responses if r.status_code == 429)
     assert limited.headers["content-type"] == "application/problem+json"
     assert limited.json()["type"].endswith("/rate-limited")
     assert 1 <= int(limited.headers["retry-after"]) <= 120
     assert limited.headers["ratelimit-remaining"] == "0"
+
+
+@pytest.mark.slow  # stalls the process on purpose
+async def test_an_overloaded_process_keeps_limiting_instead_of_failing_open(api_settings, minter, make_org):
+    """The loop is blocked for longer than the Redis call bound, repeatedly, during the burst.
+
+    Answers that wait unread behind a stalled loop are not a Redis failure: nothing fails open.
+    """
+    org = await make_org("owner")
+    fail_open = {"scope": "all", "outcome": "fail_open"}
+    before = sample("ratelimit_decisions_total", fail_open)
+    settings = api_settings(ratelimit_user_endpoint_per_minute=100, redis_call_timeout_ms=200)
+    async with running(settings) as api:
+        api.app.state.api.limiter.clock = Clock(EDGE + 1)
+        await burst_against_limit_100(api, minter.headers(org.owner), stall_seconds=0.6)
+    assert sample("ratelimit_decisions_total", fail_open) == before
+
+
+@pytest.mark.slow  # stalls the process on purpose
+async def test_past_the_queue_bound_an_overloaded_process_sheds_with_503_never_passes(
+    api_settings, minter, make_org
+):
+    """With the production 5 s bound lowered to 0.3 s and the loop stalled for 1 s."""
+    org = await make_org("owner")
+    fail_open = {"scope": "all", "outcome": "fail_open"}
+    shed = {"scope": "all", "outcome": "shed"}
+    before_open, before_shed = (
+        sample("ratelimit_decisions_total", fail_open),
+        sample("ratelimit_decisions_total", shed),
+    )
+    settings = api_settings(ratelimit_user_endpoint_per_minute=100, redis_queue_timeout_ms=300)
+    async with running(settings) as api:
+        api.app.state.api.limiter.clock = Clock(EDGE + 1)
+
+        async def staller() -> None:
+            await asyncio.sleep(0.02)
+            time.sleep(1.0)
+
+        stall = asyncio.create_task(staller())
+        responses = await asyncio.gather(
+            *(api.client.get("/api/v1/me", headers=minter.headers(org.owner)) for _ in range(500))
+        )
+        await stall
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429, 503}
+    assert statuses.count(503) >= 1
+    assert statuses.count(200) <= 100
+    # Every request that passed was counted: their remaining values are all distinct.
+    remaining = [int(r.headers["ratelimit-remaining"]) for r in responses if r.status_code == 200]
+    assert len(set(remaining)) == len(remaining)
+    shed_response = next(r for r in responses if r.status_code == 503)
+    assert shed_response.json()["type"].endswith("/service-unavailable")
+    assert shed_response.headers["retry-after"] == "1"
+    assert sample("ratelimit_decisions_total", fail_open) == before_open
+    assert sample("ratelimit_decisions_total", shed) == before_shed + statuses.count(503)
 
 
 async def test_headers_on_every_response_and_decreasing(api_settings, minter, make_org):
@@ -75,7 +159,9 @@ async def test_user_and_org_windows_apply_across_endpoints(api_settings, minter,
 async def test_window_slides_and_allows_again(api_settings, minter, make_org):
     org = await make_org("owner")
     async with running(api_settings(ratelimit_user_endpoint_per_minute=3)) as api:
+        clock = Clock(EDGE + 0.25)
         state = api.app.state.api
+        state.limiter.clock = clock
         state.rate_policy = state.rate_policy.with_periods(3600, 3600, 1)
         headers = minter.headers(org.owner)
         for _ in range(3):
@@ -83,7 +169,7 @@ async def test_window_slides_and_allows_again(api_settings, minter, make_org):
         refused = await api.client.get("/api/v1/me", headers=headers)
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["retry-after"]) <= 2
-        await asyncio.sleep(2.05)
+        clock.now += 2.0
         for _ in range(3):
             assert (await api.client.get("/api/v1/me", headers=headers)).status_code == 200
 
@@ -134,8 +220,10 @@ async def test_cors_allows_only_configured_origins(api_settings, minter, make_or
     allowed, denied = "https://app.example.com", "https://evil.example.net"
     org = await make_org("owner")
     async with running(api_settings(cors_origins=[allowed])) as api:
-        preflight = {"Access-Control-Request-Method": "PATCH",
-                     "Access-Control-Request-Headers": "authorization,content-type"}
+        preflight = {
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
         ok = await api.client.options("/api/v1/org", headers={"Origin": allowed, **preflight})
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == allowed
@@ -148,9 +236,7 @@ async def test_cors_allows_only_configured_origins(api_settings, minter, make_or
         )
         assert response.headers["access-control-allow-origin"] == allowed
         assert "RateLimit-Remaining" in response.headers["access-control-expose-headers"]
-        response = await api.client.get(
-            "/api/v1/me", headers={"Origin": denied, **minter.headers(org.owner)}
-        )
+        response = await api.client.get("/api/v1/me", headers={"Origin": denied, **minter.headers(org.owner)})
         assert "access-control-allow-origin" not in response.headers
 
 

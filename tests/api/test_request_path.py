@@ -36,8 +36,11 @@ async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter,
 def round_trips() -> Iterator[list[str]]:
     """Every PostgreSQL round trip asyncpg makes meanwhile: simple queries, prepares, executions."""
     sent: list[str] = []
-    originals = (asyncpg.connection.Connection.execute, asyncpg.connection.Connection.prepare,
-                 PreparedStatement.fetch)
+    originals = (
+        asyncpg.connection.Connection.execute,
+        asyncpg.connection.Connection.prepare,
+        PreparedStatement.fetch,
+    )
 
     async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         sent.append(query.strip().rstrip(";").upper())
@@ -76,9 +79,7 @@ async def test_an_authenticated_read_is_one_statement(api, minter, make_org, pat
     assert "set_config('app.current_org_id'" in sent[0] and "FROM users" in sent[0]
 
 
-async def test_a_route_with_a_transaction_binds_the_tenant_with_its_first_statement(
-    api, minter, make_org
-):
+async def test_a_route_with_a_transaction_binds_the_tenant_with_its_first_statement(api, minter, make_org):
     """GET /users: BEGIN, the caller's row (binding the tenant), the page, COMMIT."""
     org = await make_org("owner", "member")
     headers = minter.headers(org.owner)

@@ -147,7 +147,8 @@ async def test_admin_demoted_concurrently_is_refused(client, minter, make_org, a
     demoted = org.by_role("admin")
     headers = minter.headers(demoted)
     invitation = await client.post(
-        "/api/v1/invitations", json={"email": f"x-{uuid.uuid4().hex[:8]}@example.com"},
+        "/api/v1/invitations",
+        json={"email": f"x-{uuid.uuid4().hex[:8]}@example.com"},
         headers=minter.headers(org.owner),
     )
     assert invitation.status_code == 201
@@ -164,9 +165,7 @@ async def test_admin_demoted_concurrently_is_refused(client, minter, make_org, a
     await transaction.start()
     try:
         # What a concurrent PATCH /users/{id} by the owner does: org lock, then the demotion.
-        await admin.execute(
-            "SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", org.id
-        )
+        await admin.execute("SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", org.id)
         await admin.execute("UPDATE users SET role = 'member' WHERE id = $1", demoted.id)
         pending = asyncio.ensure_future(requests[action]())
         await asyncio.sleep(0.5)

@@ -65,13 +65,15 @@ async def test_last_owner_cannot_be_demoted_or_removed(sessions, make_org, admin
     redis = create_redis(settings)
     try:
         error = await refused(
-            sessions, owner,
+            sessions,
+            owner,
             lambda s, me: members.change_member(s, me, owner.id, name=None, role=Role.ADMIN),
             members.LastOwner,
         )
         assert isinstance(error, Conflict) and "last owner" in error.detail
         await refused(
-            sessions, owner,
+            sessions,
+            owner,
             lambda s, me: members.remove_member(s, me, owner.id, redis=redis, settings=settings),
             members.LastOwner,
         )
@@ -97,14 +99,21 @@ async def test_admin_cannot_promote_above_self(sessions, make_org, admin):
     before = await snapshot(admin, org)
     for target, role in ((member, "owner"), (actor, "owner"), (org.owner, "member")):
         await refused(
-            sessions, actor,
+            sessions,
+            actor,
             lambda s, me, t=target, r=role: members.change_member(s, me, t.id, name=None, role=r),
             members.CannotPromoteAboveSelf,
         )
     await refused(
-        sessions, actor,
+        sessions,
+        actor,
         lambda s, me: invitations.invite(
-            s, me, email="new@example.com", role=Role.OWNER, redis=None, settings=None  # type: ignore[arg-type]
+            s,
+            me,
+            email="new@example.com",
+            role=Role.OWNER,
+            redis=None,  # type: ignore[arg-type]
+            settings=None,  # type: ignore[arg-type]
         ),
         invitations.OwnerInviteNeedsOwner,
     )
@@ -116,18 +125,21 @@ async def test_members_manage_nothing_and_rename_only_themselves(sessions, make_
     member = org.by_role("member")
     before = await snapshot(admin, org)
     await refused(
-        sessions, member,
+        sessions,
+        member,
         lambda s, me: members.change_member(s, me, member.id, name=None, role=Role.ADMIN),
         NotManager,
     )
     await refused(
-        sessions, member,
+        sessions,
+        member,
         lambda s, me: members.change_member(s, me, org.owner.id, name="Someone else", role=None),
         members.NotOwnName,
     )
     await refused(sessions, member, lambda s, me: org_service.rename(s, me, "Mine now"), NotManager)
     await refused(
-        sessions, member,
+        sessions,
+        member,
         lambda s, me: invitations.list_invitations(s, me, limit=10, cursor=None),
         NotManager,
     )
@@ -137,7 +149,8 @@ async def test_members_manage_nothing_and_rename_only_themselves(sessions, make_
 async def test_another_orgs_member_is_not_found(sessions, make_org):
     mine, theirs = await make_org("owner"), await make_org("owner", "member")
     await refused(
-        sessions, mine.owner,
+        sessions,
+        mine.owner,
         lambda s, me: members.get_member(s, theirs.by_role("member").id),
         members.MemberNotFound,
     )
@@ -147,10 +160,15 @@ async def test_inviting_a_member_is_a_conflict(sessions, make_org, admin):
     org = await make_org("owner", "member")
     before = await snapshot(admin, org)
     await refused(
-        sessions, org.owner,
+        sessions,
+        org.owner,
         lambda s, me: invitations.invite(
-            s, me, email=org.by_role("member").email.upper(), role=Role.MEMBER,
-            redis=None, settings=None,  # type: ignore[arg-type]
+            s,
+            me,
+            email=org.by_role("member").email.upper(),
+            role=Role.MEMBER,
+            redis=None,  # type: ignore[arg-type]
+            settings=None,  # type: ignore[arg-type]
         ),
         invitations.AlreadyMember,
     )
@@ -162,8 +180,14 @@ def test_invitation_status_is_final_once_answered():
 
     def row(**fields: Any) -> InvitationRow:
         values: dict[str, Any] = {
-            "id": uuid.uuid4(), "email": "a@example.com", "role": "member", "invited_by": None,
-            "created_at": now, "expires_at": now, "accepted_at": None, "revoked_at": None,
+            "id": uuid.uuid4(),
+            "email": "a@example.com",
+            "role": "member",
+            "invited_by": None,
+            "created_at": now,
+            "expires_at": now,
+            "accepted_at": None,
+            "revoked_at": None,
             "expired": False,
         }
         values.update(fields)

@@ -27,7 +27,8 @@ PASSWORD = "correct horse battery"
 # One signing key for every app of the run, so tokens of one app verify in another.
 KEYRING = KeyRing((signing_key(parse_private_key("nWGxne_9WQeh4yQO2fGBgK0h6jR0JvV4z5_Xp3G1o6s")),))
 GENEROUS = {
-    "ratelimit_auth_ip_per_minute": 1_000_000, "ratelimit_auth_email_per_hour": 1_000_000,
+    "ratelimit_auth_ip_per_minute": 1_000_000,
+    "ratelimit_auth_email_per_hour": 1_000_000,
     "ratelimit_auth_refresh_ip_per_minute": 1_000_000,
 }
 
@@ -139,8 +140,9 @@ async def register(client: httpx.AsyncClient, email: str, password: str = PASSWO
     )
 
 
-async def signup(client: httpx.AsyncClient, settings: Settings, email: str | None = None,
-                 password: str = PASSWORD) -> tuple[str, httpx.Response]:
+async def signup(
+    client: httpx.AsyncClient, settings: Settings, email: str | None = None, password: str = PASSWORD
+) -> tuple[str, httpx.Response]:
     """Register and verify; returns the address and the verification (login) response."""
     address = email or new_email()
     response = await register(client, address, password)
@@ -151,9 +153,7 @@ async def signup(client: httpx.AsyncClient, settings: Settings, email: str | Non
     return address, verified
 
 
-async def verify_email(
-    client: httpx.AsyncClient, token: str, password: str = PASSWORD
-) -> httpx.Response:
+async def verify_email(client: httpx.AsyncClient, token: str, password: str = PASSWORD) -> httpx.Response:
     """Verify a sign-up attempt: its link's token with the password chosen in it."""
     return await client.post(f"{PREFIX}/email/verify", json={"token": token, "password": password})
 
@@ -180,9 +180,7 @@ def comparable(response: httpx.Response) -> tuple[int, dict[str, Any] | None]:
     return response.status_code, body
 
 
-async def invite(
-    dsn: str, inviter: httpx.Response, email: str, role: str = "member"
-) -> tuple[str, str]:
+async def invite(dsn: str, inviter: httpx.Response, email: str, role: str = "member") -> tuple[str, str]:
     """Arrange a pending invitation from the user of `inviter` (a token response) as the api
     would; returns the invitation token and the invitation id."""
     from shared.opaque_tokens import new_token
@@ -193,11 +191,16 @@ async def invite(
         invitation_id = await conn.fetchval(
             "INSERT INTO invitations (org_id, email, role, invited_by, expires_at)"
             " VALUES ($1, $2, $3, $4, now() + interval '1 day') RETURNING id",
-            org_id, email, role, inviter.json()["user"]["id"],
+            org_id,
+            email,
+            role,
+            inviter.json()["user"]["id"],
         )
         await conn.execute(
             "INSERT INTO one_time_tokens (org_id, invitation_id, purpose, token_hash, expires_at)"
             " VALUES ($1, $2, 'invitation', $3, now() + interval '1 day')",
-            org_id, invitation_id, digest,
+            org_id,
+            invitation_id,
+            digest,
         )
     return token, str(invitation_id)

@@ -11,9 +11,7 @@ from tests.auth.conftest import PREFIX, AuthApp, signup
 DISCOVERY = f"{PREFIX}/.well-known/openid-configuration"
 
 
-async def test_document_names_the_issuer_keys_and_algorithm(
-    auth: AuthApp, client: httpx.AsyncClient
-) -> None:
+async def test_document_names_the_issuer_keys_and_algorithm(auth: AuthApp, client: httpx.AsyncClient) -> None:
     response = await client.get(DISCOVERY)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
@@ -29,9 +27,16 @@ async def test_document_names_the_issuer_keys_and_algorithm(
 
 async def test_a_forged_host_does_not_move_the_jwks_uri(client: httpx.AsyncClient) -> None:
     honest = (await client.get(DISCOVERY)).json()
-    forged = (await client.get(DISCOVERY, headers={
-        "Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
-    })).json()
+    forged = (
+        await client.get(
+            DISCOVERY,
+            headers={
+                "Host": "evil.example",
+                "X-Forwarded-Host": "evil.example",
+                "X-Forwarded-Proto": "https",
+            },
+        )
+    ).json()
     assert forged == honest
     assert "evil" not in forged["jwks_uri"]
 
@@ -45,6 +50,4 @@ async def test_tokens_verify_with_keys_found_through_discovery(
     jwks_path = httpx.URL(document["jwks_uri"]).path
     key_set = KeySet.import_key_set((await client.get(jwks_path)).json())
     token = jose_jwt.decode(access, key_set, algorithms=document["id_token_signing_alg_values_supported"])
-    jose_jwt.JWTClaimsRegistry(iss={"essential": True, "value": document["issuer"]}).validate(
-        token.claims
-    )
+    jose_jwt.JWTClaimsRegistry(iss={"essential": True, "value": document["issuer"]}).validate(token.claims)

@@ -117,9 +117,7 @@ async def test_logout_and_logout_all(auth: AuthApp, client: httpx.AsyncClient) -
     third = await login(client, email)
 
     client.cookies.clear()
-    out = await client.post(
-        f"{PREFIX}/logout", headers={"Cookie": f"bb_refresh={refresh_cookie(second)}"}
-    )
+    out = await client.post(f"{PREFIX}/logout", headers={"Cookie": f"bb_refresh={refresh_cookie(second)}"})
     assert out.status_code == 204
     cleared = out.headers["set-cookie"]
     assert cleared.startswith('bb_refresh=""') or "Max-Age=0" in cleared
@@ -180,9 +178,7 @@ async def test_verify_request_sends_a_new_link(auth: AuthApp, client: httpx.Asyn
     assert len(await queued_emails(auth.settings, email)) == count
 
 
-async def test_register_taken_address_sends_account_exists(
-    auth: AuthApp, client: httpx.AsyncClient
-) -> None:
+async def test_register_taken_address_sends_account_exists(auth: AuthApp, client: httpx.AsyncClient) -> None:
     email, _ = await signup(client, auth.settings)
     response = await register(client, email, "someone else 123")
     assert response.status_code == 202
@@ -203,9 +199,7 @@ async def test_password_reset_revokes_sessions(auth: AuthApp, client: httpx.Asyn
     short = await client.post(f"{PREFIX}/password/reset", json={"token": token, "password": "short"})
     assert short.status_code == 422
     new_password = "a brand new password"
-    reset = await client.post(
-        f"{PREFIX}/password/reset", json={"token": token, "password": new_password}
-    )
+    reset = await client.post(f"{PREFIX}/password/reset", json={"token": token, "password": new_password})
     assert reset.status_code == 204
     for response in (first, second):
         assert (await do_refresh(client, refresh_cookie(response))).status_code == 401
@@ -235,13 +229,9 @@ async def test_invitation_accept(auth: AuthApp, client: httpx.AsyncClient, admin
     assert (await client.post(f"{PREFIX}/invitations/accept", json=body)).status_code == 400
     assert (await login(client, invitee, "invited password")).status_code == 200
     async with admin(admin_dsn) as conn:
-        accepted_at = await conn.fetchval(
-            "SELECT accepted_at FROM invitations WHERE id = $1", invitation_id
-        )
+        accepted_at = await conn.fetchval("SELECT accepted_at FROM invitations WHERE id = $1", invitation_id)
         actions = {
-            r["action"] for r in await conn.fetch(
-                "SELECT action FROM audit_log WHERE org_id = $1", org_id
-            )
+            r["action"] for r in await conn.fetch("SELECT action FROM audit_log WHERE org_id = $1", org_id)
         }
     assert accepted_at is not None
     assert {"invitation.accepted", "user.email_verified", "session.created"} <= actions

@@ -56,8 +56,11 @@ async def test_cookie_endpoints_accept_the_app_origin_and_non_browsers(
     client.cookies.clear()
     same_origin = await client.post(
         f"{PREFIX}/refresh",
-        headers={"Cookie": f"bb_refresh={token}", "Origin": "http://localhost:8080",
-                 "Sec-Fetch-Site": "same-origin"},
+        headers={
+            "Cookie": f"bb_refresh={token}",
+            "Origin": "http://localhost:8080",
+            "Sec-Fetch-Site": "same-origin",
+        },
     )
     assert same_origin.status_code == 200, same_origin.text
     token = refresh_cookie(same_origin)
@@ -78,8 +81,7 @@ async def test_cors_origins_may_use_the_cookie_endpoints(start_auth: object) -> 
         c.cookies.clear()
         response = await c.post(
             f"{PREFIX}/refresh",
-            headers={"Cookie": f"bb_refresh={refresh_cookie(verified)}",
-                     "Origin": "https://console.example"},
+            headers={"Cookie": f"bb_refresh={refresh_cookie(verified)}", "Origin": "https://console.example"},
         )
         assert response.status_code == 200, response.text
 
@@ -146,9 +148,17 @@ async def test_enumeration_headers_match_for_known_and_unknown(start_auth: objec
                     answers.append(await c.post(f"{PREFIX}{path}", json={"email": address, **body}))
             a, b = answers
             assert a.status_code == b.status_code, path
-            assert a.content.replace(a.headers.get("x-request-id", "").encode(), b"") == \
-                b.content.replace(b.headers.get("x-request-id", "").encode(), b""), path
-            visible = ("ratelimit-limit", "ratelimit-remaining", "set-cookie", "www-authenticate",
-                       "content-type", "content-length", "cache-control")
+            assert a.content.replace(a.headers.get("x-request-id", "").encode(), b"") == b.content.replace(
+                b.headers.get("x-request-id", "").encode(), b""
+            ), path
+            visible = (
+                "ratelimit-limit",
+                "ratelimit-remaining",
+                "set-cookie",
+                "www-authenticate",
+                "content-type",
+                "content-length",
+                "cache-control",
+            )
             assert [a.headers.get(h) for h in visible] == [b.headers.get(h) for h in visible], path
             assert set(a.headers) - {"x-request-id"} == set(b.headers) - {"x-request-id"}, path

@@ -17,10 +17,13 @@ from tests.auth.conftest import (
 
 
 async def _session_of(conn: Any, email: str) -> list[Any]:
-    return list(await conn.fetch(
-        "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = $1"
-        " ORDER BY s.created_at", email,
-    ))
+    return list(
+        await conn.fetch(
+            "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = $1"
+            " ORDER BY s.created_at",
+            email,
+        )
+    )
 
 
 async def _two_sessions(client: httpx.AsyncClient, auth: AuthApp) -> tuple[str, str]:
@@ -44,20 +47,27 @@ async def test_housekeeping_purges_dead_sessions_and_spent_tokens(
     live, live_token = await _two_sessions(client, auth)
     ttl = auth.settings.refresh_token_ttl_seconds
     async with admin(admin_dsn) as conn:
-        sessions = {e: (await _session_of(conn, e))[0]["id"]
-                    for e in (old_revoked, old_expired, recent_revoked, live)}
-        assert await conn.fetchval(
-            "SELECT count(*) FROM session_retired_tokens WHERE session_id = $1",
-            sessions[old_revoked],
-        ) >= 1
+        sessions = {
+            e: (await _session_of(conn, e))[0]["id"] for e in (old_revoked, old_expired, recent_revoked, live)
+        }
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM session_retired_tokens WHERE session_id = $1",
+                sessions[old_revoked],
+            )
+            >= 1
+        )
         await conn.execute(
             "UPDATE sessions SET revoked_at = now() - make_interval(secs => $2 + 60),"
-            " revoked_reason = 'logout' WHERE id = $1", sessions[old_revoked], ttl,
+            " revoked_reason = 'logout' WHERE id = $1",
+            sessions[old_revoked],
+            ttl,
         )
         await conn.execute(
             "UPDATE sessions SET created_at = now() - make_interval(secs => 2 * $2 + 60),"
             " expires_at = now() - make_interval(secs => $2 + 60) WHERE id = $1",
-            sessions[old_expired], ttl,
+            sessions[old_expired],
+            ttl,
         )
         await conn.execute(
             "UPDATE sessions SET revoked_at = now() - interval '1 hour' WHERE id = $1",
@@ -78,7 +88,9 @@ async def test_housekeeping_purges_dead_sessions_and_spent_tokens(
             spent[label] = await conn.fetchval(
                 "INSERT INTO one_time_tokens (org_id, user_id, purpose, token_hash, expires_at,"
                 f" consumed_at) VALUES ($1, $2, 'magic_link', sha256(gen_random_uuid()::text::bytea),"
-                f" {expires}, {consumed}) RETURNING id", org_id, user_id,
+                f" {expires}, {consumed}) RETURNING id",
+                org_id,
+                user_id,
             )
 
     purged = await run_housekeeping(auth.state)
@@ -87,21 +99,28 @@ async def test_housekeeping_purges_dead_sessions_and_spent_tokens(
     assert purged.one_time_tokens >= 2
 
     async with admin(admin_dsn) as conn:
-        remaining = {r["id"] for r in await conn.fetch(
-            "SELECT id FROM sessions WHERE id = ANY($1)", list(sessions.values())
-        )}
+        remaining = {
+            r["id"]
+            for r in await conn.fetch("SELECT id FROM sessions WHERE id = ANY($1)", list(sessions.values()))
+        }
         assert remaining == {sessions[recent_revoked], sessions[live]}
         orphans = await conn.fetchval(
             "SELECT count(*) FROM session_retired_tokens WHERE session_id = ANY($1)",
             [sessions[old_revoked], sessions[old_expired]],
         )
         assert orphans == 0
-        assert await conn.fetchval(
-            "SELECT count(*) FROM session_retired_tokens WHERE session_id = $1", sessions[live]
-        ) >= 1
-        kept = {r["id"] for r in await conn.fetch(
-            "SELECT id FROM one_time_tokens WHERE id = ANY($1)", list(spent.values())
-        )}
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM session_retired_tokens WHERE session_id = $1", sessions[live]
+            )
+            >= 1
+        )
+        kept = {
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM one_time_tokens WHERE id = ANY($1)", list(spent.values())
+            )
+        }
         assert kept == {spent["recent consumed"], spent["valid"]}
     # The live session still refreshes.
     assert (await do_refresh(client, live_token)).status_code == 200

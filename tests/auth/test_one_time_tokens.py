@@ -35,9 +35,7 @@ async def test_only_the_hash_is_stored(auth: AuthApp, client: httpx.AsyncClient,
     raw = decode_token(token)
     assert raw is not None and len(raw) == 32
     async with admin(admin_dsn) as conn:
-        stored = await conn.fetchval(
-            "SELECT token_hash FROM signup_attempts WHERE email = $1", email
-        )
+        stored = await conn.fetchval("SELECT token_hash FROM signup_attempts WHERE email = $1", email)
     assert bytes(stored) == hashlib.sha256(raw).digest()
 
 
@@ -50,7 +48,8 @@ async def test_expired_tokens_refused(auth: AuthApp, client: httpx.AsyncClient, 
     async with admin(admin_dsn) as conn:
         await conn.execute(
             "UPDATE one_time_tokens SET expires_at = now() - interval '1 second'"
-            " WHERE user_id = (SELECT id FROM users WHERE email = $1)", email,
+            " WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+            email,
         )
     response = await client.post(f"{PREFIX}/magic-link/verify", json={"token": magic})
     assert response.status_code == 400

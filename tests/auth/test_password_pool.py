@@ -19,9 +19,7 @@ async def test_hashing_threads_run_below_the_event_loop_priority(make_settings):
         loop_niceness = _niceness()
         hashed = await passwords.hash("correct horse battery staple")
         assert await passwords.verify(hashed, "correct horse battery staple")
-        worker_niceness = await asyncio.get_running_loop().run_in_executor(
-            passwords._executor, _niceness
-        )
+        worker_niceness = await asyncio.get_running_loop().run_in_executor(passwords._executor, _niceness)
     finally:
         passwords.close()
     assert worker_niceness == min(19, loop_niceness + HASH_THREAD_NICENESS)

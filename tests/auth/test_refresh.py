@@ -41,9 +41,7 @@ async def test_rotation_on_every_use(auth: AuthApp, client: httpx.AsyncClient) -
     assert (await do_refresh(client, "garbage")).status_code == 401
 
 
-async def test_concurrent_refreshes_get_the_same_successor(
-    auth: AuthApp, client: httpx.AsyncClient
-) -> None:
+async def test_concurrent_refreshes_get_the_same_successor(auth: AuthApp, client: httpx.AsyncClient) -> None:
     _, verified = await signup(client, auth.settings)
     t0 = refresh_cookie(verified)
     async with auth.client() as a, auth.client() as b:
@@ -73,9 +71,7 @@ def _counter(name: str, **labels: str) -> float:
     return value or 0.0
 
 
-async def test_reuse_after_grace_revokes_the_session(
-    start_auth: Any, admin_dsn: str
-) -> None:
+async def test_reuse_after_grace_revokes_the_session(start_auth: Any, admin_dsn: str) -> None:
     async with start_auth(refresh_reuse_grace_seconds=1) as strict, strict.client() as client:
         _, verified = await signup(client, strict.settings)
         access = verified.json()["access_token"]
@@ -97,12 +93,11 @@ async def test_reuse_after_grace_revokes_the_session(
             got = await client.get(f"{PREFIX}/sessions", headers=bearer(response))
             assert got.status_code == 401
         async with admin(admin_dsn) as conn:
-            row = await conn.fetchrow(
-                "SELECT revoked_at, revoked_reason FROM sessions WHERE id = $1", sid
-            )
+            row = await conn.fetchrow("SELECT revoked_at, revoked_reason FROM sessions WHERE id = $1", sid)
             audit = await conn.fetchrow(
                 "SELECT action, target_id, request_id FROM audit_log WHERE target_id = $1"
-                " AND action = 'session.refresh_reuse_detected'", str(sid),
+                " AND action = 'session.refresh_reuse_detected'",
+                str(sid),
             )
         assert row is not None
         assert row["revoked_at"] is not None
@@ -125,11 +120,7 @@ async def test_expired_refresh_token_refused(
     auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
 ) -> None:
     _, verified = await signup(client, auth.settings)
-    sid = verify_access_token(
-        verified.json()["access_token"], KEYRING.public_keys, auth.settings
-    ).session_id
+    sid = verify_access_token(verified.json()["access_token"], KEYRING.public_keys, auth.settings).session_id
     async with admin(admin_dsn) as conn:
-        await conn.execute(
-            "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = $1", sid
-        )
+        await conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = $1", sid)
     assert (await do_refresh(client, refresh_cookie(verified))).status_code == 401

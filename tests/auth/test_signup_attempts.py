@@ -131,7 +131,8 @@ async def test_magic_link_login_drops_pending_attempts(
         await conn.execute(
             "INSERT INTO signup_attempts (email, token_hash, password_hash, name, org_name,"
             " expires_at) VALUES ($1, $2, 'x', 'Eve', 'Evil', now() + interval '1 hour')",
-            email, digest,
+            email,
+            digest,
         )
     await client.post(f"{PREFIX}/magic-link", json={"email": email})
     magic = await last_token(auth.settings, email, "magic_link")
@@ -171,15 +172,16 @@ async def test_attempts_expire_and_resent_links_do_not_extend_them(
     async with admin(admin_dsn) as conn:
         # The first registration is almost as old as the sign-up TTL allows.
         await conn.execute(
-            "UPDATE signup_attempts SET started_at = now() - make_interval(secs => $2 - 60)"
-            " WHERE email = $1",
-            email, ttl,
+            "UPDATE signup_attempts SET started_at = now() - make_interval(secs => $2 - 60) WHERE email = $1",
+            email,
+            ttl,
         )
     await client.post(f"{PREFIX}/email/verify-request", json={"email": email})
     async with admin(admin_dsn) as conn:
         newest = await conn.fetchval(
             "SELECT expires_at - now() FROM signup_attempts WHERE email = $1"
-            " ORDER BY created_at DESC LIMIT 1", email,
+            " ORDER BY created_at DESC LIMIT 1",
+            email,
         )
         assert newest.total_seconds() <= 60
         await conn.execute(

@@ -59,19 +59,28 @@ def _b64(data: dict[str, Any]) -> str:
 def _claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {
-        "iss": "blockbot-auth", "aud": "blockbot-api", "sub": str(uuid.uuid4()),
-        "org": str(uuid.uuid4()), "role": "member", "sid": str(uuid.uuid4()), "jti": "j1",
-        "iat": now, "exp": now + 900,
+        "iss": "blockbot-auth",
+        "aud": "blockbot-api",
+        "sub": str(uuid.uuid4()),
+        "org": str(uuid.uuid4()),
+        "role": "member",
+        "sid": str(uuid.uuid4()),
+        "jti": "j1",
+        "iat": now,
+        "exp": now + 900,
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def _sign(claims: dict[str, Any], key: Ed25519PrivateKey | None = None, kid: str | None = None,
-          typ: str = "at+jwt") -> str:
+def _sign(
+    claims: dict[str, Any], key: Ed25519PrivateKey | None = None, kid: str | None = None, typ: str = "at+jwt"
+) -> str:
     signer = KEYRING.signing
     return jwt.encode(
-        claims, key or signer.private_key, algorithm="EdDSA",
+        claims,
+        key or signer.private_key,
+        algorithm="EdDSA",
         headers={"kid": kid or signer.kid, "typ": typ},
     )
 
@@ -117,8 +126,9 @@ def test_good_token_verifies_and_leeway_applies(make_settings: Any) -> None:
     claims = verify_access_token(token, KEYRING.public_keys, settings)
     assert claims.role == "member"
     # Tokens minted before `typ` was set (PyJWT's default "JWT") still verify.
-    legacy = jwt.encode(_claims(), KEYRING.signing.private_key, algorithm="EdDSA",
-                        headers={"kid": KEYRING.signing.kid})
+    legacy = jwt.encode(
+        _claims(), KEYRING.signing.private_key, algorithm="EdDSA", headers={"kid": KEYRING.signing.kid}
+    )
     assert jwt.get_unverified_header(legacy)["typ"] == "JWT"
     assert verify_access_token(legacy, KEYRING.public_keys, settings).role == "member"
 
@@ -134,8 +144,12 @@ async def test_rotation_publishes_all_keys_newest_signs(start_auth: Any, client:
         assert header["kid"] == ring.keys[-1].kid
         # A token signed by the older key still verifies while it is published.
         old_token = mint_access_token(
-            KeyRing((ring.keys[0],)), rotated.settings, user_id=uuid.uuid4(), org_id=uuid.uuid4(),
-            role="member", session_id=uuid.uuid4(),
+            KeyRing((ring.keys[0],)),
+            rotated.settings,
+            user_id=uuid.uuid4(),
+            org_id=uuid.uuid4(),
+            role="member",
+            session_id=uuid.uuid4(),
         )
         assert verify_access_token(old_token, ring.public_keys, rotated.settings).role == "member"
         assert (await c.get(f"{PREFIX}/sessions", headers=bearer(verified))).status_code == 200
@@ -154,7 +168,10 @@ def test_keys_from_settings(make_settings: Any) -> None:
 
 def test_production_refuses_to_start_without_keys(make_settings: Any) -> None:
     settings = make_settings(
-        "auth", env="production", cookie_secure=True, app_base_url="https://app.example.org",
+        "auth",
+        env="production",
+        cookie_secure=True,
+        app_base_url="https://app.example.org",
         email_from="BlockBot <no-reply@blockbot.dev>",
     )
     from services.auth.app import create_auth_app

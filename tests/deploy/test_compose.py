@@ -36,8 +36,10 @@ def compose_binary() -> str:
 
 
 # What an operator changes in .env.example for production (the rest are placeholders).
-PRODUCTION_ENV = {"APP_BASE_URL": "https://app.example.org",
-                  "EMAIL_FROM": "BlockBot <no-reply@mail.example.net>"}
+PRODUCTION_ENV = {
+    "APP_BASE_URL": "https://app.example.org",
+    "EMAIL_FROM": "BlockBot <no-reply@mail.example.net>",
+}
 
 
 def env_file_for(files: list[str]) -> str:
@@ -45,22 +47,38 @@ def env_file_for(files: list[str]) -> str:
         return str(ROOT / ".env.example")
     import tempfile
 
-    lines = [line for line in (ROOT / ".env.example").read_text().splitlines()
-             if line.split("=", 1)[0] not in PRODUCTION_ENV]
+    lines = [
+        line
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.split("=", 1)[0] not in PRODUCTION_ENV
+    ]
     lines += [f"{key}={value}" for key, value in PRODUCTION_ENV.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".env", delete=False) as handle:
         handle.write("\n".join(lines) + "\n")
     return handle.name
 
 
-def compose(files: list[str], profiles: list[str], *args: str,
-            env_file: str | None = None) -> subprocess.CompletedProcess[str]:
+def compose(
+    files: list[str], profiles: list[str], *args: str, env_file: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env_file = env_file or env_file_for(files)
     profile_args = [arg for p in profiles for arg in ("--profile", p)]
     return subprocess.run(
-        [compose_binary(), "--project-directory", str(ROOT), "--env-file", env_file,
-         *files, *profile_args, *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        [
+            compose_binary(),
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            env_file,
+            *files,
+            *profile_args,
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},  # nothing inherited from the shell
     )
 
@@ -101,8 +119,11 @@ def test_missing_secrets_are_refused(tmp_path: Path) -> None:
     result = compose(["-f", "compose.yaml"], [], "config", "--quiet", env_file=str(empty))
     assert result.returncode != 0
     # compose names the first missing secret it meets (the order varies)
-    assert re.search(r"required variable (POSTGRES|REDIS|AUTH_DB|API_DB)_PASSWORD", result.stderr) \
-        or "JWT_PRIVATE_KEYS" in result.stderr or "GRAFANA_ADMIN_PASSWORD" in result.stderr, result.stderr
+    assert (
+        re.search(r"required variable (POSTGRES|REDIS|AUTH_DB|API_DB)_PASSWORD", result.stderr)
+        or "JWT_PRIVATE_KEYS" in result.stderr
+        or "GRAFANA_ADMIN_PASSWORD" in result.stderr
+    ), result.stderr
 
 
 def test_profiles_add_monitoring_only() -> None:
@@ -167,8 +188,10 @@ def test_postgres_and_redis_versions_and_persistence(config: dict[str, Any]) -> 
     redis_major = int(re.match(r"redis:(\d+)", services["redis"]["image"]).group(1))  # type: ignore[union-attr]
     assert pg_major >= 16 and redis_major >= 7
     assert "--appendonly yes" in " ".join(services["redis"]["command"])
-    assert any(v["target"] == "/var/lib/postgresql/data" and v["type"] == "volume"
-               for v in services["postgres"]["volumes"])
+    assert any(
+        v["target"] == "/var/lib/postgresql/data" and v["type"] == "volume"
+        for v in services["postgres"]["volumes"]
+    )
     assert any(v["target"] == "/data" and v["type"] == "volume" for v in services["redis"]["volumes"])
 
 
@@ -177,8 +200,11 @@ def _labels(service: dict[str, Any]) -> dict[str, str]:
 
 
 def _routed_services(config: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {name: _labels(s) for name, s in config["services"].items()
-            if _labels(s).get("traefik.enable") == "true"}
+    return {
+        name: _labels(s)
+        for name, s in config["services"].items()
+        if _labels(s).get("traefik.enable") == "true"
+    }
 
 
 def test_traefik_routes_only_the_public_prefixes(config: dict[str, Any]) -> None:
@@ -189,7 +215,8 @@ def test_traefik_routes_only_the_public_prefixes(config: dict[str, Any]) -> None
     assert "PathPrefix(`/api/v1/auth/`)" in auth_rule
     assert "PathPrefix(`/api/v1/`)" in api_rule
     assert int(routed["auth"]["traefik.http.routers.auth.priority"]) > int(
-        routed["api"]["traefik.http.routers.api.priority"])
+        routed["api"]["traefik.http.routers.api.priority"]
+    )
     for labels in routed.values():
         for key, value in labels.items():
             if key.endswith(".rule"):

@@ -16,8 +16,7 @@ from devstack.run import (
 
 def runner(tmp_path: Path) -> StackRunner:
     stack = StackRunner(root=tmp_path, ports=Ports())
-    stack.secrets = {"AUTH_DB_PASSWORD": "auth-pw", "API_DB_PASSWORD": "api-pw",
-                     "JWT_PRIVATE_KEYS": "seed"}
+    stack.secrets = {"AUTH_DB_PASSWORD": "auth-pw", "API_DB_PASSWORD": "api-pw", "JWT_PRIVATE_KEYS": "seed"}
     stack.admin_url = "postgresql://postgres@127.0.0.1:55432/blockbot"
     stack.redis_service_url = "redis://127.0.0.1:56379/0"
     return stack
@@ -28,8 +27,9 @@ def test_worker_gets_no_database_credentials(tmp_path: Path, monkeypatch) -> Non
     specs = {spec.name: spec for spec in runner(tmp_path).process_specs()}
     worker = specs["worker"].env
     assert "DATABASE_URL" not in worker  # not the api role's, not the inherited admin URL
-    assert not any("admin-pw" in value or "api-pw" in value or "auth-pw" in value
-                   for value in worker.values())
+    assert not any(
+        "admin-pw" in value or "api-pw" in value or "auth-pw" in value for value in worker.values()
+    )
     assert "JWT_PRIVATE_KEYS" not in worker
     assert "//blockbot_auth:auth-pw@" in specs["auth"].env["DATABASE_URL"]
     assert "//blockbot_api:api-pw@" in specs["api"].env["DATABASE_URL"]
@@ -50,15 +50,29 @@ def test_traefik_tracing_follows_the_standard_otel_variables() -> None:
     flags = traefik_tracing_flags({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"})
     assert "--tracing=true" in flags
     assert "--tracing.otlp.http.endpoint=http://collector:4318/v1/traces" in flags
-    assert traefik_tracing_flags({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
-                                  "OTEL_TRACES_EXPORTER": "none"}) == []
-    assert traefik_tracing_flags({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
-                                  "OTEL_TRACES_EXPORTER": "console"}) == []
-    assert traefik_tracing_flags({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
-                                  "OTEL_SDK_DISABLED": "true"}) == []
-    specific = traefik_tracing_flags({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/custom",
-                                      "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                                      "OTEL_TRACES_SAMPLER_ARG": "0.25"})
+    assert (
+        traefik_tracing_flags(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}
+        )
+        == []
+    )
+    assert (
+        traefik_tracing_flags(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "console"}
+        )
+        == []
+    )
+    assert (
+        traefik_tracing_flags({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"})
+        == []
+    )
+    specific = traefik_tracing_flags(
+        {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/custom",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        }
+    )
     assert "--tracing.otlp.http.endpoint=http://c:4318/custom" in specific
     assert "--tracing.sampleRate=0.25" in specific
 

@@ -10,7 +10,9 @@ from tests.e2e.test_stack import Account, alice, client  # noqa: F401  (fixtures
 
 
 def test_pyjwt_discovers_the_keys_and_verifies_a_token(
-    stack: LocalStack, client: httpx.Client, alice: Account  # noqa: F811
+    stack: LocalStack,
+    client: httpx.Client,  # noqa: F811
+    alice: Account,  # noqa: F811
 ) -> None:
     response = client.get("/api/v1/auth/.well-known/openid-configuration")
     assert response.status_code == 200, response.text
@@ -19,7 +21,10 @@ def test_pyjwt_discovers_the_keys_and_verifies_a_token(
     jwks_client = jwt.PyJWKClient(document["jwks_uri"], cache_keys=False)
     signing_key = jwks_client.get_signing_key_from_jwt(alice.access)
     claims = jwt.decode(
-        alice.access, signing_key.key, algorithms=document["id_token_signing_alg_values_supported"],
-        issuer=document["issuer"], audience="blockbot-api",
+        alice.access,
+        signing_key.key,
+        algorithms=document["id_token_signing_alg_values_supported"],
+        issuer=document["issuer"],
+        audience="blockbot-api",
     )
     assert claims["sub"] == alice.user_id and claims["org"] == alice.org_id

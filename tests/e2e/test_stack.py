@@ -94,9 +94,15 @@ class Account:
 
 def register(client: httpx.Client, outbox: Path, label: str) -> Account:
     email = f"{label}-{secrets.token_hex(4)}@example.org"
-    response = client.post("/api/v1/auth/register", json={
-        "email": email, "password": PASSWORD, "name": f"{label} owner", "org_name": f"{label} Inc",
-    })
+    response = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "name": f"{label} owner",
+            "org_name": f"{label} Inc",
+        },
+    )
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "verification_sent"}
     token = link_token(wait_for_email(outbox, email), "/auth/verify-email")
@@ -106,8 +112,13 @@ def register(client: httpx.Client, outbox: Path, label: str) -> Account:
     assert body["token_type"] == "bearer" and body["expires_in"] > 0
     cookie = refresh_cookie(verified)
     assert cookie
-    return Account(email=email, access=body["access_token"], refresh=cookie,
-                   user_id=str(body["user"]["id"]), org_id=str(body["org"]["id"]))
+    return Account(
+        email=email,
+        access=body["access_token"],
+        refresh=cookie,
+        user_id=str(body["user"]["id"]),
+        org_id=str(body["org"]["id"]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -140,12 +151,25 @@ def test_jwks_through_the_gateway(client: httpx.Client) -> None:
     assert keys and all("d" not in key for key in keys)  # public halves only
 
 
-@pytest.mark.parametrize("path", [
-    "/metrics", "/health", "/ready", "/docs", "/openapi.json",
-    "/api/v1/../metrics", "/api/v1/auth/../../metrics", "/api/v1/auth/%2e%2e/%2e%2e/metrics",
-    "/api/v1/%2e%2e/metrics", "/api/v1/auth/..%2f..%2fmetrics", "/api//metrics", "/METRICS",
-    "/api/v1/metrics", "/api/v1/auth/metrics",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/metrics",
+        "/health",
+        "/ready",
+        "/docs",
+        "/openapi.json",
+        "/api/v1/../metrics",
+        "/api/v1/auth/../../metrics",
+        "/api/v1/auth/%2e%2e/%2e%2e/metrics",
+        "/api/v1/%2e%2e/metrics",
+        "/api/v1/auth/..%2f..%2fmetrics",
+        "/api//metrics",
+        "/METRICS",
+        "/api/v1/metrics",
+        "/api/v1/auth/metrics",
+    ],
+)
 def test_operational_endpoints_are_not_reachable_through_traefik(stack: LocalStack, path: str) -> None:
     # Raw paths, not normalized by the client.
     with httpx.Client(timeout=10.0) as http:
@@ -173,8 +197,11 @@ def test_health_and_readiness_of_every_part(stack: LocalStack) -> None:
 def test_client_cannot_spoof_its_address(client: httpx.Client) -> None:
     # Traefik does not trust the client's X-Forwarded-For on the public entry point; the
     # request still works and is not attributed to the spoofed address (no crash, no bypass).
-    response = client.post("/api/v1/auth/magic-link", json={"email": "nobody@example.org"},
-                           headers={"X-Forwarded-For": "203.0.113.9", "X_Forwarded_For": "1.2.3.4"})
+    response = client.post(
+        "/api/v1/auth/magic-link",
+        json={"email": "nobody@example.org"},
+        headers={"X-Forwarded-For": "203.0.113.9", "X_Forwarded_For": "1.2.3.4"},
+    )
     assert response.status_code == 202
 
 
@@ -196,8 +223,9 @@ def test_cross_tenant_access_is_404(client: httpx.Client, alice: Account, bob: A
     own = client.get(f"/api/v1/users/{alice.user_id}", headers=alice.auth)
     assert own.status_code == 200, own.text
     assert_problem(client.get(f"/api/v1/users/{bob.user_id}", headers=alice.auth), 404)
-    assert_problem(client.patch(f"/api/v1/users/{bob.user_id}", headers=alice.auth,
-                                json={"name": "pwned"}), 404)
+    assert_problem(
+        client.patch(f"/api/v1/users/{bob.user_id}", headers=alice.auth, json={"name": "pwned"}), 404
+    )
     assert_problem(client.delete(f"/api/v1/users/{bob.user_id}", headers=alice.auth), 404)
     listed = client.get("/api/v1/users", headers=alice.auth).json()
     ids = {str(user["id"]) for user in listed.get("items", listed.get("data", []))}
@@ -209,8 +237,7 @@ def test_rate_limit_headers(client: httpx.Client, alice: Account) -> None:
     for header in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
         assert header in response.headers, response.headers
     assert int(response.headers["RateLimit-Remaining"]) < int(response.headers["RateLimit-Limit"])
-    login = client.post("/api/v1/auth/login",
-                        json={"email": alice.email, "password": "wrong password!"})
+    login = client.post("/api/v1/auth/login", json={"email": alice.email, "password": "wrong password!"})
     assert_problem(login, 401)
     assert "RateLimit-Limit" in login.headers
 

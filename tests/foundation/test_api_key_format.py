@@ -25,7 +25,7 @@ HASH_KEY = b"k" * 32
 
 def test_a_new_key_has_the_documented_shape_and_parses_back() -> None:
     new = generate_key("live", HASH_KEY)
-    prefix, secret = new.prefix, new.token[len(new.prefix) + 1:]
+    prefix, secret = new.prefix, new.token[len(new.prefix) + 1 :]
     assert new.token == f"{prefix}_{secret}"
     assert new.prefix == f"bb_live_{new.public_id}"
     assert len(new.public_id) == 16 and int(new.public_id, 16) >= 0
@@ -41,18 +41,27 @@ def test_a_new_key_has_the_documented_shape_and_parses_back() -> None:
 def test_keys_are_unique_and_hashes_are_keyed_and_bound_to_the_public_id() -> None:
     a, b = generate_key("test", HASH_KEY), generate_key("test", HASH_KEY)
     assert a.token != b.token and a.public_id != b.public_id
-    secret = a.token[len(a.prefix) + 1:]
+    secret = a.token[len(a.prefix) + 1 :]
     assert secret_hash(b"x" * 32, a.public_id, secret) != a.secret_hash  # another server secret
     assert secret_hash(HASH_KEY, b.public_id, secret) != a.secret_hash  # another row
     assert not hashes_match(a.secret_hash, b.secret_hash)
 
 
-@pytest.mark.parametrize("token", [
-    "", "bb_", "bb_live_0123456789abcdef_", "bb_live_0123456789ABCDEF_" + "a" * 43,
-    "bb_live_0123456789abcdef_" + "a" * 42, "bb_live_0123456789abcdef_" + "a" * 44,
-    "bb_LIVE_0123456789abcdef_" + "a" * 43, "xx_live_0123456789abcdef_" + "a" * 43,
-    "bb_live_0123456789abcdef_" + "a" * 42 + "\x00", "eyJhbGciOiJFZERTQSJ9.e30.sig",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "bb_",
+        "bb_live_0123456789abcdef_",
+        "bb_live_0123456789ABCDEF_" + "a" * 43,
+        "bb_live_0123456789abcdef_" + "a" * 42,
+        "bb_live_0123456789abcdef_" + "a" * 44,
+        "bb_LIVE_0123456789abcdef_" + "a" * 43,
+        "xx_live_0123456789abcdef_" + "a" * 43,
+        "bb_live_0123456789abcdef_" + "a" * 42 + "\x00",
+        "eyJhbGciOiJFZERTQSJ9.e30.sig",
+    ],
+)
 def test_malformed_keys_do_not_parse(token: str) -> None:
     assert parse_key(token) is None
 
@@ -80,9 +89,13 @@ def test_env_label_and_hash_secret_from_settings() -> None:
 
 def test_keys_are_redacted_from_log_text_and_fields() -> None:
     new = generate_key("live", HASH_KEY)
-    secret = new.token[len(new.prefix) + 1:]
-    for text in (f"GET /x?key={new.token}", f'{{"api_key": "{new.token}"}}', f"Bearer {new.token}",
-                 f"key {new.token[:-5]} truncated"):
+    secret = new.token[len(new.prefix) + 1 :]
+    for text in (
+        f"GET /x?key={new.token}",
+        f'{{"api_key": "{new.token}"}}',
+        f"Bearer {new.token}",
+        f"key {new.token[:-5]} truncated",
+    ):
         redacted = redact_text(text)
         assert secret[:20] not in redacted, redacted
     assert new.prefix in redact_text(f"presented {new.token}")  # the public part helps debugging

@@ -30,9 +30,13 @@ async def insert_key(
     key_id = await admin.fetchval(
         "INSERT INTO api_keys (org_id, public_id, secret_hash, name, scopes, created_by, expires_at)"
         " VALUES ($1, $2, $3, 'bot', ARRAY['read'], $4, now() + $5::text::interval) RETURNING id",
-        org, new.public_id, new.secret_hash, user, expires or "1 day",
+        org,
+        new.public_id,
+        new.secret_hash,
+        user,
+        expires or "1 day",
     )
-    return key_id, new.public_id, new.token[len(new.prefix) + 1:]
+    return key_id, new.public_id, new.token[len(new.prefix) + 1 :]
 
 
 async def authenticate(
@@ -84,9 +88,9 @@ async def test_revoked_and_expired_keys_bind_nothing(admin, api_conn) -> None:
             api_conn, public_id, secret_hash(HASH_KEY, public_id, secret)
         )
         assert row is not None and tenant is None and visible == 0
-        assert await admin.fetchval(
-            "SELECT last_used_at FROM api_keys WHERE public_id = $1", public_id
-        ) is None
+        assert (
+            await admin.fetchval("SELECT last_used_at FROM api_keys WHERE public_id = $1", public_id) is None
+        )
 
 
 async def test_keys_are_tenant_scoped_and_the_api_can_only_revoke(admin, api_conn) -> None:
@@ -95,14 +99,20 @@ async def test_keys_are_tenant_scoped_and_the_api_can_only_revoke(admin, api_con
     key_a, _, _ = await insert_key(admin, org_a, user_a)
     for context in (org_b, None):
         assert await in_tenant(api_conn, context, "SELECT * FROM api_keys WHERE id = $1", key_a) == "SELECT 0"
-        assert await in_tenant(
-            api_conn, context, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_a
-        ) == "UPDATE 0"
-    assert await in_tenant(
-        api_conn, org_a, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_a
-    ) == "UPDATE 1"
-    for column, value in (("last_used_at", "now()"), ("secret_hash", "secret_hash"),
-                          ("org_id", "org_id"), ("scopes", "ARRAY['write']")):
+        assert (
+            await in_tenant(api_conn, context, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_a)
+            == "UPDATE 0"
+        )
+    assert (
+        await in_tenant(api_conn, org_a, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_a)
+        == "UPDATE 1"
+    )
+    for column, value in (
+        ("last_used_at", "now()"),
+        ("secret_hash", "secret_hash"),
+        ("org_id", "org_id"),
+        ("scopes", "ARRAY['write']"),
+    ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await in_tenant(api_conn, org_a, f"UPDATE api_keys SET {column} = {value} WHERE id = $1", key_a)
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -110,10 +120,12 @@ async def test_keys_are_tenant_scoped_and_the_api_can_only_revoke(admin, api_con
     # A key cannot be written into another org.
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await in_tenant(
-            api_conn, org_a,
+            api_conn,
+            org_a,
             "INSERT INTO api_keys (org_id, public_id, secret_hash, name, scopes)"
             " VALUES ($1, '00000000000000aa', $2, 'x', ARRAY['read'])",
-            org_b, b"\0" * 32,
+            org_b,
+            b"\0" * 32,
         )
 
 
@@ -140,5 +152,9 @@ async def test_only_a_32_byte_hash_and_known_scopes_are_storable(admin) -> None:
         with pytest.raises(asyncpg.CheckViolationError):
             await admin.execute(
                 "INSERT INTO api_keys (org_id, public_id, secret_hash, name, scopes)"
-                " VALUES ($1, $2, $3, 'x', $4)", org, public_id, digest, scopes,
+                " VALUES ($1, $2, $3, 'x', $4)",
+                org,
+                public_id,
+                digest,
+                scopes,
             )

@@ -36,11 +36,21 @@ def settings() -> Settings:
 
 def mint(ttl: int = 900, key: Ed25519PrivateKey = KEY, **overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": "blockbot-auth", "aud": "blockbot-api", "sub": str(uuid.uuid4()),
-              "org": str(uuid.uuid4()), "role": "member", "sid": str(uuid.uuid4()),
-              "jti": secrets.token_hex(8), "iat": now, "exp": now + ttl, **overrides}
-    return jwt.encode(claims, key, algorithm="EdDSA",
-                      headers={"kid": jwk_thumbprint(key.public_key()), "typ": "at+jwt"})
+    claims = {
+        "iss": "blockbot-auth",
+        "aud": "blockbot-api",
+        "sub": str(uuid.uuid4()),
+        "org": str(uuid.uuid4()),
+        "role": "member",
+        "sid": str(uuid.uuid4()),
+        "jti": secrets.token_hex(8),
+        "iat": now,
+        "exp": now + ttl,
+        **overrides,
+    }
+    return jwt.encode(
+        claims, key, algorithm="EdDSA", headers={"kid": jwk_thumbprint(key.public_key()), "typ": "at+jwt"}
+    )
 
 
 def authenticate(cache: ClaimsCache, token: str, settings: Settings) -> access_tokens.AccessClaims:
@@ -108,11 +118,16 @@ def test_a_forged_signature_over_cached_claims_is_a_miss_and_refused(settings):
         authenticate(cache, forged, settings)
 
 
-@pytest.mark.parametrize("token", [
-    "", "abc", "e30.e30.", "bm90IGpzb24.e30.x",
-    jwt.encode({"sub": "x"}, "secret-secret-secret-secret-1234", algorithm="HS256",
-               headers={"kid": KID}),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "abc",
+        "e30.e30.",
+        "bm90IGpzb24.e30.x",
+        jwt.encode({"sub": "x"}, "secret-secret-secret-secret-1234", algorithm="HS256", headers={"kid": KID}),
+    ],
+)
 def test_a_malformed_header_or_another_algorithm_is_refused_before_any_verification(token, decodes):
     with pytest.raises(Unauthorized):
         token_kid(token)

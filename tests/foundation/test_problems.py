@@ -151,9 +151,7 @@ def test_openapi_documents_declare_problem_json_for_every_error(make_settings):
     for app in apps:
         document = app.openapi()
         operations = [
-            (path, method, op)
-            for path, item in document["paths"].items()
-            for method, op in item.items()
+            (path, method, op) for path, item in document["paths"].items() for method, op in item.items()
         ]
         assert operations
         for path, method, op in operations:

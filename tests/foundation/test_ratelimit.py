@@ -19,29 +19,75 @@ from shared.ratelimit import (
 )
 
 
+class Clock:
+    """The limiter's time, set by the test (seconds since the epoch)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# A bucket edge for every period used below (a multiple of 3600 s).
+EDGE = 1_800_000_000.0
+
+
 async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through(
     redis_client, redis_settings
 ):
+    # Redis' own clock (production): the burst may straddle a bucket edge, so a window of an
+    # hour keeps the refill during the burst below one request (100 * burst / 3600 s < 1).
     limiter = RateLimiter(redis_client, redis_settings)
-    window = [Window("user_endpoint", "u1:GET /me", 100, 60)]
+    window = [Window("user_endpoint", "u1:GET /me", 100, 3600)]
     decisions = await asyncio.gather(*(limiter.check(window) for _ in range(500)))
     allowed = [d for d in decisions if d.allowed]
     assert len(allowed) == 100
     assert sorted(d.remaining for d in allowed) == list(range(100))
     refused = [d for d in decisions if not d.allowed]
-    assert all(d.retry_after is not None and 1 <= d.retry_after <= 120 for d in refused)
+    assert all(d.retry_after is not None and 1 <= d.retry_after <= 3600 for d in refused)
 
 
 async def test_window_slides_and_allows_again_after_the_period(redis_client, redis_settings):
-    limiter = RateLimiter(redis_client, redis_settings)
+    clock = Clock(EDGE + 0.25)
+    limiter = RateLimiter(redis_client, redis_settings, clock=clock)
     window = [Window("ip", "10.0.0.1", 3, 1)]
     assert all([(await limiter.check(window)).allowed for _ in range(3)])
     refused = await limiter.check(window)
     assert not refused.allowed
     assert refused.retry_after is not None and 1 <= refused.retry_after <= 2
     # After two full periods both buckets have aged out: the whole quota is back.
-    await asyncio.sleep(2.05)
+    clock.now += 2.0
     assert all([(await limiter.check(window)).allowed for _ in range(3)])
+    assert not (await limiter.check(window)).allowed
+
+
+async def test_bucket_edge_admits_at_the_refill_rate(redis_client, redis_settings):
+    """A burst going on past an edge gets limit * elapsed / period more (100/min: 1 per 0.6 s)."""
+    clock = Clock(EDGE - 0.001)  # the quota is spent in the last millisecond of a bucket
+    limiter = RateLimiter(redis_client, redis_settings, clock=clock)
+    window = [Window("user_endpoint", "edge", 100, 60)]
+    assert sum([(await limiter.check(window)).allowed for _ in range(150)]) == 100
+    clock.now = EDGE + 0.599
+    assert not (await limiter.check(window)).allowed
+    clock.now = EDGE + 0.600
+    assert (await limiter.check(window)).allowed
+    assert not (await limiter.check(window)).allowed
+
+
+async def test_rolling_period_overshoot_is_under_twice_the_limit(redis_client, redis_settings):
+    """The worst case stated in the README: the whole quota spent at the end of a bucket."""
+    clock = Clock(EDGE - 0.5)
+    limiter = RateLimiter(redis_client, redis_settings, clock=clock)
+    window = [Window("user_endpoint", "rolling", 100, 60)]
+    assert sum([(await limiter.check(window)).allowed for _ in range(100)]) == 100
+    # 59.3 s later the rolling minute (EDGE - 0.7, EDGE + 59.3] still holds those 100, and the
+    # estimate 100 * 0.7 / 60 + cur admits cur up to 98.
+    clock.now = EDGE + 59.3
+    assert sum([(await limiter.check(window)).allowed for _ in range(150)]) == 98
+    # At the next edge those 98 weigh as a full previous bucket: 2 more, 100 in that minute.
+    clock.now = EDGE + 60.0
+    assert sum([(await limiter.check(window)).allowed for _ in range(150)]) == 2
 
 
 async def test_a_request_refused_by_one_window_is_recorded_in_none(redis_client, redis_settings):
@@ -122,9 +168,7 @@ def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(redis_settin
     assert hash_identifier(" A@Example.COM") == hash_identifier("a@example.com")
 
 
-async def test_flag_keys_are_reported_in_the_same_call_and_change_nothing(
-    redis_client, redis_settings
-):
+async def test_flag_keys_are_reported_in_the_same_call_and_change_nothing(redis_client, redis_settings):
     limiter = RateLimiter(redis_client, redis_settings)
     flag = f"{redis_settings.redis_key_prefix}flag:{id(limiter)}"
     window = [Window("user", "flagged-user", 2, 3600)]

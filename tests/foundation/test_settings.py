@@ -80,13 +80,18 @@ def test_a_process_with_missing_variables_exits_2_with_the_names_and_no_tracebac
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # starts each service as a process
 def test_services_that_need_the_database_refuse_to_start_without_it():
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "REDIS_URL": "redis://127.0.0.1:1/0"}
     root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
     for module in ("services.migrate", "services.api.main", "services.auth.main"):
         result = subprocess.run(
             [sys.executable, "-c", f"import runpy; runpy.run_module('{module}', run_name='__main__')"],
-            env=env, capture_output=True, text=True, check=False, cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=root,
         )
         assert result.returncode == 2, (module, result.stderr)
         assert "DATABASE_URL" in result.stderr

@@ -37,10 +37,13 @@ async def _org_with_users(admin: asyncpg.Connection, count: int) -> tuple[uuid.U
     org = await admin.fetchval("INSERT INTO organizations (name) VALUES ('t') RETURNING id")
     users = set()
     for _ in range(count):
-        users.add(await admin.fetchval(
-            "INSERT INTO users (org_id, email, name, role) VALUES ($1, $2, 'n', 'member') RETURNING id",
-            org, f"{uuid.uuid4().hex}@example.com",
-        ))
+        users.add(
+            await admin.fetchval(
+                "INSERT INTO users (org_id, email, name, role) VALUES ($1, $2, 'n', 'member') RETURNING id",
+                org,
+                f"{uuid.uuid4().hex}@example.com",
+            )
+        )
     return org, users
 
 

@@ -67,8 +67,13 @@ def require_binary(name: str) -> str:
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [require_binary("promtool"), *args], input=stdin, capture_output=True, text=True,
-        timeout=120, check=False, cwd=ROOT,
+        [require_binary("promtool"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
     )
 
 
@@ -154,7 +159,8 @@ def start_services(make_settings: Callable[..., Settings], redis_prefix: str) ->
         key = signing_key(parse_private_key(generate_seed()))
         auth_settings = make_settings("auth", redis_key_prefix=prefix, **{**GENEROUS, **overrides})
         api_settings = make_settings(
-            "api", redis_key_prefix=prefix,
+            "api",
+            redis_key_prefix=prefix,
             jwt_public_keys=[b64url_encode(raw_public_bytes(key.public_key))],
         )
         auth = create_auth_app(auth_settings, keyring=KeyRing((key,)))
@@ -232,9 +238,12 @@ def sample_names(text: str) -> set[str]:
     from prometheus_client.parser import text_string_to_metric_families
 
     names = {s.name for family in text_string_to_metric_families(text) for s in family.samples}
-    suffixes = {"counter": ("", "_total", "_created"), "gauge": ("",),
-                "histogram": ("_bucket", "_count", "_sum", "_created"),
-                "summary": ("", "_count", "_sum", "_created")}
+    suffixes = {
+        "counter": ("", "_total", "_created"),
+        "gauge": ("",),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "summary": ("", "_count", "_sum", "_created"),
+    }
     for name, kind in exposed_types(text).items():
         base = name.removesuffix("_total") if kind == "counter" else name
         names |= {base + suffix for suffix in suffixes.get(kind, ("",))}
@@ -290,8 +299,10 @@ def registry_route_labels() -> set[str]:
 
     return {
         sample.labels["route"]
-        for family in REGISTRY.collect() if family.name == "http_requests"
-        for sample in family.samples if "route" in sample.labels
+        for family in REGISTRY.collect()
+        if family.name == "http_requests"
+        for sample in family.samples
+        if "route" in sample.labels
     }
 
 
@@ -332,10 +343,12 @@ async def drive_traffic(svc: Any, auth: httpx.AsyncClient, api: httpx.AsyncClien
     assert (await auth.post(f"{AUTH}/register", json=body)).status_code == 202
     token = await queued_token(svc.auth_settings, email, "verify_email")
     await run_worker_burst(svc.auth_settings)
-    assert (await auth.post(f"{AUTH}/email/verify", json={"token": token, "password": PASSWORD})
-            ).status_code == 200
-    assert (await auth.post(f"{AUTH}/login", json={"email": email, "password": "nope-nope-nope"})
-            ).status_code == 401
+    assert (
+        await auth.post(f"{AUTH}/email/verify", json={"token": token, "password": PASSWORD})
+    ).status_code == 200
+    assert (
+        await auth.post(f"{AUTH}/login", json={"email": email, "password": "nope-nope-nope"})
+    ).status_code == 401
     r = await auth.post(f"{AUTH}/login", json={"email": email, "password": PASSWORD})
     assert r.status_code == 200
     access = r.json()["access_token"]
@@ -353,5 +366,3 @@ async def drive_traffic(svc: Any, auth: httpx.AsyncClient, api: httpx.AsyncClien
     assert (await api.get(f"/api/v1/me/{some_id}")).status_code in (404, 405)
     assert (await api.get("/api/v1/me")).status_code == 401
     assert (await auth.get(f"/{email}/{some_id}")).status_code == 404
-
-

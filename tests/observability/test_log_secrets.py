@@ -32,9 +32,7 @@ def is_test_client_line(line: str) -> bool:
     return '"logger":"httpx"' in line and "http://testserver/" in line
 
 
-async def test_no_secret_reaches_the_logs(
-    start_services: Any, capfd: pytest.CaptureFixture[str]
-) -> None:
+async def test_no_secret_reaches_the_logs(start_services: Any, capfd: pytest.CaptureFixture[str]) -> None:
     email = new_email()
     wrong_password = "Wrong-" + secrets.token_hex(8)
     new_password = "Reset-" + secrets.token_hex(8)
@@ -43,9 +41,13 @@ async def test_no_secret_reaches_the_logs(
     stray_cookie = "stray-" + secrets.token_urlsafe(18)
     query_secret = "q-" + secrets.token_urlsafe(18)
     secrets_seen: dict[str, str] = {
-        "password": PASSWORD, "wrong password": wrong_password, "new password": new_password,
-        "forged bearer": forged_bearer, "basic credentials": basic.split()[1],
-        "stray cookie": stray_cookie, "query secret": query_secret,
+        "password": PASSWORD,
+        "wrong password": wrong_password,
+        "new password": new_password,
+        "forged bearer": forged_bearer,
+        "basic credentials": basic.split()[1],
+        "stray cookie": stray_cookie,
+        "query secret": query_secret,
     }
 
     capture = LogCapture()
@@ -106,11 +108,12 @@ async def run_flows(
     assert (await auth.get(f"{AUTH}/sessions", headers=bearer(access))).status_code == 200
     assert (await api.get("/api/v1/me", headers=bearer(access))).status_code == 200
     # An API key: created, used, presented in a query string and to auth, revoked, refused.
-    r = await api.post("/api/v1/api-keys", json={"name": "log bot", "scopes": ["read"]},
-                       headers=bearer(access))
+    r = await api.post(
+        "/api/v1/api-keys", json={"name": "log bot", "scopes": ["read"]}, headers=bearer(access)
+    )
     assert r.status_code == 201, r.text
     api_key = r.json()["key"]
-    seen["api key secret"] = api_key[len(r.json()["prefix"]) + 1:]
+    seen["api key secret"] = api_key[len(r.json()["prefix"]) + 1 :]
     assert (await api.get("/api/v1/me", headers=bearer(api_key))).status_code == 200
     assert (await api.get(f"/api/v1/nowhere?key={api_key}", headers=bearer(api_key))).status_code == 404
     assert (await auth.get(f"{AUTH}/sessions", headers=bearer(api_key))).status_code == 401
@@ -118,8 +121,9 @@ async def run_flows(
     assert r.status_code == 204
     assert (await api.get("/api/v1/me", headers=bearer(api_key))).status_code == 401
     assert (await api.get("/api/v1/me", headers=bearer(seen["forged bearer"]))).status_code == 401
-    assert (await api.get("/api/v1/users", headers={"Authorization": f"Basic {seen['basic credentials']}"})
-            ).status_code == 401
+    assert (
+        await api.get("/api/v1/users", headers={"Authorization": f"Basic {seen['basic credentials']}"})
+    ).status_code == 401
     # Unrouted paths, query strings and stray cookies: only the route template is logged.
     r = await auth.get(
         f"{AUTH}/nowhere/{seen['query secret']}?token={seen['query secret']}",

@@ -51,8 +51,14 @@ def test_label_values_are_bounded_never_raw_paths_ids_or_emails(
             for label, value in sample.labels.items():
                 if label in ("le", "quantile"):
                     continue
-                if (UUID.search(value) or LONG_HEX.search(value) or LONG_NUMBER.search(value)
-                        or EMAIL.search(value) or "?" in value or len(value) > 100):
+                if (
+                    UUID.search(value)
+                    or LONG_HEX.search(value)
+                    or LONG_NUMBER.search(value)
+                    or EMAIL.search(value)
+                    or "?" in value
+                    or len(value) > 100
+                ):
                     bad.append(f"{sample.name}{{{label}={value!r}}}")
                 if label == "route" and not (value == UNMATCHED_ROUTE or value.startswith("/")):
                     bad.append(f"{sample.name}{{route={value!r}}}")

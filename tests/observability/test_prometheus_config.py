@@ -17,8 +17,19 @@ CONFIGS = ["prometheus.yml", "prometheus.local.yml"]
 # Series that exist without any of our services: Prometheus' own and Traefik's (compose only).
 EXTERNAL = re.compile(r"^(up|scrape_\w+|traefik_\w+)$")
 FUNCTIONS_AND_KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
-    "offset", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
 }
 
 
@@ -152,8 +163,10 @@ def dashboard_exprs() -> list[tuple[str, str]]:
 
 
 def test_metric_name_extraction() -> None:
-    expr = ('histogram_quantile(0.99, sum by (job, le) (rate(http_request_duration_seconds_bucket'
-            '{job=~"$job", route!~"/metrics"}[$__rate_interval]))) > 1 and up == 0')
+    expr = (
+        "histogram_quantile(0.99, sum by (job, le) (rate(http_request_duration_seconds_bucket"
+        '{job=~"$job", route!~"/metrics"}[$__rate_interval]))) > 1 and up == 0'
+    )
     assert metric_names(expr) == {"http_request_duration_seconds_bucket", "up"}
 
 

@@ -36,10 +36,13 @@ from tests.observability.conftest import (
 )
 
 STACK_ENV = {
-    "ARGON2_MEMORY_KIB": "8192", "ARGON2_TIME_COST": "1", "ARGON2_PARALLELISM": "1",
+    "ARGON2_MEMORY_KIB": "8192",
+    "ARGON2_TIME_COST": "1",
+    "ARGON2_PARALLELISM": "1",
     "LOG_LEVEL": "WARNING",
     # A stack of our own: never a server the caller's environment points at.
-    "DATABASE_URL": "", "REDIS_URL": "",
+    "DATABASE_URL": "",
+    "REDIS_URL": "",
 }
 
 
@@ -72,8 +75,7 @@ def stack(prometheus_binary: str) -> Iterator[LocalStack]:
 def local_config(ports: Ports, rules: Path) -> dict[str, Any]:
     """infra/prometheus/prometheus.local.yml with the stack's ports and a fast scrape interval."""
     config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.local.yml").read_text())
-    port_of = {"auth": ports.auth, "api": ports.api, "worker": ports.worker_metrics,
-               "traefik": ports.ping}
+    port_of = {"auth": ports.auth, "api": ports.api, "worker": ports.worker_metrics, "traefik": ports.ping}
     config["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"})
     config["rule_files"] = [str(rules)]
     for job in config["scrape_configs"]:
@@ -92,9 +94,16 @@ def prometheus(stack: LocalStack, prometheus_binary: str) -> Iterator[str]:
         port = free_port()
         log = (root / "prometheus.log").open("wb")
         process = subprocess.Popen(
-            [prometheus_binary, f"--config.file={config_file}", f"--storage.tsdb.path={root / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                prometheus_binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -145,8 +154,12 @@ def test_prometheus_finds_every_target_of_the_local_stack_up(prometheus: str, st
     # The scraped series arrive, labelled by job.
     result = api(prometheus, "query", query="count by (job) (up == 1)")["result"]
     assert {r["metric"]["job"] for r in result} == {"auth", "api", "worker", "traefik"}
-    for job, metric in (("auth", "http_requests_total"), ("api", "db_pool_connections"),
-                        ("worker", "email_queue_depth"), ("traefik", "traefik_config_reloads_total")):
+    for job, metric in (
+        ("auth", "http_requests_total"),
+        ("api", "db_pool_connections"),
+        ("worker", "email_queue_depth"),
+        ("traefik", "traefik_config_reloads_total"),
+    ):
         series = api(prometheus, "series", **{"match[]": f'{metric}{{job="{job}"}}'})
         assert series, f"no {metric} from {job}"
 

@@ -47,7 +47,8 @@ async def test_incoming_traceparent_is_continued_with_db_and_redis_child_spans(
         capture.install()
         try:
             response = await client.post(
-                f"{AUTH}/login", json={"email": new_email(), "password": "not-the-password"},
+                f"{AUTH}/login",
+                json={"email": new_email(), "password": "not-the-password"},
                 headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
             )
         finally:
@@ -91,7 +92,8 @@ async def test_email_send_span_is_a_child_of_the_request_that_queued_it(
 
     finished = spans.get_finished_spans()
     requests = [
-        s for s in finished
+        s
+        for s in finished
         if s.kind is SpanKind.SERVER and (s.attributes or {}).get("http.route") == f"{AUTH}/register"
     ]
     sends = [s for s in finished if s.name == "email.send"]
@@ -103,9 +105,7 @@ async def test_email_send_span_is_a_child_of_the_request_that_queued_it(
     assert send.parent is not None and request_span.context is not None
     assert send.parent.span_id == request_span.context.span_id
     # The enqueue itself is a Redis span of the same trace.
-    assert any(
-        db_system(s) == "redis" and hex_trace(s) == hex_trace(request_span) for s in finished
-    )
+    assert any(db_system(s) == "redis" and hex_trace(s) == hex_trace(request_span) for s in finished)
 
 
 @pytest.mark.parametrize(
@@ -146,6 +146,7 @@ print(json.dumps({"active": tracing_active(),
 """
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 @pytest.mark.parametrize(
     ("env", "active"),
     [({}, False), ({"OTEL_TRACES_EXPORTER": "console"}, True)],
@@ -153,8 +154,13 @@ print(json.dumps({"active": tracing_active(),
 def test_tracing_off_by_default_installs_and_instruments_nothing(env: dict[str, str], active: bool) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env={**clean, **env}, capture_output=True,
-        text=True, timeout=60, check=False,
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     state = json.loads(result.stdout.strip().splitlines()[-1])

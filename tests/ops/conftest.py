@@ -36,22 +36,34 @@ class AdminCli:
 
     def run(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "services.admin", *args], cwd=ROOT,
-            env={**os.environ, **self.env, **env}, input=stdin if stdin is not None else "",
-            capture_output=True, text=True, timeout=120, check=False,
+            [sys.executable, "-m", "services.admin", *args],
+            cwd=ROOT,
+            env={**os.environ, **self.env, **env},
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
-    async def __call__(self, *args: str, stdin: str | None = None,
-                       **env: str) -> subprocess.CompletedProcess[str]:
+    async def __call__(
+        self, *args: str, stdin: str | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(self.run, *args, stdin=stdin, **env)
 
 
 @pytest.fixture(scope="session")
 def admin_cli(database: MigratedDatabase, redis_url: str, redis_prefix: str) -> AdminCli:
-    return AdminCli({
-        "ENV": "test", "DATABASE_URL": database.admin_url, "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": redis_prefix, "BLOCKBOT_OPERATOR": "ops-alice", **FAST_HASHING,
-    })
+    return AdminCli(
+        {
+            "ENV": "test",
+            "DATABASE_URL": database.admin_url,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": redis_prefix,
+            "BLOCKBOT_OPERATOR": "ops-alice",
+            **FAST_HASHING,
+        }
+    )
 
 
 def public_keys_of(keyring: KeyRing) -> list[str]:
@@ -65,8 +77,10 @@ def start_api(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Api]:
         values: dict[str, Any] = {
-            "jwt_public_keys": public_keys_of(KEYRING), "ratelimit_org_per_hour": 1_000_000,
-            "ratelimit_user_per_hour": 1_000_000, "ratelimit_user_endpoint_per_minute": 1_000_000,
+            "jwt_public_keys": public_keys_of(KEYRING),
+            "ratelimit_org_per_hour": 1_000_000,
+            "ratelimit_user_per_hour": 1_000_000,
+            "ratelimit_user_endpoint_per_minute": 1_000_000,
         }
         values.update(overrides)
         async with running(make_settings("api", **values)) as api:

@@ -35,17 +35,28 @@ def lines(result: Any) -> list[dict[str, Any]]:
 async def operator_events(db: asyncpg.Connection, user_id: Any) -> list[asyncpg.Record]:
     return await db.fetch(
         "SELECT action, actor_user_id, details FROM audit_log WHERE target_id = $1"
-        " AND action LIKE 'admin.%' ORDER BY id", str(user_id),
+        " AND action LIKE 'admin.%' ORDER BY id",
+        str(user_id),
     )
 
 
 async def test_create_org_with_owner_who_can_log_in_without_email(
-    admin_cli: AdminCli, start_auth, db_admin,
+    admin_cli: AdminCli,
+    start_auth,
+    db_admin,
 ):
     email = new_email()
     result = await admin_cli(
-        "--json", "create-org", "--name", "First Install", "--owner-email", email.upper(),
-        "--owner-name", "Olga Owner", "--password-stdin", stdin=OWNER_PASSWORD + "\n",
+        "--json",
+        "create-org",
+        "--name",
+        "First Install",
+        "--owner-email",
+        email.upper(),
+        "--owner-name",
+        "Olga Owner",
+        "--password-stdin",
+        stdin=OWNER_PASSWORD + "\n",
     )
     assert result.returncode == 0, result.stderr
     created = lines(result)[0]
@@ -71,8 +82,15 @@ async def test_create_org_with_owner_who_can_log_in_without_email(
     assert "argon2" not in everything and OWNER_PASSWORD not in everything
 
     again = await admin_cli(
-        "create-org", "--name", "Twice", "--owner-email", email, "--owner-name", "Other",
-        "--password-stdin", stdin=OWNER_PASSWORD + "\n",
+        "create-org",
+        "--name",
+        "Twice",
+        "--owner-email",
+        email,
+        "--owner-name",
+        "Other",
+        "--password-stdin",
+        stdin=OWNER_PASSWORD + "\n",
     )
     assert again.returncode == 1
     assert "already exists" in again.stderr
@@ -82,18 +100,38 @@ async def test_bad_input_is_a_clear_error_and_changes_nothing(admin_cli: AdminCl
     before = await db_admin.fetchval("SELECT count(*) FROM organizations")
     short = "short"
     result = await admin_cli(
-        "create-org", "--name", "X", "--owner-email", new_email(), "--owner-name", "Y",
-        "--password-stdin", stdin=short + "\n",
+        "create-org",
+        "--name",
+        "X",
+        "--owner-email",
+        new_email(),
+        "--owner-name",
+        "Y",
+        "--password-stdin",
+        stdin=short + "\n",
     )
     assert result.returncode == 2
     assert "password" in result.stderr and short not in result.stderr
     bad_email = await admin_cli(
-        "create-org", "--name", "X", "--owner-email", "not-an-address", "--owner-name", "Y",
-        "--password-stdin", stdin=OWNER_PASSWORD + "\n",
+        "create-org",
+        "--name",
+        "X",
+        "--owner-email",
+        "not-an-address",
+        "--owner-name",
+        "Y",
+        "--password-stdin",
+        stdin=OWNER_PASSWORD + "\n",
     )
     assert bad_email.returncode == 2 and "owner_email" in bad_email.stderr
     no_terminal = await admin_cli(
-        "create-org", "--name", "X", "--owner-email", new_email(), "--owner-name", "Y",
+        "create-org",
+        "--name",
+        "X",
+        "--owner-email",
+        new_email(),
+        "--owner-name",
+        "Y",
     )
     assert no_terminal.returncode == 2 and "--password-stdin" in no_terminal.stderr
     assert await db_admin.fetchval("SELECT count(*) FROM organizations") == before
@@ -127,7 +165,10 @@ async def test_connection_problems_are_named_without_the_password(admin_cli: Adm
 
 
 async def test_disable_stops_login_refresh_and_access_tokens_at_once(
-    admin_cli: AdminCli, start_auth, start_api, db_admin,
+    admin_cli: AdminCli,
+    start_auth,
+    start_api,
+    db_admin,
 ):
     async with start_auth() as auth, start_api() as api, auth.client() as client:
         email, verified = await signup(client, auth.settings)
@@ -149,9 +190,14 @@ async def test_disable_stops_login_refresh_and_access_tokens_at_once(
         wrong = await login(client, email, "a wrong password 123")
         assert refused.status_code == 401
         assert comparable(refused) == comparable(wrong)
-        assert await db_admin.fetchval(
-            "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id"
-            " WHERE lower(u.email) = $1 AND s.revoked_at IS NULL", email) == 0
+        assert (
+            await db_admin.fetchval(
+                "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id"
+                " WHERE lower(u.email) = $1 AND s.revoked_at IS NULL",
+                email,
+            )
+            == 0
+        )
 
         again = await admin_cli("disable", email)
         assert again.returncode == 0 and "already disabled" in again.stdout
@@ -166,12 +212,16 @@ async def test_disable_stops_login_refresh_and_access_tokens_at_once(
     events = await operator_events(db_admin, user_id)
     assert [e["action"] for e in events] == ["admin.user_disabled", "admin.user_enabled"]
     assert json.loads(events[0]["details"]) == {
-        "operator": "ops-alice", "via": "admin-cli", "sessions_revoked": 2,
+        "operator": "ops-alice",
+        "via": "admin-cli",
+        "sessions_revoked": 2,
     }
 
 
 async def test_disabled_user_cannot_start_a_session_by_magic_link(
-    admin_cli: AdminCli, start_auth, db_admin,
+    admin_cli: AdminCli,
+    start_auth,
+    db_admin,
 ):
     from tests.auth.conftest import PREFIX, last_token
 
@@ -183,12 +233,18 @@ async def test_disabled_user_cannot_start_a_session_by_magic_link(
         response = await client.post(f"{PREFIX}/magic-link/verify", json={"token": token})
         assert response.status_code == 401
     user_id = await db_admin.fetchval("SELECT id FROM users WHERE lower(email) = $1", email)
-    assert await db_admin.fetchval(
-        "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL", user_id) == 0
+    assert (
+        await db_admin.fetchval(
+            "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL", user_id
+        )
+        == 0
+    )
 
 
 async def test_revoke_sessions_ends_every_session_but_not_the_account(
-    admin_cli: AdminCli, start_auth, start_api,
+    admin_cli: AdminCli,
+    start_auth,
+    start_api,
 ):
     async with start_auth() as auth, start_api() as api, auth.client() as client:
         email, first = await signup(client, auth.settings)
@@ -215,7 +271,9 @@ async def test_revocation_needs_redis_or_changes_nothing(admin_cli: AdminCli, st
 
 
 async def test_verify_email_activates_the_only_pending_signup(
-    admin_cli: AdminCli, start_auth, db_admin,
+    admin_cli: AdminCli,
+    start_auth,
+    db_admin,
 ):
     async with start_auth() as auth, auth.client() as client:
         email = new_email()
@@ -227,14 +285,14 @@ async def test_verify_email_activates_the_only_pending_signup(
         again = await admin_cli("verify-email", email)
         assert "already verified" in again.stdout
     user_id = await db_admin.fetchval("SELECT id FROM users WHERE lower(email) = $1", email)
-    assert [e["action"] for e in await operator_events(db_admin, user_id)] == [
-        "admin.signup_activated"
-    ]
+    assert [e["action"] for e in await operator_events(db_admin, user_id)] == ["admin.signup_activated"]
     assert await db_admin.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email) == 0
 
 
 async def test_verify_email_refuses_to_choose_between_several_signups(
-    admin_cli: AdminCli, start_auth, db_admin,
+    admin_cli: AdminCli,
+    start_auth,
+    db_admin,
 ):
     async with start_auth() as auth, auth.client() as client:
         email = new_email()
@@ -253,7 +311,8 @@ async def test_verify_email_marks_an_unverified_user(admin_cli: AdminCli, db_adm
     email = new_email()
     user_id = await db_admin.fetchval(
         "INSERT INTO users (org_id, email, name, role) VALUES ($1, $2, 'Lee', 'owner') RETURNING id",
-        org_id, email,
+        org_id,
+        email,
     )
     result = await admin_cli("verify-email", str(user_id))
     assert result.returncode == 0, result.stderr

@@ -71,8 +71,13 @@ async def producer(redis_url: str) -> AsyncIterator[Callable[[Settings], ArqRedi
 
 async def drain(settings: Settings, **option_overrides: Any) -> Any:
     """Run a worker in this process until the queue is empty (arq burst mode), then close it."""
-    values: dict[str, Any] = {"metrics": False, "burst": True, "handle_signals": False,
-                              "retry": FAST_RETRY, "poll_delay_seconds": 0.02}
+    values: dict[str, Any] = {
+        "metrics": False,
+        "burst": True,
+        "handle_signals": False,
+        "retry": FAST_RETRY,
+        "poll_delay_seconds": 0.02,
+    }
     values.update(option_overrides)
     worker = create_worker(settings, WorkerOptions(**values))
     try:

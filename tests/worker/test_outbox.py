@@ -18,8 +18,13 @@ async def test_outbox_mode_writes_one_readable_json_file_per_message(
     sent = sample("email_jobs_total", template="password_reset", result="sent")
     link = "http://localhost:8080/auth/reset-password#token=abc123"
 
-    message_id = await enqueue_email(producer(settings), settings, template=EmailTemplate.PASSWORD_RESET,
-                                     to="ada@example.org", context={"link": link, "expires_in_seconds": 3600})
+    message_id = await enqueue_email(
+        producer(settings),
+        settings,
+        template=EmailTemplate.PASSWORD_RESET,
+        to="ada@example.org",
+        context={"link": link, "expires_in_seconds": 3600},
+    )
     await drain(settings)
 
     assert fake_resend.requests == []  # nothing left the machine
@@ -39,8 +44,16 @@ async def test_outbox_mode_writes_one_readable_json_file_per_message(
 async def test_outbox_rewrites_the_same_file_for_a_retried_message(tmp_path) -> None:
     sender = OutboxSender(tmp_path)
     await sender.start()
-    email = OutgoingEmail(message_id="m1", idempotency_key="email-m1", template="magic_link",
-                          sender="a@b.test", to="c@d.test", subject="s", text="t", html="<p>h</p>")
+    email = OutgoingEmail(
+        message_id="m1",
+        idempotency_key="email-m1",
+        template="magic_link",
+        sender="a@b.test",
+        to="c@d.test",
+        subject="s",
+        text="t",
+        html="<p>h</p>",
+    )
     first = await sender.send(email)
     second = await sender.send(email)
     assert first == second

@@ -38,8 +38,9 @@ def start_worker(settings: Settings, log: Path, metrics_port: int) -> subprocess
         "OTEL_TRACES_EXPORTER": "none",
     }
     handle = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "services.worker"], cwd=ROOT, env=env,
-                            stdout=handle, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.worker"], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+    )
 
 
 async def wait_until(predicate, timeout: float, what: str) -> None:
@@ -58,8 +59,13 @@ async def test_worker_killed_mid_send_delivers_exactly_once_after_restart(
     settings = worker_settings(email_send_timeout_seconds=2.0)
     redis = producer(settings)
     fake_resend.delay_next(1, 4.0)  # the provider accepts the message, then is slow to answer
-    message_id = await enqueue_email(redis, settings, template=EmailTemplate.MAGIC_LINK, to="ada@example.org",
-                                     context={"link": LINK, "expires_in_seconds": 900})
+    message_id = await enqueue_email(
+        redis,
+        settings,
+        template=EmailTemplate.MAGIC_LINK,
+        to="ada@example.org",
+        context={"link": LINK, "expires_in_seconds": 900},
+    )
     log = tmp_path / "worker.log"
 
     first = start_worker(settings, log, free_port())
@@ -73,6 +79,7 @@ async def test_worker_killed_mid_send_delivers_exactly_once_after_restart(
 
     second = start_worker(settings, log, free_port())
     try:
+
         async def queue_empty() -> bool:
             return bool(await redis.zcard(email_queue_name(settings)) == 0)
 
@@ -99,6 +106,7 @@ async def test_sigterm_lets_the_in_flight_job_finish(
     proc = start_worker(settings, log, port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+
             async def healthy() -> bool:
                 try:
                     return (await client.get("/health")).status_code == 200
@@ -110,8 +118,13 @@ async def test_sigterm_lets_the_in_flight_job_finish(
             assert "email_queue_depth" in metrics
 
         fake_resend.delay_next(1, 2.0)
-        await enqueue_email(redis, settings, template=EmailTemplate.MAGIC_LINK, to="ada@example.org",
-                            context={"link": LINK, "expires_in_seconds": 900})
+        await enqueue_email(
+            redis,
+            settings,
+            template=EmailTemplate.MAGIC_LINK,
+            to="ada@example.org",
+            context={"link": LINK, "expires_in_seconds": 900},
+        )
         assert await asyncio.to_thread(fake_resend.wait_for, requests=1, timeout=20), log.read_text()
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)
@@ -153,7 +166,8 @@ def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp
     assert "DATABASE_URL" not in ok.stderr
 
     env.pop("RESEND_API_KEY")
-    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-                             check=False)
+    refused = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert refused.returncode == 2
     assert "RESEND_API_KEY" in refused.stderr and "DATABASE_URL" not in refused.stderr

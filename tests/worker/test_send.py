@@ -27,7 +27,10 @@ LINK = f"http://localhost:8080/auth/magic#token={TOKEN}"
 
 async def queue_magic_link(producer, settings, to: str = "ada@example.org") -> str:
     return await enqueue_email(
-        producer(settings), settings, template=EmailTemplate.MAGIC_LINK, to=to,
+        producer(settings),
+        settings,
+        template=EmailTemplate.MAGIC_LINK,
+        to=to,
         context={"link": LINK, "expires_in_seconds": 900},
     )
 
@@ -125,9 +128,13 @@ async def test_invalid_job_is_dead_lettered_without_sending(
     worker_settings, producer, fake_resend: FakeResend
 ) -> None:
     settings = worker_settings()
-    await enqueue_email(producer(settings), settings, template=EmailTemplate.MAGIC_LINK,
-                        to="ada@example.org",
-                        context={"link": "javascript:alert(1)", "expires_in_seconds": 900})
+    await enqueue_email(
+        producer(settings),
+        settings,
+        template=EmailTemplate.MAGIC_LINK,
+        to="ada@example.org",
+        context={"link": "javascript:alert(1)", "expires_in_seconds": 900},
+    )
     await drain(settings)
 
     assert fake_resend.requests == []
@@ -157,8 +164,12 @@ async def test_send_span_is_a_child_of_the_enqueuing_span(worker_settings, produ
 
 async def test_metrics_and_health_on_the_worker_port(worker_settings, producer, fake_resend) -> None:
     settings = worker_settings()
-    worker = create_worker(settings, WorkerOptions(metrics_port=0, metrics_host="127.0.0.1",
-                                                   handle_signals=False, poll_delay_seconds=0.05))
+    worker = create_worker(
+        settings,
+        WorkerOptions(
+            metrics_port=0, metrics_host="127.0.0.1", handle_signals=False, poll_delay_seconds=0.05
+        ),
+    )
     task = asyncio.create_task(worker.async_run())
     try:
         await queue_magic_link(producer, settings)
@@ -174,8 +185,13 @@ async def test_metrics_and_health_on_the_worker_port(worker_settings, producer, 
         assert health.status_code == 200 and health.json() == {"status": "ok"}
         assert ready.status_code == 200
         assert metrics.status_code == 200
-        for name in ("email_jobs_total", "email_send_duration_seconds_bucket", "email_send_retries_total",
-                     "email_queue_depth", "email_dead_letter_entries"):
+        for name in (
+            "email_jobs_total",
+            "email_send_duration_seconds_bucket",
+            "email_send_retries_total",
+            "email_queue_depth",
+            "email_dead_letter_entries",
+        ):
             assert name in metrics.text
         assert missing.status_code == 404
     finally:
@@ -194,9 +210,14 @@ async def test_a_job_whose_earlier_runs_were_interrupted_still_ends_in_the_dead_
     settings = worker_settings(resend_api_url=f"http://127.0.0.1:{free_port()}", email_max_tries=2)
     producer_client = producer(settings)
     job = await producer_client.enqueue_job(
-        "send_email", template="magic_link", to="ada@example.org",
-        context={"link": LINK, "expires_in_seconds": 900}, trace_context={},
-        _job_id="email-crashed", _queue_name=email_queue_name(settings), _job_try=3,
+        "send_email",
+        template="magic_link",
+        to="ada@example.org",
+        context={"link": LINK, "expires_in_seconds": 900},
+        trace_context={},
+        _job_id="email-crashed",
+        _queue_name=email_queue_name(settings),
+        _job_try=3,
     )
     assert job is not None
     await drain(settings)

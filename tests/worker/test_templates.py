@@ -15,8 +15,13 @@ CONTEXTS: dict[EmailTemplate, dict[str, Any]] = {
     EmailTemplate.MAGIC_LINK: {"link": LINK, "expires_in_seconds": 900},
     EmailTemplate.VERIFY_EMAIL: {"link": LINK, "expires_in_seconds": 86400, "name": "Ada"},
     EmailTemplate.PASSWORD_RESET: {"link": LINK, "expires_in_seconds": 3600},
-    EmailTemplate.INVITATION: {"link": LINK, "expires_in_seconds": 604800, "org_name": "Acme",
-                               "inviter_name": "Grace", "role": "admin"},
+    EmailTemplate.INVITATION: {
+        "link": LINK,
+        "expires_in_seconds": 604800,
+        "org_name": "Acme",
+        "inviter_name": "Grace",
+        "role": "admin",
+    },
     EmailTemplate.ACCOUNT_EXISTS: {"login_link": LINK, "reset_link": LINK + "2"},
 }
 
@@ -37,10 +42,14 @@ def test_every_template_renders_product_link_expiry_and_a_not_you_line(template:
 
 
 def test_html_escapes_context_values() -> None:
-    email = renderer.render("invitation", {
-        **CONTEXTS[EmailTemplate.INVITATION],
-        "org_name": "<script>alert(1)</script>", "inviter_name": 'Eve" onmouseover="x',
-    })
+    email = renderer.render(
+        "invitation",
+        {
+            **CONTEXTS[EmailTemplate.INVITATION],
+            "org_name": "<script>alert(1)</script>",
+            "inviter_name": 'Eve" onmouseover="x',
+        },
+    )
     assert "<script>alert(1)</script>" not in email.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.html
     assert 'Eve" onmouseover' not in email.html
@@ -48,27 +57,40 @@ def test_html_escapes_context_values() -> None:
 
 
 def test_subject_is_a_single_line_whatever_the_context() -> None:
-    email = renderer.render("invitation", {**CONTEXTS[EmailTemplate.INVITATION],
-                                           "inviter_name": "Mallory\r\nBcc: victim@example.com"})
+    email = renderer.render(
+        "invitation",
+        {**CONTEXTS[EmailTemplate.INVITATION], "inviter_name": "Mallory\r\nBcc: victim@example.com"},
+    )
     assert "\n" not in email.subject and "\r" not in email.subject
 
 
-@pytest.mark.parametrize(("seconds", "words"), [
-    (30, "30 seconds"), (60, "60 seconds"), (900, "15 minutes"), (3600, "1 hour"), (5400, "90 minutes"),
-    (86400, "24 hours"), (604800, "7 days"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (30, "30 seconds"),
+        (60, "60 seconds"),
+        (900, "15 minutes"),
+        (3600, "1 hour"),
+        (5400, "90 minutes"),
+        (86400, "24 hours"),
+        (604800, "7 days"),
+    ],
+)
 def test_human_duration(seconds: int, words: str) -> None:
     assert human_duration(seconds) == words
 
 
-@pytest.mark.parametrize(("template", "context"), [
-    ("nope", {}),
-    ("magic_link", {"expires_in_seconds": 900}),
-    ("magic_link", {"link": "javascript:alert(1)", "expires_in_seconds": 900}),
-    ("magic_link", {"link": "/relative", "expires_in_seconds": 900}),
-    ("magic_link", {"link": LINK, "expires_in_seconds": "soon"}),
-    ("verify_email", {"link": LINK, "expires_in_seconds": 60, "name": ""}),
-])
+@pytest.mark.parametrize(
+    ("template", "context"),
+    [
+        ("nope", {}),
+        ("magic_link", {"expires_in_seconds": 900}),
+        ("magic_link", {"link": "javascript:alert(1)", "expires_in_seconds": 900}),
+        ("magic_link", {"link": "/relative", "expires_in_seconds": 900}),
+        ("magic_link", {"link": LINK, "expires_in_seconds": "soon"}),
+        ("verify_email", {"link": LINK, "expires_in_seconds": 60, "name": ""}),
+    ],
+)
 def test_invalid_jobs_are_refused_without_echoing_values(template: str, context: dict[str, Any]) -> None:
     with pytest.raises(InvalidEmailJob) as info:
         renderer.render(template, context)
@@ -79,7 +101,8 @@ def test_production_refuses_to_start_without_a_resend_key(worker_settings) -> No
     from services.worker.main import check_settings
     from shared.settings import SettingsError
 
-    settings = worker_settings(env="production", resend_api_key=None, app_base_url="https://app.example.com",
-                               cookie_secure=True)
+    settings = worker_settings(
+        env="production", resend_api_key=None, app_base_url="https://app.example.com", cookie_secure=True
+    )
     with pytest.raises(SettingsError, match="RESEND_API_KEY"):
         check_settings(settings)

@@ -55,8 +55,15 @@ class KeyAuthRow:
 
 
 async def insert_key(
-    session: AsyncSession, *, org_id: UUID, public_id: str, secret_hash: bytes, name: str,
-    scopes: list[str], created_by: UUID, expires_at: datetime | None,
+    session: AsyncSession,
+    *,
+    org_id: UUID,
+    public_id: str,
+    secret_hash: bytes,
+    name: str,
+    scopes: list[str],
+    created_by: UUID,
+    expires_at: datetime | None,
 ) -> ApiKeyRow:
     """Store a new key (its hash only)."""
     row = (
@@ -66,8 +73,15 @@ async def insert_key(
                 " expires_at) VALUES (:org, :pid, :hash, :name, :scopes, :by, :expires)"
                 f" RETURNING {KEY_COLUMNS}"
             ),
-            {"org": org_id, "pid": public_id, "hash": secret_hash, "name": name,
-             "scopes": scopes, "by": created_by, "expires": expires_at},
+            {
+                "org": org_id,
+                "pid": public_id,
+                "hash": secret_hash,
+                "name": name,
+                "scopes": scopes,
+                "by": created_by,
+                "expires": expires_at,
+            },
         )
     ).one()
     return ApiKeyRow(**row._mapping)
@@ -91,10 +105,7 @@ async def list_keys(
     where, params = time_id_bound(before, "<")
     params["limit"] = limit
     rows = await session.execute(
-        text(
-            f"SELECT {KEY_COLUMNS} FROM api_keys {where}"
-            " ORDER BY created_at DESC, id DESC LIMIT :limit"
-        ),
+        text(f"SELECT {KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at DESC, id DESC LIMIT :limit"),
         params,
     )
     return [ApiKeyRow(**row._mapping) for row in rows]

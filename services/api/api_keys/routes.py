@@ -19,10 +19,16 @@ router = APIRouter(prefix=API_PREFIX, tags=["api-keys"])
 
 def key_out(settings: Settings, row: ApiKeyRow) -> ApiKeyOut:
     return ApiKeyOut(
-        id=row.id, name=row.name, prefix=service.prefix(settings, row),
+        id=row.id,
+        name=row.name,
+        prefix=service.prefix(settings, row),
         scopes=row.scopes,
-        created_by=row.created_by, created_at=row.created_at, last_used_at=row.last_used_at,
-        expires_at=row.expires_at, expired=row.expired, revoked=row.revoked_at is not None,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+        expired=row.expired,
+        revoked=row.revoked_at is not None,
         revoked_at=row.revoked_at,
     )
 
@@ -32,7 +38,11 @@ async def create_api_key(
     body: ApiKeyIn, me: CurrentUser, session: TenantSession, state: ApiDep, response: Response
 ) -> ApiKeyCreated:
     created = await service.create(
-        session, me, name=body.name, scopes=body.scopes, expires_at=body.expires_at,
+        session,
+        me,
+        name=body.name,
+        scopes=body.scopes,
+        expires_at=body.expires_at,
         settings=state.settings,
     )
     response.headers["Cache-Control"] = "no-store"
@@ -42,18 +52,17 @@ async def create_api_key(
 
 @router.get("/api-keys", summary="The organization's API keys, newest first (owner/admin)")
 async def list_api_keys(
-    me: CurrentUser, session: TenantSession, state: ApiDep,
-    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    me: CurrentUser,
+    session: TenantSession,
+    state: ApiDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> Page[ApiKeyOut]:
     rows, next_cursor = await service.list_keys(session, me, limit=limit, cursor=cursor)
-    return Page[ApiKeyOut](
-        items=[key_out(state.settings, row) for row in rows], next_cursor=next_cursor
-    )
+    return Page[ApiKeyOut](items=[key_out(state.settings, row) for row in rows], next_cursor=next_cursor)
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key at once (owner/admin)")
-async def revoke_api_key(
-    key_id: UUID, me: CurrentUser, session: TenantSession
-) -> Response:
+async def revoke_api_key(key_id: UUID, me: CurrentUser, session: TenantSession) -> Response:
     await service.revoke(session, me, key_id)
     return Response(status_code=204)

@@ -55,28 +55,50 @@ def normalized_scopes(scopes: Sequence[str]) -> list[str]:
 
 
 async def create(
-    session: AsyncSession, me: Principal, *, name: str, scopes: Sequence[str],
-    expires_at: datetime | None, settings: Settings,
+    session: AsyncSession,
+    me: Principal,
+    *,
+    name: str,
+    scopes: Sequence[str],
+    expires_at: datetime | None,
+    settings: Settings,
 ) -> CreatedKey:
     """Make a key for the caller's org, audited; the token is in the result and nowhere else."""
     me.require_manager()
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise ValidationFailed(
             "expires_at must be in the future.",
-            extra={"errors": [{"loc": ["body", "expires_at"], "msg": "must be in the future",
-                               "type": "value_error"}]},
+            extra={
+                "errors": [
+                    {"loc": ["body", "expires_at"], "msg": "must be in the future", "type": "value_error"}
+                ]
+            },
         )
     if await queries.count_live(session) >= MAX_LIVE_KEYS:
         raise TooManyKeys()
     new = generate_key(key_env(settings), hashing_key(settings))
     row = await queries.insert_key(
-        session, org_id=me.org_id, public_id=new.public_id, secret_hash=new.secret_hash,
-        name=name, scopes=normalized_scopes(scopes), created_by=me.user_id, expires_at=expires_at,
+        session,
+        org_id=me.org_id,
+        public_id=new.public_id,
+        secret_hash=new.secret_hash,
+        name=name,
+        scopes=normalized_scopes(scopes),
+        created_by=me.user_id,
+        expires_at=expires_at,
     )
     await audit.record(
-        session, me, "api_key.created", target_type="api_key", target_id=row.id,
-        details={"name": row.name, "scopes": row.scopes, "prefix": new.prefix,
-                 "expires_at": None if expires_at is None else expires_at.isoformat()},
+        session,
+        me,
+        "api_key.created",
+        target_type="api_key",
+        target_id=row.id,
+        details={
+            "name": row.name,
+            "scopes": row.scopes,
+            "prefix": new.prefix,
+            "expires_at": None if expires_at is None else expires_at.isoformat(),
+        },
     )
     return CreatedKey(row=row, token=new.token)
 
@@ -101,6 +123,10 @@ async def revoke(session: AsyncSession, me: Principal, key_id: UUID) -> None:
         return
     await queries.mark_revoked(session, row.id, me.user_id)
     await audit.record(
-        session, me, "api_key.revoked", target_type="api_key", target_id=row.id,
+        session,
+        me,
+        "api_key.revoked",
+        target_type="api_key",
+        target_id=row.id,
         details={"name": row.name, "scopes": row.scopes},
     )

@@ -3,7 +3,6 @@
 Every statement runs in the request's tenant transaction: RLS limits it to the caller's org.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -114,8 +113,7 @@ async def spend_tokens(session: AsyncSession, invitation_id: UUID) -> None:
     """Consume the invitation's unspent one-time tokens (its link stops working)."""
     await session.execute(
         text(
-            "UPDATE one_time_tokens SET consumed_at = now()"
-            " WHERE invitation_id = :id AND consumed_at IS NULL"
+            "UPDATE one_time_tokens SET consumed_at = now() WHERE invitation_id = :id AND consumed_at IS NULL"
         ),
         {"id": invitation_id},
     )

@@ -18,9 +18,15 @@ router = APIRouter(prefix=API_PREFIX, tags=["invitations"])
 
 def invitation_out(row: InvitationRow) -> InvitationOut:
     return InvitationOut(
-        id=row.id, email=row.email, role=row.role, status=service.status(row),
-        invited_by=row.invited_by, created_at=row.created_at, expires_at=row.expires_at,
-        accepted_at=row.accepted_at, revoked_at=row.revoked_at,
+        id=row.id,
+        email=row.email,
+        role=row.role,
+        status=service.status(row),
+        invited_by=row.invited_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        accepted_at=row.accepted_at,
+        revoked_at=row.revoked_at,
     )
 
 
@@ -29,7 +35,11 @@ async def create_invitation(
     body: InvitationIn, me: CurrentUser, session: TenantSession, state: ApiDep
 ) -> InvitationOut:
     row = await service.invite(
-        session, me, email=str(body.email), role=body.role, redis=state.redis,
+        session,
+        me,
+        email=str(body.email),
+        role=body.role,
+        redis=state.redis,
         settings=state.settings,
     )
     return invitation_out(row)

@@ -83,8 +83,12 @@ async def invite(
         raise AlreadyMember()
     for invitation_id in await queries.revoke_expired_pending(session, email):
         await audit.record(
-            session, me, "invitation.revoked", target_type="invitation",
-            target_id=invitation_id, details={"reason": "expired_superseded"},
+            session,
+            me,
+            "invitation.revoked",
+            target_type="invitation",
+            target_id=invitation_id,
+            details={"reason": "expired_superseded"},
         )
     ttl = settings.invitation_ttl_seconds
     row = await queries.insert_pending(
@@ -97,12 +101,19 @@ async def invite(
         session, org_id=me.org_id, invitation_id=row.id, digest=digest, expires_at=row.expires_at
     )
     await audit.record(
-        session, me, "invitation.created", target_type="invitation", target_id=row.id,
+        session,
+        me,
+        "invitation.created",
+        target_type="invitation",
+        target_id=row.id,
         details={"email": email, "role": role},
     )
     base = str(settings.app_base_url).rstrip("/")
     await enqueue_email(
-        redis, settings, template=EmailTemplate.INVITATION, to=email,
+        redis,
+        settings,
+        template=EmailTemplate.INVITATION,
+        to=email,
         context={
             "link": f"{base}/auth/accept-invitation#token={token}",
             "expires_in_seconds": ttl,
@@ -140,6 +151,10 @@ async def revoke(session: AsyncSession, me: Principal, invitation_id: UUID) -> N
     if row.revoked_at is None:
         await queries.mark_revoked(session, row.id)
         await audit.record(
-            session, me, "invitation.revoked", target_type="invitation",
-            target_id=row.id, details={"email": row.email, "role": row.role},
+            session,
+            me,
+            "invitation.revoked",
+            target_type="invitation",
+            target_id=row.id,
+            details={"email": row.email, "role": row.role},
         )

@@ -38,8 +38,12 @@ class KeyMeOut(BaseModel):
 def me_out(me: Principal) -> MeOut:
     """The caller and their organization as loaded with them."""
     user = UserOut(
-        id=me.user_id, email=me.email, name=me.name, role=me.role,
-        email_verified=me.email_verified_at is not None, created_at=me.created_at,
+        id=me.user_id,
+        email=me.email,
+        name=me.name,
+        role=me.role,
+        email_verified=me.email_verified_at is not None,
+        created_at=me.created_at,
     )
     return MeOut(user=user, org=principal_org(me))
 

@@ -3,7 +3,6 @@
 Every statement runs in the request's tenant transaction: RLS limits it to the caller's org.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass

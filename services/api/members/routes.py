@@ -29,16 +29,12 @@ async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> UserOut
 
 
 @router.patch("/users/{user_id}", summary="Change a member's name (self) or role (owner/admin)")
-async def patch_user(
-    user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession
-) -> UserOut:
+async def patch_user(user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession) -> UserOut:
     row = await service.change_member(session, me, user_id, name=body.name, role=body.role)
     return user_out(row)
 
 
 @router.delete("/users/{user_id}", status_code=204, summary="Remove a member (owner/admin)")
-async def delete_user(
-    user_id: UUID, me: CurrentUser, session: TenantSession, state: ApiDep
-) -> Response:
+async def delete_user(user_id: UUID, me: CurrentUser, session: TenantSession, state: ApiDep) -> Response:
     await service.remove_member(session, me, user_id, redis=state.redis, settings=state.settings)
     return Response(status_code=204)

@@ -30,6 +30,10 @@ class UserPatch(BaseModel):
 def user_out(row: UserRow) -> UserOut:
     """The public shape of a member row."""
     return UserOut(
-        id=row.id, email=row.email, name=row.name, role=row.role,
-        email_verified=row.email_verified_at is not None, created_at=row.created_at,
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        role=row.role,
+        email_verified=row.email_verified_at is not None,
+        created_at=row.created_at,
     )

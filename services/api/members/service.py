@@ -97,18 +97,27 @@ async def change_member(
     if not name_change and not role_change:
         return target
     row = await queries.update_user(
-        session, target.id,
+        session,
+        target.id,
         name=name if name is not None and name_change else target.name,
         role=role if role is not None and role_change else target.role,
     )
     if role_change:
         await audit.record(
-            session, me, "user.role_changed", target_type="user", target_id=target.id,
+            session,
+            me,
+            "user.role_changed",
+            target_type="user",
+            target_id=target.id,
             details={"from": target.role, "to": role},
         )
     if name_change:
         await audit.record(
-            session, me, "user.updated", target_type="user", target_id=target.id,
+            session,
+            me,
+            "user.updated",
+            target_type="user",
+            target_id=target.id,
             details={"fields": ["name"]},
         )
     return row
@@ -132,6 +141,10 @@ async def remove_member(
     )
     await queries.delete_user(session, target.id)
     await audit.record(
-        session, me, "user.removed", target_type="user", target_id=target.id,
+        session,
+        me,
+        "user.removed",
+        target_type="user",
+        target_id=target.id,
         details={"email": target.email, "role": target.role, "sessions_revoked": len(sids)},
     )

@@ -26,9 +26,7 @@ class OrgPatch(BaseModel):
 
 def principal_org(me: Principal) -> OrgOut:
     """The caller's organization as loaded with them."""
-    return OrgOut(
-        id=me.org_id, name=me.org_name, created_at=me.org_created_at, updated_at=me.org_updated_at
-    )
+    return OrgOut(id=me.org_id, name=me.org_name, created_at=me.org_created_at, updated_at=me.org_updated_at)
 
 
 def org_out(row: OrgRow) -> OrgOut:

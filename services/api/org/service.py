@@ -21,7 +21,11 @@ async def rename(session: AsyncSession, me: Principal, name: str) -> OrgRow | No
         return None
     row = await queries.rename(session, me.org_id, name)
     await audit.record(
-        session, me, "org.updated", target_type="organization", target_id=me.org_id,
+        session,
+        me,
+        "org.updated",
+        target_type="organization",
+        target_id=me.org_id,
         details={"changes": {"name": {"from": me.org_name, "to": name}}},
     )
     return row

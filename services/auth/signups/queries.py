@@ -23,7 +23,13 @@ class Attempt:
 
 
 async def insert(
-    db: AsyncSession, *, email: str, digest: bytes, password_hash: str, name: str, org_name: str,
+    db: AsyncSession,
+    *,
+    email: str,
+    digest: bytes,
+    password_hash: str,
+    name: str,
+    org_name: str,
     ttl_seconds: int,
 ) -> None:
     await db.execute(
@@ -32,8 +38,14 @@ async def insert(
             " expires_at) VALUES (:email, :hash, :pw, :name, :org,"
             " now() + make_interval(secs => :ttl))"
         ),
-        {"email": email, "hash": digest, "pw": password_hash, "name": name, "org": org_name,
-         "ttl": ttl_seconds},
+        {
+            "email": email,
+            "hash": digest,
+            "pw": password_hash,
+            "name": name,
+            "org": org_name,
+            "ttl": ttl_seconds,
+        },
     )
 
 
@@ -104,9 +116,7 @@ async def purge_expired(db: AsyncSession, batch: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def create_org_with_owner(
-    db: AsyncSession, *, org_id: UUID, user_id: UUID, attempt: Attempt
-) -> None:
+async def create_org_with_owner(db: AsyncSession, *, org_id: UUID, user_id: UUID, attempt: Attempt) -> None:
     """The organization and its verified owner (transaction bound to `org_id`)."""
     await db.execute(
         text("INSERT INTO organizations (id, name) VALUES (:id, :name)"),
@@ -117,6 +127,11 @@ async def create_org_with_owner(
             "INSERT INTO users (id, org_id, email, name, role, password_hash,"
             " email_verified_at) VALUES (:id, :org, :email, :name, 'owner', :hash, now())"
         ),
-        {"id": user_id, "org": org_id, "email": attempt.email, "name": attempt.name,
-         "hash": attempt.password_hash},
+        {
+            "id": user_id,
+            "org": org_id,
+            "email": attempt.email,
+            "name": attempt.name,
+            "hash": attempt.password_hash,
+        },
     )

@@ -46,11 +46,13 @@ async def register(
     token, digest = new_token()
     async with transaction(state.sessionmaker) as db:
         await queries.insert(
-            db, email=address, digest=digest, password_hash=password_hash, name=name,
+            db,
+            email=address,
+            digest=digest,
+            password_hash=password_hash,
+            name=name,
             org_name=org_name,
-            ttl_seconds=min(
-                settings.email_verification_ttl_seconds, settings.unverified_signup_ttl_seconds
-            ),
+            ttl_seconds=min(settings.email_verification_ttl_seconds, settings.unverified_signup_ttl_seconds),
         )
         await emails.send_verification(state, to=address, name=name, token=token)
     REGISTRATIONS.labels("attempt").inc()
@@ -66,7 +68,9 @@ async def request_verification(state: AuthState, *, email: str) -> None:
     token, digest = new_token()
     async with transaction(state.sessionmaker) as db:
         name = await queries.copy_newest(
-            db, email=address, digest=digest,
+            db,
+            email=address,
+            digest=digest,
             link_ttl=state.settings.email_verification_ttl_seconds,
             signup_ttl=state.settings.unverified_signup_ttl_seconds,
         )
@@ -74,9 +78,7 @@ async def request_verification(state: AuthState, *, email: str) -> None:
             await emails.send_verification(state, to=address, name=name, token=token)
 
 
-async def verify_email(
-    state: AuthState, *, token: str, password: str, client: ClientInfo
-) -> Issued:
+async def verify_email(state: AuthState, *, token: str, password: str, client: ClientInfo) -> Issued:
     """Activate the attempt this token belongs to, if `password` is the one chosen in it.
 
     Creates the organization and its owner (email verified), drops the address's other
@@ -96,13 +98,16 @@ async def verify_email(
             if not await queries.claim(db, attempt.id):
                 raise InvalidLink()
             await queries.drop_for_email(db, attempt.email)
-            await queries.create_org_with_owner(
-                db, org_id=org_id, user_id=user_id, attempt=attempt
-            )
+            await queries.create_org_with_owner(db, org_id=org_id, user_id=user_id, attempt=attempt)
             for action in ("user.registered", "user.email_verified"):
                 await audit.record(
-                    db, org_id=org_id, action=action, actor_user_id=user_id, target_type="user",
-                    target_id=user_id, ip=client.ip,
+                    db,
+                    org_id=org_id,
+                    action=action,
+                    actor_user_id=user_id,
+                    target_type="user",
+                    target_id=user_id,
+                    ip=client.ip,
                 )
             user = await load_user(db, user_id)
             assert user is not None

@@ -1,0 +1,44 @@
+"""`make revision` numbers revisions 000N_ and the unedited template passes ruff."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_make_revision_takes_the_next_number_and_passes_ruff(tmp_path: Path):
+    for name in ("Makefile", "alembic.ini", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(
+        ROOT / "migrations", tmp_path / "migrations", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    existing = sorted(p.name for p in (tmp_path / "migrations" / "versions").glob("[0-9]*_*.py"))
+    last = int(existing[-1][:4])
+    bin_dir = Path(sys.executable).parent
+    made = subprocess.run(
+        ["make", "-s", "revision", "m=Add widgets", "STAMP=", f"BIN={bin_dir}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    created = tmp_path / "migrations" / "versions" / f"{last + 1:04d}_add_widgets.py"
+    assert created.exists(), sorted(p.name for p in created.parent.iterdir())
+    source = created.read_text()
+    assert re.search(rf'^revision: str = "{last + 1:04d}"$', source, re.M)
+    assert re.search(rf'^down_revision: str \| None = "{last:04d}"$', source, re.M)
+    for command in (["check"], ["format", "--check"]):
+        linted = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, str(created)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert linted.returncode == 0, linted.stdout + linted.stderr
