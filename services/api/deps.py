@@ -56,6 +56,7 @@ from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
 from shared.db import TenantScope, transaction
 from shared.errors import RateLimited, Unauthorized
+from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
 from shared.settings import Settings
 
@@ -102,10 +103,11 @@ async def _verified_claims(token: str, state: ApiState) -> AccessClaims:
         raise
 
 
+@requires_security(BEARER_AUTH)
 async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCredential:
     """Verify the bearer token, apply the rate limits, reject revoked sessions.
 
-    An API key is only shape-checked here: it is verified by `tenant_session`, in the database.
+    An API key is only shape-checked here: it is verified by `tenant_scope`, in the database.
     """
     token = _bearer_token(request)
     if is_api_key(token):
