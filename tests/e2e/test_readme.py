@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from devstack.run import ROOT, Ports, wait_ready
-from tests.e2e.processes import pids_mentioning
+from tests.e2e.processes import command_line, pids_mentioning
 
 README = ROOT / "README.md"
 SECTION = "## First five minutes"
@@ -31,9 +33,15 @@ def first_five_minutes_block() -> str:
 
 
 @pytest.fixture(scope="module")
-def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
+def make_run() -> Iterator[tuple[dict[str, str], Path]]:
     """`make run` as a newcomer starts it, on free ports and a temporary data directory."""
-    root = tmp_path_factory.mktemp("readme") / "dev"
+    # Not under pytest's basetemp: concurrent pytest sessions of the same user reset its mode to
+    # 0700, which the embedded PostgreSQL's own system user could then no longer traverse.
+    with tempfile.TemporaryDirectory(prefix="bbreadme-") as directory:
+        yield from _make_run(Path(directory) / "dev")
+
+
+def _make_run(root: Path) -> Iterator[tuple[dict[str, str], Path]]:
     ports = Ports.free()
     env = {
         **os.environ,
@@ -69,10 +77,14 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[st
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         # Ports are not checked: on a shared machine any process may reuse a freed port.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and pids_mentioning(root):
             time.sleep(0.2)
-        assert not pids_mentioning(root), "make run left processes running"
+        leftovers = {pid: command_line(pid) for pid in pids_mentioning(root)}
+        for pid in leftovers:  # never leave them running, even when the test fails
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        assert not leftovers, f"make run left processes running: {leftovers}"
 
 
 def test_make_run_shows_its_banner_without_probe_noise(make_run: tuple[dict[str, str], Path]) -> None:
