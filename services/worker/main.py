@@ -30,7 +30,8 @@ from services.worker.jobs import (
     send_email,
 )
 from services.worker.metrics import EMAIL_DEAD_LETTERS, EMAIL_QUEUE_DEPTH, MetricsServer
-from services.worker.sender import EmailSender, create_sender
+from services.worker.outbox import OutboxSender
+from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB, deserialize_job, email_queue_name, serialize_job
 from shared.logging import configure_logging
@@ -88,6 +89,13 @@ def install_log_filter() -> None:
     target = logging.getLogger("arq.worker")
     if not any(isinstance(f, RedactJobArguments) for f in target.filters):
         target.addFilter(RedactJobArguments())
+
+
+def create_sender(settings: Settings) -> EmailSender:
+    """Resend when a key is configured, otherwise the development outbox."""
+    if settings.resend_api_key is not None:
+        return ResendSender(settings)
+    return OutboxSender(settings.dev_outbox_dir)
 
 
 def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> dict[str, Any]:
@@ -178,6 +186,7 @@ def create_worker(settings: Settings, options: WorkerOptions | None = None, **ov
 
 
 def check_settings(settings: Settings) -> None:
+    settings.require("redis_url")
     if settings.env is Environment.PRODUCTION:
         settings.require("resend_api_key")
 
@@ -202,6 +211,9 @@ async def print_dead_letters(settings: Settings, limit: int) -> None:
         entries: list[bytes] = await redis.lrange(dead_letter_key(settings), 0, limit - 1)  # type: ignore[misc]
     finally:
         await redis.aclose()
+    if not entries:
+        # stderr: stdout stays JSON lines for scripts.
+        print(f"dead-letter list {dead_letter_key(settings)} is empty", file=sys.stderr)
     for raw in entries:
         sys.stdout.write(raw.decode() + "\n")
 
@@ -215,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     try:
-        check_settings(settings)
+        if args.command == "dead-letter":
+            settings.require("redis_url")  # reading needs Redis only, not the sending configuration
+        else:
+            check_settings(settings)
     except SettingsError as error:
         print(str(error), file=sys.stderr)
         return 2
