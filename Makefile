@@ -4,7 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-fast lint typecheck pytest migrate migrate-local revision up down logs ps build secrets compose-config clean
+.PHONY: help install run test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps build secrets compose-config clean
+.DEFAULT_GOAL := help
+
+## help: list the documented targets (also what `make` alone does)
+help:
+	@echo "make TARGET, where TARGET is one of:"
+	@awk '/^## [a-z-]+: / { name = substr($$2, 1, length($$2) - 1); sub(/^## [a-z-]+: /, ""); printf "  %-16s%s\n", name, $$0 }' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
+## install: create .venv and install the project with its dev dependencies
 install: $(STAMP)
 
 ## run: start PostgreSQL, Redis, migrate, auth, api, worker and Traefik on http://localhost:8080
@@ -25,16 +32,23 @@ test: lint typecheck pytest
 test-fast: lint typecheck
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
+## lint: ruff check, ruff format --check and the import contracts (lint-imports)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
+## typecheck: mypy --strict
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+## pytest: the test suite only (PYTEST_ARGS="tests/api -x" to narrow it)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## docs: regenerate docs/api.md and docs/problems.md from the OpenAPI documents and error types
+docs: $(STAMP)
+	$(BIN)/python -m devstack.api_docs
 
 ## migrate-local: run the migrate job against DATABASE_URL (local, no Docker)
 migrate-local: $(STAMP)
@@ -59,8 +73,10 @@ up:
 ## down: stop and remove the containers (volumes are kept)
 down:
 	$(COMPOSE) down
+## logs: follow the logs of every service, or of SERVICE=auth
 logs:
 	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+## ps: the state of every container
 ps:
 	$(COMPOSE) ps
 ## migrate: run the migrate job once more in Docker Compose (it also runs on every `up`)
@@ -74,7 +90,7 @@ compose-config: $(STAMP)
 	$(BIN)/python -m devstack.compose_check
 
 ## --- Operating BlockBot (README "Operating BlockBot"): admin, key rotation, backups ---------
-.PHONY: admin admin-compose rotate-key
+.PHONY: admin admin-compose rotate-key backup restore backup-compose restore-compose
 # `make run`'s servers (set DEVSTACK_POSTGRES_PORT / DEVSTACK_REDIS_PORT if you moved them).
 DEV_PG_URL    := postgresql://postgres@127.0.0.1:$(or $(DEVSTACK_POSTGRES_PORT),55432)/blockbot
 DEV_REDIS_URL := redis://127.0.0.1:$(or $(DEVSTACK_REDIS_PORT),56379)/0
@@ -93,5 +109,30 @@ ENV_FILE ?= .env
 rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
 
+# Backups: FILE defaults to backups/blockbot-<UTC time>.dump (custom format, no role passwords).
+FILE ?= backups/blockbot-$(shell date -u +%Y%m%dT%H%M%SZ).dump
+DEV_ROOT ?= .dev
+## backup: dump `make run`'s database to FILE (consistent while it runs; starts PostgreSQL if stopped)
+backup: $(STAMP)
+	@$(BIN)/python -m services.admin.backup dump $(FILE) --local $(DEV_ROOT)
+## restore: FILE=... into an EMPTY `make run` database (stop it, rm -rf .dev/postgres), then migrate
+restore: $(STAMP)
+	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore: FILE=<backup file> is required"; exit 2; }
+	@$(BIN)/python -m services.admin.backup restore $(FILE) --local $(DEV_ROOT)
+## backup-compose: the same from Docker Compose's postgres (pg_dump inside the container)
+backup-compose:
+	@mkdir -p $(dir $(FILE))
+	@$(COMPOSE_WITH_ENV) exec -T postgres pg_dump -U postgres --format=custom -d "$${POSTGRES_DB:-blockbot}" > $(FILE).partial && chmod 600 $(FILE).partial && mv $(FILE).partial $(FILE) && echo "backup written to $(FILE)"
+## restore-compose: FILE=... into an EMPTY Compose database (see README), migrate, then start
+restore-compose:
+	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore-compose: FILE=<backup file> is required"; exit 2; }
+	$(COMPOSE_WITH_ENV) up -d --wait postgres redis
+	$(COMPOSE_ADMIN) python -m services.admin.backup bootstrap-roles
+	$(COMPOSE_WITH_ENV) exec -T postgres pg_restore -U postgres -d "$${POSTGRES_DB:-blockbot}" --exit-on-error --single-transaction < $(FILE)
+	$(COMPOSE_WITH_ENV) run --rm migrate
+	$(COMPOSE_ADMIN) python -m services.admin.backup reconcile-redis
+	$(COMPOSE_WITH_ENV) up -d --wait
+
+## clean: remove .venv and the tool caches (not .dev, the make run data)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -702,8 +702,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--root",
         type=Path,
-        default=ROOT / ".dev",
-        help="where data, secrets, logs and the outbox live (default .dev/)",
+        default=Path(os.environ.get("DEVSTACK_ROOT") or ROOT / ".dev"),
+        help="where data, secrets, logs and the outbox live (.dev/ or $DEVSTACK_ROOT)",
     )
     defaults = Ports()
     for name, value in asdict(defaults).items():

@@ -23,6 +23,25 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _configure_from_environment() -> None:
+    """`alembic ...` run by hand: the administrator URL and role prefix from the environment.
+
+    `python -m services.migrate` passes both itself (after creating the roles)."""
+    from shared.db import database_url
+    from shared.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(service_name="alembic")
+        config.attributes["database_url"] = database_url(settings)
+    except SettingsError as error:
+        raise SystemExit(
+            f"{error}\nalembic needs DATABASE_URL (an administrator URL, e.g. "
+            "postgresql://postgres@127.0.0.1:55432/blockbot for `make run`); to create the roles "
+            "and upgrade, run `python -m services.migrate` (make migrate-local)"
+        ) from None
+    config.attributes["roles"] = Roles.for_prefix(settings.db_role_prefix)
+
+
 async def _main() -> None:
     engine = create_async_engine(config.attributes["database_url"])
     try:
@@ -35,4 +54,6 @@ async def _main() -> None:
 
 if context.is_offline_mode():
     raise SystemExit("offline mode is not supported; run `python -m services.migrate`")
+if "database_url" not in config.attributes:
+    _configure_from_environment()
 asyncio.run(_main())

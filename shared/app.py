@@ -9,11 +9,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from shared import health
-from shared.db import database_url
 from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, MetricsMiddleware, metrics_endpoint
+from shared.openapi import gateway_url, install_openapi, operation_id
 from shared.request_context import RequestContextMiddleware
 from shared.resources import Resources
 from shared.settings import Settings
@@ -32,7 +32,8 @@ def create_app(
     resources: Resources | None = None,
 ) -> FastAPI:
     """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here."""
-    database_url(settings)  # every HTTP service needs its database: refuse to start without
+    # Every HTTP service needs its database and Redis: refuse to start without, naming both.
+    settings.require("database_url", "redis_url")
     configure_logging(settings.service_name, settings.log_level)
     setup_tracing(settings.service_name)
 
@@ -57,11 +58,14 @@ def create_app(
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
         responses=PROBLEM_RESPONSES,
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router)
-    app.include_router(health.router)
+    # Probes and metrics are not routed by the gateway: a generated client could not call them.
+    app.include_router(health.router, include_in_schema=False)
+    install_openapi(app, server_url=gateway_url(str(settings.app_base_url)))
 
     def refresh_pool_gauges() -> None:
         res: Resources | None = getattr(app.state, "resources", None)

@@ -75,6 +75,7 @@ def create_redis(settings: Settings) -> ArqRedis:
     frozen Redis does not serialise every caller behind one connect). It is an `ArqRedis` so the
     same client also enqueues jobs. Its commands are traced (names only) when tracing is on.
     """
+    settings.require("redis_url")
     instrument_redis()
     from shared.email_queue import deserialize_job, email_queue_name, serialize_job
 

@@ -7,6 +7,7 @@ with one message naming every bad variable, never echoing a value.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from functools import lru_cache
@@ -78,7 +79,8 @@ class Settings(BaseSettings):
     api_db_password: SecretStr | None = None
 
     # --- redis ------------------------------------------------------------------------------
-    redis_url: RedisDsn
+    # Required by the processes that use Redis (auth, api, worker), not by the migrate job.
+    redis_url: RedisDsn | None = None
     # Every key this deployment writes starts with this prefix (tests use one per run).
     redis_key_prefix: str = Field(default="bb:", pattern=r"^[A-Za-z0-9:_\-]{1,64}$")
     # Bounded, reused connections; a caller waits for a free one (see shared/redis.py).
@@ -248,8 +250,15 @@ def describe_validation_error(error: ValidationError) -> list[str]:
     return lines
 
 
+# Which dotenv file to read (default `.env`; empty: none). `make run` empties it: the root `.env`
+# is written for Docker Compose, and its production secrets (RESEND_API_KEY: real mail) must not
+# reach the local stack.
+ENV_FILE_VARIABLE = "BLOCKBOT_ENV_FILE"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, raising SettingsError with a readable message."""
+    overrides.setdefault("_env_file", os.environ.get(ENV_FILE_VARIABLE, ".env") or None)
     try:
         return Settings(**overrides)
     except ValidationError as error:

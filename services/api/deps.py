@@ -51,6 +51,7 @@ from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
 from shared.db import tenant_transaction, transaction
 from shared.errors import RateLimited, Unauthorized
+from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
 from shared.settings import Settings
 
@@ -77,6 +78,7 @@ def _bearer_token(request: Request) -> str:
     return token
 
 
+@requires_security(BEARER_AUTH)
 async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCredential:
     """Verify the bearer token, apply the rate limits, reject revoked sessions.
 

@@ -10,6 +10,7 @@ from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
 from shared.bearer import bearer_token
 from shared.errors import Forbidden, Unauthorized
+from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import client_ip
 from shared.redis_errors import redis_or_503
 
@@ -34,6 +35,7 @@ async def get_client(request: Request, state: AuthDep) -> ClientInfo:
 Client = Annotated[ClientInfo, Depends(get_client)]
 
 
+@requires_security(BEARER_AUTH)
 async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
     """The verified bearer token of a live session (revocation checked in Redis, fail closed)."""
     token = bearer_token(request.headers.get("authorization"))

@@ -26,6 +26,7 @@ class UserRecord:
     role: str
     password_hash: str | None
     email_verified_at: datetime | None
+    created_at: datetime
     # Incremented by every password change: a login's check is only good for the version it read.
     credentials_version: int
     disabled_at: datetime | None = None
@@ -44,7 +45,8 @@ class Identity:
 
 
 _USER_COLUMNS = (
-    "id, org_id, email, name, role, password_hash, email_verified_at, credentials_version, disabled_at"
+    "id, org_id, email, name, role, password_hash, email_verified_at, created_at,"
+    " credentials_version, disabled_at"
 )
 
 

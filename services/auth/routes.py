@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Cookie, Response, status
+from fastapi import APIRouter, Response, Security, status
+from fastapi.security import APIKeyCookie
 
 from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
@@ -32,15 +33,24 @@ from services.auth.schemas import (
     StatusResponse,
     TokenRequest,
     TokenResponse,
-    UserOut,
     VerifyEmailRequest,
 )
 from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
+from shared.openapi import REFRESH_COOKIE_AUTH
+from shared.user_schema import User
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-RefreshCookie = Cookie(default=None, alias=REFRESH_COOKIE, include_in_schema=False)
+# A security dependency (not a plain Cookie parameter) so the documents declare the cookie scheme.
+RefreshCookie = Security(
+    APIKeyCookie(
+        name=REFRESH_COOKIE,
+        scheme_name=REFRESH_COOKIE_AUTH,
+        auto_error=False,
+        description="The httpOnly refresh cookie set by login, refresh and the verification endpoints.",
+    )
+)
 ACCEPTED = StatusResponse(status="accepted")
 
 
@@ -69,13 +79,14 @@ def clear_refresh_cookie(response: Response, state: AuthState) -> None:
 def token_body(state: AuthState, identity: Identity, access_token: str) -> TokenResponse:
     user = identity.user
     return TokenResponse(
-        user=UserOut(
+        user=User(
             id=user.id,
             org_id=user.org_id,
             email=user.email,
             name=user.name,
             role=user.role,
             email_verified=user.verified,
+            created_at=user.created_at,
         ),
         org=OrgOut(id=user.org_id, name=identity.org_name),
         access_token=access_token,

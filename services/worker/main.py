@@ -178,6 +178,7 @@ def create_worker(settings: Settings, options: WorkerOptions | None = None, **ov
 
 
 def check_settings(settings: Settings) -> None:
+    settings.require("redis_url")
     if settings.env is Environment.PRODUCTION:
         settings.require("resend_api_key")
 
@@ -202,6 +203,9 @@ async def print_dead_letters(settings: Settings, limit: int) -> None:
         entries: list[bytes] = await redis.lrange(dead_letter_key(settings), 0, limit - 1)  # type: ignore[misc]
     finally:
         await redis.aclose()
+    if not entries:
+        # stderr: stdout stays JSON lines for scripts.
+        print(f"dead-letter list {dead_letter_key(settings)} is empty", file=sys.stderr)
     for raw in entries:
         sys.stdout.write(raw.decode() + "\n")
 
@@ -215,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     try:
-        check_settings(settings)
+        if args.command == "dead-letter":
+            settings.require("redis_url")  # reading needs Redis only, not the sending configuration
+        else:
+            check_settings(settings)
     except SettingsError as error:
         print(str(error), file=sys.stderr)
         return 2

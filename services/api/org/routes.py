@@ -10,7 +10,7 @@ from services.api.org.schemas import OrgOut, OrgPatch, org_out, principal_org
 from services.api.prefix import API_PREFIX
 from services.api.principal import Principal
 
-router = APIRouter(prefix=API_PREFIX, tags=["me"])
+router = APIRouter(prefix=API_PREFIX, tags=["org"])
 
 
 @router.get("/org", summary="The current organization (also with an API key)")
