@@ -100,8 +100,9 @@ def dump(settings: Settings, file: Path) -> float:
     file.parent.mkdir(parents=True, exist_ok=True)
     partial = file.with_name(file.name + ".partial")
     started = time.perf_counter()
-    _run([pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={partial}",
-          f"--dbname={url}"], env)
+    _run(
+        [pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={partial}", f"--dbname={url}"], env
+    )
     os.chmod(partial, 0o600)
     partial.replace(file)
     return time.perf_counter() - started
@@ -132,11 +133,14 @@ def bootstrap(settings: Settings) -> None:
             f"the database is not empty ({tables} tables): restore only into an empty database "
             "(see README, Operating BlockBot)"
         )
-    asyncio.run(bootstrap_roles(
-        libpq_url(settings), Roles.for_prefix(settings.db_role_prefix),
-        auth_password=_secret(settings.auth_db_password),
-        api_password=_secret(settings.api_db_password),
-    ))
+    asyncio.run(
+        bootstrap_roles(
+            libpq_url(settings),
+            Roles.for_prefix(settings.db_role_prefix),
+            auth_password=_secret(settings.auth_db_password),
+            api_password=_secret(settings.api_db_password),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,9 @@ async def reconcile_redis(settings: Settings) -> Reconciled:
             revoked = await queries.recently_revoked_sessions(db, revocation_ttl_seconds(settings))
         await mark_sessions_revoked(redis, settings, revoked)
         cleared = 0
-        async for key in redis.scan_iter(match=redis_key(settings, "auth", "refresh-successor", "*"),
-                                          count=1000):
+        async for key in redis.scan_iter(
+            match=redis_key(settings, "auth", "refresh-successor", "*"), count=1000
+        ):
             cleared += int(await redis.delete(key))
         return Reconciled(len(revoked), cleared)
     finally:
@@ -170,8 +175,17 @@ def restore(settings: Settings, file: Path) -> float:
     started = time.perf_counter()
     bootstrap(settings)
     url, env = libpq_env(database_url(settings))
-    _run([pg_tool("pg_restore"), "--exit-on-error", "--single-transaction", "--no-password",
-          f"--dbname={url}", str(file)], env)
+    _run(
+        [
+            pg_tool("pg_restore"),
+            "--exit-on-error",
+            "--single-transaction",
+            "--no-password",
+            f"--dbname={url}",
+            str(file),
+        ],
+        env,
+    )
     run_migrations(settings)
     asyncio.run(reconcile_redis(settings))
     return time.perf_counter() - started
@@ -195,8 +209,9 @@ def local_stack_settings(root: Path) -> Iterator[Settings]:
             from devstack.databases import url_with
             from devstack.run import DATABASE_NAME
 
-            runner.admin_url = url_with(f"postgresql://postgres@127.0.0.1:{ports.postgres}/postgres",
-                                        database=DATABASE_NAME)
+            runner.admin_url = url_with(
+                f"postgresql://postgres@127.0.0.1:{ports.postgres}/postgres", database=DATABASE_NAME
+            )
             runner._ensure_database(url_with(runner.admin_url, database="postgres"), DATABASE_NAME)
         else:
             runner.start_postgres()
@@ -207,21 +222,30 @@ def local_stack_settings(root: Path) -> Iterator[Settings]:
             runner.start_redis()
             started_here.append("redis")
         yield load_settings(
-            env="development", service_name="admin", database_url=runner.admin_url,
-            redis_url=runner.redis_service_url, db_role_prefix=runner.role_prefix,
-            auth_db_password=secrets["AUTH_DB_PASSWORD"], api_db_password=secrets["API_DB_PASSWORD"],
+            env="development",
+            service_name="admin",
+            database_url=runner.admin_url,
+            redis_url=runner.redis_service_url,
+            db_role_prefix=runner.role_prefix,
+            auth_db_password=secrets["AUTH_DB_PASSWORD"],
+            api_db_password=secrets["API_DB_PASSWORD"],
         )
     finally:
         runner.stop_infrastructure()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.admin.backup",
-                                     description="Back up and restore BlockBot's database.")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.admin.backup", description="Back up and restore BlockBot's database."
+    )
     parser.add_argument("step", choices=("dump", "restore", "bootstrap-roles", "reconcile-redis"))
     parser.add_argument("file", nargs="?", type=Path)
-    parser.add_argument("--local", type=Path, metavar="ROOT",
-                        help="use `make run`'s servers under ROOT (e.g. .dev), starting them if stopped")
+    parser.add_argument(
+        "--local",
+        type=Path,
+        metavar="ROOT",
+        help="use `make run`'s servers under ROOT (e.g. .dev), starting them if stopped",
+    )
     args = parser.parse_args(argv)
     if args.step in ("dump", "restore") and args.file is None:
         parser.error(f"{args.step} needs a FILE")
@@ -229,8 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         with _settings(args.local) as settings:
             if args.step == "dump":
                 seconds = dump(settings, args.file)
-                print(f"backup written to {args.file} ({args.file.stat().st_size} bytes, "
-                      f"{seconds:.1f} s)")
+                print(f"backup written to {args.file} ({args.file.stat().st_size} bytes, {seconds:.1f} s)")
             elif args.step == "restore":
                 seconds = restore(settings, args.file)
                 print(f"restored {args.file} and migrated ({seconds:.1f} s)")
@@ -239,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("database empty; roles ready for pg_restore")
             else:
                 done = asyncio.run(reconcile_redis(settings))
-                print(f"redis reconciled: {done.markers_written} revocation marker(s) written, "
-                      f"{done.escrow_cleared} refresh escrow key(s) cleared")
+                print(
+                    f"redis reconciled: {done.markers_written} revocation marker(s) written, "
+                    f"{done.escrow_cleared} refresh escrow key(s) cleared"
+                )
     except (BackupError, SettingsError) as error:
         print(f"backup: {error}", file=sys.stderr)
         return 1

@@ -30,7 +30,8 @@ from services.worker.jobs import (
     send_email,
 )
 from services.worker.metrics import EMAIL_DEAD_LETTERS, EMAIL_QUEUE_DEPTH, MetricsServer
-from services.worker.sender import EmailSender, create_sender
+from services.worker.outbox import OutboxSender
+from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB, deserialize_job, email_queue_name, serialize_job
 from shared.logging import configure_logging
@@ -88,6 +89,13 @@ def install_log_filter() -> None:
     target = logging.getLogger("arq.worker")
     if not any(isinstance(f, RedactJobArguments) for f in target.filters):
         target.addFilter(RedactJobArguments())
+
+
+def create_sender(settings: Settings) -> EmailSender:
+    """Resend when a key is configured, otherwise the development outbox."""
+    if settings.resend_api_key is not None:
+        return ResendSender(settings)
+    return OutboxSender(settings.dev_outbox_dir)
 
 
 def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> dict[str, Any]:

@@ -41,25 +41,48 @@ from tests.auth.conftest import (
 )
 from tests.ops.conftest import FAST_HASHING, ROOT, public_keys_of
 
-TENANT_TABLES = ("organizations", "users", "sessions", "one_time_tokens", "invitations",
-                 "audit_log", "session_retired_tokens", "api_keys")
+TENANT_TABLES = (
+    "organizations",
+    "users",
+    "sessions",
+    "one_time_tokens",
+    "invitations",
+    "audit_log",
+    "session_retired_tokens",
+    "api_keys",
+)
 
 
 def backup_cli(step: str, file: Path, root: Path, ports: Ports) -> subprocess.CompletedProcess[str]:
     """`make backup` / `make restore` run exactly this."""
     return subprocess.run(
         [sys.executable, "-m", "services.admin.backup", step, str(file), "--local", str(root)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, **FAST_HASHING, "DEVSTACK_POSTGRES_PORT": str(ports.postgres),
-             "DEVSTACK_REDIS_PORT": str(ports.redis), "DATABASE_URL": "", "REDIS_URL": ""},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={
+            **os.environ,
+            **FAST_HASHING,
+            "DEVSTACK_POSTGRES_PORT": str(ports.postgres),
+            "DEVSTACK_REDIS_PORT": str(ports.redis),
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+        },
     )
 
 
 def service_settings(runner: StackRunner, role: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "env": "test", "service_name": role, "database_url": runner.role_url(role),
-        "redis_url": runner.redis_service_url, "cookie_secure": False,
-        "argon2_memory_kib": 8_192, "argon2_time_cost": 1, "argon2_parallelism": 1,
+        "env": "test",
+        "service_name": role,
+        "database_url": runner.role_url(role),
+        "redis_url": runner.redis_service_url,
+        "cookie_secure": False,
+        "argon2_memory_kib": 8_192,
+        "argon2_time_cost": 1,
+        "argon2_parallelism": 1,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -70,8 +93,11 @@ async def apps(runner: StackRunner) -> AsyncIterator[tuple[AuthApp, Any]]:
     auth_settings = service_settings(runner, "auth", **GENEROUS)
     auth_app = create_auth_app(auth_settings, keyring=KEYRING)
     api_settings = service_settings(
-        runner, "api", jwt_public_keys=public_keys_of(KEYRING),
-        ratelimit_org_per_hour=10**6, ratelimit_user_per_hour=10**6,
+        runner,
+        "api",
+        jwt_public_keys=public_keys_of(KEYRING),
+        ratelimit_org_per_hour=10**6,
+        ratelimit_user_per_hour=10**6,
         ratelimit_user_endpoint_per_minute=10**6,
     )
     async with auth_app.router.lifespan_context(auth_app), running(api_settings) as api:
@@ -102,13 +128,17 @@ async def test_backup_destroy_restore(stack: StackRunner):
         second = await login(client, email)
         revoked_later = await login(client, email)
         revoked_before = await login(client, email)
-        assert (await client.post(f"{PREFIX}/logout", headers={
-            "Cookie": f"bb_refresh={refresh_cookie(revoked_before)}"})).status_code == 204
+        assert (
+            await client.post(
+                f"{PREFIX}/logout", headers={"Cookie": f"bb_refresh={refresh_cookie(revoked_before)}"}
+            )
+        ).status_code == 204
         admin = await asyncpg.connect(runner.admin_url)
         try:
             org_id = await admin.fetchval("SELECT org_id FROM users WHERE email = $1", email)
             audit_before = await admin.fetch(
-                "SELECT id, action, created_at FROM audit_log WHERE org_id = $1 ORDER BY id", org_id)
+                "SELECT id, action, created_at FROM audit_log WHERE org_id = $1 ORDER BY id", org_id
+            )
         finally:
             await admin.close()
 
@@ -122,8 +152,11 @@ async def test_backup_destroy_restore(stack: StackRunner):
                 assert password.encode() not in backup.read_bytes()
 
         # After the backup: a session revoked, a new account.
-        assert (await client.post(f"{PREFIX}/logout", headers={
-            "Cookie": f"bb_refresh={refresh_cookie(revoked_later)}"})).status_code == 204
+        assert (
+            await client.post(
+                f"{PREFIX}/logout", headers={"Cookie": f"bb_refresh={refresh_cookie(revoked_later)}"}
+            )
+        ).status_code == 204
         late_email, _ = await signup(client, auth.settings)
 
     redis = create_redis(auth.settings)
@@ -175,13 +208,17 @@ async def test_backup_destroy_restore(stack: StackRunner):
     try:
         audit_after = await admin.fetch(
             "SELECT id, action, created_at FROM audit_log WHERE org_id = $1 AND id <= $2 ORDER BY id",
-            org_id, audit_before[-1]["id"])
+            org_id,
+            audit_before[-1]["id"],
+        )
         assert audit_after == audit_before
         with pytest.raises(asyncpg.PostgresError, match="append-only"):
             await admin.execute("UPDATE audit_log SET action = 'x' WHERE org_id = $1", org_id)
         forced = await admin.fetch(
             "SELECT relname, relrowsecurity AND relforcerowsecurity AS forced FROM pg_class"
-            " WHERE relname = ANY($1::text[]) AND relkind = 'r'", list(TENANT_TABLES))
+            " WHERE relname = ANY($1::text[]) AND relkind = 'r'",
+            list(TENANT_TABLES),
+        )
         assert {r["relname"] for r in forced} == set(TENANT_TABLES)
         assert all(r["forced"] for r in forced)
         head = await admin.fetchval("SELECT version_num FROM alembic_version")

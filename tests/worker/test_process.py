@@ -15,7 +15,7 @@ import orjson
 
 from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
-from shared.email_queue import EmailTemplate, email_queue_name, enqueue_email
+from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,9 +62,8 @@ async def test_worker_killed_mid_send_delivers_exactly_once_after_restart(
     message_id = await enqueue_email(
         redis,
         settings,
-        template=EmailTemplate.MAGIC_LINK,
         to="ada@example.org",
-        context={"link": LINK, "expires_in_seconds": 900},
+        props=MagicLinkProps(link=LINK, expires_in_seconds=900),
     )
     log = tmp_path / "worker.log"
 
@@ -121,9 +120,8 @@ async def test_sigterm_lets_the_in_flight_job_finish(
         await enqueue_email(
             redis,
             settings,
-            template=EmailTemplate.MAGIC_LINK,
             to="ada@example.org",
-            context={"link": LINK, "expires_in_seconds": 900},
+            props=MagicLinkProps(link=LINK, expires_in_seconds=900),
         )
         assert await asyncio.to_thread(fake_resend.wait_for, requests=1, timeout=20), log.read_text()
         proc.send_signal(signal.SIGTERM)
