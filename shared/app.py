@@ -17,7 +17,7 @@ from shared.openapi import gateway_url, install_openapi, operation_id
 from shared.request_context import RequestContextMiddleware
 from shared.resources import Resources
 from shared.settings import Settings
-from shared.tracing import instrument_app, setup_tracing
+from shared.tracing import instrument_app, setup_tracing, tracing_active
 
 # A service's own start-up and shutdown, run inside the shared lifespan with its resources.
 ServiceLifespan = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
@@ -30,8 +30,12 @@ def create_app(
     routers: Sequence[APIRouter],
     service_lifespan: ServiceLifespan | None = None,
     resources: Resources | None = None,
+    database_pre_ping: bool = True,
 ) -> FastAPI:
-    """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here."""
+    """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here.
+
+    `database_pre_ping=False`: the service retries on dropped connections itself (`shared.db`).
+    """
     # Every HTTP service needs its database and Redis: refuse to start without, naming both.
     settings.require("database_url", "redis_url")
     configure_logging(settings.service_name, settings.log_level)
@@ -40,7 +44,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = resources is None
-        res = resources or Resources.create(settings)
+        res = resources or Resources.create(settings, database_pre_ping=database_pre_ping)
         app.state.resources = res
         try:
             if service_lifespan is None:
@@ -99,5 +103,6 @@ def create_app(
     # Outermost last: request context wraps metrics wraps the app.
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    instrument_app(app)
+    if tracing_active():  # off: not even a pass-through layer on the request path
+        instrument_app(app)
     return app
