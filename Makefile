@@ -111,7 +111,8 @@ rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
 
 # Backups: FILE defaults to backups/blockbot-<UTC time>.dump (custom format, no role passwords).
-FILE ?= backups/blockbot-$(shell date -u +%Y%m%dT%H%M%SZ).dump
+BACKUP_TIME := $(shell date -u +%Y%m%dT%H%M%SZ)
+FILE ?= backups/blockbot-$(BACKUP_TIME).dump
 DEV_ROOT ?= .dev
 ## backup: dump `make run`'s database to FILE (consistent while it runs; starts PostgreSQL if stopped)
 backup: $(STAMP)
