@@ -12,7 +12,7 @@ from services.api.api_keys import routes as api_keys
 from services.api.audit_log import routes as audit_log
 from services.api.invitations import routes as invitations
 from services.api.keys import PublicKeys, static_keys
-from services.api.limits import RateLimitHeadersMiddleware, RatePolicy
+from services.api.limits import RatePolicy
 from services.api.me import routes as me
 from services.api.members import routes as members
 from services.api.org import routes as org
@@ -70,6 +70,5 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         service_lifespan=lifespan,
         resources=resources,
     )
-    app.add_middleware(RateLimitHeadersMiddleware)
     install_body_limit(app, settings.api_max_body_bytes)
     return app

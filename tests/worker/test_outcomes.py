@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from services.worker.jobs import EmailWorkerState, Outcome, deliver
@@ -88,7 +90,7 @@ def test_worker_settings_is_the_class_arq_reads(worker_settings):
     settings = worker_settings()
     cls = build(settings)
     assert isinstance(cls, type) and cls.__name__ == "WorkerSettings"
-    kwargs = get_kwargs(cls)
+    kwargs: dict[str, Any] = cast(dict[str, Any], get_kwargs(cls))  # arq annotates it oddly
     assert kwargs["queue_name"] == email_queue_name(settings)
     assert kwargs["keep_result"] == 0 and kwargs["max_tries"] == arq_max_tries(settings)
     assert [f.name for f in kwargs["functions"]] == [SEND_EMAIL_JOB]
