@@ -9,7 +9,7 @@ from fastapi.security import APIKeyCookie
 
 from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
-from services.auth.dependencies import (
+from services.auth.deps import (
     COOKIE_PATH,
     REFRESH_COOKIE,
     AuthDep,
