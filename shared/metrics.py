@@ -60,10 +60,28 @@ def route_template(scope: Scope) -> str:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware (no per-request task overhead) counting and timing requests."""
+    """Pure ASGI middleware (no per-request task overhead) counting and timing requests.
+
+    Label children are looked up once per (route, method, status class), not per request:
+    `labels()` hashes and locks on each call.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _bound(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        key = (route, method, status // 100)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                HTTP_REQUESTS.labels(route, method, f"{status // 100}xx"),
+                HTTP_LATENCY.labels(route, method),
+            )
+            # Routes are templates (bounded) but methods come from clients: bound the cache too.
+            if len(self._children) < 4096:
+                self._children[key] = children
+        return children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,10 +101,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             HTTP_IN_FLIGHT.dec()
-            route = route_template(scope)
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(route, method, f"{status // 100}xx").inc()
-            HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - start)
+            requests, latency = self._bound(route_template(scope), scope.get("method", "GET"), status)
+            requests.inc()
+            latency.observe(time.perf_counter() - start)
 
 
 def metrics_endpoint(
