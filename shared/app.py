@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from shared import health
+from shared import health, multiprocess_metrics
 from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
@@ -56,6 +56,7 @@ def create_app(
         finally:
             if owned:
                 await res.close()
+            multiprocess_metrics.process_exited()
 
     app = FastAPI(
         title=title,

@@ -58,7 +58,9 @@ async def enforce(
                 3600,
             )
         )
-    decision = await state.limiter.check_fail_closed(windows)
+    # Headers describe the network's window only: the address's would tell this caller about
+    # requests for the address (a refusal by it still says when to retry).
+    decision = await state.limiter.check_fail_closed(windows, report_first=True)
     remember(request, decision)
     raise_if_limited(decision)
     return decision
