@@ -34,22 +34,29 @@ async def seed(admin_url: str, users: int) -> None:
     try:
         orgs = max(1, users // 10)
         org_ids = await conn.fetch(
-            "INSERT INTO organizations (name) SELECT 'Org ' || g FROM generate_series(1, $1) g"
-            " RETURNING id", orgs)
+            "INSERT INTO organizations (name) SELECT 'Org ' || g FROM generate_series(1, $1) g RETURNING id",
+            orgs,
+        )
         await conn.execute(
             "INSERT INTO users (org_id, email, name, role, password_hash, email_verified_at)"
             " SELECT ($1::uuid[])[1 + (g - 1) % $2], 'user' || g || '@example.com', 'User ' || g,"
             " CASE WHEN g <= $2 THEN 'owner' ELSE 'member' END, $3, now()"
             " FROM generate_series(1, $4) g",
-            [r["id"] for r in org_ids], orgs, FAKE_HASH, users)
+            [r["id"] for r in org_ids],
+            orgs,
+            FAKE_HASH,
+            users,
+        )
         await conn.execute(
             "INSERT INTO sessions (org_id, user_id, token_hash, expires_at, user_agent, ip_address)"
             " SELECT u.org_id, u.id, sha256((u.id::text || s)::bytea), now() + interval '7 days',"
-            " 'Mozilla/5.0 (bench)', '203.0.113.7' FROM users u, generate_series(1, 2) s")
+            " 'Mozilla/5.0 (bench)', '203.0.113.7' FROM users u, generate_series(1, 2) s"
+        )
         await conn.execute(
             "INSERT INTO audit_log (org_id, actor_user_id, action, target_type, target_id, details)"
             " SELECT u.org_id, u.id, a, 'user', u.id::text, '{\"method\": \"password\"}'"
-            " FROM users u, unnest(ARRAY['user.registered', 'session.created', 'auth.login']) a")
+            " FROM users u, unnest(ARRAY['user.registered', 'session.created', 'auth.login']) a"
+        )
     finally:
         await conn.close()
 
@@ -59,9 +66,13 @@ def settings_for(database: MigratedDatabase, name: str, redis_url: str) -> Setti
         return url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
 
     return load_settings(
-        env="test", service_name="bench", database_url=url_with(database.admin_url, database=name),
-        redis_url=redis_url, redis_key_prefix=f"bench{secrets.token_hex(3)}:",
-        db_role_prefix=database.name, auth_db_password=password(database.auth_url),
+        env="test",
+        service_name="bench",
+        database_url=url_with(database.admin_url, database=name),
+        redis_url=redis_url,
+        redis_key_prefix=f"bench{secrets.token_hex(3)}:",
+        db_role_prefix=database.name,
+        auth_db_password=password(database.auth_url),
         api_db_password=password(database.api_url),
     )
 
@@ -83,8 +94,7 @@ def measure(database: MigratedDatabase, redis_url: str, root: Path, label: str) 
     try:
         restored = restore(settings_for(database, target_name, redis_url), file)
     finally:
-        asyncio.run(execute(database.admin_url,
-                            f'DROP DATABASE IF EXISTS "{target_name}" WITH (FORCE)'))
+        asyncio.run(execute(database.admin_url, f'DROP DATABASE IF EXISTS "{target_name}" WITH (FORCE)'))
     return {"dump_s": dumped, "restore_s": restored, "bytes": float(file.stat().st_size)}
 
 
@@ -101,8 +111,10 @@ def main() -> None:
             seeded = time.perf_counter() - started
             loaded = measure(database, redis_url, root, "full")
     print(f"load average: {os.getloadavg()[0]:.2f} (1 min)")
-    print(f"seeded {args.users} users, {2 * args.users} sessions, {3 * args.users} audit events"
-          f" in {seeded:.1f} s")
+    print(
+        f"seeded {args.users} users, {2 * args.users} sessions, {3 * args.users} audit events"
+        f" in {seeded:.1f} s"
+    )
     print(f"{'':14}{'empty schema':>14}{f'{args.users} users':>14}{'ratio':>8}")
     for key, name in (("dump_s", "backup (s)"), ("restore_s", "restore (s)"), ("bytes", "file (KiB)")):
         scale = 1024 if key == "bytes" else 1
