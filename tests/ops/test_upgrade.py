@@ -57,9 +57,13 @@ class Scratch:
 
     def settings(self) -> Settings:
         return load_settings(
-            env="test", service_name="migrate", database_url=self.url,
-            redis_url="redis://127.0.0.1:1/0", db_role_prefix=self.name,
-            auth_db_password=self.passwords["auth"], api_db_password=self.passwords["api"],
+            env="test",
+            service_name="migrate",
+            database_url=self.url,
+            redis_url="redis://127.0.0.1:1/0",
+            db_role_prefix=self.name,
+            auth_db_password=self.passwords["auth"],
+            api_db_password=self.passwords["api"],
         )
 
     def role_url(self, role: str) -> str:
@@ -73,8 +77,11 @@ def scratch(pg_admin_url: str) -> Iterator[Scratch]:
     try:
         yield db
     finally:
-        sql(pg_admin_url, (f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)', ()),
-            *((f'DROP ROLE IF EXISTS "{db.name}_{r}"', ()) for r in ("auth", "api", "owner")))
+        sql(
+            pg_admin_url,
+            (f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)', ()),
+            *((f'DROP ROLE IF EXISTS "{db.name}_{r}"', ()) for r in ("auth", "api", "owner")),
+        )
 
 
 def fill_first_release(url: str) -> None:
@@ -83,22 +90,37 @@ def fill_first_release(url: str) -> None:
     sql(
         url,
         ("INSERT INTO organizations (id, name) VALUES ($1, 'Org A'), ($2, 'Org B')", (ORG_A, ORG_B)),
-        ("INSERT INTO users (org_id, email, name, role, password_hash, email_verified_at)"
-         " SELECT CASE WHEN g % 2 = 0 THEN $1::uuid ELSE $2::uuid END, 'old' || g || '@example.com',"
-         " 'Old ' || g, CASE WHEN g <= 2 THEN 'owner' ELSE 'member' END, $3, now()"
-         " FROM generate_series(1, 20) g", (ORG_A, ORG_B, hashed)),
-        ("INSERT INTO sessions (org_id, user_id, token_hash, expires_at)"
-         " SELECT org_id, id, sha256(id::text::bytea), now() + interval '7 days' FROM users", ()),
-        ("INSERT INTO invitations (org_id, email, role, expires_at)"
-         " VALUES ($1, 'invited@example.com', 'member', now() + interval '7 days')", (ORG_A,)),
-        ("INSERT INTO audit_log (org_id, actor_user_id, action, target_type, target_id)"
-         " SELECT org_id, id, 'user.registered', 'user', id::text FROM users", ()),
+        (
+            "INSERT INTO users (org_id, email, name, role, password_hash, email_verified_at)"
+            " SELECT CASE WHEN g % 2 = 0 THEN $1::uuid ELSE $2::uuid END, 'old' || g || '@example.com',"
+            " 'Old ' || g, CASE WHEN g <= 2 THEN 'owner' ELSE 'member' END, $3, now()"
+            " FROM generate_series(1, 20) g",
+            (ORG_A, ORG_B, hashed),
+        ),
+        (
+            "INSERT INTO sessions (org_id, user_id, token_hash, expires_at)"
+            " SELECT org_id, id, sha256(id::text::bytea), now() + interval '7 days' FROM users",
+            (),
+        ),
+        (
+            "INSERT INTO invitations (org_id, email, role, expires_at)"
+            " VALUES ($1, 'invited@example.com', 'member', now() + interval '7 days')",
+            (ORG_A,),
+        ),
+        (
+            "INSERT INTO audit_log (org_id, actor_user_id, action, target_type, target_id)"
+            " SELECT org_id, id, 'user.registered', 'user', id::text FROM users",
+            (),
+        ),
     )
 
 
 SNAPSHOT = (
-    ("SELECT id, org_id, email, name, role, password_hash, email_verified_at, created_at"
-     " FROM users ORDER BY id", ()),
+    (
+        "SELECT id, org_id, email, name, role, password_hash, email_verified_at, created_at"
+        " FROM users ORDER BY id",
+        (),
+    ),
     ("SELECT id, org_id, user_id, token_hash, expires_at, revoked_at FROM sessions ORDER BY id", ()),
     ("SELECT id, org_id, email, role, expires_at FROM invitations ORDER BY id", ()),
     ("SELECT id, org_id, actor_user_id, action, target_id, created_at FROM audit_log ORDER BY id", ()),
@@ -107,7 +129,9 @@ SNAPSHOT = (
 
 
 async def test_upgrade_from_the_first_release_keeps_data_logins_and_rls(
-    scratch: Scratch, redis_url: str, redis_prefix: str,
+    scratch: Scratch,
+    redis_url: str,
+    redis_prefix: str,
 ):
     await asyncio.to_thread(run_migrations, scratch.settings(), FIRST_RELEASE)
     await asyncio.to_thread(fill_first_release, scratch.url)
@@ -115,7 +139,8 @@ async def test_upgrade_from_the_first_release_keeps_data_logins_and_rls(
 
     # The upgrade as a deployment runs it: the migrate job, a real process.
     result = await asyncio.to_thread(
-        run_migrate, migrate_env(scratch.server_url, scratch.name, scratch.name, scratch.passwords))
+        run_migrate, migrate_env(scratch.server_url, scratch.name, scratch.name, scratch.passwords)
+    )
     assert result.returncode == 0, result.stderr
     after = await _sql(scratch.url, *SNAPSHOT)
     assert after == before
@@ -123,10 +148,13 @@ async def test_upgrade_from_the_first_release_keeps_data_logins_and_rls(
     (version,), tables, (disabled,) = await _sql(
         scratch.url,
         ("SELECT version_num FROM alembic_version", ()),
-        ("SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c"
-         " JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'"
-         " WHERE c.relkind = 'r' AND (c.relname = 'organizations' OR EXISTS (SELECT 1 FROM"
-         " pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id'))", ()),
+        (
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'"
+            " WHERE c.relkind = 'r' AND (c.relname = 'organizations' OR EXISTS (SELECT 1 FROM"
+            " pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id'))",
+            (),
+        ),
         ("SELECT count(*) FROM users WHERE disabled_at IS NOT NULL", ()),
     )
     head = ScriptDirectory.from_config(_config()).get_current_head()
@@ -149,9 +177,16 @@ async def test_upgrade_from_the_first_release_keeps_data_logins_and_rls(
 
     # The users of the first release log in after the upgrade.
     settings = load_settings(
-        env="test", service_name="auth", database_url=scratch.role_url("auth"),
-        redis_url=redis_url, redis_key_prefix=f"{redis_prefix}up:", cookie_secure=False,
-        argon2_memory_kib=8192, argon2_time_cost=1, argon2_parallelism=1, **GENEROUS,
+        env="test",
+        service_name="auth",
+        database_url=scratch.role_url("auth"),
+        redis_url=redis_url,
+        redis_key_prefix=f"{redis_prefix}up:",
+        cookie_secure=False,
+        argon2_memory_kib=8192,
+        argon2_time_cost=1,
+        argon2_parallelism=1,
+        **GENEROUS,
     )
     app = create_auth_app(settings, keyring=KEYRING)
     async with app.router.lifespan_context(app), AuthApp(app, settings).client() as client:
@@ -166,8 +201,8 @@ def _config(extra_versions: Path | None = None) -> Config:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     if extra_versions is not None:
         config.set_main_option(
-            "version_locations", os.pathsep.join([str(ROOT / "migrations" / "versions"),
-                                                  str(extra_versions)]))
+            "version_locations", os.pathsep.join([str(ROOT / "migrations" / "versions"), str(extra_versions)])
+        )
     return config
 
 
@@ -203,9 +238,9 @@ def test_each_migration_runs_in_its_own_transaction(scratch: Scratch, tmp_path: 
     with pytest.raises(Exception, match="division by zero"):
         command.upgrade(config, "heads")
     (version,), (tables,) = sql(
-        scratch.url, ("SELECT version_num FROM alembic_version", ()),
-        ("SELECT to_regclass('public.done_before') AS fine, to_regclass('public.half_done') AS broken",
-         ()),
+        scratch.url,
+        ("SELECT version_num FROM alembic_version", ()),
+        ("SELECT to_regclass('public.done_before') AS fine, to_regclass('public.half_done') AS broken", ()),
     )
     # The migration before the broken one is committed; the broken one left nothing.
     assert version["version_num"] == "9998"
