@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
+from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
 from shared.errors import Forbidden, Unauthorized
 from shared.openapi import BEARER_AUTH, requires_security
@@ -41,6 +42,9 @@ async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("A bearer access token is required.")
+    if is_api_key(token):
+        # Keys act for an org, never as a person: sessions and logout are not theirs.
+        raise Unauthorized("API keys are not accepted by the auth endpoints; use an access token.")
     claims = verify_access_token(token, state.keyring.public_keys, state.settings)
     with redis_or_503():
         revoked = await is_session_revoked(state.redis, state.settings, claims.session_id)
