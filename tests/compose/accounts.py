@@ -62,7 +62,9 @@ def register(client: httpx.Client, stack: ComposeStack, label: str) -> Account:
     )
     assert response.status_code == 202, response.text
     token = link_token(stack.wait_for_email(email, "/auth/verify-email"), "/auth/verify-email")
-    return account_from(client.post("/api/v1/auth/email/verify", json={"token": token}), email)
+    return account_from(
+        client.post("/api/v1/auth/email/verify", json={"token": token, "password": PASSWORD}), email
+    )
 
 
 def login(client: httpx.Client, email: str) -> Account:

@@ -143,9 +143,19 @@ def assert_fault_handled(poller: Poller, name: str, started: float, back: float)
     timed(f"part 5: {name}", started)
 
 
+def pg_ready(stack: ComposeStack) -> bool:
+    return stack.exec("postgres", "pg_isready", "-U", "postgres", check=False).returncode == 0
+
+
 def redis_ready(stack: ComposeStack) -> bool:
     result = stack.exec("redis", "redis-cli", "ping", check=False)
     return result.returncode == 0 and "PONG" in result.stdout
+
+
+def test_restart_postgres(stack: ComposeStack, poller: Poller) -> None:
+    started = time.monotonic()
+    stack.run("restart", "postgres")
+    assert_fault_handled(poller, "restart postgres", started, until(lambda: pg_ready(stack)))
 
 
 def test_restart_redis(stack: ComposeStack, poller: Poller) -> None:
