@@ -100,3 +100,6 @@ async def test_ratelimit_headers_do_not_reveal_activity_on_an_address(start_auth
         seen, fresh = answers
         for name in ("ratelimit-limit", "ratelimit-remaining"):
             assert seen.headers[name] == fresh.headers[name], name
+        # Only the caller's network window is shown (30 a minute, this is its first request).
+        assert seen.headers["ratelimit-limit"] == "30"
+        assert seen.headers["ratelimit-remaining"] == "29"
