@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from services.api.app import create_api_app
 from shared.settings import Environment, SettingsError
-from tests.api.conftest import running
+from tests.api.helpers import running
 
 KEYS = "/api/v1/api-keys"
 PROBLEM = "application/problem+json"
