@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-fast lint typecheck pytest migrate migrate-local revision up down logs ps build secrets compose-config clean
+.PHONY: install run stop test test-fast lint typecheck pytest migrate migrate-local revision up down logs ps build secrets compose-config clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 ## run: start PostgreSQL, Redis, migrate, auth, api, worker and Traefik on http://localhost:8080
 run: $(STAMP)
 	$(BIN)/python -m devstack.run
+
+## stop: stop a local stack left behind by a killed `make run` or a closed terminal
+stop: $(STAMP)
+	$(BIN)/python -m devstack.stop
 
 ## test: lint, type-check and run every test (starts its own PostgreSQL and Redis)
 test: lint typecheck pytest

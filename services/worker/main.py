@@ -48,7 +48,7 @@ class WorkerOptions:
     sender: EmailSender | None = None  # default: Resend with a key, else the dev outbox
     metrics: bool = True
     metrics_port: int | None = None  # default: settings.worker_metrics_port; 0 picks a free port
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str | None = None  # default: settings.worker_metrics_host
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll_delay_seconds: float = 0.2
     burst: bool = False
@@ -122,7 +122,10 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     if options.metrics:
         port = settings.worker_metrics_port if options.metrics_port is None else options.metrics_port
         metrics_server = MetricsServer(
-            port, host=options.metrics_host, refresh=refresh_gauges, ready=redis_ready
+            port,
+            host=options.metrics_host or settings.worker_metrics_host,
+            refresh=refresh_gauges,
+            ready=redis_ready,
         )
         ctx["metrics_server"] = metrics_server
 
