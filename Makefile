@@ -4,7 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run stop test test-fast lint typecheck pytest migrate migrate-local revision up down logs ps build secrets compose-config clean
+.PHONY: help install run stop test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps build secrets compose-config clean
+.DEFAULT_GOAL := help
+
+## help: list the documented targets (also what `make` alone does)
+help:
+	@echo "make TARGET, where TARGET is one of:"
+	@awk '/^## [a-z-]+: / { name = substr($$2, 1, length($$2) - 1); sub(/^## [a-z-]+: /, ""); printf "  %-16s%s\n", name, $$0 }' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
+## install: create .venv and install the project with its dev dependencies
 install: $(STAMP)
 
 ## run: start PostgreSQL, Redis, migrate, auth, api, worker and Traefik on http://localhost:8080
@@ -29,16 +36,23 @@ test: lint typecheck pytest
 test-fast: lint typecheck
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
+## lint: ruff check, ruff format --check and the import contracts (lint-imports)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
+## typecheck: mypy --strict
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+## pytest: the test suite only (PYTEST_ARGS="tests/api -x" to narrow it)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## docs: regenerate docs/api.md and docs/problems.md from the OpenAPI documents and error types
+docs: $(STAMP)
+	$(BIN)/python -m devstack.api_docs
 
 ## migrate-local: run the migrate job against DATABASE_URL (local, no Docker)
 migrate-local: $(STAMP)
@@ -63,8 +77,10 @@ up:
 ## down: stop and remove the containers (volumes are kept)
 down:
 	$(COMPOSE) down
+## logs: follow the logs of every service, or of SERVICE=auth
 logs:
 	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+## ps: the state of every container
 ps:
 	$(COMPOSE) ps
 ## migrate: run the migrate job once more in Docker Compose (it also runs on every `up`)
@@ -78,13 +94,14 @@ compose-config: $(STAMP)
 	$(BIN)/python -m devstack.compose_check
 
 ## --- Operating BlockBot (README "Operating BlockBot"): admin, key rotation, backups ---------
-.PHONY: admin admin-compose rotate-key
+.PHONY: admin admin-compose rotate-key backup restore backup-compose restore-compose
 # `make run`'s servers (set DEVSTACK_POSTGRES_PORT / DEVSTACK_REDIS_PORT if you moved them).
 DEV_PG_URL    := postgresql://postgres@127.0.0.1:$(or $(DEVSTACK_POSTGRES_PORT),55432)/blockbot
 DEV_REDIS_URL := redis://127.0.0.1:$(or $(DEVSTACK_REDIS_PORT),56379)/0
-# Compose: the migrate job's container (administrator URL) with the services' Redis URL.
-COMPOSE_WITH_ENV := set -a && . ./.env && set +a && $(COMPOSE)
-COMPOSE_ADMIN    := $(COMPOSE_WITH_ENV) run --rm -e REDIS_URL="redis://:$${REDIS_PASSWORD}@redis:6379/0" -e REDIS_KEY_PREFIX="$${REDIS_KEY_PREFIX:-bb:}" migrate
+# Compose: the migrate job's container (administrator URL) with the services' Redis URL and key
+# prefix, read from .env (passed through the environment, not the docker command line).
+env_value     = $(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1 | sed -e 's/^"//' -e 's/"$$//')
+COMPOSE_ADMIN = REDIS_URL="redis://:$(call env_value,REDIS_PASSWORD)@redis:6379/0" REDIS_KEY_PREFIX="$(or $(call env_value,REDIS_KEY_PREFIX),bb:)" $(COMPOSE) run --rm -e REDIS_URL -e REDIS_KEY_PREFIX migrate
 ## admin: the admin command line against `make run`, e.g. make admin ARGS="users"
 admin: $(STAMP)
 	@ENV=development DATABASE_URL="$(DEV_PG_URL)" REDIS_URL="$(DEV_REDIS_URL)" $(BIN)/python -m services.admin $(ARGS)
@@ -97,5 +114,31 @@ ENV_FILE ?= .env
 rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
 
+# Backups: FILE defaults to backups/blockbot-<UTC time>.dump (custom format, no role passwords).
+BACKUP_TIME := $(shell date -u +%Y%m%dT%H%M%SZ)
+FILE ?= backups/blockbot-$(BACKUP_TIME).dump
+DEV_ROOT ?= .dev
+## backup: dump `make run`'s database to FILE (consistent while it runs; starts PostgreSQL if stopped)
+backup: $(STAMP)
+	@$(BIN)/python -m services.admin.backup dump $(FILE) --local $(DEV_ROOT)
+## restore: FILE=... into an EMPTY `make run` database (stop it, rm -rf .dev/postgres), then migrate
+restore: $(STAMP)
+	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore: FILE=<backup file> is required"; exit 2; }
+	@$(BIN)/python -m services.admin.backup restore $(FILE) --local $(DEV_ROOT)
+## backup-compose: the same from Docker Compose's postgres (pg_dump inside the container)
+backup-compose:
+	@mkdir -p $(dir $(FILE))
+	@$(COMPOSE) exec -T postgres sh -c 'pg_dump -U postgres --format=custom -d "$$POSTGRES_DB"' > $(FILE).partial && chmod 600 $(FILE).partial && mv $(FILE).partial $(FILE) && echo "backup written to $(FILE)"
+## restore-compose: FILE=... into an EMPTY Compose database (see README), migrate, then start
+restore-compose:
+	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore-compose: FILE=<backup file> is required"; exit 2; }
+	$(COMPOSE) up -d --wait postgres redis
+	@$(COMPOSE_ADMIN) python -m services.admin.backup bootstrap-roles
+	$(COMPOSE) exec -T postgres sh -c 'pg_restore -U postgres -d "$$POSTGRES_DB" --exit-on-error --single-transaction' < $(FILE)
+	$(COMPOSE) run --rm migrate
+	@$(COMPOSE_ADMIN) python -m services.admin.backup reconcile-redis
+	$(COMPOSE) up -d --wait
+
+## clean: remove .venv and the tool caches (not .dev, the make run data)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,22 +1,28 @@
-"""Benchmark: authenticated `GET /api/v1/me` against a raw uvicorn hello-world, same run, same box.
+"""Benchmark: BlockBot's authenticated `GET /api/v1/me` side by side with its yardsticks, one run.
 
-    .venv/bin/python bench/api_me.py [--seconds 10] [--connections 50]
+    .venv/bin/python bench/api_me.py [--seconds 10] [--connections 50] [--rounds 2]
 
-Starts (as real processes, uvicorn with one worker each) the api app against a freshly migrated
-database and a raw ASGI hello-world app, seeds one org and user, mints a token with a
-bench-only Ed25519 key (its public half goes to JWT_PUBLIC_KEYS, as the auth service's would),
-then drives each server with a keep-alive HTTP/1.1 load generator running in its OWN process
-(so it does not share the server's CPU accounting) and prints requests/s, p50 and p99 for both
-and the ratio. Rate limits are raised so that every request is served (the limiter still runs:
-one Lua call per request). PostgreSQL and Redis: BENCH_DATABASE_URL (a superuser URL) and
-BENCH_REDIS_URL, or an embedded PostgreSQL and a local redis-server started here.
+Starts, as real processes on this machine, each a uvicorn with ONE worker unless said:
 
-The app logs at WARNING during the run (the per-request JSON access log is off) so the figure
-measures the request path, not the terminal.
+* `raw hello`      a raw ASGI hello-world (bench/hello_apps.py): uvicorn alone;
+* `fastapi hello`  a FastAPI hello-world: plus routing and a JSON response;
+* `conventional`   bench/conventional_app.py `GET /users/me`: a sync `def` route, a SQLAlchemy
+                   ORM Session per request, PyJWT HS256, one ORM query (how most FastAPI projects
+                   are written; needs `psycopg[binary]`, the `bench` extra);
+* `api /me`        BlockBot's api, direct (production settings: INFO JSON access log to a file,
+                   tracing off, real rate limiter and revocation check in Redis, RLS in PostgreSQL);
+* `api /me traefik` the same api process behind a real Traefik (the repository's routes);
+* `api /me 2w`     a second api started with WEB_CONCURRENCY=2 (two uvicorn workers).
 
-Per request the api does one Redis round trip (the rate-limit windows and the revoked-session
-marker in one Lua call) and five PostgreSQL ones (BEGIN, the pool's pre-ping `SELECT 1`,
-`set_config` of the tenant, the user+org SELECT, COMMIT).
+Then drives each in interleaved rounds with an external load generator (wrk if installed,
+`apt-get install wrk`; else the asyncio generator in this file, run in its own process), and
+prints requests/s, p50, p99, non-2xx responses and the SERVER CPU per request (user+system
+time of the server's process tree from /proc, divided by the requests served), the load
+average around each round, then the medians and the ratios the issue's targets are stated in.
+
+PostgreSQL and Redis: BENCH_DATABASE_URL (a superuser URL) and BENCH_REDIS_URL, or an embedded
+PostgreSQL and a local redis-server started here. The machine is shared: compare ratios within
+one run, never absolute figures across runs.
 """
 
 from __future__ import annotations
@@ -25,12 +31,18 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,30 +50,10 @@ if TYPE_CHECKING:
     from devstack.databases import MigratedDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-# --- the hello-world app (imported by uvicorn as bench.api_me:hello) -------------------------
-async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = b'{"hello":"world"}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"17")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-# --- the load generator (run in a child process) ---------------------------------------------
+# --- the fallback load generator (run in a child process) ------------------------------------
 async def _connection(
     host: str, port: int, request: bytes, deadline: float, latencies: list[float], errors: list[int]
 ) -> None:
@@ -79,7 +71,7 @@ async def _connection(
             if length:
                 await reader.readexactly(length)
             latencies.append(time.perf_counter() - start)
-            if status != 200:
+            if not 200 <= status < 300:
                 errors.append(status)
     finally:
         writer.close()
@@ -94,11 +86,6 @@ async def _load(url: str, token: str | None, seconds: float, connections: int) -
     if token:
         lines.append(f"Authorization: Bearer {token}")
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    # Warm-up (connections, caches, JIT-less but pools and prepared statements).
-    warm: list[float] = []
-    await asyncio.gather(
-        *(_connection(host, port, request, time.perf_counter() + 1.0, warm, []) for _ in range(connections))
-    )
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
@@ -116,14 +103,48 @@ async def _load(url: str, token: str | None, seconds: float, connections: int) -
         "rps": len(latencies) / elapsed,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
-        "errors": len(errors),
-        "error_statuses": sorted(set(errors))[:5],
+        "non2xx": len(errors),
+    }
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _wrk_ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value.strip())
+    if match is None:
+        raise ValueError(f"unexpected wrk latency {value!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """requests, req/s, p50, p99 and non-2xx from `wrk --latency` output."""
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
+    requests = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if requests is None or rps is None or set(percentiles) != {"50", "99"}:
+        raise RuntimeError("could not parse wrk output:\n" + output)
+    return {
+        "requests": int(requests.group(1)),
+        "rps": float(rps.group(1)),
+        "p50_ms": _wrk_ms(percentiles["50"]),
+        "p99_ms": _wrk_ms(percentiles["99"]),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
     }
 
 
 def run_load(url: str, token: str | None, seconds: float, connections: int) -> dict[str, Any]:
-    """Run the load generator in a separate process and return its JSON result."""
-    env = {**os.environ, "BENCH_TOKEN": token or ""}
+    """One measurement with wrk (one thread) if installed, else with the asyncio generator."""
+    wrk = shutil.which("wrk")
+    if wrk is not None:
+        command = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+        if token:
+            command += ["-H", f"Authorization: Bearer {token}"]
+        out = subprocess.run([*command, url], capture_output=True, text=True, check=True)
+        return parse_wrk(out.stdout)
     out = subprocess.run(
         [
             sys.executable,
@@ -135,7 +156,7 @@ def run_load(url: str, token: str | None, seconds: float, connections: int) -> d
             "--connections",
             str(connections),
         ],
-        env=env,
+        env={**os.environ, "BENCH_TOKEN": token or ""},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -145,8 +166,57 @@ def run_load(url: str, token: str | None, seconds: float, connections: int) -> d
     return result
 
 
+# --- server CPU from /proc -------------------------------------------------------------------
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (uvicorn's workers are children of its supervisor)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User+system CPU seconds used so far by these processes and their descendants."""
+    total = 0
+    for root in pids:
+        for pid in _tree(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / CLOCK_TICKS
+
+
 # --- orchestration -----------------------------------------------------------------------------
-def _uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+@dataclass
+class Target:
+    label: str
+    url: str
+    token: str | None
+    pids: Callable[[], list[int]]
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def median(self, key: str) -> float:
+        return float(statistics.median(r[key] for r in self.results))
+
+
+def _uvicorn(
+    app: str, port: int, env: dict[str, str], log: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    # No --workers flag: uvicorn reads WEB_CONCURRENCY, the same variable the api's settings use.
     return subprocess.Popen(
         [
             sys.executable,
@@ -157,14 +227,35 @@ def _uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.
             "127.0.0.1",
             "--port",
             str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
+            "--no-server-header",
         ],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **env, "WEB_CONCURRENCY": str(workers)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _traefik(http_port: int, ops_port: int, upstream: str, log: Path) -> subprocess.Popen[bytes]:
+    """Traefik with the repository's routes and the local stack's entry-point options."""
+    binary = Path(sys.executable).parent / "traefik"
+    command = [
+        str(binary) if binary.exists() else (shutil.which("traefik") or "traefik"),
+        f"--entryPoints.web.address=127.0.0.1:{http_port}",
+        f"--entryPoints.ops.address=127.0.0.1:{ops_port}",
+        "--entryPoints.web.http.aliasHeadersStrategy=delete",
+        "--ping=true",
+        "--ping.entryPoint=ops",
+        f"--providers.file.directory={ROOT / 'traefik' / 'dynamic'}",
+        "--log.level=WARN",
+        "--accessLog=true",
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "BLOCKBOT_API_UPSTREAM": upstream},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -206,25 +297,94 @@ def _mint(info: dict[str, Any]) -> tuple[str, str]:
         "iat": now,
         "exp": now + 3600,
     }
-    token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": jwk_thumbprint(key.public_key())})
+    token = jwt.encode(
+        claims, key, algorithm="EdDSA", headers={"kid": jwk_thumbprint(key.public_key()), "typ": "at+jwt"}
+    )
     return token, b64url_encode(raw_public_bytes(key.public_key()))
 
 
-async def _limiter_memory(redis_url: str, prefix: str, org_id: Any) -> int | None:
-    from redis.asyncio import Redis
+def _conventional(admin_url: str) -> tuple[dict[str, str], str]:
+    """Seed the conventional app's table; its environment and an HS256 token for its user."""
+    import jwt
 
-    client = Redis.from_url(redis_url)
+    url = admin_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    secret = secrets.token_urlsafe(32)
+    env = {"CONVENTIONAL_DATABASE_URL": url, "CONVENTIONAL_SECRET": secret}
+    os.environ.update(env)
+    from bench import conventional_app
+
+    user_id = conventional_app.seed()
+    conventional_app.engine.dispose()
+    token = jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
+    return env, token
+
+
+@contextmanager
+def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        used = await client.memory_usage(f"{prefix}rl:org:3600:{org_id}")
-        return int(used) if used is not None else None
+        yield processes
     finally:
-        await client.aclose()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def measure(target: Target, seconds: float, connections: int) -> dict[str, Any]:
+    pids = target.pids()
+    cpu_before = cpu_seconds(pids)
+    result = run_load(target.url, target.token, seconds, connections)
+    cpu = cpu_seconds(pids) - cpu_before
+    result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
+    return result
+
+
+def _line(label: str, r: dict[str, Any]) -> str:
+    return (
+        f"  {label:18s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+        f"  cpu/req {r['cpu_ms_per_request']:6.3f} ms  non-2xx {r['non2xx']}"
+    )
+
+
+def report(targets: dict[str, Target]) -> None:
+    """Medians over the rounds, then the ratios the targets are stated in."""
+    print("medians:")
+    for t in targets.values():
+        print(
+            _line(
+                t.label, {k: t.median(k) for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "non2xx")}
+            )
+        )
+
+    def ratio(a: str, b: str, key: str = "rps") -> float:
+        return targets[a].median(key) / targets[b].median(key)
+
+    print("ratios (targets in brackets):")
+    print(f"  api /me : conventional /users/me  = {ratio('me', 'conventional'):5.2f}x   [>= 3x]")
+    print(f"  api /me : fastapi hello            = {ratio('me', 'fastapi'):5.2f}    [>= 0.33]")
+    print(
+        f"  api cpu/req : fastapi hello cpu/req = {ratio('me', 'fastapi', 'cpu_ms_per_request'):5.2f}x"
+        "   [<= 3x]"
+    )
+    print(f"  api /me via traefik : direct       = {ratio('traefik', 'me'):5.2f}    [>= 0.80]")
+    print(f"  api 2 workers : 1 worker           = {ratio('me2', 'me'):5.2f}x   [>= 1.5x]")
+    print(f"  fastapi hello : raw hello          = {ratio('fastapi', 'raw'):5.2f}")
+    print(f"  conventional : fastapi hello       = {ratio('conventional', 'fastapi'):5.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -235,79 +395,125 @@ def main() -> None:
     from bench.servers import bench_servers
     from devstack.ports import free_port, wait_for_port
 
-    processes: list[subprocess.Popen[bytes]] = []
     with (
         tempfile.TemporaryDirectory(prefix="bbbench-") as tmp,
         bench_servers(Path(tmp)) as (
             database,
             redis_url,
         ),
+        _processes() as processes,
     ):
         root = Path(tmp)
-        try:
-            info = asyncio.run(_seed(database))
-            token, public_key = _mint(info)
-            key_prefix = f"bench{secrets.token_hex(3)}:"
-            api_port, hello_port = free_port(), free_port()
-            high = str(10**9)
-            api_env = {
-                "ENV": "test",
-                "SERVICE_NAME": "api",
-                "LOG_LEVEL": "WARNING",
-                "DATABASE_URL": info["api_url"],
-                "REDIS_URL": redis_url,
-                "REDIS_KEY_PREFIX": key_prefix,
-                "JWT_PUBLIC_KEYS": public_key,
-                "RATELIMIT_ORG_PER_HOUR": high,
-                "RATELIMIT_USER_PER_HOUR": high,
-                "RATELIMIT_USER_ENDPOINT_PER_MINUTE": high,
-                "DATABASE_POOL_SIZE": "20",
-                "OTEL_TRACES_EXPORTER": "none",
-            }
-            processes.append(_uvicorn("services.api.main:app", api_port, api_env, root / "api.log"))
-            processes.append(_uvicorn("bench.api_me:hello", hello_port, {}, root / "hello.log"))
-            wait_for_port(api_port, timeout=30)
-            wait_for_port(hello_port, timeout=30)
+        info = asyncio.run(_seed(database))
+        token, public_key = _mint(info)
+        conventional_env, conventional_token = _conventional(database.admin_url)
+        high = str(10**9)
+        api_env = {
+            "ENV": "test",
+            "SERVICE_NAME": "api",
+            "LOG_LEVEL": "INFO",
+            "DATABASE_URL": info["api_url"],
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": f"bench{secrets.token_hex(3)}:",
+            "JWT_PUBLIC_KEYS": public_key,
+            "RATELIMIT_ORG_PER_HOUR": high,
+            "RATELIMIT_USER_PER_HOUR": high,
+            "RATELIMIT_USER_ENDPOINT_PER_MINUTE": high,
+            # A pool as large as the bench's concurrency needs and no overflow: overflow
+            # connections are closed on check-in, so under a steady 50 connections they would
+            # be opened and closed all the time (TLS probe, authentication) and measured here.
+            "DATABASE_POOL_SIZE": "20",
+            "DATABASE_MAX_OVERFLOW": "0",
+            "OTEL_TRACES_EXPORTER": "none",
+        }
+        ports = {
+            name: free_port()
+            for name in ("raw", "fastapi", "conventional", "me", "me2", "traefik", "traefik_ops")
+        }
+        servers = {
+            "raw": _uvicorn("bench.hello_apps:raw", ports["raw"], {}, root / "raw.log"),
+            "fastapi": _uvicorn("bench.hello_apps:fastapi", ports["fastapi"], {}, root / "fastapi.log"),
+            "conventional": _uvicorn(
+                "bench.conventional_app:app",
+                ports["conventional"],
+                conventional_env,
+                root / "conventional.log",
+            ),
+            "me": _uvicorn("services.api.main:app", ports["me"], api_env, root / "api.log"),
+            "me2": _uvicorn("services.api.main:app", ports["me2"], api_env, root / "api2.log", workers=2),
+            "traefik": _traefik(
+                ports["traefik"],
+                ports["traefik_ops"],
+                f"http://127.0.0.1:{ports['me']}",
+                root / "traefik.log",
+            ),
+        }
+        processes.extend(servers.values())
+        for name in servers:
+            wait_for_port(ports[name], timeout=60)
 
-            import httpx
+        me_path = "/api/v1/me"
+        targets = {
+            "raw": Target(
+                "raw hello", f"http://127.0.0.1:{ports['raw']}/", None, lambda: [servers["raw"].pid]
+            ),
+            "fastapi": Target(
+                "fastapi hello",
+                f"http://127.0.0.1:{ports['fastapi']}/",
+                None,
+                lambda: [servers["fastapi"].pid],
+            ),
+            "conventional": Target(
+                "conventional",
+                f"http://127.0.0.1:{ports['conventional']}/users/me",
+                conventional_token,
+                lambda: [servers["conventional"].pid],
+            ),
+            "me": Target(
+                "api /me", f"http://127.0.0.1:{ports['me']}{me_path}", token, lambda: [servers["me"].pid]
+            ),
+            "traefik": Target(
+                "api /me traefik",
+                f"http://127.0.0.1:{ports['traefik']}{me_path}",
+                token,
+                lambda: [servers["me"].pid, servers["traefik"].pid],
+            ),
+            "me2": Target(
+                "api /me 2w", f"http://127.0.0.1:{ports['me2']}{me_path}", token, lambda: [servers["me2"].pid]
+            ),
+        }
+        import httpx
 
-            check = httpx.get(
-                f"http://127.0.0.1:{api_port}/api/v1/me", headers={"Authorization": f"Bearer {token}"}
-            )
+        for target in targets.values():
+            headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
+            for _ in range(100):
+                check = httpx.get(target.url, headers=headers, timeout=10)
+                if check.status_code == 200:
+                    break
+                time.sleep(0.1)  # Traefik loads its routes shortly after it listens
             if check.status_code != 200:
-                raise SystemExit(f"/me answered {check.status_code}: {check.text}")
+                raise SystemExit(f"{target.label} answered {check.status_code}: {check.text}")
+            run_load(target.url, target.token, 1, args.connections)  # warm-up: pools, caches
 
-            print(
-                f"{args.connections} connections, {args.seconds:g} s each, "
-                f"{os.cpu_count()} CPUs (servers, load generator, PostgreSQL and Redis share them)"
-            )
-            # Other work on the box skews both figures: compare runs only at a similar load.
-            print("  load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-            me = run_load(f"http://127.0.0.1:{api_port}/api/v1/me", token, args.seconds, args.connections)
-            hello_result = run_load(f"http://127.0.0.1:{hello_port}/", None, args.seconds, args.connections)
-            for label, r in (("GET /api/v1/me (auth+RL+DB)", me), ("uvicorn hello-world", hello_result)):
-                print(
-                    f"  {label:30s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   "
-                    f"p99 {r['p99_ms']:7.2f} ms   non-200: {r['errors']}"
-                )
-            print(
-                f"  ratio /me : hello-world = {me['rps'] / hello_result['rps']:.3f} "
-                f"(1 : {hello_result['rps'] / me['rps']:.1f})"
-            )
-            print("  load average after:  " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-            memory = asyncio.run(_limiter_memory(redis_url, key_prefix, info["org_id"]))
-            print(
-                f"  rate-limit key memory (org window, after {me['requests']} requests): "
-                f"{memory} bytes (Redis MEMORY USAGE)"
-            )
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        generator = "wrk -t1" if shutil.which("wrk") else "asyncio generator (no wrk installed)"
+        print(
+            f"{generator}, {args.connections} connections, {args.seconds:g} s per measurement, "
+            f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs shared by servers, load "
+            "generator, PostgreSQL and Redis"
+        )
+        for number in range(1, args.rounds + 1):
+            print(f"round {number} (load average before: {_load_average()})")
+            order = list(targets.values())
+            if number % 2 == 0:
+                order.reverse()  # no target always runs right after the same neighbour
+            for target in order:
+                result = measure(target, args.seconds, args.connections)
+                target.results.append(result)
+                print(_line(target.label, result), flush=True)
+        print(f"load average after: {_load_average()}")
+        report(targets)
+        if any(r["non2xx"] for t in targets.values() for r in t.results):
+            print("WARNING: some responses were not 2xx; figures above are not comparable")
 
 
 if __name__ == "__main__":

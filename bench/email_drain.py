@@ -38,7 +38,7 @@ from devstack.redis import LocalRedis  # noqa: E402
 from services.worker.main import WorkerOptions, create_worker  # noqa: E402
 from services.worker.sender import OutgoingEmail, ResendSender  # noqa: E402
 from services.worker.templates import TemplateRenderer  # noqa: E402
-from shared.email_queue import EmailTemplate, email_queue_name, enqueue_email  # noqa: E402
+from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email  # noqa: E402
 from shared.redis import create_redis  # noqa: E402
 from shared.settings import Settings, load_settings  # noqa: E402
 
@@ -116,9 +116,8 @@ async def run(args: argparse.Namespace, redis_url: str, fake_url: str) -> None:
                 enqueue_email(
                     redis,
                     settings,
-                    template=EmailTemplate.MAGIC_LINK,
                     to=f"user{i}@example.org",
-                    context={"link": LINK, "expires_in_seconds": 900},
+                    props=MagicLinkProps(link=LINK, expires_in_seconds=900),
                 )
                 for i in range(start, min(start + 200, count))
             )

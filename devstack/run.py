@@ -37,6 +37,7 @@ from devstack.stack import (
     StackRunner,
     graceful_stop_seconds,
     module_exists,
+    shown_url,
 )
 from devstack.supervisor import ProcessSpec
 from devstack.traefik import TRAEFIK_DYNAMIC_DIR, traefik_binary, traefik_command, traefik_tracing_flags
@@ -63,6 +64,7 @@ __all__ = [
     "port_in_use",
     "read_env_file",
     "readiness",
+    "shown_url",
     "traefik_binary",
     "traefik_command",
     "traefik_tracing_flags",
@@ -144,8 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--root",
         type=Path,
-        default=ROOT / ".dev",
-        help="where data, secrets, logs and the outbox live (default .dev/)",
+        default=Path(os.environ.get("DEVSTACK_ROOT") or ROOT / ".dev"),
+        help="where data, secrets, logs and the outbox live (.dev/ or $DEVSTACK_ROOT)",
     )
     defaults = Ports()
     for name, value in asdict(defaults).items():

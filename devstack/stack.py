@@ -26,6 +26,7 @@ from devstack.readiness import PARTS, wait_ready
 from devstack.redis import LocalRedis
 from devstack.supervisor import STOP_SIGNALS, ProcessSpec, Supervisor, write_pidfile
 from devstack.traefik import traefik_command
+from shared.settings import ENV_FILE_VARIABLE
 
 DEFAULT_DB_ROLE_PREFIX = "blockbot"
 DATABASE_NAME = "blockbot"
@@ -229,6 +230,8 @@ class StackRunner:
         self.root.mkdir(parents=True, exist_ok=True)
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.check_ports()
+        if (ROOT / ".env").exists():
+            self.say("NOTE: ./.env is for Docker Compose; make run ignores it (export variables instead)")
         self.load_secrets()
         try:
             self.start_postgres()
@@ -242,6 +245,9 @@ class StackRunner:
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in MANAGED_VARIABLES}
         env["PYTHONUNBUFFERED"] = "1"
+        # No process of the local stack reads ./.env: it is written for Docker Compose, and a
+        # production RESEND_API_KEY there would make `make run` send real mail.
+        env[ENV_FILE_VARIABLE] = ""
         return env
 
     def role_url(self, role: str) -> str:
@@ -325,8 +331,9 @@ class StackRunner:
                 f"  api                 http://127.0.0.1:{p.api}   (/docs, /health, /ready, /metrics)",
                 f"  worker metrics      http://127.0.0.1:{p.worker_metrics}/metrics",
                 f"  traefik ping        http://127.0.0.1:{p.ping}/ping   (and its /metrics)",
-                f"  PostgreSQL          {self.admin_url.split('@')[-1]}   (admin URL; roles "
-                f"{self.role_prefix}_auth / {self.role_prefix}_api, passwords in {self.secrets_file})",
+                f"  PostgreSQL (admin)  {shown_url(self.admin_url)}",
+                f"                      roles {self.role_prefix}_auth / {self.role_prefix}_api, "
+                f"passwords in {self.secrets_file}",
                 f"  Redis               {self.redis_service_url}",
                 f"  dev mail outbox     {self.outbox}   (one JSON file per email: to, subject, text, html)",
                 "  Ctrl-C stops everything; data stays under " + str(self.root),
@@ -395,6 +402,14 @@ class StackRunner:
         finally:
             self.stop_infrastructure()
             self.say("stopped")
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a terminal: its password, when it has one, masked."""
+    scheme, _, rest = url.partition("://")
+    creds, _, hostpart = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}:***@{hostpart}" if colon else url
 
 
 def graceful_stop_seconds(environ: Mapping[str, str] | None = None) -> float:

@@ -77,7 +77,12 @@ def stop(root: Path, grace: float = 30.0) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.stop", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=ROOT / ".dev", help="the stack's data directory")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("DEVSTACK_ROOT") or ROOT / ".dev"),
+        help="the stack's data directory (.dev/ or $DEVSTACK_ROOT)",
+    )
     args = parser.parse_args(argv)
     done = stop(args.root.resolve())
     print("devstack | " + ("; ".join(done) if done else "nothing was running"))

@@ -13,12 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import jwt
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
@@ -122,20 +125,37 @@ class AccessClaims:
     expires_at: int
 
 
-def verify_access_token(token: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings) -> AccessClaims:
-    """Verify signature, algorithm, kid, iss, aud, exp (with leeway) and claims, or raise 401.
-
-    Does not check revocation (that needs Redis): call `is_session_revoked` as well.
-    """
+def token_kid(token: str) -> str:
+    """Parse the header once (no PyJWT round trip): the `kid`, after checking `alg` and `typ`, or 401."""
+    head, dot, _ = token.partition(".")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+        if not dot:
+            raise ValueError("not a JWS")
+        header = orjson.loads(b64url_decode(head))
+    except (ValueError, TypeError, orjson.JSONDecodeError):
         raise Unauthorized(INVALID_TOKEN_DETAIL) from None
+    if not isinstance(header, dict):
+        raise Unauthorized(INVALID_TOKEN_DETAIL)
     kid = header.get("kid")
-    if header.get("alg") != ALGORITHM or not isinstance(kid, str) or kid not in keys:
+    if header.get("alg") != ALGORITHM or not isinstance(kid, str):
         raise Unauthorized(INVALID_TOKEN_DETAIL)
     typ = header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES):
+        raise Unauthorized(INVALID_TOKEN_DETAIL)
+    return kid
+
+
+def verify_access_token(
+    token: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings, kid: str | None = None
+) -> AccessClaims:
+    """Verify signature, algorithm, kid, iss, aud, exp (with leeway) and claims, or raise 401.
+
+    `kid` is the token's, when the caller already parsed the header (`token_kid`).
+    Does not check revocation (that needs Redis): call `is_session_revoked` as well.
+    """
+    if kid is None:
+        kid = token_kid(token)
+    if kid not in keys:
         raise Unauthorized(INVALID_TOKEN_DETAIL)
     try:
         claims = jwt.decode(
@@ -161,6 +181,46 @@ def verify_access_token(token: str, keys: Mapping[str, Ed25519PublicKey], settin
         )
     except (jwt.PyJWTError, ValueError, TypeError):
         raise Unauthorized(INVALID_TOKEN_DETAIL) from None
+
+
+class ClaimsCache:
+    """Verified claims by SHA-256 of the token: bounded (least recently used out), never past `exp`.
+
+    A token is verified (Ed25519, claims) once, not on each of its requests. Only what the
+    signature proves is kept; the revocation marker is NOT cached: callers check it on every
+    request. An entry is used only while its `kid` is still a current key (rotation).
+    """
+
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[bytes, tuple[str, AccessClaims]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, token: str) -> tuple[str, AccessClaims | None]:
+        """(kid, cached claims) on a hit; on a miss (kid from the parsed header, None), or 401."""
+        key = hashlib.sha256(token.encode()).digest()
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry[1].expires_at > self._clock():
+                self._entries.move_to_end(key)
+                return entry
+            del self._entries[key]
+        return token_kid(token), None
+
+    def verify(
+        self, token: str, kid: str, keys: Mapping[str, Ed25519PublicKey], settings: Settings
+    ) -> AccessClaims:
+        """Verify `token` (a miss of `lookup`) and keep its claims until they expire."""
+        claims = verify_access_token(token, keys, settings, kid)
+        # Within the leeway after exp a token still verifies, but is not kept: it is expiring.
+        if claims.expires_at > self._clock():
+            self._entries[hashlib.sha256(token.encode()).digest()] = (kid, claims)
+            if len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return claims
 
 
 def revoked_sid_key(settings: Settings, sid: UUID | str) -> str:

@@ -8,16 +8,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from shared import health
-from shared.db import database_url
+from shared import health, multiprocess_metrics
 from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, MetricsMiddleware, metrics_endpoint
+from shared.openapi import gateway_url, install_openapi, operation_id
+from shared.ratelimit_headers import RateLimitHeadersMiddleware
 from shared.request_context import RequestContextMiddleware
 from shared.resources import Resources
 from shared.settings import Settings
-from shared.tracing import instrument_app, setup_tracing
+from shared.tracing import instrument_app, setup_tracing, tracing_active
 
 # A service's own start-up and shutdown, run inside the shared lifespan with its resources.
 ServiceLifespan = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
@@ -30,16 +31,21 @@ def create_app(
     routers: Sequence[APIRouter],
     service_lifespan: ServiceLifespan | None = None,
     resources: Resources | None = None,
+    database_pre_ping: bool = True,
 ) -> FastAPI:
-    """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here."""
-    database_url(settings)  # every HTTP service needs its database: refuse to start without
+    """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here.
+
+    `database_pre_ping=False`: the service retries on dropped connections itself (`shared.db`).
+    """
+    # Every HTTP service needs its database and Redis: refuse to start without, naming both.
+    settings.require("database_url", "redis_url")
     configure_logging(settings.service_name, settings.log_level)
     setup_tracing(settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = resources is None
-        res = resources or Resources.create(settings)
+        res = resources or Resources.create(settings, database_pre_ping=database_pre_ping)
         app.state.resources = res
         try:
             if service_lifespan is None:
@@ -50,6 +56,7 @@ def create_app(
         finally:
             if owned:
                 await res.close()
+            multiprocess_metrics.process_exited()
 
     app = FastAPI(
         title=title,
@@ -57,11 +64,14 @@ def create_app(
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
         responses=PROBLEM_RESPONSES,
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router)
-    app.include_router(health.router)
+    # Probes and metrics are not routed by the gateway: a generated client could not call them.
+    app.include_router(health.router, include_in_schema=False)
+    install_openapi(app, server_url=gateway_url(str(settings.app_base_url)))
 
     def refresh_pool_gauges() -> None:
         res: Resources | None = getattr(app.state, "resources", None)
@@ -95,5 +105,8 @@ def create_app(
     # Outermost last: request context wraps metrics wraps the app.
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    instrument_app(app)
+    # Outermost: RateLimit-* headers on every response a rate-limit decision was made for.
+    app.add_middleware(RateLimitHeadersMiddleware)
+    if tracing_active():  # off: not even a pass-through layer on the request path
+        instrument_app(app)
     return app

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
 import orjson
 from arq.connections import ArqRedis
 from opentelemetry import propagate
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.errors import ServiceUnavailable
 from shared.redis_errors import redis_or_503
+from shared.roles import Role
 from shared.settings import Settings
 
 SEND_EMAIL_JOB = "send_email"
@@ -24,13 +27,80 @@ QUEUE_UNAVAILABLE = "The email could not be queued; retry later."
 
 
 class EmailTemplate(StrEnum):
-    """Every email the platform sends. Context keys each template expects are listed."""
+    """Every email the platform sends; what each needs is its props model below."""
 
-    MAGIC_LINK = "magic_link"  # link, expires_in_seconds
-    VERIFY_EMAIL = "verify_email"  # link, expires_in_seconds, name
-    PASSWORD_RESET = "password_reset"  # link, expires_in_seconds
-    INVITATION = "invitation"  # link, expires_in_seconds, org_name, inviter_name, role
-    ACCOUNT_EXISTS = "account_exists"  # login_link, reset_link
+    MAGIC_LINK = "magic_link"
+    VERIFY_EMAIL = "verify_email"
+    PASSWORD_RESET = "password_reset"
+    INVITATION = "invitation"
+    ACCOUNT_EXISTS = "account_exists"
+
+
+def _absolute_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Link = Annotated[str, AfterValidator(_absolute_http_url)]
+Lifetime = Annotated[int, Field(strict=True, gt=0)]  # seconds
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+
+
+class EmailProps(BaseModel):
+    """What one template is rendered with: checked when the job is queued and again by the
+    worker (whoever can write to Redis can write a job). Links carry secret tokens: errors
+    name the field, never the value."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    template: ClassVar[EmailTemplate]
+
+
+class MagicLinkProps(EmailProps):
+    template = EmailTemplate.MAGIC_LINK
+    link: Link
+    expires_in_seconds: Lifetime
+
+
+class VerifyEmailProps(EmailProps):
+    template = EmailTemplate.VERIFY_EMAIL
+    link: Link
+    expires_in_seconds: Lifetime
+    name: Text
+
+
+class PasswordResetProps(EmailProps):
+    template = EmailTemplate.PASSWORD_RESET
+    link: Link
+    expires_in_seconds: Lifetime
+
+
+class InvitationProps(EmailProps):
+    template = EmailTemplate.INVITATION
+    link: Link
+    expires_in_seconds: Lifetime
+    org_name: Text
+    inviter_name: Text
+    role: Role
+
+
+class AccountExistsProps(EmailProps):
+    template = EmailTemplate.ACCOUNT_EXISTS
+    login_link: Link
+    reset_link: Link
+
+
+PROPS: dict[EmailTemplate, type[EmailProps]] = {
+    props.template: props
+    for props in (MagicLinkProps, VerifyEmailProps, PasswordResetProps, InvitationProps, AccountExistsProps)
+}
 
 
 def email_queue_name(settings: Settings) -> str:
@@ -47,24 +117,18 @@ def deserialize_job(data: bytes) -> dict[str, Any]:
     return value
 
 
-async def enqueue_email(
-    queue: ArqRedis,
-    settings: Settings,
-    *,
-    template: EmailTemplate,
-    to: str,
-    context: dict[str, Any],
-) -> str:
+async def enqueue_email(queue: ArqRedis, settings: Settings, *, to: str, props: EmailProps) -> str:
     """Queue one email and return its message id; a Redis failure is a 503, never a silent loss."""
     message_id = uuid.uuid4().hex
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    with redis_or_503(QUEUE_UNAVAILABLE, event="email enqueue failed", template=str(template)):
+    template = str(props.template)
+    with redis_or_503(QUEUE_UNAVAILABLE, event="email enqueue failed", template=template):
         job = await queue.enqueue_job(
             SEND_EMAIL_JOB,
-            template=str(template),
+            template=template,
             to=to,
-            context=context,
+            context=props.model_dump(mode="json"),
             trace_context=carrier,
             _job_id=f"email-{message_id}",
             _queue_name=email_queue_name(settings),

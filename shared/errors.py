@@ -126,9 +126,10 @@ _BY_STATUS: dict[int, type[AppError]] = {
 }
 
 
-# The shape of every problem document, for the OpenAPI documents (no $refs: it is inlined).
+# The shape of every problem document: `components.schemas.Problem` of every OpenAPI document.
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": "An RFC 9457 problem document; `type` identifies the kind (docs/problems.md).",
     "required": ["type", "title", "status", "detail", "instance"],
     "additionalProperties": True,
     "properties": {
@@ -155,8 +156,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+PROBLEM_SCHEMA_REF: dict[str, str] = {"$ref": "#/components/schemas/Problem"}
+
+
 def _problem_content() -> dict[str, Any]:
-    return {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_SCHEMA}}
+    return {PROBLEM_CONTENT_TYPE: {"schema": dict(PROBLEM_SCHEMA_REF)}}
 
 
 # Declared on every app: whatever 4xx or 5xx a route returns, its body is a problem document.

@@ -51,7 +51,8 @@ RATELIMIT_DECISIONS = Counter(
 # KEYS: one per window, then the flag keys. ARGV: cost, number of windows, the time in ms
 # (negative: use Redis' TIME), then limit and period (ms) per window.
 # Returns: allowed (1/0), index (1-based) of the deciding window, its limit, remaining,
-# reset (ms), retry-after (ms, 0 when allowed) and how many flag keys exist.
+# reset (ms), retry-after (ms, 0 when allowed), how many flag keys exist, then the first
+# window's limit, remaining and reset (ms).
 _LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local now = tonumber(ARGV[3])
@@ -108,8 +109,9 @@ if all_ok then
 end
 local flags = 0
 if #KEYS > n then flags = redis.call('EXISTS', unpack(KEYS, n + 1)) end
-local s = state[pick]
-return {all_ok and 1 or 0, pick, s[7], s[8], s[6] - s[9], math.max(pick_retry, 0), flags}
+local s, f = state[pick], state[1]
+return {all_ok and 1 or 0, pick, s[7], s[8], s[6] - s[9], math.max(pick_retry, 0), flags,
+        f[7], f[8], f[6] - f[9]}
 """
 
 
@@ -159,13 +161,20 @@ class RateLimiter:
         self._script = redis.register_script(_LUA)
 
     async def check(
-        self, windows: Sequence[Window], cost: int = 1, *, flag_keys: Sequence[str] = ()
+        self,
+        windows: Sequence[Window],
+        cost: int = 1,
+        *,
+        flag_keys: Sequence[str] = (),
+        report_first: bool = False,
     ) -> Decision:
         """Evaluate and (if all pass) record the windows.
 
         Raises `RedisUnavailable` or `RedisOverloaded` (see shared/redis.py). `flag_keys` (full
         Redis keys) are only tested for existence, in the same atomic call: `Decision.flagged`
-        is true when at least one exists.
+        is true when at least one exists. With `report_first`, an allowed decision describes
+        the first window rather than the one with least left (whose count may be none of the
+        caller's business, e.g. another client's attempts on an address).
         """
         if not windows:
             raise ValueError("at least one window")
@@ -176,7 +185,10 @@ class RateLimiter:
         for w in windows:
             args += [w.limit, w.period_seconds * 1000]
         raw = await self.guard.run(lambda: self._script(keys=keys, args=args))
-        allowed, index, limit, remaining, reset_ms, retry_ms, flags = (int(x) for x in raw)
+        values = [int(x) for x in raw]
+        allowed, index, limit, remaining, reset_ms, retry_ms, flags = values[:7]
+        if allowed and report_first:
+            index, (limit, remaining, reset_ms) = 1, values[7:10]
         window = windows[index - 1]
         retry_after = None if allowed else max(1, _ceil_seconds(retry_ms))
         decision = Decision(
@@ -208,10 +220,10 @@ class RateLimiter:
         except RedisOverloaded as error:
             raise _shed(error) from error
 
-    async def check_fail_closed(self, windows: Sequence[Window]) -> Decision:
+    async def check_fail_closed(self, windows: Sequence[Window], *, report_first: bool = False) -> Decision:
         """Check, refusing with 503 when Redis is unavailable (used where abuse matters most)."""
         try:
-            return await self.check(windows)
+            return await self.check(windows, report_first=report_first)
         except RedisUnavailable as error:
             RATELIMIT_DECISIONS.labels("all", "fail_closed").inc()
             raise ServiceUnavailable(

@@ -99,6 +99,7 @@ def create_redis(settings: Settings, guard: RedisGuard | None = None) -> ArqRedi
     same client also enqueues jobs. Its commands are traced (names only) when tracing is on.
     With a `guard` (the HTTP services' request path) each command goes through it.
     """
+    settings.require("redis_url")
     instrument_redis()
     from shared.email_queue import deserialize_job, email_queue_name, serialize_job
 

@@ -7,6 +7,7 @@ with one message naming every bad variable, never echoing a value.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from functools import lru_cache
@@ -78,7 +79,8 @@ class Settings(BaseSettings):
     api_db_password: SecretStr | None = None
 
     # --- redis ------------------------------------------------------------------------------
-    redis_url: RedisDsn
+    # Required by the processes that use Redis (auth, api, worker), not by the migrate job.
+    redis_url: RedisDsn | None = None
     # Every key this deployment writes starts with this prefix (tests use one per run).
     redis_key_prefix: str = Field(default="bb:", pattern=r"^[A-Za-z0-9:_\-]{1,64}$")
     # Bounded, reused connections; a caller waits for a free one (see shared/redis.py).
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
         default_factory=lambda: [ip_network("127.0.0.1/32"), ip_network("::1/128")]
     )
     app_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8080")
+    # uvicorn worker processes of an HTTP service (auth, api). uvicorn itself reads this variable
+    # as the default of --workers, so the service's command needs no flag; it is declared here
+    # to be validated and documented with the rest. Metrics are aggregated across the workers
+    # (shared/multiprocess_metrics.py); each worker holds its own DATABASE_POOL_SIZE connections.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
     # Request bodies over these are a 413 before they are read (auth bodies are a few fields).
     auth_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -140,7 +147,11 @@ class Settings(BaseSettings):
     ratelimit_user_per_hour: int = Field(default=1_000, ge=1)
     ratelimit_user_endpoint_per_minute: int = Field(default=100, ge=1)
     ratelimit_auth_ip_per_minute: int = Field(default=30, ge=1)
+    # Per address AND client network (IPv4 address, IPv6 /64): never a lockout of other networks.
     ratelimit_auth_email_per_hour: int = Field(default=10, ge=1)
+    # Mails one address receives per hour from register, verify-request, magic-link and
+    # password/forgot together; beyond it the answer is still 202, and nothing is sent.
+    ratelimit_auth_mails_per_address_per_hour: int = Field(default=10, ge=1)
     # Auth /refresh per client IP: higher than the rest (many users may share one NAT address).
     ratelimit_auth_refresh_ip_per_minute: int = Field(default=120, ge=1)
 
@@ -247,8 +258,15 @@ def describe_validation_error(error: ValidationError) -> list[str]:
     return lines
 
 
+# Which dotenv file to read (default `.env`; empty: none). `make run` empties it: the root `.env`
+# is written for Docker Compose, and its production secrets (RESEND_API_KEY: real mail) must not
+# reach the local stack.
+ENV_FILE_VARIABLE = "BLOCKBOT_ENV_FILE"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, raising SettingsError with a readable message."""
+    overrides.setdefault("_env_file", os.environ.get(ENV_FILE_VARIABLE, ".env") or None)
     try:
         return Settings(**overrides)
     except ValidationError as error:

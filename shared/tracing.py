@@ -22,7 +22,7 @@ Configuration is the SDK's own (https://opentelemetry.io/docs/specs/otel/configu
   `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_*`: read by the SDK as usual.
 
 When nothing is set no tracer provider is installed, and the database and Redis clients are
-not instrumented at all, so tracing that is off costs nothing.
+not instrumented at all, nor is the app (no middleware), so tracing that is off costs nothing.
 """
 
 from __future__ import annotations

@@ -128,3 +128,19 @@ def make_settings(
         return load_settings(**values)
 
     return build
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every access-token signature verification (PyJWT decode) made while the test runs."""
+    import jwt
+
+    calls: list[str] = []
+    original = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return original(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return calls

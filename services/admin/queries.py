@@ -199,3 +199,20 @@ async def revoke_sessions(db: AsyncSession, user_id: UUID, *, reason: str) -> li
         {"id": user_id, "reason": reason},
     )
     return list(rows.scalars())
+
+
+async def public_table_count(db: AsyncSession) -> int:
+    """Tables in the `public` schema: a restore target must have none."""
+    count = (
+        await db.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+    ).scalar_one()
+    return int(count)
+
+
+async def recently_revoked_sessions(db: AsyncSession, seconds: int) -> list[UUID]:
+    """Sessions revoked in the last `seconds` (their access tokens may still be unexpired)."""
+    rows = await db.execute(
+        text("SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => :s)"),
+        {"s": seconds},
+    )
+    return list(rows.scalars())

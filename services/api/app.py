@@ -12,11 +12,12 @@ from services.api.api_keys import routes as api_keys
 from services.api.audit_log import routes as audit_log
 from services.api.invitations import routes as invitations
 from services.api.keys import PublicKeys, static_keys
-from services.api.limits import RateLimitHeadersMiddleware, RatePolicy
+from services.api.limits import RatePolicy
 from services.api.me import routes as me
 from services.api.members import routes as members
 from services.api.org import routes as org
 from services.api.state import ApiState
+from shared.access_tokens import ClaimsCache
 from shared.api_keys import hashing_key
 from shared.app import create_app
 from shared.bodylimit import install_body_limit
@@ -48,11 +49,13 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
                 await keys.refresh()  # best effort: the auth service may start after us
             app.state.api = ApiState(
                 settings=settings,
+                engine=res.engine,
                 sessionmaker=res.sessionmaker,
                 redis=res.redis,
                 public_keys=keys,
                 limiter=RateLimiter(res.redis, settings, res.redis_guard),
                 rate_policy=RatePolicy.from_settings(settings),
+                claims_cache=ClaimsCache(),
             )
             yield
 
@@ -69,7 +72,8 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         ],
         service_lifespan=lifespan,
         resources=resources,
+        # Reads retry once on a dropped connection instead (shared.db.tenant_read, TenantScope).
+        database_pre_ping=False,
     )
-    app.add_middleware(RateLimitHeadersMiddleware)
     install_body_limit(app, settings.api_max_body_bytes)
     return app

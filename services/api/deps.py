@@ -3,17 +3,21 @@
 Per request, in this order:
 
 1. `authenticate`: bearer token verified with public keys only (signature, alg, kid, iss, aud,
-   exp); then, in ONE Lua call (one Redis round trip), the three rate-limit windows and the
-   revoked-session marker (fail open when Redis is down).
-2. `TenantSession`: one transaction bound (`set_config(..., true)`) to the org of the VERIFIED
-   token, committed after the handler returns and before the response is sent, rolled back on
-   any error. Row Level Security is the tenant boundary.
-3. `CurrentUser`: the caller's user row loaded inside that transaction; a user deleted since
-   the token was issued is a 401. Permission checks use the role in the database, never the
-   (possibly stale) role claim.
+   exp), at most once per token (`ClaimsCache`: its header parsed once, its verified claims
+   kept until exp); then, in ONE Lua call (one Redis round trip), the three rate-limit windows
+   and the revoked-session marker, checked on EVERY request (fail open when Redis is down).
+2. `tenant_scope`: the tenant of the VERIFIED credential, bound with `set_config(..., true)`
+   (`shared.db.TenantScope`). A route that declares `TenantSession` gets one transaction,
+   committed after the handler returns and before the response is sent, rolled back on any
+   error; any other route reads with single statements that bind the tenant and read, one
+   round trip each, in implicit transactions. Row Level Security is the tenant boundary.
+3. `CurrentUser`: the caller's user row, read by the statement that binds the tenant (so
+   `GET /me` is ONE PostgreSQL round trip; in a transaction it is its first statement); a user
+   deleted since the token was issued is a 401. Permission checks use the role in the database,
+   never the (possibly stale) role claim.
 
 An API key (`Bearer bb_...`, services/api/api_keys/credential.py) takes the same path with two
-differences: its org is only known from its row, so step 2 comes first (the transaction begins
+differences: its org is only known from its row, so step 2 comes first (a transaction begins
 with the ONE statement that verifies the key and binds its org), then its windows (the org's,
 the key's, the key's per endpoint) in the same single Lua call; and step 3 refuses it
 (`CurrentUser` is a person) unless the route takes `Caller`, which admits keys whose scopes
@@ -32,11 +36,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.api_keys import credential as api_key
 from services.api.api_keys.credential import ApiKeyNotAllowed, KeyCredential, KeyPrincipal
-from services.api.limits import DECISION_SCOPE_KEY
 from services.api.me import queries
 from services.api.metrics import (
     AUTH_FAILURES,
@@ -46,12 +50,14 @@ from services.api.metrics import (
 )
 from services.api.principal import Principal
 from services.api.state import ApiState
-from shared.access_tokens import AccessClaims, revoked_sid_key, verify_access_token
+from shared.access_tokens import AccessClaims, revoked_sid_key
 from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
-from shared.db import tenant_transaction, transaction
+from shared.db import TenantScope, transaction
 from shared.errors import RateLimited, Unauthorized
+from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
+from shared.ratelimit_headers import remember
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.api.auth")
@@ -68,29 +74,45 @@ async def get_state(request: Request) -> ApiState:
 ApiDep = Annotated[ApiState, Depends(get_state)]
 
 
+_AUTH_MISSING = AUTH_FAILURES.labels("missing")
+_AUTH_INVALID = AUTH_FAILURES.labels("invalid")
+_AUTH_REVOKED = AUTH_FAILURES.labels("revoked")
+_AUTH_UNKNOWN_USER = AUTH_FAILURES.labels("unknown_user")
+_USER_REQUESTS = REQUESTS_BY_CREDENTIAL.labels("user")
+
+
 def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     token = bearer_token(header)
     if token is None:
-        AUTH_FAILURES.labels("invalid" if header else "missing").inc()
+        (_AUTH_INVALID if header else _AUTH_MISSING).inc()
         raise Unauthorized(MISSING_TOKEN_DETAIL)
     return token
 
 
+async def _verified_claims(token: str, state: ApiState) -> AccessClaims:
+    """The token's claims: cached (verified before, unexpired, key still current) or verified now."""
+    try:
+        kid, claims = state.claims_cache.lookup(token)
+        keys = await state.public_keys.for_kid(kid)
+        if claims is not None and kid in keys:
+            return claims
+        return state.claims_cache.verify(token, kid, keys, state.settings)
+    except Unauthorized:
+        _AUTH_INVALID.inc()
+        raise
+
+
+@requires_security(BEARER_AUTH)
 async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCredential:
     """Verify the bearer token, apply the rate limits, reject revoked sessions.
 
-    An API key is only shape-checked here: it is verified by `tenant_session`, in the database.
+    An API key is only shape-checked here: it is verified by `tenant_scope`, in the database.
     """
     token = _bearer_token(request)
     if is_api_key(token):
         return api_key.presented(token, state.settings)
-    keys = await state.public_keys.for_token(token)
-    try:
-        claims = verify_access_token(token, keys, state.settings)
-    except Unauthorized:
-        AUTH_FAILURES.labels("invalid").inc()
-        raise
+    claims = await _verified_claims(token, state)
     # One Lua call: the three windows and the revoked-session marker (one round trip).
     decision = await state.limiter.check_fail_open(
         state.rate_policy.windows(claims, request.method, _route(request)),
@@ -99,14 +121,14 @@ async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCre
     if decision is None:
         REVOCATION_CHECK_FAIL_OPEN.inc()
         logger.warning("revoked-session check unavailable (Redis down), failing open")
-        REQUESTS_BY_CREDENTIAL.labels("user").inc()
+        _USER_REQUESTS.inc()
         return claims
-    request.scope[DECISION_SCOPE_KEY] = decision
+    remember(request, decision)
     if decision.flagged:
-        AUTH_FAILURES.labels("revoked").inc()
+        _AUTH_REVOKED.inc()
         raise Unauthorized("The session of this access token has been revoked.")
     _enforce(request, decision)
-    REQUESTS_BY_CREDENTIAL.labels("user").inc()
+    _USER_REQUESTS.inc()
     return claims
 
 
@@ -116,7 +138,7 @@ def _route(request: Request) -> str:
 
 def _enforce(request: Request, decision: Decision) -> None:
     """Leave the decision for the RateLimit-* headers; a refused one is a 429."""
-    request.scope[DECISION_SCOPE_KEY] = decision
+    remember(request, decision)
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",
@@ -137,14 +159,40 @@ async def _limit_key(request: Request, state: ApiState, key: KeyPrincipal) -> No
         _enforce(request, decision)
 
 
-async def tenant_session(
-    credential: Credential, state: ApiDep, request: Request
-) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, bound to the verified credential's org; commits before
-    responding. For an API key, its first statement verifies the key and binds its org."""
+_TRANSACTION_FLAG = "_blockbot_tenant_transaction"
+
+
+def _declares(dependant: Dependant, call: object) -> bool:
+    return any(sub.call is call or _declares(sub, call) for sub in dependant.dependencies)
+
+
+def _route_needs_transaction(request: Request) -> bool:
+    """Whether the matched route declares `TenantSession` (worked out once per route)."""
+    route = request.scope.get("route")
+    flag = getattr(route, _TRANSACTION_FLAG, None)
+    if flag is None:
+        dependant = getattr(route, "dependant", None)
+        flag = dependant is None or _declares(dependant, tenant_session)
+        if route is not None:
+            setattr(route, _TRANSACTION_FLAG, flag)
+    return bool(flag)
+
+
+async def tenant_scope(credential: Credential, state: ApiDep, request: Request) -> AsyncIterator[TenantScope]:
+    """The verified credential's tenant: a transaction for routes that declare `TenantSession`
+    (committed before responding), single bound statements otherwise. An API key is verified
+    here, by the first statement of a transaction, which binds its org."""
     if isinstance(credential, AccessClaims):
-        async with tenant_transaction(state.sessionmaker, credential.org_id) as session:
-            yield session
+        if not _route_needs_transaction(request):
+            yield TenantScope(credential.org_id, state.engine)
+            return
+        scope = TenantScope(credential.org_id, state.engine, state.sessionmaker)
+        try:
+            yield scope
+        except BaseException:
+            await scope.finish(ok=False)
+            raise
+        await scope.finish(ok=True)
         return
     async with transaction(state.sessionmaker) as session:
         key = await api_key.verify(session, credential)
@@ -152,15 +200,24 @@ async def tenant_session(
         api_key.require_scope(key, request.method)
         request.state.api_key = key
         REQUESTS_BY_CREDENTIAL.labels("api_key").inc()
-        yield session
+        yield TenantScope.in_transaction(session, key.org_id)
 
 
-TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
+Tenant = Annotated[TenantScope, Depends(tenant_scope, scope="function")]
 
 
-async def current_user(
-    credential: Credential, session: TenantSession, request: Request, state: ApiDep
-) -> Principal:
+async def tenant_session(tenant: Tenant) -> AsyncSession:
+    """The request's transaction, bound to the verified credential's org.
+
+    After `CurrentUser` (the usual order) it is already open, bound by the caller's read.
+    """
+    return await tenant.transaction()
+
+
+TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
+
+
+async def current_user(credential: Credential, tenant: Tenant, request: Request, state: ApiDep) -> Principal:
     """The caller as the database knows them now; a user deleted since the token is a 401.
 
     A person only: an API key is refused (403) on the routes that take `CurrentUser`.
@@ -169,9 +226,9 @@ async def current_user(
         KEY_AUTH_FAILURES.labels("not_allowed").inc()
         raise ApiKeyNotAllowed()
     claims = credential
-    row = await queries.caller(session, claims.user_id)
+    row = await queries.caller(tenant, claims.user_id)
     if row is None:
-        AUTH_FAILURES.labels("unknown_user").inc()
+        _AUTH_UNKNOWN_USER.inc()
         raise Unauthorized("The user of this access token no longer exists or is disabled.")
     return Principal(
         **vars(row),
@@ -186,11 +243,11 @@ CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
 async def caller(
-    credential: Credential, session: TenantSession, request: Request, state: ApiDep
+    credential: Credential, tenant: Tenant, request: Request, state: ApiDep
 ) -> Principal | KeyPrincipal:
     """The caller of a route that also serves API keys: a person, or a key (scope checked)."""
     if isinstance(credential, AccessClaims):
-        return await current_user(credential, session, request, state)
+        return await current_user(credential, tenant, request, state)
     key: KeyPrincipal = request.state.api_key
     return key
 

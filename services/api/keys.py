@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping
 
 import httpx
-import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.api.metrics import JWKS_FETCHES
-from shared.access_tokens import keys_by_kid, keys_from_jwks, parse_public_key
+from shared.access_tokens import keys_by_kid, keys_from_jwks, parse_public_key, token_kid
+from shared.errors import Unauthorized
 from shared.settings import Settings, SettingsError
 
 logger = logging.getLogger("blockbot.api.keys")
@@ -41,7 +41,7 @@ def static_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
 
 
 class PublicKeys:
-    """Keys by kid; `for_token` refreshes from the JWKS when needed."""
+    """Keys by kid; `for_kid` refreshes from the JWKS when needed."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self._static = static_keys(settings)
@@ -63,18 +63,21 @@ class PublicKeys:
         return self._keys
 
     async def for_token(self, token: str) -> Mapping[str, Ed25519PublicKey]:
-        """The keys to verify `token` with, refetching the JWKS if its kid is unknown or stale."""
+        """The keys to verify `token` with (see `for_kid`); an unparsable token gets the current keys."""
+        try:
+            kid = token_kid(token)
+        except Unauthorized:
+            return self._keys  # verification will refuse it
+        return await self.for_kid(kid)
+
+    async def for_kid(self, kid: str) -> Mapping[str, Ed25519PublicKey]:
+        """The keys to verify a token naming `kid` with, refetching the JWKS if unknown or stale."""
         if self._jwks_url is None:
             return self._keys
         now = time.monotonic()
         stale = now - self._fetched_at > MAX_AGE_SECONDS
-        if not stale:
-            try:
-                kid = jwt.get_unverified_header(token).get("kid")
-            except jwt.PyJWTError:
-                return self._keys  # verification will refuse it
-            if kid in self._keys or not isinstance(kid, str):
-                return self._keys
+        if not stale and kid in self._keys:
+            return self._keys
         if now - self._attempted_at < self._min_refetch_interval():
             return self._keys
         async with self._lock:
@@ -97,7 +100,12 @@ class PublicKeys:
             fetched = keys_from_jwks(document if isinstance(document, dict) else {})
         except (httpx.HTTPError, ValueError) as error:
             JWKS_FETCHES.labels("error").inc()
-            logger.warning("JWKS fetch failed; keeping the cached keys", extra={"error": repr(error)})
+            if self._fetched:
+                logger.warning("JWKS fetch failed; keeping the cached keys", extra={"error": repr(error)})
+            else:
+                # Nothing cached yet (typically the auth service is still starting): not a fault,
+                # the keys are fetched again when the first token needs them.
+                logger.info("JWKS not available yet; fetching on first use", extra={"error": repr(error)})
             return False
         JWKS_FETCHES.labels("ok").inc()
         self._fetched = fetched

@@ -26,7 +26,7 @@ from services.auth.identities import (
     lock_if_enabled,
 )
 from services.auth.metrics import LOGINS
-from services.auth.one_time_tokens import Purpose, consume, issue, retire_outstanding
+from services.auth.one_time_tokens import Purpose, consume, is_live, issue, retire_outstanding
 from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
@@ -161,6 +161,17 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
     )
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+        # The password was checked against the version read before hashing; a reset that
+        # committed since (it bumps the version under this row's lock) voids the check.
+        current = (
+            await db.execute(
+                text("SELECT credentials_version FROM users WHERE id = :id FOR NO KEY UPDATE"),
+                {"id": user.id},
+            )
+        ).scalar_one_or_none()
+        if current != user.credentials_version:
+            LOGINS.labels("invalid_credentials").inc()
+            raise Unauthorized(INVALID_CREDENTIALS)
         if new_hash is not None:
             await db.execute(
                 text("UPDATE users SET password_hash = :hash, updated_at = now() WHERE id = :id"),
@@ -205,7 +216,10 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
             # victim's address log in once the victim signs in by email (account pre-hijacking).
             # The user can set a password with /password/forgot.
             await db.execute(
-                text("UPDATE users SET password_hash = NULL, updated_at = now() WHERE id = :id"),
+                text(
+                    "UPDATE users SET password_hash = NULL, credentials_version ="
+                    " credentials_version + 1, updated_at = now() WHERE id = :id"
+                ),
                 {"id": user.id},
             )
         user = await _mark_verified(db, user, client)
@@ -246,11 +260,18 @@ async def request_password_reset(state: AuthState, *, email: str) -> None:
 
 async def reset_password(state: AuthState, *, token: str, password: str, client: ClientInfo) -> None:
     """Set a new password from a reset link and revoke every session of the user."""
+    # An invalid token costs no Argon2 time (it is checked again, and consumed, below).
+    if not await is_live(state.sessionmaker, Purpose.PASSWORD_RESET, token):
+        raise InvalidLink()
     password_hash = await state.passwords.hash(password)
     async with transaction(state.sessionmaker) as db:
         user = await _consume_for_user(db, Purpose.PASSWORD_RESET, token)
+        # Takes the row lock a concurrent login checks its credentials version under.
         await db.execute(
-            text("UPDATE users SET password_hash = :hash, updated_at = now() WHERE id = :id"),
+            text(
+                "UPDATE users SET password_hash = :hash, credentials_version ="
+                " credentials_version + 1, updated_at = now() WHERE id = :id"
+            ),
             {"hash": password_hash, "id": user.id},
         )
         # Receiving the reset email proves the address too.

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from services.auth.state import AuthState
-from shared.email_queue import EmailTemplate, enqueue_email
+from shared.email_queue import (
+    AccountExistsProps,
+    MagicLinkProps,
+    PasswordResetProps,
+    VerifyEmailProps,
+    enqueue_email,
+)
 
 
 def app_link(state: AuthState, path: str, token: str | None = None) -> str:
@@ -16,13 +22,12 @@ async def send_verification(state: AuthState, *, to: str, name: str, token: str)
     await enqueue_email(
         state.redis,
         state.settings,
-        template=EmailTemplate.VERIFY_EMAIL,
         to=to,
-        context={
-            "link": app_link(state, "/auth/verify-email", token),
-            "expires_in_seconds": state.settings.email_verification_ttl_seconds,
-            "name": name,
-        },
+        props=VerifyEmailProps(
+            link=app_link(state, "/auth/verify-email", token),
+            expires_in_seconds=state.settings.email_verification_ttl_seconds,
+            name=name,
+        ),
     )
 
 
@@ -30,12 +35,11 @@ async def send_account_exists(state: AuthState, *, to: str) -> None:
     await enqueue_email(
         state.redis,
         state.settings,
-        template=EmailTemplate.ACCOUNT_EXISTS,
         to=to,
-        context={
-            "login_link": app_link(state, "/auth/login"),
-            "reset_link": app_link(state, "/auth/forgot-password"),
-        },
+        props=AccountExistsProps(
+            login_link=app_link(state, "/auth/login"),
+            reset_link=app_link(state, "/auth/forgot-password"),
+        ),
     )
 
 
@@ -43,12 +47,11 @@ async def send_magic_link(state: AuthState, *, to: str, token: str) -> None:
     await enqueue_email(
         state.redis,
         state.settings,
-        template=EmailTemplate.MAGIC_LINK,
         to=to,
-        context={
-            "link": app_link(state, "/auth/magic", token),
-            "expires_in_seconds": state.settings.magic_link_ttl_seconds,
-        },
+        props=MagicLinkProps(
+            link=app_link(state, "/auth/magic", token),
+            expires_in_seconds=state.settings.magic_link_ttl_seconds,
+        ),
     )
 
 
@@ -56,10 +59,9 @@ async def send_password_reset(state: AuthState, *, to: str, token: str) -> None:
     await enqueue_email(
         state.redis,
         state.settings,
-        template=EmailTemplate.PASSWORD_RESET,
         to=to,
-        context={
-            "link": app_link(state, "/auth/reset-password", token),
-            "expires_in_seconds": state.settings.password_reset_ttl_seconds,
-        },
+        props=PasswordResetProps(
+            link=app_link(state, "/auth/reset-password", token),
+            expires_in_seconds=state.settings.password_reset_ttl_seconds,
+        ),
     )

@@ -26,6 +26,9 @@ class UserRecord:
     role: str
     password_hash: str | None
     email_verified_at: datetime | None
+    created_at: datetime
+    # Incremented by every password change: a login's check is only good for the version it read.
+    credentials_version: int
     disabled_at: datetime | None = None
 
     @property
@@ -41,7 +44,10 @@ class Identity:
     org_name: str
 
 
-_USER_COLUMNS = "id, org_id, email, name, role, password_hash, email_verified_at, disabled_at"
+_USER_COLUMNS = (
+    "id, org_id, email, name, role, password_hash, email_verified_at, created_at,"
+    " credentials_version, disabled_at"
+)
 
 
 async def find_user_by_email(state: AuthState, email: str) -> UserRecord | None:

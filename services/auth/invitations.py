@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.auth.accounts import InvalidLink, Issued, start_session
 from services.auth.identities import load_user, normalize_email
-from services.auth.one_time_tokens import Purpose, consume
+from services.auth.one_time_tokens import Purpose, consume, is_live
 from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from shared import audit
@@ -23,6 +23,9 @@ async def accept_invitation(
     state: AuthState, *, token: str, name: str, password: str, client: ClientInfo
 ) -> Issued:
     """Consume the invitation token, create the verified member and log them in."""
+    # An invalid token costs no Argon2 time (it is checked again, and consumed, below).
+    if not await is_live(state.sessionmaker, Purpose.INVITATION, token):
+        raise InvalidLink()
     password_hash = await state.passwords.hash(password)
     try:
         async with transaction(state.sessionmaker) as db:

@@ -1,60 +1,92 @@
-"""Rate limits of the unauthenticated auth endpoints: per client IP and per email hash.
+"""Rate limits of the unauthenticated auth endpoints: per client network, per address and network.
 
 Checked before any user lookup, fail closed (Redis down is a 503). Windows are per endpoint so
 that, say, a burst of sign-ups does not lock a person out of logging in.
+
+Limits must not become a lockout weapon: an address's window is keyed by the address AND the
+client network (IPv4 address, IPv6 /64), so failures from one network never refuse a correct
+password from another; each network also has its own window across addresses. IPv6 clients are
+keyed by /64 because one subscriber usually holds a whole /64: per address it would be 2^64
+fresh budgets. Email-sending endpoints additionally cap the mails an address receives per hour
+(the inbox is protected; the answer stays 202, so the cap says nothing about the account).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from ipaddress import IPv6Address, ip_address, ip_network
 
-from fastapi import Response
+from fastapi import Request
 
 from services.auth.state import AuthState, ClientInfo
-from shared.errors import AppError
-from shared.ratelimit import Decision, Window, hash_identifier, raise_if_limited, ratelimit_headers
+from shared.ratelimit import Decision, Window, hash_identifier, raise_if_limited
+from shared.ratelimit_headers import remember
+
+IPV6_NETWORK_PREFIX = 64
 
 
-async def enforce(state: AuthState, endpoint: str, client: ClientInfo, email: str | None) -> Decision:
-    """Check and record the windows for one request; raise 429 (or 503) when refused."""
+def client_network(ip: str | None) -> str:
+    """The rate-limit key of a client address: the IPv4 address itself, or its IPv6 /64."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ip_network(f"{address}/{IPV6_NETWORK_PREFIX}", strict=False))
+    return str(address)
+
+
+async def enforce(
+    state: AuthState, request: Request, endpoint: str, client: ClientInfo, email: str | None
+) -> Decision:
+    """Check and record the windows for one request (its response gets the RateLimit-* headers);
+    raise 429 (or 503) when refused."""
     settings = state.settings
+    network = client_network(client.ip)
     windows = [
-        Window("auth_ip", f"{endpoint}:{client.ip or 'unknown'}", settings.ratelimit_auth_ip_per_minute, 60),
+        Window("auth_ip", f"{endpoint}:{network}", settings.ratelimit_auth_ip_per_minute, 60),
     ]
     if email is not None:
         windows.append(
             Window(
                 "auth_email",
-                f"{endpoint}:{hash_identifier(email)}",
+                f"{endpoint}:{hash_identifier(email)}:{network}",
                 settings.ratelimit_auth_email_per_hour,
                 3600,
             )
         )
-    decision = await state.limiter.check_fail_closed(windows)
+    # Headers describe the network's window only: the address's would tell this caller about
+    # requests for the address (a refusal by it still says when to retry).
+    decision = await state.limiter.check_fail_closed(windows, report_first=True)
+    remember(request, decision)
     raise_if_limited(decision)
     return decision
 
 
-async def enforce_ip(state: AuthState, endpoint: str, client: ClientInfo, limit: int) -> Decision:
-    """Per-client-IP window of a token endpoint (refresh, one-time token verification).
+async def mail_allowed(state: AuthState, email: str) -> bool:
+    """Whether one more mail may go to `email` this hour (counted for every address, known or not)."""
+    window = Window(
+        "auth_mail",
+        hash_identifier(email),
+        state.settings.ratelimit_auth_mails_per_address_per_hour,
+        3600,
+    )
+    return (await state.limiter.check_fail_closed([window])).allowed
+
+
+async def enforce_ip(
+    state: AuthState, request: Request, endpoint: str, client: ClientInfo, limit: int
+) -> Decision:
+    """Per-client-network window of a token endpoint (refresh, one-time token verification).
 
     These take no email, but each request costs database work (and Argon2 for reset and
     invitation acceptance), so they are bounded too, before the token is looked up.
     """
-    window = Window("auth_ip", f"{endpoint}:{client.ip or 'unknown'}", limit, 60)
+    window = Window("auth_ip", f"{endpoint}:{client_network(client.ip)}", limit, 60)
     decision = await state.limiter.check_fail_closed([window])
+    remember(request, decision)
     raise_if_limited(decision)
     return decision
-
-
-@contextmanager
-def limit_headers(decision: Decision, response: Response) -> Iterator[None]:
-    """Put the RateLimit-* headers on the response, whether it succeeds or fails."""
-    headers = ratelimit_headers(decision)
-    response.headers.update(headers)
-    try:
-        yield
-    except AppError as error:
-        error.headers = {**headers, **error.headers}
-        raise

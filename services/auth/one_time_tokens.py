@@ -13,10 +13,10 @@ from enum import StrEnum
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.auth.metrics import MAGIC_LINKS, ONE_TIME_TOKENS
-from shared.db import set_tenant
+from shared.db import set_tenant, transaction
 from shared.opaque_tokens import new_token, token_hash
 from shared.settings import Settings
 
@@ -77,6 +77,25 @@ async def issue(
     if purpose is Purpose.MAGIC_LINK:
         MAGIC_LINKS.labels("issued").inc()
     return token
+
+
+async def is_live(sessionmaker: async_sessionmaker[AsyncSession], purpose: Purpose, token: str) -> bool:
+    """Whether the token exists, unused and unexpired (a cheap check before costly work)."""
+    digest = token_hash(token)
+    if digest is None:
+        return False
+    async with transaction(sessionmaker) as session:
+        # Cross-tenant read (auth_identity_lookup policy).
+        found = (
+            await session.execute(
+                text(
+                    "SELECT 1 FROM one_time_tokens WHERE token_hash = :hash AND purpose = :p"
+                    " AND consumed_at IS NULL AND expires_at > now()"
+                ),
+                {"hash": digest, "p": str(purpose)},
+            )
+        ).first()
+    return found is not None
 
 
 async def consume(session: AsyncSession, purpose: Purpose, token: str) -> ConsumedToken | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Cookie, Response, status
+from fastapi import APIRouter, Request, Response, Security, status
+from fastapi.security import APIKeyCookie
 
 from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
-from services.auth.dependencies import (
+from services.auth.deps import (
     COOKIE_PATH,
     REFRESH_COOKIE,
     AuthDep,
@@ -17,7 +18,7 @@ from services.auth.dependencies import (
     SameOrigin,
 )
 from services.auth.identities import Identity
-from services.auth.limits import enforce, enforce_ip, limit_headers
+from services.auth.limits import enforce, enforce_ip, mail_allowed
 from services.auth.schemas import (
     JWKS,
     AcceptInvitationRequest,
@@ -32,15 +33,24 @@ from services.auth.schemas import (
     StatusResponse,
     TokenRequest,
     TokenResponse,
-    UserOut,
     VerifyEmailRequest,
 )
 from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
+from shared.openapi import REFRESH_COOKIE_AUTH
+from shared.user_schema import User
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-RefreshCookie = Cookie(default=None, alias=REFRESH_COOKIE, include_in_schema=False)
+# A security dependency (not a plain Cookie parameter) so the documents declare the cookie scheme.
+RefreshCookie = Security(
+    APIKeyCookie(
+        name=REFRESH_COOKIE,
+        scheme_name=REFRESH_COOKIE_AUTH,
+        auto_error=False,
+        description="The httpOnly refresh cookie set by login, refresh and the verification endpoints.",
+    )
+)
 ACCEPTED = StatusResponse(status="accepted")
 
 
@@ -69,13 +79,14 @@ def clear_refresh_cookie(response: Response, state: AuthState) -> None:
 def token_body(state: AuthState, identity: Identity, access_token: str) -> TokenResponse:
     user = identity.user
     return TokenResponse(
-        user=UserOut(
+        user=User(
             id=user.id,
             org_id=user.org_id,
             email=user.email,
             name=user.name,
             role=user.role,
             email_verified=user.verified,
+            created_at=user.created_at,
         ),
         org=OrgOut(id=user.org_id, name=identity.org_name),
         access_token=access_token,
@@ -91,11 +102,11 @@ def session_response(state: AuthState, response: Response, issued: Issued) -> To
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def register(
-    body: RegisterRequest, state: AuthDep, client: Client, response: Response
+    body: RegisterRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> StatusResponse:
     """Sign up: the same answer whether or not the address already has an account."""
-    decision = await enforce(state, "register", client, body.email)
-    with limit_headers(decision, response):
+    await enforce(state, request, "register", client, body.email)
+    if await mail_allowed(state, body.email):
         await signups.register(
             state,
             email=body.email,
@@ -109,40 +120,39 @@ async def register(
 
 @router.post("/email/verify", response_model=TokenResponse)
 async def verify_email(
-    body: VerifyEmailRequest, state: AuthDep, client: Client, response: Response
+    body: VerifyEmailRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
     """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
-    decision = await enforce_ip(state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
-    with limit_headers(decision, response):
-        issued = await signups.verify_email(state, token=body.token, password=body.password, client=client)
+    await enforce_ip(state, request, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await signups.verify_email(state, token=body.token, password=body.password, client=client)
     return session_response(state, response, issued)
 
 
 @router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def verify_request(
-    body: EmailRequest, state: AuthDep, client: Client, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> StatusResponse:
-    decision = await enforce(state, "verify_request", client, body.email)
-    with limit_headers(decision, response):
+    await enforce(state, request, "verify_request", client, body.email)
+    if await mail_allowed(state, body.email):
         await signups.request_verification(state, email=body.email)
     return ACCEPTED
 
 
 @router.post("/login", response_model=TokenResponse)
-async def login(body: LoginRequest, state: AuthDep, client: Client, response: Response) -> TokenResponse:
-    decision = await enforce(state, "login", client, body.email)
-    with limit_headers(decision, response):
-        issued = await accounts.login(state, email=body.email, password=body.password, client=client)
+async def login(
+    body: LoginRequest, state: AuthDep, client: Client, request: Request, response: Response
+) -> TokenResponse:
+    await enforce(state, request, "login", client, body.email)
+    issued = await accounts.login(state, email=body.email, password=body.password, client=client)
     return session_response(state, response, issued)
 
 
 @router.post("/refresh", response_model=TokenResponse, dependencies=[SameOrigin])
 async def refresh(
-    state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
+    state: AuthDep, client: Client, request: Request, response: Response, token: str | None = RefreshCookie
 ) -> TokenResponse:
-    decision = await enforce_ip(state, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
-    with limit_headers(decision, response):
-        refreshed = await sessions.refresh(state, token, client)
+    await enforce_ip(state, request, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
+    refreshed = await sessions.refresh(state, token, client)
     access = accounts.issue_access_token(state, refreshed.identity, refreshed.session_id)
     set_refresh_cookie(response, state, refreshed.refresh_token)
     response.headers["Cache-Control"] = "no-store"
@@ -198,57 +208,52 @@ async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claim
 
 @router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def magic_link(
-    body: EmailRequest, state: AuthDep, client: Client, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> StatusResponse:
-    decision = await enforce(state, "magic_link", client, body.email)
-    with limit_headers(decision, response):
+    await enforce(state, request, "magic_link", client, body.email)
+    if await mail_allowed(state, body.email):
         await accounts.request_magic_link(state, email=body.email)
     return ACCEPTED
 
 
 @router.post("/magic-link/verify", response_model=TokenResponse)
 async def magic_link_verify(
-    body: TokenRequest, state: AuthDep, client: Client, response: Response
+    body: TokenRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
-    decision = await enforce_ip(
-        state, "magic_link_verify", client, state.settings.ratelimit_auth_ip_per_minute
-    )
-    with limit_headers(decision, response):
-        issued = await accounts.verify_magic_link(state, token=body.token, client=client)
+    await enforce_ip(state, request, "magic_link_verify", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await accounts.verify_magic_link(state, token=body.token, client=client)
     return session_response(state, response, issued)
 
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def password_forgot(
-    body: EmailRequest, state: AuthDep, client: Client, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> StatusResponse:
-    decision = await enforce(state, "password_forgot", client, body.email)
-    with limit_headers(decision, response):
+    await enforce(state, request, "password_forgot", client, body.email)
+    if await mail_allowed(state, body.email):
         await accounts.request_password_reset(state, email=body.email)
     return ACCEPTED
 
 
 @router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Client) -> Response:
+async def password_reset(
+    body: PasswordResetRequest, state: AuthDep, client: Client, request: Request
+) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    decision = await enforce_ip(state, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
-    with limit_headers(decision, response):
-        await accounts.reset_password(state, token=body.token, password=body.password, client=client)
+    await enforce_ip(state, request, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
+    await accounts.reset_password(state, token=body.token, password=body.password, client=client)
     clear_refresh_cookie(response, state)
     return response
 
 
 @router.post("/invitations/accept", status_code=status.HTTP_201_CREATED, response_model=TokenResponse)
 async def accept_invitation(
-    body: AcceptInvitationRequest, state: AuthDep, client: Client, response: Response
+    body: AcceptInvitationRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
-    decision = await enforce_ip(
-        state, "invitation_accept", client, state.settings.ratelimit_auth_ip_per_minute
+    await enforce_ip(state, request, "invitation_accept", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await invitations.accept_invitation(
+        state, token=body.token, name=body.name, password=body.password, client=client
     )
-    with limit_headers(decision, response):
-        issued = await invitations.accept_invitation(
-            state, token=body.token, name=body.name, password=body.password, client=client
-        )
     return session_response(state, response, issued)
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from services.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from shared.roles import Role
+from shared.user_schema import User
 
 NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 # Logging in with a password set under older rules still works; the cap bounds hashing work.
@@ -64,22 +64,13 @@ class StatusResponse(BaseModel):
     status: str
 
 
-class UserOut(BaseModel):
-    id: UUID
-    org_id: UUID
-    email: str
-    name: str
-    role: Role
-    email_verified: bool
-
-
 class OrgOut(BaseModel):
     id: UUID
     name: str
 
 
 class TokenResponse(BaseModel):
-    user: UserOut
+    user: User
     org: OrgOut
     access_token: str
     token_type: Literal["bearer"] = "bearer"

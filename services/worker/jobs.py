@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parseaddr
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -32,7 +33,6 @@ from services.worker.metrics import EMAIL_JOBS, EMAIL_RETRIES, EMAIL_SEND_DURATI
 from services.worker.sender import (
     EmailSender,
     OutgoingEmail,
-    PermanentSendError,
     SendError,
     TransientSendError,
 )
@@ -147,6 +147,167 @@ async def record_dead_letter(
         logger.error("email dead-letter write failed", extra={"job_id": job_id, "error": type(exc).__name__})
 
 
+class Outcome(StrEnum):
+    """What one attempt came to; each has one settling rule in `_SETTLE`."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    EXHAUSTED = "exhausted"  # transient failure on the last try
+    FAILED = "failed"  # the provider refused this message for good
+    INVALID = "invalid"  # the job itself is unusable: nothing was sent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The result of `deliver`: the outcome and what the logs, metrics and dead letters need."""
+
+    outcome: Outcome
+    provider_id: str | None = None
+    error: str = ""
+    status: int = 0
+    kind: str = "error"
+    retry_after: float | None = None
+    elapsed: float | None = None  # None when nothing was handed to the provider
+
+
+@dataclass(frozen=True)
+class _Settle:
+    level: int
+    message: str
+    duration_label: str | None  # email_send_duration_seconds{result}
+    span_error: str | None
+    dead_letter: bool
+
+
+_SETTLE: dict[Outcome, _Settle] = {
+    Outcome.SENT: _Settle(logging.INFO, "email sent", "ok", None, False),
+    Outcome.RETRY: _Settle(
+        logging.WARNING,
+        "email send failed, retrying",
+        "transient_error",
+        "transient failure, retrying",
+        False,
+    ),
+    Outcome.EXHAUSTED: _Settle(
+        logging.ERROR,
+        "email send failed on the last try, dead-lettered",
+        "transient_error",
+        "retries exhausted",
+        True,
+    ),
+    Outcome.FAILED: _Settle(
+        logging.ERROR, "email rejected by the provider, dead-lettered", "permanent_error", "rejected", True
+    ),
+    Outcome.INVALID: _Settle(logging.ERROR, "email job invalid, not sent", None, "invalid job", True),
+}
+
+
+async def _send(sender: EmailSender, email: OutgoingEmail) -> str:
+    """Hand the message over; anything unexpected (a full disk in outbox mode) is transient."""
+    try:
+        return await sender.send(email)
+    except SendError:
+        raise
+    except Exception as unexpected:
+        raise TransientSendError(
+            f"{type(unexpected).__name__}: {unexpected}"[:300], kind=type(unexpected).__name__
+        ) from None
+
+
+async def deliver(
+    state: EmailWorkerState, *, job_id: str, template: Any, to: Any, context: Any, job_try: int
+) -> Delivery:
+    """Render and send one message once; never raises for a classified failure."""
+    try:
+        recipient = _check_recipient(to)
+        rendered = state.renderer.render(template, context)
+    except InvalidEmailJob as error:
+        return Delivery(Outcome.INVALID, error=str(error), kind="invalid")
+    email = OutgoingEmail(
+        message_id=_message_id(job_id),
+        idempotency_key=job_id,
+        template=template_label(template),
+        sender=state.settings.email_from,
+        to=recipient,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+    )
+    started = time.perf_counter()
+    try:
+        provider_id = await _send(state.sender, email)
+    except SendError as error:
+        if isinstance(error, TransientSendError):
+            outcome = Outcome.EXHAUSTED if job_try >= state.max_tries else Outcome.RETRY
+        else:
+            outcome = Outcome.FAILED
+        return Delivery(
+            outcome,
+            error=str(error),
+            status=error.status,
+            kind=error.kind,
+            retry_after=error.retry_after,
+            elapsed=time.perf_counter() - started,
+        )
+    return Delivery(Outcome.SENT, provider_id=provider_id, elapsed=time.perf_counter() - started)
+
+
+async def settle(
+    delivery: Delivery,
+    *,
+    state: EmailWorkerState,
+    redis: ArqRedis,
+    span: trace.Span,
+    log: dict[str, Any],
+    job_id: str,
+    template: Any,
+    to: Any,
+    job_try: int,
+) -> dict[str, str]:
+    """Count, log and (for a dead end) dead-letter one delivery; `Retry` for another try."""
+    rule = _SETTLE[delivery.outcome]
+    label = log["template"]
+    details = dict(log)
+    if delivery.elapsed is not None:
+        assert rule.duration_label is not None
+        EMAIL_SEND_DURATION.labels(rule.duration_label).observe(delivery.elapsed)
+    if delivery.outcome is Outcome.SENT:
+        span.set_attribute("email.provider_id", delivery.provider_id or "")
+        details.update(mode=state.sender.mode, provider_id=delivery.provider_id)
+    elif delivery.outcome is not Outcome.INVALID:
+        span.set_attribute("email.status", delivery.status)
+        details.update(status=delivery.status, kind=delivery.kind)
+    if delivery.error:
+        details["error"] = delivery.error
+    if delivery.elapsed is not None:
+        details["duration_seconds"] = round(delivery.elapsed, 4)
+    if rule.span_error is not None:
+        span.set_status(Status(StatusCode.ERROR, rule.span_error))
+
+    if delivery.outcome is Outcome.RETRY:
+        defer = state.retry.delay(job_try, delivery.retry_after)
+        EMAIL_RETRIES.labels(label).inc()
+        logger.log(rule.level, rule.message, extra={**details, "retry_in_seconds": round(defer, 3)})
+        raise Retry(defer=defer)
+    EMAIL_JOBS.labels(label, delivery.outcome.value).inc()
+    logger.log(rule.level, rule.message, extra=details)
+    if rule.dead_letter:
+        await record_dead_letter(
+            redis,
+            state.settings,
+            job_id=job_id,
+            template=template,
+            to=to,
+            result=delivery.outcome.value,
+            job_try=job_try,
+            error=delivery.error,
+            status=delivery.status,
+            kind=delivery.kind,
+        )
+        return {"result": delivery.outcome.value}
+    return {"result": "sent", "provider_id": delivery.provider_id or ""}
+
+
 async def send_email(
     ctx: dict[str, Any],
     *,
@@ -156,7 +317,7 @@ async def send_email(
     trace_context: dict[str, str] | None = None,
     **_: Any,
 ) -> dict[str, str]:
-    """Render and deliver one email; raise `Retry` for a transient failure before the last try."""
+    """The arq job: deliver one email and settle the outcome (`Retry` before the last try)."""
     state: EmailWorkerState = ctx["email"]
     redis: ArqRedis = ctx["redis"]
     job_id: str = ctx["job_id"]
@@ -169,7 +330,6 @@ async def send_email(
         "max_tries": state.max_tries,
         "to_domain": _recipient_domain(to),
     }
-
     parent = propagate.extract(trace_context if isinstance(trace_context, dict) else {})
     attributes: dict[str, str | int] = {
         "messaging.system": "arq",
@@ -181,122 +341,17 @@ async def send_email(
     with tracer.start_as_current_span(
         "email.send", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
     ) as span:
-        try:
-            recipient = _check_recipient(to)
-            rendered = state.renderer.render(template, context)
-        except InvalidEmailJob as error:
-            EMAIL_JOBS.labels(label, "invalid").inc()
-            span.set_status(Status(StatusCode.ERROR, "invalid job"))
-            logger.error("email job invalid, not sent", extra={**log, "error": str(error)})
-            await record_dead_letter(
-                redis,
-                state.settings,
-                job_id=job_id,
-                template=template,
-                to=to,
-                result="invalid",
-                job_try=job_try,
-                error=str(error),
-                kind="invalid",
-            )
-            return {"result": "invalid"}
-
-        email = OutgoingEmail(
-            message_id=_message_id(job_id),
-            idempotency_key=job_id,
-            template=label,
-            sender=state.settings.email_from,
-            to=recipient,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
+        delivery = await deliver(
+            state, job_id=job_id, template=template, to=to, context=context, job_try=job_try
         )
-        started = time.perf_counter()
-        try:
-            try:
-                provider_id = await state.sender.send(email)
-            except SendError:
-                raise
-            except Exception as unexpected:  # e.g. a full disk in outbox mode: worth another try
-                raise TransientSendError(
-                    f"{type(unexpected).__name__}: {unexpected}"[:300], kind=type(unexpected).__name__
-                ) from None
-        except TransientSendError as error:
-            elapsed = time.perf_counter() - started
-            EMAIL_SEND_DURATION.labels("transient_error").observe(elapsed)
-            span.set_attribute("email.status", error.status)
-            details = {
-                **log,
-                "status": error.status,
-                "kind": error.kind,
-                "error": str(error),
-                "duration_seconds": round(elapsed, 4),
-            }
-            if job_try >= state.max_tries:
-                EMAIL_JOBS.labels(label, "exhausted").inc()
-                span.set_status(Status(StatusCode.ERROR, "retries exhausted"))
-                logger.error("email send failed on the last try, dead-lettered", extra=details)
-                await record_dead_letter(
-                    redis,
-                    state.settings,
-                    job_id=job_id,
-                    template=template,
-                    to=to,
-                    result="exhausted",
-                    job_try=job_try,
-                    error=str(error),
-                    status=error.status,
-                    kind=error.kind,
-                )
-                return {"result": "exhausted"}
-            defer = state.retry.delay(job_try, error.retry_after)
-            EMAIL_RETRIES.labels(label).inc()
-            span.set_status(Status(StatusCode.ERROR, "transient failure, retrying"))
-            logger.warning(
-                "email send failed, retrying", extra={**details, "retry_in_seconds": round(defer, 3)}
-            )
-            raise Retry(defer=defer) from None
-        except PermanentSendError as error:
-            elapsed = time.perf_counter() - started
-            EMAIL_SEND_DURATION.labels("permanent_error").observe(elapsed)
-            EMAIL_JOBS.labels(label, "failed").inc()
-            span.set_attribute("email.status", error.status)
-            span.set_status(Status(StatusCode.ERROR, "rejected"))
-            logger.error(
-                "email rejected by the provider, dead-lettered",
-                extra={
-                    **log,
-                    "status": error.status,
-                    "kind": error.kind,
-                    "error": str(error),
-                    "duration_seconds": round(elapsed, 4),
-                },
-            )
-            await record_dead_letter(
-                redis,
-                state.settings,
-                job_id=job_id,
-                template=template,
-                to=to,
-                result="failed",
-                job_try=job_try,
-                error=str(error),
-                status=error.status,
-                kind=error.kind,
-            )
-            return {"result": "failed"}
-
-        elapsed = time.perf_counter() - started
-        EMAIL_SEND_DURATION.labels("ok").observe(elapsed)
-        EMAIL_JOBS.labels(label, "sent").inc()
-        span.set_attribute("email.provider_id", provider_id)
-        logger.info(
-            "email sent",
-            extra={
-                **log,
-                "mode": state.sender.mode,
-                "provider_id": provider_id,
-                "duration_seconds": round(elapsed, 4),
-            },
+        return await settle(
+            delivery,
+            state=state,
+            redis=redis,
+            span=span,
+            log=log,
+            job_id=job_id,
+            template=template,
+            to=to,
+            job_try=job_try,
         )
-        return {"result": "sent", "provider_id": provider_id}

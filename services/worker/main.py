@@ -30,7 +30,8 @@ from services.worker.jobs import (
     send_email,
 )
 from services.worker.metrics import EMAIL_DEAD_LETTERS, EMAIL_QUEUE_DEPTH, MetricsServer
-from services.worker.sender import EmailSender, create_sender
+from services.worker.outbox import OutboxSender
+from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB, deserialize_job, email_queue_name, serialize_job
 from shared.logging import configure_logging
@@ -90,8 +91,15 @@ def install_log_filter() -> None:
         target.addFilter(RedactJobArguments())
 
 
+def create_sender(settings: Settings) -> EmailSender:
+    """Resend when a key is configured, otherwise the development outbox."""
+    if settings.resend_api_key is not None:
+        return ResendSender(settings)
+    return OutboxSender(settings.dev_outbox_dir)
+
+
 def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> dict[str, Any]:
-    """Everything arq's `Worker` takes, built from settings (also usable as arq `WorkerSettings`)."""
+    """Everything arq's `Worker` takes, built from settings (the attributes of `WorkerSettings`)."""
     options = options or WorkerOptions()
     sender = options.sender or create_sender(settings)
     state = EmailWorkerState(
@@ -175,12 +183,18 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     }
 
 
+def worker_settings(settings: Settings, options: WorkerOptions | None = None) -> type:
+    """arq's conventional `WorkerSettings` class, its attributes built from the settings."""
+    return type("WorkerSettings", (), worker_kwargs(settings, options))
+
+
 def create_worker(settings: Settings, options: WorkerOptions | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for the email queue; create it inside the event loop that will run it."""
     return Worker(**{**worker_kwargs(settings, options), **overrides})
 
 
 def check_settings(settings: Settings) -> None:
+    settings.require("redis_url")
     if settings.env is Environment.PRODUCTION:
         settings.require("resend_api_key")
 
@@ -205,6 +219,9 @@ async def print_dead_letters(settings: Settings, limit: int) -> None:
         entries: list[bytes] = await redis.lrange(dead_letter_key(settings), 0, limit - 1)  # type: ignore[misc]
     finally:
         await redis.aclose()
+    if not entries:
+        # stderr: stdout stays JSON lines for scripts.
+        print(f"dead-letter list {dead_letter_key(settings)} is empty", file=sys.stderr)
     for raw in entries:
         sys.stdout.write(raw.decode() + "\n")
 
@@ -218,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     try:
-        check_settings(settings)
+        if args.command == "dead-letter":
+            settings.require("redis_url")  # reading needs Redis only, not the sending configuration
+        else:
+            check_settings(settings)
     except SettingsError as error:
         print(str(error), file=sys.stderr)
         return 2
@@ -234,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def __getattr__(name: str) -> Any:
-    """`arq services.worker.main.WorkerSettings` builds the worker from the environment."""
+    """`arq services.worker.main.WorkerSettings`: the class, built from the environment on first use
+    (so importing this module needs no configuration)."""
     if name == "WorkerSettings":
         settings = load_settings()
         check_settings(settings)
-        return worker_kwargs(settings)
+        return worker_settings(settings)
     raise AttributeError(name)

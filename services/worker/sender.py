@@ -182,12 +182,3 @@ class ResendSender:
             if resend.default_async_http_client is self._client:
                 resend.default_async_http_client = resend._auto_async_http_client
             self._client = None
-
-
-def create_sender(settings: Settings) -> EmailSender:
-    """Resend when a key is configured, otherwise the development outbox."""
-    if settings.resend_api_key is not None:
-        return ResendSender(settings)
-    from services.worker.outbox import OutboxSender
-
-    return OutboxSender(settings.dev_outbox_dir)

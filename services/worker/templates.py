@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from pydantic import ValidationError
 
-from shared.email_queue import EmailTemplate
+from shared.email_queue import PROPS, EmailTemplate
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -28,17 +28,6 @@ SUBJECTS: dict[EmailTemplate, str] = {
     EmailTemplate.INVITATION: "{{ inviter_name }} invited you to {{ org_name }} on {{ product_name }}",
     EmailTemplate.ACCOUNT_EXISTS: "You already have a {{ product_name }} account",
 }
-
-# The context each template needs (the contract in shared/email_queue.py); extra keys are ignored.
-LINK_KEYS = frozenset({"link", "login_link", "reset_link"})
-REQUIRED_CONTEXT: dict[EmailTemplate, tuple[str, ...]] = {
-    EmailTemplate.MAGIC_LINK: ("link", "expires_in_seconds"),
-    EmailTemplate.VERIFY_EMAIL: ("link", "expires_in_seconds", "name"),
-    EmailTemplate.PASSWORD_RESET: ("link", "expires_in_seconds"),
-    EmailTemplate.INVITATION: ("link", "expires_in_seconds", "org_name", "inviter_name", "role"),
-    EmailTemplate.ACCOUNT_EXISTS: ("login_link", "reset_link"),
-}
-MAX_TEXT_FIELD = 200
 
 
 class InvalidEmailJob(ValueError):
@@ -74,26 +63,17 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _check_context(template: EmailTemplate, context: dict[str, Any]) -> dict[str, Any]:
+def _check_context(template: EmailTemplate, context: Any) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise InvalidEmailJob("context must be an object")
-    values: dict[str, Any] = {}
-    for key in REQUIRED_CONTEXT[template]:
-        if key not in context:
-            raise InvalidEmailJob(f"context is missing {key!r} for template {template.value!r}")
-        value = context[key]
-        if key in LINK_KEYS:
-            if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
-                raise InvalidEmailJob(f"context {key!r} must be an http(s) URL")
-            if not urlsplit(value).netloc:
-                raise InvalidEmailJob(f"context {key!r} must be an absolute URL")
-        elif key == "expires_in_seconds":
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidEmailJob("context 'expires_in_seconds' must be a positive integer")
-        elif not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT_FIELD:
-            raise InvalidEmailJob(f"context {key!r} must be a non-empty string of at most {MAX_TEXT_FIELD}")
-        values[key] = value
-    return values
+    try:
+        props = PROPS[template].model_validate(context)
+    except ValidationError as error:
+        keys = sorted({".".join(str(part) for part in e["loc"]) for e in error.errors()})
+        raise InvalidEmailJob(
+            f"context {', '.join(map(repr, keys))} missing or invalid for template {template.value!r}"
+        ) from None
+    return props.model_dump(mode="json")
 
 
 class TemplateRenderer:

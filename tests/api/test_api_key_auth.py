@@ -210,3 +210,48 @@ def test_production_api_refuses_to_start_without_a_hash_secret(make_settings) ->
     production = settings.model_copy(update={"env": Environment.PRODUCTION})
     with pytest.raises(SettingsError, match="API_KEY_HASH_SECRET"):
         create_api_app(production)
+
+
+async def test_the_per_key_window_counts_every_endpoint(api_settings, minter, make_org) -> None:
+    org = await make_org("owner")
+    async with running(api_settings(ratelimit_user_per_hour=3)) as api:
+        key = await new_key(api, minter, org.owner, "read")
+        paths = ["/api/v1/me", "/api/v1/org", "/api/v1/users"]
+        assert [(await api.client.get(p, headers=bearer(key))).status_code for p in paths] == [200] * 3
+        limited = await api.client.get("/api/v1/users/" + str(org.owner.id), headers=bearer(key))
+        assert_problem(limited, 429, "rate-limited")
+        assert "(api_key)" in limited.json()["detail"]
+
+
+def test_only_the_intended_routes_accept_keys(api_settings) -> None:
+    """Keys are admitted route by route (`Caller`); anything else refuses them."""
+    from fastapi.routing import APIRoute
+
+    from services.api.deps import caller
+
+    def depends_on(dependant: Any, call: Any) -> bool:
+        return any(d.call is call or depends_on(d, call) for d in dependant.dependencies)
+
+    def api_routes(routes: Any) -> Any:
+        # FastAPI includes routers lazily: the app holds them wrapped, with the original inside.
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "original_router"):
+                yield from api_routes(route.original_router.routes)
+
+    app = create_api_app(api_settings())
+    every = list(api_routes(app.routes))
+    assert len(every) > 10
+    admitted = {
+        (method, route.path)
+        for route in every
+        if depends_on(route.dependant, caller)
+        for method in route.methods or ()
+    }
+    assert admitted == {
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/org"),
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/users/{user_id}"),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -270,3 +271,29 @@ async def test_one_redis_round_trip_per_authenticated_request(api, minter, make_
         assert "ratelimit-remaining" in response.headers  # a decision was made: headers on the 401
     finally:
         del redis.execute_command
+
+
+async def test_a_start_up_fetch_before_auth_is_up_is_not_a_warning(make_settings, caplog):
+    """make run starts api and auth together: no cache yet is not a fault; losing a cache is."""
+    key = Ed25519PrivateKey.generate()
+    responses = [
+        httpx.Response(503),
+        httpx.Response(200, json={"keys": [public_jwk(key.public_key())]}),
+        httpx.Response(503),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return responses.pop(0)
+
+    settings = make_settings("api", jwks_url="http://auth.test/jwks.json")
+    caplog.set_level(logging.INFO, logger="blockbot")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        keys = PublicKeys(settings, http)
+        assert not await keys.refresh()
+        first = [r for r in caplog.records if "JWKS" in r.getMessage()]
+        assert [r.levelno for r in first] == [logging.INFO], first
+        caplog.clear()
+        assert await keys.refresh()
+        assert not await keys.refresh()
+        later = [r for r in caplog.records if "JWKS" in r.getMessage()]
+        assert [r.levelno for r in later] == [logging.WARNING], later

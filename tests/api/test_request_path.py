@@ -1,15 +1,22 @@
-"""The per-request database path: few round trips, still robust to dropped connections."""
+"""The per-request path: one PostgreSQL round trip for /me, the token verified once, still robust."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
+import pytest
+from asyncpg.prepared_stmt import PreparedStatement
+
+from shared.access_tokens import mark_sessions_revoked
+from shared.redis import create_redis
+from tests.api.conftest import add_session
 
 
 async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter, make_org, admin):
-    """Pre-ping: after PostgreSQL drops every pooled connection (a restart), requests still work."""
+    """No pre-ping, but after PostgreSQL drops every pooled connection (a restart) requests still work."""
     org = await make_org("owner")
     headers = minter.headers(org.owner)
     for _ in range(3):
@@ -25,30 +32,83 @@ async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter,
         assert response.status_code == 200, response.text
 
 
-async def test_me_costs_one_transaction_without_a_separate_ping_transaction(api, minter, make_org):
-    """The pre-ping runs inside the request's transaction: BEGIN, ping, set_config, SELECT, COMMIT."""
+@contextmanager
+def round_trips() -> Iterator[list[str]]:
+    """Every PostgreSQL round trip asyncpg makes meanwhile: simple queries, prepares, executions."""
+    sent: list[str] = []
+    originals = (
+        asyncpg.connection.Connection.execute,
+        asyncpg.connection.Connection.prepare,
+        PreparedStatement.fetch,
+    )
+
+    async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query.strip().rstrip(";").upper())
+        return await originals[0](self, query, *args, **kwargs)
+
+    async def prepare(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append("PREPARE " + query)
+        return await originals[1](self, query, *args, **kwargs)
+
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(self.get_query())
+        return await originals[2](self, *args, **kwargs)
+
+    asyncpg.connection.Connection.execute = execute  # type: ignore[method-assign]
+    asyncpg.connection.Connection.prepare = prepare  # type: ignore[method-assign]
+    PreparedStatement.fetch = fetch  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        asyncpg.connection.Connection.execute = originals[0]  # type: ignore[method-assign]
+        asyncpg.connection.Connection.prepare = originals[1]  # type: ignore[method-assign]
+        PreparedStatement.fetch = originals[2]  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/me", "/api/v1/org"])
+async def test_an_authenticated_read_is_one_statement(api, minter, make_org, path):
+    """No BEGIN, no ping, no separate set_config: one statement binds the tenant and reads."""
     org = await make_org("owner")
     headers = minter.headers(org.owner)
-    assert (await api.client.get("/api/v1/me", headers=headers)).status_code == 200  # warm pool
-    simple: list[str] = []
-    original = asyncpg.connection.Connection.execute
+    assert (await api.client.get(path, headers=headers)).status_code == 200  # warm: prepared
+    with round_trips() as sent:
+        response = await api.client.get(path, headers=headers)
+    assert response.status_code == 200
+    assert response.json()["id" if path.endswith("org") else "user"]
+    assert len(sent) == 1, sent
+    assert "set_config('app.current_org_id'" in sent[0] and "FROM users" in sent[0]
 
-    async def counting(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        simple.append(query.strip().rstrip(";").upper())
-        return await original(self, query, *args, **kwargs)
 
-    statements: list[str] = []
-    engine = api.app.state.resources.engine.sync_engine
+async def test_a_route_with_a_transaction_binds_the_tenant_with_its_first_statement(api, minter, make_org):
+    """GET /users: BEGIN, the caller's row (binding the tenant), the page, COMMIT."""
+    org = await make_org("owner", "member")
+    headers = minter.headers(org.owner)
+    assert (await api.client.get("/api/v1/users", headers=headers)).status_code == 200
+    with round_trips() as sent:
+        response = await api.client.get("/api/v1/users", headers=headers)
+    assert response.status_code == 200
+    assert {u["id"] for u in response.json()["items"]} == {str(m.id) for m in org.members}
+    assert len(sent) == 4, sent
+    assert sent[0] == "BEGIN" and sent[3] == "COMMIT"
+    assert "set_config('app.current_org_id'" in sent[1]
+    assert "set_config" not in sent[2] and "FROM users" in sent[2]
 
-    def on_execute(*args: object) -> None:
-        statements.append(str(args[2]))
 
-    event.listen(engine, "before_cursor_execute", on_execute)
-    asyncpg.connection.Connection.execute = counting  # type: ignore[method-assign]
-    try:
+async def test_a_token_is_verified_once_and_its_revocation_still_checked_every_request(
+    api, minter, make_org, admin, decodes
+):
+    org = await make_org("owner")
+    sid = await add_session(admin, org.owner)
+    headers = minter.headers(org.owner, sid=sid)
+    for _ in range(3):
         assert (await api.client.get("/api/v1/me", headers=headers)).status_code == 200
+    assert len(decodes) == 1  # verified once, then served from the claims cache
+    redis = create_redis(api.settings)
+    try:
+        await mark_sessions_revoked(redis, api.settings, [sid])
     finally:
-        asyncpg.connection.Connection.execute = original  # type: ignore[method-assign]
-        event.remove(engine, "before_cursor_execute", on_execute)
-    assert simple == ["BEGIN", "COMMIT"]  # no BEGIN/ROLLBACK pair around the ping
-    assert len(statements) == 2 and "set_config" in statements[0]
+        await redis.aclose()
+    response = await api.client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+    assert len(decodes) == 1  # refused although its claims are cached

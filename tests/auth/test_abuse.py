@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
-from shared.redis import create_redis
-from shared.settings import Settings
 from tests.auth.conftest import (
     PASSWORD,
     PREFIX,
     AuthApp,
     admin,
+    clear_of_minute_boundary,
     comparable,
     last_token,
     login,
@@ -69,28 +67,11 @@ async def test_register_is_the_same_for_new_and_taken(auth: AuthApp, client: htt
     assert (await queued_emails(auth.settings, fresh))[-1]["template"] == "verify_email"
 
 
-async def _clear_of_minute_boundary(settings: Settings, margin_ms: int = 5_000) -> None:
-    """Wait, if need be, until Redis' clock is at least `margin_ms` before a minute boundary.
-
-    The limiter's one-minute windows are fixed buckets weighted into a sliding estimate, so the
-    answer depends on where the requests fall: a test that must see all its requests in one
-    bucket starts early enough in the minute.
-    """
-    redis = create_redis(settings)
-    try:
-        seconds, micros = await redis.time()
-    finally:
-        await redis.aclose()
-    elapsed_ms = (seconds * 1000 + micros // 1000) % 60_000
-    if elapsed_ms > 60_000 - margin_ms:
-        await asyncio.sleep((60_000 - elapsed_ms) / 1000 + 0.05)
-
-
 async def test_login_rate_limit(start_auth: Any) -> None:
     # Its own client address: no other test shares these windows (the key prefix is per run).
     async with start_auth(ratelimit_auth_ip_per_minute=3) as limited, limited.client("203.0.113.9") as c:
         email, _ = await signup(c, limited.settings)
-        await _clear_of_minute_boundary(limited.settings)
+        await clear_of_minute_boundary(limited.settings)
         responses = [await login(c, email, "not the password") for _ in range(3)]
         assert [r.status_code for r in responses] == [401, 401, 401]
         assert [r.headers["ratelimit-remaining"] for r in responses] == ["2", "1", "0"]
@@ -112,17 +93,21 @@ async def test_login_rate_limit(start_auth: Any) -> None:
             assert (await login(other, email)).status_code == 200
 
 
-async def test_per_email_rate_limit(start_auth: Any) -> None:
+async def test_per_address_rate_limit_is_per_client_network(start_auth: Any) -> None:
+    """The address window counts one client network's requests for that address only."""
     async with start_auth(ratelimit_auth_email_per_hour=2) as limited:
         email = new_email()
-        for index in range(2):
-            async with limited.client(f"192.0.2.{index + 1}") as c:
+        async with limited.client("192.0.2.1") as c:
+            for _ in range(2):
                 r = await c.post(f"{PREFIX}/magic-link", json={"email": email.upper()})
                 assert r.status_code == 202
-        async with limited.client("192.0.2.50") as c:
             refused = await c.post(f"{PREFIX}/magic-link", json={"email": email})
-        assert refused.status_code == 429
-        assert "retry-after" in refused.headers
+            assert refused.status_code == 429
+            assert "retry-after" in refused.headers
+            # Another address from the same network has its own window.
+            assert (await c.post(f"{PREFIX}/magic-link", json={"email": new_email()})).status_code == 202
+        async with limited.client("192.0.2.50") as other:
+            assert (await other.post(f"{PREFIX}/magic-link", json={"email": email})).status_code == 202
 
 
 async def test_redis_down_fails_closed(start_auth: Any) -> None:
@@ -169,7 +154,7 @@ async def test_token_endpoints_are_rate_limited_per_ip(start_auth: Any, index: i
     settings = {"ratelimit_auth_ip_per_minute": 2, "ratelimit_auth_refresh_ip_per_minute": 2}
     ip = f"198.18.7.{index + 1}"  # one address per endpoint, used by no other test
     async with start_auth(**settings) as limited, limited.client(ip) as c:
-        await _clear_of_minute_boundary(limited.settings)
+        await clear_of_minute_boundary(limited.settings)
         answers = [await _post_token(c, path, body) for _ in range(2)]
         assert [r.status_code for r in answers] == [unknown_status] * 2
         assert [r.headers["ratelimit-remaining"] for r in answers] == ["1", "0"]
@@ -192,7 +177,7 @@ async def test_token_limit_applies_before_the_lookup(start_auth: Any) -> None:
             await register(setup, email)
         token = await last_token(limited.settings, email, "verify_email")
         async with limited.client("198.18.9.2") as c:
-            await _clear_of_minute_boundary(limited.settings)
+            await clear_of_minute_boundary(limited.settings)
             await verify_email(c, UNKNOWN_TOKEN)
             refused = await verify_email(c, token)
             assert refused.status_code == 429

@@ -64,8 +64,8 @@ def test_lists_accept_csv_and_json():
     assert len(a.trusted_proxies) == 2
 
 
-def test_a_process_with_missing_variables_exits_2_with_the_names_and_no_traceback():
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+def test_a_process_with_bad_variables_exits_2_with_the_names_and_no_traceback():
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "REDIS_URL": "not a url"}
     code = "from shared.settings import get_settings; get_settings()"
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -96,3 +96,16 @@ def test_services_that_need_the_database_refuse_to_start_without_it():
         assert result.returncode == 2, (module, result.stderr)
         assert "DATABASE_URL" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_the_dotenv_file_can_be_switched_off(tmp_path, monkeypatch):
+    """`make run` sets BLOCKBOT_ENV_FILE empty: the Compose `.env` never reaches the local stack."""
+    (tmp_path / ".env").write_text("RESEND_API_KEY=re_from_the_compose_env_file\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESEND_API_KEY", raising=False)
+    monkeypatch.delenv("BLOCKBOT_ENV_FILE", raising=False)
+    read = load_settings(**BASE)
+    assert read.resend_api_key is not None
+    assert read.resend_api_key.get_secret_value() == "re_from_the_compose_env_file"
+    monkeypatch.setenv("BLOCKBOT_ENV_FILE", "")
+    assert load_settings(**BASE).resend_api_key is None

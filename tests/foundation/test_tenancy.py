@@ -210,11 +210,11 @@ async def test_audit_log_is_append_only_even_for_its_owner(admin, database: Migr
         await admin.execute("DELETE FROM audit_log")
 
 
-async def test_one_time_tokens_store_only_a_32_byte_hash(admin, api_conn):
+async def test_one_time_tokens_store_only_a_32_byte_hash(admin, auth_conn):
     org_a, user_a = await make_org_with_user(admin, "iota")
     with pytest.raises(asyncpg.CheckViolationError):
         await in_tenant(
-            api_conn,
+            auth_conn,
             org_a,
             "INSERT INTO one_time_tokens (org_id, user_id, purpose, token_hash, expires_at)"
             " VALUES ($1, $2, 'magic_link', $3, now())",
@@ -236,3 +236,47 @@ async def test_email_is_unique_case_insensitively_across_all_orgs(admin):
             "INSERT INTO users (org_id, email, name, role) VALUES ($1, 'same@example.COM', 'b', 'member')",
             org_b,
         )
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("password_hash", "$argon2id$planted"),
+        ("email", "planted@example.com"),
+        ("email_verified_at", None),
+        ("credentials_version", 0),
+    ],
+)
+async def test_api_role_cannot_write_identity_columns(admin, api_conn, column, value):
+    """Security review finding 15: the api may update a member's name and role, nothing else."""
+    org, user = await make_org_with_user(admin, "grants")
+    assert (
+        await in_tenant(
+            api_conn, org, "UPDATE users SET name = 'Renamed', role = 'admin' WHERE id = $1", user
+        )
+        == "UPDATE 1"
+    )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await in_tenant(api_conn, org, f"UPDATE users SET {column} = $2 WHERE id = $1", user, value)
+
+
+async def test_api_role_inserts_only_invitation_tokens(admin, api_conn):
+    org, user = await make_org_with_user(admin, "tokens")
+    invitation = await admin.fetchval(
+        "INSERT INTO invitations (org_id, email, role, expires_at)"
+        " VALUES ($1, 'invitee@example.com', 'member', now() + interval '1 day') RETURNING id",
+        org,
+    )
+    insert = (
+        "INSERT INTO one_time_tokens (org_id, user_id, invitation_id, purpose, token_hash,"
+        " expires_at) VALUES ($1, $2, $3, $4, $5, now() + interval '1 hour')"
+    )
+    for purpose in ("magic_link", "password_reset", "email_verification"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await in_tenant(api_conn, org, insert, org, user, None, purpose, uuid.uuid4().bytes * 2)
+    assert (
+        await in_tenant(api_conn, org, insert, org, None, invitation, "invitation", uuid.uuid4().bytes * 2)
+        == "INSERT 0 1"
+    )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await in_tenant(api_conn, org, "UPDATE one_time_tokens SET purpose = 'magic_link'")

@@ -6,7 +6,7 @@ import orjson
 
 from services.worker.outbox import OutboxSender
 from services.worker.sender import OutgoingEmail
-from shared.email_queue import EmailTemplate, enqueue_email
+from shared.email_queue import PasswordResetProps, enqueue_email
 from tests.worker.conftest import drain, sample
 
 
@@ -21,9 +21,8 @@ async def test_outbox_mode_writes_one_readable_json_file_per_message(
     message_id = await enqueue_email(
         producer(settings),
         settings,
-        template=EmailTemplate.PASSWORD_RESET,
         to="ada@example.org",
-        context={"link": link, "expires_in_seconds": 3600},
+        props=PasswordResetProps(link=link, expires_in_seconds=3600),
     )
     await drain(settings)
 

@@ -15,7 +15,7 @@ import orjson
 
 from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
-from shared.email_queue import EmailTemplate, email_queue_name, enqueue_email
+from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,9 +62,8 @@ async def test_worker_killed_mid_send_delivers_exactly_once_after_restart(
     message_id = await enqueue_email(
         redis,
         settings,
-        template=EmailTemplate.MAGIC_LINK,
         to="ada@example.org",
-        context={"link": LINK, "expires_in_seconds": 900},
+        props=MagicLinkProps(link=LINK, expires_in_seconds=900),
     )
     log = tmp_path / "worker.log"
 
@@ -121,9 +120,8 @@ async def test_sigterm_lets_the_in_flight_job_finish(
         await enqueue_email(
             redis,
             settings,
-            template=EmailTemplate.MAGIC_LINK,
             to="ada@example.org",
-            context={"link": LINK, "expires_in_seconds": 900},
+            props=MagicLinkProps(link=LINK, expires_in_seconds=900),
         )
         assert await asyncio.to_thread(fake_resend.wait_for, requests=1, timeout=20), log.read_text()
         proc.send_signal(signal.SIGTERM)
@@ -144,9 +142,9 @@ async def test_sigterm_lets_the_in_flight_job_finish(
 def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp_path: Path) -> None:
     """compose gives the worker no DATABASE_URL (least privilege): production settings must load.
 
-    `dead-letter` runs the same settings checks as the worker and then only reads Redis, so it
-    proves start-up without running a worker; without RESEND_API_KEY it must refuse (exit 2)
-    naming the variable, never mentioning a database."""
+    `dead-letter` only reads Redis, so it proves start-up without running a worker; without
+    RESEND_API_KEY the worker must refuse (exit 2) naming the variable, never mentioning a
+    database."""
     settings = worker_settings()
     env = {
         **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
@@ -165,9 +163,16 @@ def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp
     assert ok.returncode == 0, ok.stderr
     assert "DATABASE_URL" not in ok.stderr
 
+    # The worker itself refuses to start without it (dead-letter only reads Redis, so it does not).
     env.pop("RESEND_API_KEY")
     refused = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "services.worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert refused.returncode == 2
     assert "RESEND_API_KEY" in refused.stderr and "DATABASE_URL" not in refused.stderr

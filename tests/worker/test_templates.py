@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.worker.templates import InvalidEmailJob, TemplateRenderer, human_duration
-from shared.email_queue import EmailTemplate
+from shared.email_queue import PROPS, EmailTemplate, InvitationProps, MagicLinkProps
 
 renderer = TemplateRenderer("BlockBot")
 LINK = "https://app.example.com/auth/accept-invitation#token=abc&x=1"
@@ -106,3 +107,27 @@ def test_production_refuses_to_start_without_a_resend_key(worker_settings) -> No
     )
     with pytest.raises(SettingsError, match="RESEND_API_KEY"):
         check_settings(settings)
+
+
+@pytest.mark.parametrize(
+    ("props", "values"),
+    [
+        (MagicLinkProps, {"link": "javascript:alert('token=abc')", "expires_in_seconds": 900}),
+        (MagicLinkProps, {"link": "/auth/magic#token=abc", "expires_in_seconds": 900}),
+        (MagicLinkProps, {"link": LINK, "expires_in_seconds": True}),
+        (InvitationProps, {**CONTEXTS[EmailTemplate.INVITATION], "role": "emperor"}),
+        (InvitationProps, {**CONTEXTS[EmailTemplate.INVITATION], "org_name": "   "}),
+    ],
+)
+def test_props_are_checked_when_the_job_is_built_without_echoing_values(props, values) -> None:
+    with pytest.raises(ValidationError) as info:
+        props(**values)
+    assert "token" not in str(info.value)
+
+
+def test_every_template_has_props_that_accept_its_context() -> None:
+    for template in EmailTemplate:
+        assert PROPS[template].template is template
+        assert (
+            PROPS[template].model_validate(CONTEXTS[template]).model_dump(mode="json") == CONTEXTS[template]
+        )

@@ -28,7 +28,7 @@ from services.api.invitations.schemas import InvitationStatus
 from services.api.members.service import lock_org
 from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
-from shared.email_queue import EmailTemplate, enqueue_email
+from shared.email_queue import InvitationProps, enqueue_email
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.opaque_tokens import new_token
 from shared.roles import Role
@@ -112,15 +112,14 @@ async def invite(
     await enqueue_email(
         redis,
         settings,
-        template=EmailTemplate.INVITATION,
         to=email,
-        context={
-            "link": f"{base}/auth/accept-invitation#token={token}",
-            "expires_in_seconds": ttl,
-            "org_name": me.org_name,
-            "inviter_name": me.name,
-            "role": role,
-        },
+        props=InvitationProps(
+            link=f"{base}/auth/accept-invitation#token={token}",
+            expires_in_seconds=ttl,
+            org_name=me.org_name,
+            inviter_name=me.name,
+            role=role,
+        ),
     )
     return row
 

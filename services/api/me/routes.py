@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.api.deps import Caller, TenantSession
+from services.api.deps import Caller, Tenant
 from services.api.me.schemas import KeyMeOut, MeOut, key_me_out, me_out
 from services.api.org import queries as org_queries
 from services.api.prefix import API_PREFIX
@@ -14,7 +14,9 @@ router = APIRouter(prefix=API_PREFIX, tags=["me"])
 
 
 @router.get("/me", summary="Who is calling: the user, or the API key, and the organization")
-async def get_me(me: Caller, session: TenantSession) -> MeOut | KeyMeOut:
+async def get_me(me: Caller, tenant: Tenant) -> MeOut | KeyMeOut:
+    # No TenantSession: a person's /me is the one statement that read them. A key's request
+    # already runs in the transaction that verified it.
     if isinstance(me, Principal):
         return me_out(me)
-    return key_me_out(me, await org_queries.current(session, me.org_id))
+    return key_me_out(me, await org_queries.current(await tenant.transaction(), me.org_id))

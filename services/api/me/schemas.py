@@ -9,15 +9,15 @@ from pydantic import BaseModel
 
 from services.api.api_keys.credential import KeyPrincipal
 from services.api.api_keys.schemas import Scope
-from services.api.members.schemas import UserOut
 from services.api.org.queries import OrgRow
 from services.api.org.schemas import OrgOut, org_out, principal_org
 from services.api.principal import Principal
+from shared.user_schema import User
 
 
 class MeOut(BaseModel):
     credential: Literal["user"] = "user"
-    user: UserOut
+    user: User
     org: OrgOut
 
 
@@ -37,8 +37,9 @@ class KeyMeOut(BaseModel):
 
 def me_out(me: Principal) -> MeOut:
     """The caller and their organization as loaded with them."""
-    user = UserOut(
+    user = User(
         id=me.user_id,
+        org_id=me.org_id,
         email=me.email,
         name=me.name,
         role=me.role,

@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.pagination import time_id_bound
 from shared.roles import Role
 
-USER_COLUMNS = "id, email, name, role, email_verified_at, created_at"
+USER_COLUMNS = "id, org_id, email, name, role, email_verified_at, created_at"
 
 
 @dataclass(frozen=True)
 class UserRow:
     id: UUID
+    org_id: UUID
     email: str
     name: str
     role: Role

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Response
 
 from services.api.deps import ApiDep, Caller, CurrentUser, TenantSession
 from services.api.members import service
-from services.api.members.schemas import UserOut, UserPatch, user_out
+from services.api.members.schemas import UserPatch, user_out
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from services.api.prefix import API_PREFIX
+from shared.user_schema import User
 
 router = APIRouter(prefix=API_PREFIX, tags=["users"])
 
@@ -18,18 +19,18 @@ router = APIRouter(prefix=API_PREFIX, tags=["users"])
 @router.get("/users", summary="Members of the organization, oldest first (also with an API key)")
 async def list_users(
     me: Caller, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-) -> Page[UserOut]:
+) -> Page[User]:
     rows, next_cursor = await service.list_members(session, limit=limit, cursor=cursor)
-    return Page[UserOut](items=[user_out(r) for r in rows], next_cursor=next_cursor)
+    return Page[User](items=[user_out(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/users/{user_id}", summary="One member (also with an API key)")
-async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> UserOut:
+async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> User:
     return user_out(await service.get_member(session, user_id))
 
 
 @router.patch("/users/{user_id}", summary="Change a member's name (self) or role (owner/admin)")
-async def patch_user(user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession) -> UserOut:
+async def patch_user(user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession) -> User:
     row = await service.change_member(session, me, user_id, name=body.name, role=body.role)
     return user_out(row)
 

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from uuid import UUID
-
 from pydantic import BaseModel, ConfigDict
 
 from services.api.fields import Name
 from services.api.members.queries import UserRow
 from shared.roles import Role
-
-
-class UserOut(BaseModel):
-    id: UUID
-    email: str
-    name: str
-    role: Role
-    email_verified: bool
-    created_at: datetime
+from shared.user_schema import User
 
 
 class UserPatch(BaseModel):
@@ -27,10 +16,11 @@ class UserPatch(BaseModel):
     role: Role | None = None
 
 
-def user_out(row: UserRow) -> UserOut:
+def user_out(row: UserRow) -> User:
     """The public shape of a member row."""
-    return UserOut(
+    return User(
         id=row.id,
+        org_id=row.org_id,
         email=row.email,
         name=row.name,
         role=row.role,

