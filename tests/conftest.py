@@ -122,6 +122,7 @@ def make_settings(
             "redis_queue_timeout_ms": 60_000,
             # Likewise for the database pool and statements; the outage tests use the defaults.
             "database_pool_timeout_seconds": 60,
+            "database_connect_timeout_seconds": 60,
             "database_command_timeout_seconds": 60,
         }
         values.update(overrides)
