@@ -90,7 +90,9 @@ class GuardedRedis(ArqRedis):
         return await self.guard.run(lambda: run(*args, **options))  # type: ignore[no-untyped-call]
 
 
-def create_redis(settings: Settings, guard: RedisGuard | None = None) -> ArqRedis:
+def create_redis(
+    settings: Settings, guard: RedisGuard | None = None, *, socket_timeout: float = SOCKET_TIMEOUT_SECONDS
+) -> ArqRedis:
     """Create the process's client over a bounded, blocking connection pool.
 
     Connections are reused; at most `redis_max_connections` exist, and a caller waits for a free
@@ -106,9 +108,9 @@ def create_redis(settings: Settings, guard: RedisGuard | None = None) -> ArqRedi
     pool = BlockingConnectionPool.from_url(
         str(settings.redis_url),
         max_connections=settings.redis_max_connections,
-        timeout=SOCKET_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        timeout=socket_timeout,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
         health_check_interval=30,
         decode_responses=False,
     )
