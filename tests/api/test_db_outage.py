@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 
 from devstack.databases import MigratedDatabase, migrated_database
 from devstack.postgres import EmbeddedPostgres
-from tests.api.conftest import Org, add_member, running
+from tests.api.helpers import Org, add_member, running
 from tests.outage_load import Load
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ from devstack.redis import LocalRedis
 from services.worker.main import WorkerOptions, serve
 from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
 from shared.redis import create_redis
-from tests.worker.conftest import FAST_RETRY
+from tests.worker.helpers import FAST_RETRY
 
 pytestmark = pytest.mark.slow
 
