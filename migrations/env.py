@@ -18,6 +18,12 @@ def _run(connection: Connection) -> None:
     roles: Roles = config.attributes["roles"]
     # Objects created from here on belong to the owner role, not to the administrator.
     connection.execute(text(f'SET ROLE "{roles.owner}"'))
+    # One migrate job at a time (a session lock: it spans the per-migration transactions).
+    connection.execute(text("SELECT pg_advisory_lock(hashtext('blockbot-migrate-schema'))"))
+    # End the implicit transaction those statements opened (both settings are per session):
+    # otherwise Alembic nests every migration in it and the whole upgrade is one transaction.
+    # Each migration commits on its own, so a failure leaves the last good revision in place.
+    connection.commit()
     context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -8,12 +8,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from shared import health
+from shared import health, multiprocess_metrics
 from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, MetricsMiddleware, metrics_endpoint
 from shared.openapi import gateway_url, install_openapi, operation_id
+from shared.ratelimit_headers import RateLimitHeadersMiddleware
 from shared.request_context import RequestContextMiddleware
 from shared.resources import Resources
 from shared.settings import Settings
@@ -55,6 +56,7 @@ def create_app(
         finally:
             if owned:
                 await res.close()
+            multiprocess_metrics.process_exited()
 
     app = FastAPI(
         title=title,
@@ -103,6 +105,8 @@ def create_app(
     # Outermost last: request context wraps metrics wraps the app.
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: RateLimit-* headers on every response a rate-limit decision was made for.
+    app.add_middleware(RateLimitHeadersMiddleware)
     if tracing_active():  # off: not even a pass-through layer on the request path
         instrument_app(app)
     return app

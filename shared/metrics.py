@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import multiprocess_metrics
+
 HTTP_REQUESTS = Counter(
     "http_requests_total",
     "HTTP requests handled, by route template, method and status class.",
@@ -34,9 +36,16 @@ HTTP_LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being handled right now.")
-DB_POOL_IN_USE = Gauge("db_pool_connections_in_use", "Database connections checked out of the pool.")
-DB_POOL_SIZE = Gauge("db_pool_connections", "Database connections held by the pool.")
+# With several workers (shared/multiprocess_metrics.py) these are summed over the live ones.
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "HTTP requests being handled right now.", multiprocess_mode="livesum"
+)
+DB_POOL_IN_USE = Gauge(
+    "db_pool_connections_in_use", "Database connections checked out of the pool.", multiprocess_mode="livesum"
+)
+DB_POOL_SIZE = Gauge(
+    "db_pool_connections", "Database connections held by the pool.", multiprocess_mode="livesum"
+)
 
 UNMATCHED_ROUTE = "<unmatched>"
 
@@ -109,11 +118,21 @@ class MetricsMiddleware:
 def metrics_endpoint(
     registry: CollectorRegistry = REGISTRY, before: Callable[[], Any] | None = None
 ) -> Callable[[Request], Response]:
-    """A handler serving the registry in the Prometheus text format."""
+    """A handler serving the registry in the Prometheus text format.
+
+    With several uvicorn workers it serves the aggregate of all of them instead (one scrape
+    target per service; shared/multiprocess_metrics.py).
+    """
 
     def handler(_: Request) -> Response:
         if before is not None:
             before()
+        if multiprocess_metrics.enabled():
+            from prometheus_client import multiprocess
+
+            aggregate = CollectorRegistry()
+            multiprocess.MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
+            return Response(generate_latest(aggregate), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return handler

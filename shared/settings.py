@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         default_factory=lambda: [ip_network("127.0.0.1/32"), ip_network("::1/128")]
     )
     app_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8080")
+    # uvicorn worker processes of an HTTP service (auth, api). uvicorn itself reads this variable
+    # as the default of --workers, so the service's command needs no flag; it is declared here
+    # to be validated and documented with the rest. Metrics are aggregated across the workers
+    # (shared/multiprocess_metrics.py); each worker holds its own DATABASE_POOL_SIZE connections.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
     # Request bodies over these are a 413 before they are read (auth bodies are a few fields).
     auth_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -12,7 +12,7 @@ from services.api.api_keys import routes as api_keys
 from services.api.audit_log import routes as audit_log
 from services.api.invitations import routes as invitations
 from services.api.keys import PublicKeys, static_keys
-from services.api.limits import RateLimitHeadersMiddleware, RatePolicy
+from services.api.limits import RatePolicy
 from services.api.me import routes as me
 from services.api.members import routes as members
 from services.api.org import routes as org
@@ -75,6 +75,5 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         # Reads retry once on a dropped connection instead (shared.db.tenant_read, TenantScope).
         database_pre_ping=False,
     )
-    app.add_middleware(RateLimitHeadersMiddleware)
     install_body_limit(app, settings.api_max_body_bytes)
     return app

@@ -41,7 +41,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.api_keys import credential as api_key
 from services.api.api_keys.credential import ApiKeyNotAllowed, KeyCredential, KeyPrincipal
-from services.api.limits import DECISION_SCOPE_KEY
 from services.api.me import queries
 from services.api.metrics import (
     AUTH_FAILURES,
@@ -58,6 +57,7 @@ from shared.db import TenantScope, transaction
 from shared.errors import RateLimited, Unauthorized
 from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
+from shared.ratelimit_headers import remember
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.api.auth")
@@ -123,7 +123,7 @@ async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCre
         logger.warning("revoked-session check unavailable (Redis down), failing open")
         _USER_REQUESTS.inc()
         return claims
-    request.scope[DECISION_SCOPE_KEY] = decision
+    remember(request, decision)
     if decision.flagged:
         _AUTH_REVOKED.inc()
         raise Unauthorized("The session of this access token has been revoked.")
@@ -138,7 +138,7 @@ def _route(request: Request) -> str:
 
 def _enforce(request: Request, decision: Decision) -> None:
     """Leave the decision for the RateLimit-* headers; a refused one is a 429."""
-    request.scope[DECISION_SCOPE_KEY] = decision
+    remember(request, decision)
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",

@@ -1,22 +1,17 @@
-"""The api's rate-limit windows and the RateLimit-* headers on its responses.
+"""The api's rate-limit windows.
 
 The windows themselves are checked in `deps.authenticate` (one Lua call with the
-revoked-session marker); the decision is left in the ASGI scope for the headers.
+revoked-session marker); the headers come from `shared/ratelimit_headers.py`, as in auth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 from uuid import UUID
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from shared.access_tokens import AccessClaims
-from shared.ratelimit import Decision, Window, ratelimit_headers
+from shared.ratelimit import Window
 from shared.settings import Settings
-
-DECISION_SCOPE_KEY = "blockbot.ratelimit"
 
 
 @dataclass(frozen=True)
@@ -70,29 +65,3 @@ class RatePolicy:
                 self.endpoint_period_seconds,
             ),
         ]
-
-
-class RateLimitHeadersMiddleware:
-    """Adds RateLimit-* headers to every response for which a decision was made."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                decision: Decision | None = scope.get(DECISION_SCOPE_KEY)
-                if decision is not None:
-                    headers: list[Any] = list(message.get("headers", []))
-                    present = {name.lower() for name, _ in headers}
-                    for name, value in ratelimit_headers(decision).items():
-                        if name.lower().encode() not in present:
-                            headers.append((name.lower().encode(), value.encode()))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)

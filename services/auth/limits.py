@@ -13,15 +13,13 @@ fresh budgets. Email-sending endpoints additionally cap the mails an address rec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from ipaddress import IPv6Address, ip_address, ip_network
 
-from fastapi import Response
+from fastapi import Request
 
 from services.auth.state import AuthState, ClientInfo
-from shared.errors import AppError
-from shared.ratelimit import Decision, Window, hash_identifier, raise_if_limited, ratelimit_headers
+from shared.ratelimit import Decision, Window, hash_identifier, raise_if_limited
+from shared.ratelimit_headers import remember
 
 IPV6_NETWORK_PREFIX = 64
 
@@ -41,8 +39,11 @@ def client_network(ip: str | None) -> str:
     return str(address)
 
 
-async def enforce(state: AuthState, endpoint: str, client: ClientInfo, email: str | None) -> Decision:
-    """Check and record the windows for one request; raise 429 (or 503) when refused."""
+async def enforce(
+    state: AuthState, request: Request, endpoint: str, client: ClientInfo, email: str | None
+) -> Decision:
+    """Check and record the windows for one request (its response gets the RateLimit-* headers);
+    raise 429 (or 503) when refused."""
     settings = state.settings
     network = client_network(client.ip)
     windows = [
@@ -60,6 +61,7 @@ async def enforce(state: AuthState, endpoint: str, client: ClientInfo, email: st
     # Headers describe the network's window only: the address's would tell this caller about
     # requests for the address (a refusal by it still says when to retry).
     decision = await state.limiter.check_fail_closed(windows, report_first=True)
+    remember(request, decision)
     raise_if_limited(decision)
     return decision
 
@@ -75,7 +77,9 @@ async def mail_allowed(state: AuthState, email: str) -> bool:
     return (await state.limiter.check_fail_closed([window])).allowed
 
 
-async def enforce_ip(state: AuthState, endpoint: str, client: ClientInfo, limit: int) -> Decision:
+async def enforce_ip(
+    state: AuthState, request: Request, endpoint: str, client: ClientInfo, limit: int
+) -> Decision:
     """Per-client-network window of a token endpoint (refresh, one-time token verification).
 
     These take no email, but each request costs database work (and Argon2 for reset and
@@ -83,17 +87,6 @@ async def enforce_ip(state: AuthState, endpoint: str, client: ClientInfo, limit:
     """
     window = Window("auth_ip", f"{endpoint}:{client_network(client.ip)}", limit, 60)
     decision = await state.limiter.check_fail_closed([window])
+    remember(request, decision)
     raise_if_limited(decision)
     return decision
-
-
-@contextmanager
-def limit_headers(decision: Decision, response: Response) -> Iterator[None]:
-    """Put the RateLimit-* headers on the response, whether it succeeds or fails."""
-    headers = ratelimit_headers(decision)
-    response.headers.update(headers)
-    try:
-        yield
-    except AppError as error:
-        error.headers = {**headers, **error.headers}
-        raise

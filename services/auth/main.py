@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from services.auth.app import create_auth_app
-from shared.settings import SettingsError, get_settings
+from shared.multiprocess_metrics import enable_in_uvicorn_workers
+
+# Before anything imports prometheus_client: with several uvicorn workers (WEB_CONCURRENCY)
+# the metrics of all of them are aggregated (shared/multiprocess_metrics.py).
+enable_in_uvicorn_workers()
+
+from services.auth.app import create_auth_app  # noqa: E402
+from shared.settings import SettingsError, get_settings  # noqa: E402
 
 try:
     app = create_auth_app(get_settings())

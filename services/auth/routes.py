@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Response, Security, status
+from fastapi import APIRouter, BackgroundTasks, Request, Response, Security, status
 from fastapi.security import APIKeyCookie
 
 from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
 from services.auth.deferred import after_response
-from services.auth.dependencies import (
+from services.auth.deps import (
     COOKIE_PATH,
     REFRESH_COOKIE,
     AuthDep,
@@ -19,7 +19,7 @@ from services.auth.dependencies import (
     SameOrigin,
 )
 from services.auth.identities import Identity
-from services.auth.limits import enforce, enforce_ip, limit_headers, mail_allowed
+from services.auth.limits import enforce, enforce_ip, mail_allowed
 from services.auth.schemas import (
     JWKS,
     AcceptInvitationRequest,
@@ -103,66 +103,63 @@ def session_response(state: AuthState, response: Response, issued: Issued) -> To
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def register(
-    body: RegisterRequest, state: AuthDep, client: Client, response: Response, background: BackgroundTasks
+    body: RegisterRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
     """Sign up: the same answer, in the same time, whether or not the address has an account."""
-    decision = await enforce(state, "register", client, body.email)
-    with limit_headers(decision, response):
-        if await mail_allowed(state, body.email):
-            after_response(
-                background,
-                "register",
-                lambda: signups.register(
-                    state,
-                    email=body.email,
-                    password=body.password,
-                    name=body.name,
-                    org_name=body.org_name,
-                    client=client,
-                ),
-            )
+    await enforce(state, request, "register", client, body.email)
+    if await mail_allowed(state, body.email):
+        after_response(
+            background,
+            "register",
+            lambda: signups.register(
+                state,
+                email=body.email,
+                password=body.password,
+                name=body.name,
+                org_name=body.org_name,
+                client=client,
+            ),
+        )
     return StatusResponse(status="verification_sent")
 
 
 @router.post("/email/verify", response_model=TokenResponse)
 async def verify_email(
-    body: VerifyEmailRequest, state: AuthDep, client: Client, response: Response
+    body: VerifyEmailRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
     """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
-    decision = await enforce_ip(state, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
-    with limit_headers(decision, response):
-        issued = await signups.verify_email(state, token=body.token, password=body.password, client=client)
+    await enforce_ip(state, request, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await signups.verify_email(state, token=body.token, password=body.password, client=client)
     return session_response(state, response, issued)
 
 
 @router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def verify_request(
-    body: EmailRequest, state: AuthDep, client: Client, response: Response, background: BackgroundTasks
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
-    decision = await enforce(state, "verify_request", client, body.email)
-    with limit_headers(decision, response):
-        if await mail_allowed(state, body.email):
-            after_response(
-                background, "verify_request", lambda: signups.request_verification(state, email=body.email)
-            )
+    await enforce(state, request, "verify_request", client, body.email)
+    if await mail_allowed(state, body.email):
+        after_response(
+            background, "verify_request", lambda: signups.request_verification(state, email=body.email)
+        )
     return ACCEPTED
 
 
 @router.post("/login", response_model=TokenResponse)
-async def login(body: LoginRequest, state: AuthDep, client: Client, response: Response) -> TokenResponse:
-    decision = await enforce(state, "login", client, body.email)
-    with limit_headers(decision, response):
-        issued = await accounts.login(state, email=body.email, password=body.password, client=client)
+async def login(
+    body: LoginRequest, state: AuthDep, client: Client, request: Request, response: Response
+) -> TokenResponse:
+    await enforce(state, request, "login", client, body.email)
+    issued = await accounts.login(state, email=body.email, password=body.password, client=client)
     return session_response(state, response, issued)
 
 
 @router.post("/refresh", response_model=TokenResponse, dependencies=[SameOrigin])
 async def refresh(
-    state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
+    state: AuthDep, client: Client, request: Request, response: Response, token: str | None = RefreshCookie
 ) -> TokenResponse:
-    decision = await enforce_ip(state, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
-    with limit_headers(decision, response):
-        refreshed = await sessions.refresh(state, token, client)
+    await enforce_ip(state, request, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
+    refreshed = await sessions.refresh(state, token, client)
     access = accounts.issue_access_token(state, refreshed.identity, refreshed.session_id)
     set_refresh_cookie(response, state, refreshed.refresh_token)
     response.headers["Cache-Control"] = "no-store"
@@ -218,65 +215,54 @@ async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claim
 
 @router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def magic_link(
-    body: EmailRequest, state: AuthDep, client: Client, response: Response, background: BackgroundTasks
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
-    decision = await enforce(state, "magic_link", client, body.email)
-    with limit_headers(decision, response):
-        if await mail_allowed(state, body.email):
-            after_response(
-                background, "magic_link", lambda: accounts.request_magic_link(state, email=body.email)
-            )
+    await enforce(state, request, "magic_link", client, body.email)
+    if await mail_allowed(state, body.email):
+        after_response(background, "magic_link", lambda: accounts.request_magic_link(state, email=body.email))
     return ACCEPTED
 
 
 @router.post("/magic-link/verify", response_model=TokenResponse)
 async def magic_link_verify(
-    body: TokenRequest, state: AuthDep, client: Client, response: Response
+    body: TokenRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
-    decision = await enforce_ip(
-        state, "magic_link_verify", client, state.settings.ratelimit_auth_ip_per_minute
-    )
-    with limit_headers(decision, response):
-        issued = await accounts.verify_magic_link(state, token=body.token, client=client)
+    await enforce_ip(state, request, "magic_link_verify", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await accounts.verify_magic_link(state, token=body.token, client=client)
     return session_response(state, response, issued)
 
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def password_forgot(
-    body: EmailRequest, state: AuthDep, client: Client, response: Response, background: BackgroundTasks
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
-    decision = await enforce(state, "password_forgot", client, body.email)
-    with limit_headers(decision, response):
-        if await mail_allowed(state, body.email):
-            after_response(
-                background,
-                "password_forgot",
-                lambda: accounts.request_password_reset(state, email=body.email),
-            )
+    await enforce(state, request, "password_forgot", client, body.email)
+    if await mail_allowed(state, body.email):
+        after_response(
+            background, "password_forgot", lambda: accounts.request_password_reset(state, email=body.email)
+        )
     return ACCEPTED
 
 
 @router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Client) -> Response:
+async def password_reset(
+    body: PasswordResetRequest, state: AuthDep, client: Client, request: Request
+) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    decision = await enforce_ip(state, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
-    with limit_headers(decision, response):
-        await accounts.reset_password(state, token=body.token, password=body.password, client=client)
+    await enforce_ip(state, request, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
+    await accounts.reset_password(state, token=body.token, password=body.password, client=client)
     clear_refresh_cookie(response, state)
     return response
 
 
 @router.post("/invitations/accept", status_code=status.HTTP_201_CREATED, response_model=TokenResponse)
 async def accept_invitation(
-    body: AcceptInvitationRequest, state: AuthDep, client: Client, response: Response
+    body: AcceptInvitationRequest, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
-    decision = await enforce_ip(
-        state, "invitation_accept", client, state.settings.ratelimit_auth_ip_per_minute
+    await enforce_ip(state, request, "invitation_accept", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await invitations.accept_invitation(
+        state, token=body.token, name=body.name, password=body.password, client=client
     )
-    with limit_headers(decision, response):
-        issued = await invitations.accept_invitation(
-            state, token=body.token, name=body.name, password=body.password, client=client
-        )
     return session_response(state, response, issued)
 
 

@@ -99,7 +99,7 @@ def create_sender(settings: Settings) -> EmailSender:
 
 
 def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> dict[str, Any]:
-    """Everything arq's `Worker` takes, built from settings (also usable as arq `WorkerSettings`)."""
+    """Everything arq's `Worker` takes, built from settings (the attributes of `WorkerSettings`)."""
     options = options or WorkerOptions()
     sender = options.sender or create_sender(settings)
     state = EmailWorkerState(
@@ -180,6 +180,11 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     }
 
 
+def worker_settings(settings: Settings, options: WorkerOptions | None = None) -> type:
+    """arq's conventional `WorkerSettings` class, its attributes built from the settings."""
+    return type("WorkerSettings", (), worker_kwargs(settings, options))
+
+
 def create_worker(settings: Settings, options: WorkerOptions | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for the email queue; create it inside the event loop that will run it."""
     return Worker(**{**worker_kwargs(settings, options), **overrides})
@@ -246,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def __getattr__(name: str) -> Any:
-    """`arq services.worker.main.WorkerSettings` builds the worker from the environment."""
+    """`arq services.worker.main.WorkerSettings`: the class, built from the environment on first use
+    (so importing this module needs no configuration)."""
     if name == "WorkerSettings":
         settings = load_settings()
         check_settings(settings)
-        return worker_kwargs(settings)
+        return worker_settings(settings)
     raise AttributeError(name)

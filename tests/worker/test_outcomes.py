@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from services.worker.jobs import EmailWorkerState, Outcome, deliver
@@ -76,3 +78,19 @@ async def test_invalid_job_sends_nothing(worker_settings, job):
     delivery = await attempt(worker_settings, sender, **job)
     assert delivery.outcome is Outcome.INVALID and delivery.elapsed is None
     assert sender.sent == []
+
+
+def test_worker_settings_is_the_class_arq_reads(worker_settings):
+    from arq.worker import get_kwargs
+
+    from services.worker.main import arq_max_tries
+    from services.worker.main import worker_settings as build
+    from shared.email_queue import SEND_EMAIL_JOB, email_queue_name
+
+    settings = worker_settings()
+    cls = build(settings)
+    assert isinstance(cls, type) and cls.__name__ == "WorkerSettings"
+    kwargs: dict[str, Any] = cast(dict[str, Any], get_kwargs(cls))  # arq annotates it oddly
+    assert kwargs["queue_name"] == email_queue_name(settings)
+    assert kwargs["keep_result"] == 0 and kwargs["max_tries"] == arq_max_tries(settings)
+    assert [f.name for f in kwargs["functions"]] == [SEND_EMAIL_JOB]

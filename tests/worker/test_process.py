@@ -142,9 +142,9 @@ async def test_sigterm_lets_the_in_flight_job_finish(
 def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp_path: Path) -> None:
     """compose gives the worker no DATABASE_URL (least privilege): production settings must load.
 
-    `dead-letter` runs the same settings checks as the worker and then only reads Redis, so it
-    proves start-up without running a worker; without RESEND_API_KEY it must refuse (exit 2)
-    naming the variable, never mentioning a database."""
+    `dead-letter` only reads Redis, so it proves start-up without running a worker; without
+    RESEND_API_KEY the worker must refuse (exit 2) naming the variable, never mentioning a
+    database."""
     settings = worker_settings()
     env = {
         **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
@@ -163,9 +163,16 @@ def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp
     assert ok.returncode == 0, ok.stderr
     assert "DATABASE_URL" not in ok.stderr
 
+    # The worker itself refuses to start without it (dead-letter only reads Redis, so it does not).
     env.pop("RESEND_API_KEY")
     refused = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "services.worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert refused.returncode == 2
     assert "RESEND_API_KEY" in refused.stderr and "DATABASE_URL" not in refused.stderr
