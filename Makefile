@@ -94,9 +94,10 @@ compose-config: $(STAMP)
 # `make run`'s servers (set DEVSTACK_POSTGRES_PORT / DEVSTACK_REDIS_PORT if you moved them).
 DEV_PG_URL    := postgresql://postgres@127.0.0.1:$(or $(DEVSTACK_POSTGRES_PORT),55432)/blockbot
 DEV_REDIS_URL := redis://127.0.0.1:$(or $(DEVSTACK_REDIS_PORT),56379)/0
-# Compose: the migrate job's container (administrator URL) with the services' Redis URL.
-COMPOSE_WITH_ENV := set -a && . ./.env && set +a && $(COMPOSE)
-COMPOSE_ADMIN    := $(COMPOSE_WITH_ENV) run --rm -e REDIS_URL="redis://:$${REDIS_PASSWORD}@redis:6379/0" -e REDIS_KEY_PREFIX="$${REDIS_KEY_PREFIX:-bb:}" migrate
+# Compose: the migrate job's container (administrator URL) with the services' Redis URL and key
+# prefix, read from .env (passed through the environment, not the docker command line).
+env_value     = $(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1 | sed -e 's/^"//' -e 's/"$$//')
+COMPOSE_ADMIN = REDIS_URL="redis://:$(call env_value,REDIS_PASSWORD)@redis:6379/0" REDIS_KEY_PREFIX="$(or $(call env_value,REDIS_KEY_PREFIX),bb:)" $(COMPOSE) run --rm -e REDIS_URL -e REDIS_KEY_PREFIX migrate
 ## admin: the admin command line against `make run`, e.g. make admin ARGS="users"
 admin: $(STAMP)
 	@ENV=development DATABASE_URL="$(DEV_PG_URL)" REDIS_URL="$(DEV_REDIS_URL)" $(BIN)/python -m services.admin $(ARGS)
@@ -110,7 +111,8 @@ rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
 
 # Backups: FILE defaults to backups/blockbot-<UTC time>.dump (custom format, no role passwords).
-FILE ?= backups/blockbot-$(shell date -u +%Y%m%dT%H%M%SZ).dump
+BACKUP_TIME := $(shell date -u +%Y%m%dT%H%M%SZ)
+FILE ?= backups/blockbot-$(BACKUP_TIME).dump
 DEV_ROOT ?= .dev
 ## backup: dump `make run`'s database to FILE (consistent while it runs; starts PostgreSQL if stopped)
 backup: $(STAMP)
@@ -122,16 +124,16 @@ restore: $(STAMP)
 ## backup-compose: the same from Docker Compose's postgres (pg_dump inside the container)
 backup-compose:
 	@mkdir -p $(dir $(FILE))
-	@$(COMPOSE_WITH_ENV) exec -T postgres pg_dump -U postgres --format=custom -d "$${POSTGRES_DB:-blockbot}" > $(FILE).partial && chmod 600 $(FILE).partial && mv $(FILE).partial $(FILE) && echo "backup written to $(FILE)"
+	@$(COMPOSE) exec -T postgres sh -c 'pg_dump -U postgres --format=custom -d "$$POSTGRES_DB"' > $(FILE).partial && chmod 600 $(FILE).partial && mv $(FILE).partial $(FILE) && echo "backup written to $(FILE)"
 ## restore-compose: FILE=... into an EMPTY Compose database (see README), migrate, then start
 restore-compose:
 	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore-compose: FILE=<backup file> is required"; exit 2; }
-	$(COMPOSE_WITH_ENV) up -d --wait postgres redis
-	$(COMPOSE_ADMIN) python -m services.admin.backup bootstrap-roles
-	$(COMPOSE_WITH_ENV) exec -T postgres pg_restore -U postgres -d "$${POSTGRES_DB:-blockbot}" --exit-on-error --single-transaction < $(FILE)
-	$(COMPOSE_WITH_ENV) run --rm migrate
-	$(COMPOSE_ADMIN) python -m services.admin.backup reconcile-redis
-	$(COMPOSE_WITH_ENV) up -d --wait
+	$(COMPOSE) up -d --wait postgres redis
+	@$(COMPOSE_ADMIN) python -m services.admin.backup bootstrap-roles
+	$(COMPOSE) exec -T postgres sh -c 'pg_restore -U postgres -d "$$POSTGRES_DB" --exit-on-error --single-transaction' < $(FILE)
+	$(COMPOSE) run --rm migrate
+	@$(COMPOSE_ADMIN) python -m services.admin.backup reconcile-redis
+	$(COMPOSE) up -d --wait
 
 ## clean: remove .venv and the tool caches (not .dev, the make run data)
 clean:
