@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.auth.conftest import PREFIX, AuthApp, admin, new_email, queued_emails, signup
+from tests.auth.helpers import PREFIX, AuthApp, admin, new_email, queued_emails, signup
 
 
 async def _post(auth: AuthApp, path: str, body: dict[str, Any], probe: Any) -> tuple[int, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.auth.conftest import PASSWORD, PREFIX, AuthApp, admin, invite, new_email, signup
+from tests.auth.helpers import PASSWORD, PREFIX, AuthApp, admin, invite, new_email, signup
 
 
 async def _accept(client: httpx.AsyncClient, token: str) -> httpx.Response:
