@@ -8,7 +8,7 @@ import json
 import uuid
 
 from shared.access_tokens import b64url_decode
-from tests.api.conftest import add_member, audit_rows, queued_emails
+from tests.api.helpers import add_member, audit_rows, queued_emails
 
 
 def new_email() -> str:
@@ -134,7 +134,7 @@ async def test_revoke_invitation(client, minter, make_org, admin):
 async def test_enqueue_failure_rolls_back_the_invitation(api_settings, minter, make_org, admin):
     """If the email cannot be queued, nothing is stored and the client gets a 503."""
     from devstack.ports import free_port
-    from tests.api.conftest import running
+    from tests.api.helpers import running
 
     org = await make_org("owner")
     settings = api_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")

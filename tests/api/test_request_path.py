@@ -12,7 +12,7 @@ from asyncpg.prepared_stmt import PreparedStatement
 
 from shared.access_tokens import mark_sessions_revoked
 from shared.redis import create_redis
-from tests.api.conftest import add_session
+from tests.api.helpers import add_session
 
 
 async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter, make_org, admin):

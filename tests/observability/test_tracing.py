@@ -17,14 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from shared.tracing import tracing_enabled
-from tests.observability.conftest import (
-    AUTH,
-    PASSWORD,
-    ROOT,
-    LogCapture,
-    new_email,
-    run_worker_burst,
-)
+from tests.observability.helpers import AUTH, PASSWORD, ROOT, LogCapture, new_email, run_worker_burst
 
 
 def hex_trace(span: ReadableSpan) -> str:
