@@ -35,6 +35,8 @@ _MARKERS_BY_PATH: dict[str, tuple[str, ...]] = {
     "tests/worker/test_process.py": ("slow",),
     "tests/foundation/test_migrate.py": ("slow",),
     "tests/foundation/test_ready.py": ("slow",),
+    # operator tasks: real CLI processes, auth restarts, a whole backup/restore cycle
+    "tests/ops/": ("slow",),
 }
 
 
