@@ -39,6 +39,7 @@ from typing import Any
 
 from devstack.databases import url_with
 from devstack.ports import free_port
+from shared.settings import ENV_FILE_VARIABLE
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
@@ -331,6 +332,8 @@ class StackRunner:
         self.root.mkdir(parents=True, exist_ok=True)
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.check_ports()
+        if (ROOT / ".env").exists():
+            self.say("NOTE: ./.env is for Docker Compose; make run ignores it (export variables instead)")
         self.load_secrets()
         try:
             self.start_postgres()
@@ -344,6 +347,9 @@ class StackRunner:
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in MANAGED_VARIABLES}
         env["PYTHONUNBUFFERED"] = "1"
+        # No process of the local stack reads ./.env: it is written for Docker Compose, and a
+        # production RESEND_API_KEY there would make `make run` send real mail.
+        env[ENV_FILE_VARIABLE] = ""
         return env
 
     def role_url(self, role: str) -> str:
@@ -426,8 +432,9 @@ class StackRunner:
                 f"  api                 http://127.0.0.1:{p.api}   (/docs, /health, /ready, /metrics)",
                 f"  worker metrics      http://127.0.0.1:{p.worker_metrics}/metrics",
                 f"  traefik ping        http://127.0.0.1:{p.ping}/ping   (and its /metrics)",
-                f"  PostgreSQL          {self.admin_url.split('@')[-1]}   (admin URL; roles "
-                f"{self.role_prefix}_auth / {self.role_prefix}_api, passwords in {self.secrets_file})",
+                f"  PostgreSQL (admin)  {shown_url(self.admin_url)}",
+                f"                      roles {self.role_prefix}_auth / {self.role_prefix}_api, "
+                f"passwords in {self.secrets_file}",
                 f"  Redis               {self.redis_service_url}",
                 f"  dev mail outbox     {self.outbox}   (one JSON file per email: to, subject, text, html)",
                 "  Ctrl-C stops everything; data stays under " + str(self.root),
@@ -569,6 +576,14 @@ def traefik_command(ports: Ports, environ: Mapping[str, str] | None = None) -> l
 # --- readiness --------------------------------------------------------------------------------
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit for a terminal: its password, when it has one, masked."""
+    scheme, _, rest = url.partition("://")
+    creds, _, hostpart = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}:***@{hostpart}" if colon else url
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     try:
@@ -608,16 +623,28 @@ def readiness(ports: Ports, parts: Any = PARTS) -> dict[str, bool]:
         "route auth": lambda: ok(f"{gateway}/api/v1/auth/__devstack_probe__", routed),
         "route api": lambda: ok(f"{gateway}/api/v1/__devstack_probe__", routed),
     }
-    return {part: probes[part]() for part in parts}
+    state: dict[str, bool] = {}
+    for part in parts:
+        backend = part.removeprefix("route ")
+        # A route is probed only once its service and Traefik answer: no stream of 502 lines in
+        # Traefik's access log while the services start.
+        if backend != part and not (state.get(backend, True) and state.get("traefik", True)):
+            state[part] = False
+            continue
+        state[part] = probes[part]()
+    return state
 
 
 def wait_ready(ports: Ports, timeout: float = 90.0, alive: Any = None, parts: Any = PARTS) -> None:
     """Poll until every part is ready; `alive()` returning False aborts early."""
     deadline = time.monotonic() + timeout
     state: dict[str, bool] = {}
+    done: set[str] = set()
     while time.monotonic() < deadline:
-        state = readiness(ports, parts)
-        if all(state.values()):
+        # A part that answered once is not asked again (each probe is an access log line).
+        state = readiness(ports, [part for part in parts if part not in done])
+        done |= {part for part, ready in state.items() if ready}
+        if done >= set(parts):
             return
         if alive is not None and not alive():
             raise RuntimeError("the stack exited before it was ready")

@@ -100,7 +100,12 @@ class PublicKeys:
             fetched = keys_from_jwks(document if isinstance(document, dict) else {})
         except (httpx.HTTPError, ValueError) as error:
             JWKS_FETCHES.labels("error").inc()
-            logger.warning("JWKS fetch failed; keeping the cached keys", extra={"error": repr(error)})
+            if self._fetched:
+                logger.warning("JWKS fetch failed; keeping the cached keys", extra={"error": repr(error)})
+            else:
+                # Nothing cached yet (typically the auth service is still starting): not a fault,
+                # the keys are fetched again when the first token needs them.
+                logger.info("JWKS not available yet; fetching on first use", extra={"error": repr(error)})
             return False
         JWKS_FETCHES.labels("ok").inc()
         self._fetched = fetched

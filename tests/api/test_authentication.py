@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -14,7 +15,7 @@ from services.api.keys import PublicKeys
 from shared.access_tokens import mark_sessions_revoked, public_jwk
 from shared.redis import create_redis
 from shared.settings import SettingsError
-from tests.api.conftest import Minter, add_session
+from tests.api.helpers import Minter, add_session
 
 
 def assert_401(response: httpx.Response) -> None:
@@ -191,7 +192,7 @@ async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, m
 
 
 def _token(minter: Minter) -> str:
-    from tests.api.conftest import Member
+    from tests.api.helpers import Member
 
     member = Member(uuid.uuid4(), uuid.uuid4(), "a@example.com", "A", "member")
     return minter.token(member)
@@ -270,3 +271,29 @@ async def test_one_redis_round_trip_per_authenticated_request(api, minter, make_
         assert "ratelimit-remaining" in response.headers  # a decision was made: headers on the 401
     finally:
         del redis.execute_command
+
+
+async def test_a_start_up_fetch_before_auth_is_up_is_not_a_warning(make_settings, caplog):
+    """make run starts api and auth together: no cache yet is not a fault; losing a cache is."""
+    key = Ed25519PrivateKey.generate()
+    responses = [
+        httpx.Response(503),
+        httpx.Response(200, json={"keys": [public_jwk(key.public_key())]}),
+        httpx.Response(503),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return responses.pop(0)
+
+    settings = make_settings("api", jwks_url="http://auth.test/jwks.json")
+    caplog.set_level(logging.INFO, logger="blockbot")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        keys = PublicKeys(settings, http)
+        assert not await keys.refresh()
+        first = [r for r in caplog.records if "JWKS" in r.getMessage()]
+        assert [r.levelno for r in first] == [logging.INFO], first
+        caplog.clear()
+        assert await keys.refresh()
+        assert not await keys.refresh()
+        later = [r for r in caplog.records if "JWKS" in r.getMessage()]
+        assert [r.levelno for r in later] == [logging.WARNING], later

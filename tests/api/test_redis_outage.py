@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from devstack.redis import LocalRedis
-from tests.api.conftest import running
+from tests.api.helpers import running
 from tests.outage_load import Load
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from asyncpg.prepared_stmt import PreparedStatement
 
 from shared.access_tokens import mark_sessions_revoked
 from shared.redis import create_redis
-from tests.api.conftest import add_session, running
+from tests.api.helpers import add_session, running
 
 
 async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter, make_org, admin):

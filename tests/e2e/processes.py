@@ -24,3 +24,12 @@ def pids_mentioning(root: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return (
+            (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return "(gone)"

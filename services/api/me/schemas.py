@@ -9,8 +9,7 @@ from pydantic import BaseModel
 
 from services.api.api_keys.credential import KeyPrincipal
 from services.api.api_keys.schemas import Scope
-from services.api.org.queries import OrgRow
-from services.api.org.schemas import OrgOut, org_out, principal_org
+from services.api.org.schemas import OrgOut, key_org, principal_org
 from services.api.principal import Principal
 from shared.user_schema import User
 
@@ -49,8 +48,6 @@ def me_out(me: Principal) -> MeOut:
     return MeOut(user=user, org=principal_org(me))
 
 
-def key_me_out(key: KeyPrincipal, org: OrgRow) -> KeyMeOut:
-    return KeyMeOut(
-        key=KeyOut(id=key.key_id, name=key.name, scopes=list(key.scopes)),
-        org=org_out(org),
-    )
+def key_me_out(key: KeyPrincipal) -> KeyMeOut:
+    """The key and the org it acts for, as read when it was verified."""
+    return KeyMeOut(key=KeyOut(id=key.key_id, name=key.name, scopes=list(key.scopes)), org=key_org(key))
