@@ -139,3 +139,62 @@ def test_make_stop_cleans_up_after_a_killed_make_run(stack_root: Path) -> None:
         stack.stop()
     wait_until(lambda: not _pids_using(stack_root), 30, "all gone")
     assert not [port for port in asdict(stack.ports).values() if port_in_use(port)]
+
+
+def test_ctrl_c_with_100_queued_emails_sends_none_twice(stack_root: Path) -> None:
+    """Ctrl-C stops the services first, the worker finishing its in-flight sends, then Redis."""
+    import asyncio
+
+    from devstack.fake_resend import FakeResend
+    from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
+    from shared.redis import create_redis
+    from shared.settings import load_settings
+
+    with FakeResend() as fake:
+        fake.delay_next(1000, seconds=0.05)  # slow sends: some are in flight at the Ctrl-C
+        env = {
+            **STACK_ENV,
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+            "RESEND_API_KEY": fake.api_key,
+            "RESEND_API_URL": fake.url,
+        }
+        stack = LocalStack(stack_root / "stack", ports=Ports.free(), env=env).start()
+        settings = load_settings(
+            env="test", service_name="probe", redis_url=f"redis://127.0.0.1:{stack.ports.redis}/0"
+        )
+
+        async def enqueue() -> None:
+            redis = create_redis(settings)
+            try:
+                for _ in range(100):
+                    props = MagicLinkProps(link="http://localhost/auth/magic#token=t", expires_in_seconds=900)
+                    await enqueue_email(redis, settings, to="ada@example.org", props=props)
+            finally:
+                await redis.aclose()
+
+        async def queued() -> int:
+            redis = create_redis(settings)
+            try:
+                return int(await redis.zcard(email_queue_name(settings)))
+            finally:
+                await redis.aclose()
+
+        try:
+            stack.wait_ready(timeout=240)
+            asyncio.run(enqueue())
+            assert fake.wait_for(requests=5, timeout=120)
+            assert stack.process is not None
+            os.killpg(stack.process.pid, signal.SIGINT)  # the terminal's Ctrl-C
+            assert stack.process.wait(timeout=120) in (0, 130), stack.log_tail()
+            sent_before = len(fake.requests)
+            stack = LocalStack(stack_root / "stack", ports=stack.ports, env=env).start()
+            stack.wait_ready(timeout=240)
+            wait_until(lambda: asyncio.run(queued()) == 0 and len(fake.deliveries) >= 100, 240, "drained")
+        finally:
+            stack.stop()
+        keys = [r.idempotency_key for r in fake.requests]
+        assert len(fake.deliveries) == 100
+        assert len(keys) == len(set(keys)) == 100, (
+            f"{len(keys) - len(set(keys))} sent again after the restart ({sent_before} before the stop)"
+        )
