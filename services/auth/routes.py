@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, Security, status
+from fastapi import APIRouter, BackgroundTasks, Request, Response, Security, status
 from fastapi.security import APIKeyCookie
 
 from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
+from services.auth.deferred import after_response
 from services.auth.deps import (
     COOKIE_PATH,
     REFRESH_COOKIE,
@@ -94,18 +95,22 @@ def session_response(state: AuthState, response: Response, issued: Issued) -> To
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def register(
-    body: RegisterRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: RegisterRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
-    """Sign up: the same answer whether or not the address already has an account."""
+    """Sign up: the same answer, in the same time, whether or not the address has an account."""
     await enforce(state, request, "register", client, body.email)
     if await mail_allowed(state, body.email):
-        await signups.register(
-            state,
-            email=body.email,
-            password=body.password,
-            name=body.name,
-            org_name=body.org_name,
-            client=client,
+        after_response(
+            background,
+            "register",
+            lambda: signups.register(
+                state,
+                email=body.email,
+                password=body.password,
+                name=body.name,
+                org_name=body.org_name,
+                client=client,
+            ),
         )
     return StatusResponse(status="verification_sent")
 
@@ -122,11 +127,13 @@ async def verify_email(
 
 @router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def verify_request(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
     await enforce(state, request, "verify_request", client, body.email)
     if await mail_allowed(state, body.email):
-        await signups.request_verification(state, email=body.email)
+        after_response(
+            background, "verify_request", lambda: signups.request_verification(state, email=body.email)
+        )
     return ACCEPTED
 
 
@@ -200,11 +207,11 @@ async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claim
 
 @router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def magic_link(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
     await enforce(state, request, "magic_link", client, body.email)
     if await mail_allowed(state, body.email):
-        await accounts.request_magic_link(state, email=body.email)
+        after_response(background, "magic_link", lambda: accounts.request_magic_link(state, email=body.email))
     return ACCEPTED
 
 
@@ -219,11 +226,13 @@ async def magic_link_verify(
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def password_forgot(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
     await enforce(state, request, "password_forgot", client, body.email)
     if await mail_allowed(state, body.email):
-        await accounts.request_password_reset(state, email=body.email)
+        after_response(
+            background, "password_forgot", lambda: accounts.request_password_reset(state, email=body.email)
+        )
     return ACCEPTED
 
 
