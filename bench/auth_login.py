@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,10 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.accounts import create_verified_account  # noqa: E402
+from bench.auth_server import auth_server  # noqa: E402
 from bench.servers import bench_servers  # noqa: E402
 from devstack.databases import MigratedDatabase  # noqa: E402
-from devstack.ports import free_port, wait_for_port  # noqa: E402
-from services.auth.keys import generate_seed  # noqa: E402
 
 PASSWORD = "benchmark password 123"
 
@@ -136,56 +134,16 @@ def main() -> None:
 
 
 def _bench(tmp: Path, database: MigratedDatabase, redis_url: str, levels: list[int], sequential: int) -> None:
-    run_id = secrets.token_hex(4)
-    port = free_port()
-    env = {
-        **os.environ,
-        "ENV": "development",
-        "SERVICE_NAME": "auth",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": database.auth_url,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"bbbench:{run_id}:",
-        "JWT_PRIVATE_KEYS": generate_seed(),
-        "COOKIE_SECURE": "false",
-        "RATELIMIT_AUTH_IP_PER_MINUTE": "1000000",
-        "RATELIMIT_AUTH_EMAIL_PER_HOUR": "1000000",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "services.auth.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "auth.log", "w"),  # noqa: SIM115
-    )
-    try:
-        wait_for_port(port, timeout=60)
-        base = f"http://127.0.0.1:{port}"
-        email = f"bench-{run_id}@example.com"
-        with httpx.Client(base_url=base, timeout=60) as c:
-            create_verified_account(c, redis_url, env["REDIS_KEY_PREFIX"], email, PASSWORD)
+    with auth_server(tmp, database, redis_url) as server:
+        email = f"bench-{secrets.token_hex(4)}@example.com"
+        with httpx.Client(base_url=server.base_url, timeout=60) as c:
+            create_verified_account(c, server.redis_url, server.key_prefix, email, PASSWORD)
         print(
-            f"auth at {base}; argon2 m={os.environ.get('ARGON2_MEMORY_KIB', '65536')} KiB"
+            f"auth at {server.base_url}; argon2 m={os.environ.get('ARGON2_MEMORY_KIB', '65536')} KiB"
             f" t={os.environ.get('ARGON2_TIME_COST', '3')} p={os.environ.get('ARGON2_PARALLELISM', '4')},"
             f" hash pool={os.environ.get('PASSWORD_HASH_CONCURRENCY', '4')}, cpus={os.cpu_count()}\n"
         )
-        asyncio.run(run(base, email, levels, sequential))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        asyncio.run(run(server.base_url, email, levels, sequential))
 
 
 if __name__ == "__main__":

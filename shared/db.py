@@ -151,12 +151,17 @@ async def tenant_read(
     dropped (restart, failover) fails this idempotent read, SQLAlchemy invalidates the pool's
     connections of that age, and the read is retried once on a fresh one.
     """
-    bound = {**params, TENANT_PARAM: str(org_id)}
+    return await read_once(engine, statement, {**params, TENANT_PARAM: str(org_id)})
+
+
+async def read_once(engine: AsyncEngine, statement: TextClause, params: dict[str, object]) -> list[Row[Any]]:
+    """Run one idempotent statement in an implicit transaction of its own (one round trip),
+    retried once on a fresh connection when the pooled one turns out dead."""
     for attempt in (1, 2):
         try:
             async with engine.connect() as conn:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return list((await conn.execute(statement, bound)).all())
+                return list((await conn.execute(statement, params)).all())
         except DBAPIError as error:
             if attempt == 2 or not error.connection_invalidated:
                 raise

@@ -60,7 +60,7 @@ async def list_orgs(db: AsyncSession) -> list[OrgRow]:
             " FROM organizations o ORDER BY o.created_at, o.id"
         )
     )
-    return [OrgRow(*row) for row in rows]
+    return [OrgRow(**row._mapping) for row in rows]
 
 
 async def find_org(db: AsyncSession, org_id: UUID) -> OrgRow | None:
@@ -74,7 +74,7 @@ async def find_org(db: AsyncSession, org_id: UUID) -> OrgRow | None:
             {"id": org_id},
         )
     ).one_or_none()
-    return None if row is None else OrgRow(*row)
+    return None if row is None else OrgRow(**row._mapping)
 
 
 async def list_users(db: AsyncSession, org_id: UUID | None) -> list[UserRow]:
@@ -85,7 +85,7 @@ async def list_users(db: AsyncSession, org_id: UUID | None) -> list[UserRow]:
         ),
         {"org": org_id},
     )
-    return [UserRow(*row) for row in rows]
+    return [UserRow(**row._mapping) for row in rows]
 
 
 async def find_user(db: AsyncSession, *, user_id: UUID | None, email: str | None) -> UserRow | None:
@@ -96,7 +96,7 @@ async def find_user(db: AsyncSession, *, user_id: UUID | None, email: str | None
             {"id": user_id, "email": email},
         )
     ).one_or_none()
-    return None if row is None else UserRow(*row)
+    return None if row is None else UserRow(**row._mapping)
 
 
 async def lock_user(db: AsyncSession, user_id: UUID) -> None:
@@ -146,7 +146,7 @@ async def lock_pending_signups(db: AsyncSession, email: str) -> list[PendingSign
         ),
         {"email": email},
     )
-    return [PendingSignup(*row) for row in rows]
+    return [PendingSignup(**row._mapping) for row in rows]
 
 
 async def drop_signups(db: AsyncSession, email: str) -> None:

@@ -17,11 +17,11 @@ Per request, in this order:
    never the (possibly stale) role claim.
 
 An API key (`Bearer bb_...`, services/api/api_keys/credential.py) takes the same path with two
-differences: its org is only known from its row, so step 2 comes first (a transaction begins
-with the ONE statement that verifies the key and binds its org), then its windows (the org's,
-the key's, the key's per endpoint) in the same single Lua call; and step 3 refuses it
-(`CurrentUser` is a person) unless the route takes `Caller`, which admits keys whose scopes
-cover the method.
+differences: its org is only known from its row, so it is verified first, by ONE statement of
+its own that also reads the key's org (so `GET /me` with a key is that one round trip), then its
+windows (the org's, the key's, the key's per endpoint) in the same single Lua call, then step 2
+binds its org like a token's; and step 3 refuses it (`CurrentUser` is a person) unless the
+route takes `Caller`, which admits keys whose scopes cover the method.
 
 Redis down and the revocation check: it FAILS OPEN, logged and counted
 (`api_revocation_check_fail_open_total`). The api's contract is to stay available when Redis
@@ -53,7 +53,7 @@ from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key
 from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
-from shared.db import TenantScope, transaction
+from shared.db import TenantScope
 from shared.errors import RateLimited, Unauthorized
 from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import Decision, Window, client_ip, ratelimit_headers
@@ -181,26 +181,26 @@ def _route_needs_transaction(request: Request) -> bool:
 async def tenant_scope(credential: Credential, state: ApiDep, request: Request) -> AsyncIterator[TenantScope]:
     """The verified credential's tenant: a transaction for routes that declare `TenantSession`
     (committed before responding), single bound statements otherwise. An API key is verified
-    here, by the first statement of a transaction, which binds its org."""
+    here first, by one statement of its own, then bound exactly as a token's org is."""
     if isinstance(credential, AccessClaims):
-        if not _route_needs_transaction(request):
-            yield TenantScope(credential.org_id, state.engine)
-            return
-        scope = TenantScope(credential.org_id, state.engine, state.sessionmaker)
-        try:
-            yield scope
-        except BaseException:
-            await scope.finish(ok=False)
-            raise
-        await scope.finish(ok=True)
-        return
-    async with transaction(state.sessionmaker) as session:
-        key = await api_key.verify(session, credential)
+        org_id = credential.org_id
+    else:
+        key = await api_key.verify(state.engine, credential)
         await _limit_key(request, state, key)
         api_key.require_scope(key, request.method)
         request.state.api_key = key
         REQUESTS_BY_CREDENTIAL.labels("api_key").inc()
-        yield TenantScope.in_transaction(session, key.org_id)
+        org_id = key.org_id
+    if not _route_needs_transaction(request):
+        yield TenantScope(org_id, state.engine)
+        return
+    scope = TenantScope(org_id, state.engine, state.sessionmaker)
+    try:
+        yield scope
+    except BaseException:
+        await scope.finish(ok=False)
+        raise
+    await scope.finish(ok=True)
 
 
 Tenant = Annotated[TenantScope, Depends(tenant_scope, scope="function")]

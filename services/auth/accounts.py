@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import emails, sessions
+from services.auth.deferred import detach
 from services.auth.identities import (
     Identity,
     UserRecord,
@@ -136,22 +137,27 @@ async def _mark_verified(db: AsyncSession, user: UserRecord, client: ClientInfo)
 # --- password login ----------------------------------------------------------------------------
 
 
+async def _audit_failed_login(state: AuthState, user: UserRecord, client: ClientInfo) -> None:
+    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+        await audit.record(
+            db,
+            org_id=user.org_id,
+            action="auth.login_failed",
+            actor_user_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            ip=client.ip,
+        )
+
+
 async def login(state: AuthState, *, email: str, password: str, client: ClientInfo) -> Issued:
     user = await find_user_by_email(state, email)
     matched = await state.passwords.verify(user.password_hash if user else None, password)
     if user is None or not matched:
         LOGINS.labels("invalid_credentials").inc()
         if user is not None:
-            async with tenant_transaction(state.sessionmaker, user.org_id) as db:
-                await audit.record(
-                    db,
-                    org_id=user.org_id,
-                    action="auth.login_failed",
-                    actor_user_id=user.id,
-                    target_type="user",
-                    target_id=user.id,
-                    ip=client.ip,
-                )
+            # After the answer: the write would make a known address's failure slower.
+            detach("login_failed", lambda: _audit_failed_login(state, user, client))
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.verified:
         LOGINS.labels("unverified").inc()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from services.auth.deferred import drain
 from services.auth.housekeeping import run_housekeeping
 from services.auth.keys import KeyRing, load_keyring
 from services.auth.passwords import Passwords
@@ -67,6 +68,7 @@ def create_auth_app(
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            await drain()  # failed-login audits still running
             passwords.close()
 
     app = create_app(

@@ -59,7 +59,7 @@ async def find_user_by_email(state: AuthState, email: str) -> UserRecord | None:
                 {"email": normalize_email(email)},
             )
         ).one_or_none()
-    return None if row is None else UserRecord(*row)
+    return None if row is None else UserRecord(**row._mapping)
 
 
 async def load_user(db: AsyncSession, user_id: UUID) -> UserRecord | None:
@@ -69,7 +69,7 @@ async def load_user(db: AsyncSession, user_id: UUID) -> UserRecord | None:
             {"id": user_id},
         )
     ).one_or_none()
-    return None if row is None else UserRecord(*row)
+    return None if row is None else UserRecord(**row._mapping)
 
 
 async def lock_if_enabled(db: AsyncSession, user_id: UUID) -> bool:

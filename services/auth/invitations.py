@@ -16,6 +16,8 @@ from shared import audit
 from shared.db import transaction
 from shared.errors import Conflict
 
+# The roles each role may invite (the api enforces the same when the invitation is created).
+MAY_INVITE = {"owner": ("owner", "admin", "member"), "admin": ("admin", "member")}
 ACCOUNT_EXISTS = "An account already exists for this email address; sign in instead."
 
 
@@ -43,6 +45,17 @@ async def accept_invitation(
                 )
             ).one_or_none()
             if invitation is None:
+                raise InvalidLink()
+            # The invitation is only as good as its sender's rights today: removed or demoted
+            # since, the sender can no longer bring anyone in. (A plain read, no lock: the api
+            # locks the sender's row before the invitation's token, the reverse of this order.)
+            inviter_role = (
+                await db.execute(
+                    text("SELECT role FROM users WHERE id = :id AND disabled_at IS NULL"),
+                    {"id": invitation.invited_by},
+                )
+            ).scalar_one_or_none()
+            if inviter_role not in MAY_INVITE or invitation.role not in MAY_INVITE[inviter_role]:
                 raise InvalidLink()
             email = normalize_email(invitation.email)
             taken = (

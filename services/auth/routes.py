@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, Security, status
+from fastapi import APIRouter, BackgroundTasks, Request, Response, Security, status
 from fastapi.security import APIKeyCookie
 
 from services.auth import accounts, invitations, sessions
 from services.auth.accounts import Issued
+from services.auth.deferred import after_response
 from services.auth.deps import (
     COOKIE_PATH,
     REFRESH_COOKIE,
@@ -39,7 +40,7 @@ from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 from shared.openapi import REFRESH_COOKIE_AUTH
-from shared.user_schema import User
+from shared.user_schema import public_user
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 # A security dependency (not a plain Cookie parameter) so the documents declare the cookie scheme.
@@ -79,15 +80,7 @@ def clear_refresh_cookie(response: Response, state: AuthState) -> None:
 def token_body(state: AuthState, identity: Identity, access_token: str) -> TokenResponse:
     user = identity.user
     return TokenResponse(
-        user=User(
-            id=user.id,
-            org_id=user.org_id,
-            email=user.email,
-            name=user.name,
-            role=user.role,
-            email_verified=user.verified,
-            created_at=user.created_at,
-        ),
+        user=public_user(user.id, user),
         org=OrgOut(id=user.org_id, name=identity.org_name),
         access_token=access_token,
         expires_in=state.settings.access_token_ttl_seconds,
@@ -102,18 +95,22 @@ def session_response(state: AuthState, response: Response, issued: Issued) -> To
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def register(
-    body: RegisterRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: RegisterRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
-    """Sign up: the same answer whether or not the address already has an account."""
+    """Sign up: the same answer, in the same time, whether or not the address has an account."""
     await enforce(state, request, "register", client, body.email)
     if await mail_allowed(state, body.email):
-        await signups.register(
-            state,
-            email=body.email,
-            password=body.password,
-            name=body.name,
-            org_name=body.org_name,
-            client=client,
+        after_response(
+            background,
+            "register",
+            lambda: signups.register(
+                state,
+                email=body.email,
+                password=body.password,
+                name=body.name,
+                org_name=body.org_name,
+                client=client,
+            ),
         )
     return StatusResponse(status="verification_sent")
 
@@ -130,11 +127,13 @@ async def verify_email(
 
 @router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def verify_request(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
     await enforce(state, request, "verify_request", client, body.email)
     if await mail_allowed(state, body.email):
-        await signups.request_verification(state, email=body.email)
+        after_response(
+            background, "verify_request", lambda: signups.request_verification(state, email=body.email)
+        )
     return ACCEPTED
 
 
@@ -208,11 +207,11 @@ async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claim
 
 @router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def magic_link(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
     await enforce(state, request, "magic_link", client, body.email)
     if await mail_allowed(state, body.email):
-        await accounts.request_magic_link(state, email=body.email)
+        after_response(background, "magic_link", lambda: accounts.request_magic_link(state, email=body.email))
     return ACCEPTED
 
 
@@ -227,11 +226,13 @@ async def magic_link_verify(
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
 async def password_forgot(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
 ) -> StatusResponse:
     await enforce(state, request, "password_forgot", client, body.email)
     if await mail_allowed(state, body.email):
-        await accounts.request_password_reset(state, email=body.email)
+        after_response(
+            background, "password_forgot", lambda: accounts.request_password_reset(state, email=body.email)
+        )
     return ACCEPTED
 
 

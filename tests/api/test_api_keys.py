@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from shared.api_keys import hashing_key, parse_key, secret_hash
-from tests.api.conftest import audit_rows
+from tests.api.helpers import audit_rows
 
 KEYS = "/api/v1/api-keys"
 

@@ -15,7 +15,7 @@ from services.api.keys import PublicKeys
 from shared.access_tokens import mark_sessions_revoked, public_jwk
 from shared.redis import create_redis
 from shared.settings import SettingsError
-from tests.api.conftest import Minter, add_session
+from tests.api.helpers import Minter, add_session
 
 
 def assert_401(response: httpx.Response) -> None:
@@ -192,7 +192,7 @@ async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, m
 
 
 def _token(minter: Minter) -> str:
-    from tests.api.conftest import Member
+    from tests.api.helpers import Member
 
     member = Member(uuid.uuid4(), uuid.uuid4(), "a@example.com", "A", "member")
     return minter.token(member)

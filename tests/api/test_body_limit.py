@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from shared.settings import Settings
-from tests.api.conftest import running
+from tests.api.helpers import running
 
 CHUNK = 8 * 1024
 

@@ -8,7 +8,7 @@ import json
 import uuid
 
 from shared.access_tokens import b64url_decode
-from tests.api.conftest import add_member, audit_rows, queued_emails
+from tests.api.helpers import add_member, audit_rows, queued_emails
 
 
 def new_email() -> str:
@@ -134,7 +134,7 @@ async def test_revoke_invitation(client, minter, make_org, admin):
 async def test_enqueue_failure_rolls_back_the_invitation(api_settings, minter, make_org, admin):
     """If the email cannot be queued, nothing is stored and the client gets a 503."""
     from devstack.ports import free_port
-    from tests.api.conftest import running
+    from tests.api.helpers import running
 
     org = await make_org("owner")
     settings = api_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
@@ -172,3 +172,51 @@ async def test_revoke_racing_acceptance_takes_locks_in_the_same_order(client, mi
         await transaction.commit()
     response = await revoke
     assert response.status_code == 409, response.text
+
+
+async def _pending_from(client, minter, inviter, count=2):
+    ids = []
+    for role in ("admin", "member")[:count]:
+        response = await client.post(
+            "/api/v1/invitations", json={"email": new_email(), "role": role}, headers=minter.headers(inviter)
+        )
+        assert response.status_code == 201, response.text
+        ids.append(uuid.UUID(response.json()["id"]))
+    return ids
+
+
+async def _revoked_and_spent(admin, invitation_id):
+    revoked = await admin.fetchval(
+        "SELECT revoked_at IS NOT NULL FROM invitations WHERE id = $1", invitation_id
+    )
+    unspent = await admin.fetchval(
+        "SELECT count(*) FROM one_time_tokens WHERE invitation_id = $1 AND consumed_at IS NULL", invitation_id
+    )
+    return revoked and unspent == 0
+
+
+async def test_removing_a_member_revokes_the_invitations_they_sent(client, minter, make_org, admin):
+    """Security review finding 5: an admin's accomplice could still accept after the admin left."""
+    org = await make_org("owner", "admin")
+    insider = org.by_role("admin")
+    sent = await _pending_from(client, minter, insider)
+    removed = await client.delete(f"/api/v1/users/{insider.id}", headers=minter.headers(org.owner))
+    assert removed.status_code == 204, removed.text
+    for invitation_id in sent:
+        assert await _revoked_and_spent(admin, invitation_id)
+    actions = [r["action"] for r in await audit_rows(admin, org)]
+    assert actions.count("invitation.revoked") == 2
+
+
+async def test_losing_the_manager_role_revokes_the_invitations_sent(client, minter, make_org, admin):
+    org = await make_org("owner", "admin")
+    insider = org.by_role("admin")
+    sent = await _pending_from(client, minter, insider)
+    own = await _pending_from(client, minter, org.owner, count=1)
+    demoted = await client.patch(
+        f"/api/v1/users/{insider.id}", json={"role": "member"}, headers=minter.headers(org.owner)
+    )
+    assert demoted.status_code == 200, demoted.text
+    for invitation_id in sent:
+        assert await _revoked_and_spent(admin, invitation_id)
+    assert not await _revoked_and_spent(admin, own[0])  # the owner's invitation stands

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import audit_rows
+from tests.api.helpers import audit_rows
 
 
 async def test_me_returns_user_and_org(client, minter, make_org):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from services.api.pagination import encode_cursor
-from tests.api.conftest import add_member
+from tests.api.helpers import add_member
 
 
 async def walk(client, path, headers, limit):

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from devstack.ports import free_port
-from tests.api.conftest import running
+from tests.api.helpers import running
 
 
 class Clock:

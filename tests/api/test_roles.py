@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import add_member, add_session, audit_rows
+from tests.api.helpers import add_member, add_session, audit_rows
 
 
 async def role_of(admin, member):

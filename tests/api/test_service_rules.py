@@ -30,7 +30,7 @@ from shared.redis import create_redis
 from shared.roles import Role
 from shared.sessions.revocation import revoke_user_sessions
 from shared.settings import Settings
-from tests.api.conftest import Member, add_session, audit_rows, snapshot
+from tests.api.helpers import Member, add_session, audit_rows, snapshot
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import add_session, snapshot
+from tests.api.helpers import add_session, snapshot
 
 
 async def _invite(client, minter, member, email=None):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from devstack.ports import free_port, wait_for_port
-from tests.api.conftest import HIGH
+from tests.api.helpers import HIGH
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 30

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth.conftest import (
+from tests.auth.helpers import (
     PASSWORD,
     PREFIX,
     AuthApp,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
-from tests.auth.conftest import (
+from tests.auth.helpers import (
     PASSWORD,
     PREFIX,
     AuthApp,

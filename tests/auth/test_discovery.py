@@ -6,7 +6,7 @@ import httpx
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
-from tests.auth.conftest import PREFIX, AuthApp, signup
+from tests.auth.helpers import PREFIX, AuthApp, signup
 
 DISCOVERY = f"{PREFIX}/.well-known/openid-configuration"
 

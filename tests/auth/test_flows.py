@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from shared.access_tokens import is_session_revoked
-from tests.auth.conftest import (
+from tests.auth.helpers import (
     PREFIX,
     AuthApp,
     admin,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.auth.conftest import (
+from tests.auth.helpers import (
     PREFIX,
     AuthApp,
     bearer,

@@ -7,13 +7,7 @@ from typing import Any
 import httpx
 
 from services.auth.housekeeping import run_housekeeping
-from tests.auth.conftest import (
-    AuthApp,
-    admin,
-    do_refresh,
-    refresh_cookie,
-    signup,
-)
+from tests.auth.helpers import AuthApp, admin, do_refresh, refresh_cookie, signup
 
 
 async def _session_of(conn: Any, email: str) -> list[Any]:

@@ -11,7 +11,7 @@ import httpx
 
 from services.auth.limits import client_network
 from shared.settings import Settings
-from tests.auth.conftest import (
+from tests.auth.helpers import (
     PASSWORD,
     PREFIX,
     clear_of_minute_boundary,

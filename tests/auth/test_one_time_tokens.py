@@ -8,7 +8,7 @@ import hashlib
 import httpx
 
 from shared.opaque_tokens import decode_token
-from tests.auth.conftest import PREFIX, AuthApp, admin, last_token, new_email, register, signup, verify_email
+from tests.auth.helpers import PREFIX, AuthApp, admin, last_token, new_email, register, signup, verify_email
 
 
 async def test_magic_link_single_use_under_20_concurrent_verifies(

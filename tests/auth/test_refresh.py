@@ -9,16 +9,7 @@ import httpx
 from prometheus_client import REGISTRY
 
 from shared.access_tokens import is_session_revoked, verify_access_token
-from tests.auth.conftest import (
-    KEYRING,
-    PREFIX,
-    AuthApp,
-    admin,
-    bearer,
-    do_refresh,
-    refresh_cookie,
-    signup,
-)
+from tests.auth.helpers import KEYRING, PREFIX, AuthApp, admin, bearer, do_refresh, refresh_cookie, signup
 
 
 async def test_rotation_on_every_use(auth: AuthApp, client: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ import httpx
 
 from services.auth.signups.service import purge_expired_attempts
 from shared.opaque_tokens import new_token
-from tests.auth.conftest import (
+from tests.auth.helpers import (
     PREFIX,
     AuthApp,
     admin,

@@ -20,7 +20,7 @@ from services.auth.tokens import mint_access_token
 from shared.access_tokens import jwk_thumbprint, verify_access_token
 from shared.errors import Unauthorized
 from shared.settings import SettingsError
-from tests.auth.conftest import KEYRING, PREFIX, AuthApp, bearer, signup
+from tests.auth.helpers import KEYRING, PREFIX, AuthApp, bearer, signup
 
 
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")

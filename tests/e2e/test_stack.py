@@ -54,7 +54,12 @@ def wait_for_email(outbox: Path, to: str, subject_hint: str = "", timeout: float
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for path in sorted(outbox.glob("*.json"), reverse=True):
-            message: dict[str, Any] = json.loads(path.read_text())
+            if path.name.startswith("."):
+                continue  # the worker's temporary file, renamed into place once complete
+            try:
+                message: dict[str, Any] = json.loads(path.read_text())
+            except FileNotFoundError:
+                continue
             recipients = message["to"] if isinstance(message["to"], list) else [message["to"]]
             if to in recipients and subject_hint.lower() in message["subject"].lower():
                 return message

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.observability.conftest import (
+from tests.observability.helpers import (
     AUTH,
     PASSWORD,
     LogCapture,

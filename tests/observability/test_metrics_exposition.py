@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.metrics import UNMATCHED_ROUTE
-from tests.observability.conftest import (
+from tests.observability.helpers import (
     AUTH,
     FOREIGN_ROUTES,
     REQUIRED_METRICS,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from tests.observability.conftest import GRAFANA_DIR, PROMETHEUS_DIR, ROOT, promtool, sample_names
+from tests.observability.helpers import GRAFANA_DIR, PROMETHEUS_DIR, ROOT, promtool, sample_names
 
 CONFIGS = ["prometheus.yml", "prometheus.local.yml"]
 # Series that exist without any of our services: Prometheus' own and Traefik's (compose only).

@@ -27,7 +27,7 @@ import yaml  # type: ignore[import-untyped]
 
 from devstack.ports import free_port
 from devstack.run import LocalStack, Ports
-from tests.observability.conftest import (
+from tests.observability.helpers import (
     PROMETHEUS_DIR,
     REQUIRED_METRICS,
     exposed_types,

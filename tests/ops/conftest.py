@@ -4,52 +4,19 @@ share its database, Redis and key prefix.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from devstack.databases import MigratedDatabase
-from services.auth.keys import KeyRing
-from shared.access_tokens import b64url_encode, raw_public_bytes
 from shared.settings import Settings
-from tests.api.conftest import Api, running
-from tests.auth.conftest import KEYRING, start_auth  # noqa: F401  (a fixture, re-exported)
-
-ROOT = Path(__file__).resolve().parents[2]
-FAST_HASHING = {"ARGON2_MEMORY_KIB": "8192", "ARGON2_TIME_COST": "1", "ARGON2_PARALLELISM": "1"}
-
-
-@dataclass(frozen=True)
-class AdminCli:
-    """Runs `python -m services.admin` as the operator would, with the migrate job's URL."""
-
-    env: dict[str, str]
-
-    def run(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.admin", *args],
-            cwd=ROOT,
-            env={**os.environ, **self.env, **env},
-            input=stdin if stdin is not None else "",
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    async def __call__(
-        self, *args: str, stdin: str | None = None, **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(self.run, *args, stdin=stdin, **env)
+from tests.api.helpers import Api, running
+from tests.auth.conftest import start_auth  # noqa: F401  (a fixture, re-exported)
+from tests.auth.helpers import KEYRING
+from tests.ops.helpers import FAST_HASHING, AdminCli, public_keys_of
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +31,6 @@ def admin_cli(database: MigratedDatabase, redis_url: str, redis_prefix: str) -> 
             **FAST_HASHING,
         }
     )
-
-
-def public_keys_of(keyring: KeyRing) -> list[str]:
-    return [b64url_encode(raw_public_bytes(key.public_key)) for key in keyring.keys]
 
 
 @pytest.fixture(scope="session")

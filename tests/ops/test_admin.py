@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.auth.conftest import (
+from tests.auth.helpers import (
     PASSWORD,
     bearer,
     comparable,
@@ -23,7 +23,7 @@ from tests.auth.conftest import (
     register,
     signup,
 )
-from tests.ops.conftest import AdminCli
+from tests.ops.helpers import AdminCli
 
 OWNER_PASSWORD = "operator chosen passphrase 1"
 
@@ -223,7 +223,7 @@ async def test_disabled_user_cannot_start_a_session_by_magic_link(
     start_auth,
     db_admin,
 ):
-    from tests.auth.conftest import PREFIX, last_token
+    from tests.auth.helpers import PREFIX, last_token
 
     async with start_auth() as auth, auth.client() as client:
         email, _ = await signup(client, auth.settings)

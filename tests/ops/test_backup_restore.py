@@ -27,8 +27,8 @@ from shared.access_tokens import revoked_sid_key
 from shared.email_queue import email_queue_name
 from shared.redis import create_redis, redis_key
 from shared.settings import Settings, load_settings
-from tests.api.conftest import running
-from tests.auth.conftest import (
+from tests.api.helpers import running
+from tests.auth.helpers import (
     GENEROUS,
     KEYRING,
     PREFIX,
@@ -39,7 +39,7 @@ from tests.auth.conftest import (
     refresh_cookie,
     signup,
 )
-from tests.ops.conftest import FAST_HASHING, ROOT, public_keys_of
+from tests.ops.helpers import FAST_HASHING, ROOT, public_keys_of
 
 TENANT_TABLES = (
     "organizations",
@@ -172,6 +172,7 @@ async def test_backup_destroy_restore(stack: StackRunner):
         await redis.aclose()
 
     # Destroy PostgreSQL's data directory, as after losing the volume.
+    assert runner._postgres is not None
     runner._postgres.stop()
     runner._postgres = None
     shutil.rmtree(runner.root / "postgres")

@@ -24,7 +24,7 @@ from devstack.run import read_env_file
 from services.auth import key_rotation
 from services.auth.key_rotation import EnvFile, RotationError
 from services.auth.keys import generate_seed, load_keyring
-from tests.ops.conftest import FAST_HASHING, ROOT, AdminCli
+from tests.ops.helpers import FAST_HASHING, ROOT, AdminCli
 
 OWNER_PASSWORD = "rotation owner passphrase"
 PREFIX = "/api/v1/auth"

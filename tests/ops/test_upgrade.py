@@ -26,8 +26,8 @@ from services.auth.app import create_auth_app
 from services.migrate.__main__ import run_migrations
 from shared.db import async_url
 from shared.settings import Settings, load_settings
-from tests.auth.conftest import GENEROUS, KEYRING, PASSWORD, AuthApp, bearer, login
-from tests.ops.conftest import ROOT
+from tests.auth.helpers import GENEROUS, KEYRING, PASSWORD, AuthApp, bearer, login
+from tests.ops.helpers import ROOT
 
 FIRST_RELEASE = "0001"
 ORG_A, ORG_B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"

@@ -1,4 +1,4 @@
-"""Worker test helpers: settings without a database, a fake Resend per test, burst runs."""
+"""Worker test fixtures: settings without a database, a fake Resend per test, burst runs."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
-from prometheus_client import REGISTRY
 
 from devstack.fake_resend import FakeResend
-from services.worker.jobs import RetryPolicy
-from services.worker.main import WorkerOptions, create_worker
 from shared.redis import create_redis
 from shared.settings import Settings, load_settings
-
-FAST_RETRY = RetryPolicy(base_seconds=0.05, max_seconds=0.2)
 
 
 @pytest.fixture
@@ -67,25 +62,3 @@ async def producer(redis_url: str) -> AsyncIterator[Callable[[Settings], ArqRedi
     yield make
     for client in clients:
         await client.aclose()
-
-
-async def drain(settings: Settings, **option_overrides: Any) -> Any:
-    """Run a worker in this process until the queue is empty (arq burst mode), then close it."""
-    values: dict[str, Any] = {
-        "metrics": False,
-        "burst": True,
-        "handle_signals": False,
-        "retry": FAST_RETRY,
-        "poll_delay_seconds": 0.02,
-    }
-    values.update(option_overrides)
-    worker = create_worker(settings, WorkerOptions(**values))
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
-    return worker
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0

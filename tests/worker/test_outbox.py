@@ -7,7 +7,7 @@ import orjson
 from services.worker.outbox import OutboxSender
 from services.worker.sender import OutgoingEmail
 from shared.email_queue import PasswordResetProps, enqueue_email
-from tests.worker.conftest import drain, sample
+from tests.worker.helpers import drain, sample
 
 
 async def test_outbox_mode_writes_one_readable_json_file_per_message(

@@ -19,7 +19,7 @@ from devstack.ports import free_port
 from services.worker.jobs import dead_letter_key
 from services.worker.main import WorkerOptions, create_worker
 from shared.email_queue import SEND_EMAIL_JOB, MagicLinkProps, email_queue_name, enqueue_email
-from tests.worker.conftest import drain, sample
+from tests.worker.helpers import drain, sample
 
 TOKEN = "tok_" + "s3cr3t" * 6
 LINK = f"http://localhost:8080/auth/magic#token={TOKEN}"

@@ -3,10 +3,11 @@
 Per request with `Authorization: Bearer bb_...`:
 
 1. `presented`: the key's shape and `<env>` checked, its keyed hash computed; no I/O.
-2. `verify`: ONE statement (`api_key_authenticate`) finds the row by public id and, for a live
-   key with the right hash, binds the request's transaction to the key's org (RLS) and touches
-   `last_used_at` at most once a minute. The hash is compared again here in constant time.
-   Every request reads the row, so a revoked key is refused from the next request on.
+2. `verify`: ONE statement, in a transaction of its own (`api_key_authenticate`), finds the row
+   by public id and, for a live key with the right hash, binds that statement to the key's org
+   (RLS), reads the org and touches `last_used_at` at most once a minute. The hash is compared
+   again here in constant time. Every request reads the row, so a revoked key is refused from
+   the next request on. The request then runs bound to the verified org, as with a token.
 3. `require_scope`: `read` allows GET and HEAD, `write` allows those and every other method.
    Whether the endpoint accepts keys at all is the route's choice (`Caller` vs `CurrentUser`).
 
@@ -17,9 +18,10 @@ in `api_key_auth_failures_total`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.api_keys import queries
 from services.api.metrics import KEY_AUTH_FAILURES
@@ -67,6 +69,9 @@ class KeyPrincipal:
     org_id: UUID
     name: str
     scopes: tuple[str, ...]
+    org_name: str
+    org_created_at: datetime
+    org_updated_at: datetime
 
     def allows(self, method: str) -> bool:
         if method.upper() in READ_METHODS:
@@ -90,18 +95,27 @@ def presented(token: str, settings: Settings) -> KeyCredential:
     return KeyCredential(key, secret_hash(hashing_key(settings), key.public_id, key.secret))
 
 
-async def verify(session: AsyncSession, credential: KeyCredential) -> KeyPrincipal:
-    """Verify the key in the request's (just begun) transaction, binding it to the key's org."""
-    row = await queries.authenticate(session, credential.key.public_id, credential.presented_hash)
+async def verify(engine: AsyncEngine, credential: KeyCredential) -> KeyPrincipal:
+    """Verify the key (one statement); the key, its scopes and its org, or a 401."""
+    row = await queries.authenticate(engine, credential.key.public_id, credential.presented_hash)
     if row is None:
         raise refuse("unknown")
     if not hashes_match(row.secret_hash, credential.presented_hash):
         raise refuse("bad_secret")
     if row.revoked_at is not None:
         raise refuse("revoked")
-    if not row.bound:
+    if not row.bound or row.org_name is None:
         raise refuse("expired")
-    return KeyPrincipal(key_id=row.id, org_id=row.org_id, name=row.name, scopes=tuple(row.scopes))
+    assert row.org_created_at is not None and row.org_updated_at is not None
+    return KeyPrincipal(
+        key_id=row.id,
+        org_id=row.org_id,
+        name=row.name,
+        scopes=tuple(row.scopes),
+        org_name=row.org_name,
+        org_created_at=row.org_created_at,
+        org_updated_at=row.org_updated_at,
+    )
 
 
 def require_scope(key: KeyPrincipal, method: str) -> None:

@@ -1,6 +1,7 @@
 """SQL of API keys. Management statements run in the request's tenant transaction (RLS limits
 them to the caller's org); `authenticate` is the one statement that runs before a tenant is
-known, through the `api_key_authenticate` SECURITY DEFINER function (migration 0004)."""
+known, through the `api_key_authenticate` SECURITY DEFINER function (migration 0004), on its
+own: it verifies the key, binds its org and reads the org, in one round trip."""
 
 # SQL here is assembled from this module's constant fragments only; values are bound parameters.
 
@@ -11,9 +12,10 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.api.pagination import time_id_bound
+from shared.db import read_once
 
 KEY_COLUMNS = (
     "id, name, public_id, scopes, created_by, created_at, expires_at, last_used_at, revoked_at,"
@@ -37,7 +39,8 @@ class ApiKeyRow:
 
 @dataclass(frozen=True)
 class KeyAuthRow:
-    """What verification needs of a key row; `secret_hash` never leaves the request path."""
+    """What verification needs of a key row, and its org; `secret_hash` never leaves the request
+    path."""
 
     id: UUID
     org_id: UUID
@@ -46,9 +49,12 @@ class KeyAuthRow:
     secret_hash: bytes
     expires_at: datetime | None
     revoked_at: datetime | None
-    # Whether the statement bound the transaction to the key's org: only a live key with the
-    # right hash does, the database's clock deciding expiry.
+    # Whether the statement bound its transaction to the key's org: only a live key with the
+    # right hash does, the database's clock deciding expiry. The org is read only then.
     bound: bool
+    org_name: str | None
+    org_created_at: datetime | None
+    org_updated_at: datetime | None
 
     def __repr__(self) -> str:
         return f"KeyAuthRow(id={self.id!r}, org_id={self.org_id!r})"
@@ -128,19 +134,25 @@ async def mark_revoked(session: AsyncSession, key_id: UUID, revoked_by: UUID) ->
     )
 
 
-async def authenticate(session: AsyncSession, public_id: str, secret_hash: bytes) -> KeyAuthRow | None:
-    """Look a presented key up by public id; when its hash matches and it is live, the SAME
-    statement binds the transaction to the key's org and touches `last_used_at` (at most once
-    a minute). The caller still compares the hash in constant time and reads the reason."""
-    row = (
-        await session.execute(
-            # The function materializes its row (running set_config) before the outer
-            # projection reads the setting back.
-            text(
-                "SELECT k.*, coalesce(current_setting('app.current_org_id', true)"
-                " = k.org_id::text, false) AS bound FROM api_key_authenticate(:pid, :hash) k"
-            ),
-            {"pid": public_id, "hash": secret_hash},
-        )
-    ).one_or_none()
-    return None if row is None else KeyAuthRow(**row._mapping)
+# The org is read in a LATERAL subquery that refers to the key row, and neither side can be
+# flattened (OFFSET 0): PostgreSQL must run the function (and its set_config) before it scans
+# organizations, whose RLS then sees the key's org (the ordering of shared.db.tenant_bound).
+_AUTHENTICATE = text(
+    "SELECT k.id, k.org_id, k.name, k.scopes, k.secret_hash, k.expires_at, k.revoked_at, k.bound,"
+    " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at"
+    " FROM (SELECT f.*, coalesce(current_setting('app.current_org_id', true) = f.org_id::text,"
+    " false) AS bound FROM api_key_authenticate(:pid, :hash) f OFFSET 0) AS k"
+    " LEFT JOIN LATERAL (SELECT name, created_at, updated_at FROM organizations"
+    " WHERE id = k.org_id AND k.bound OFFSET 0) AS o ON true"
+)
+
+
+async def authenticate(engine: AsyncEngine, public_id: str, secret_hash: bytes) -> KeyAuthRow | None:
+    """Look a presented key up by public id, as ONE statement in a transaction of its own.
+
+    When its hash matches and it is live, the statement binds the key's org (so RLS shows it
+    the org row it reads) and touches `last_used_at` (at most once a minute, committed at once).
+    The caller still compares the hash in constant time and reads the reason.
+    """
+    rows = await read_once(engine, _AUTHENTICATE, {"pid": public_id, "hash": secret_hash})
+    return KeyAuthRow(**rows[0]._mapping) if rows else None

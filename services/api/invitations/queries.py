@@ -5,6 +5,7 @@ Every statement runs in the request's tenant transaction: RLS limits it to the c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -133,3 +134,27 @@ async def mark_revoked(session: AsyncSession, invitation_id: UUID) -> None:
     await session.execute(
         text("UPDATE invitations SET revoked_at = now() WHERE id = :id"), {"id": invitation_id}
     )
+
+
+async def revoke_pending_sent_by(session: AsyncSession, inviter_id: UUID, roles: Sequence[str]) -> list[UUID]:
+    """Revoke the pending invitations `inviter_id` sent for these roles; their ids.
+
+    Tokens first, then the invitations: the order the auth service's acceptance locks them in.
+    """
+    pending = (
+        "SELECT id FROM invitations WHERE invited_by = :user AND role = ANY(:roles)"
+        " AND accepted_at IS NULL AND revoked_at IS NULL"
+    )
+    params = {"user": inviter_id, "roles": list(roles)}
+    await session.execute(
+        text(
+            "UPDATE one_time_tokens SET consumed_at = now()"
+            f" WHERE consumed_at IS NULL AND invitation_id IN ({pending})"
+        ),
+        params,
+    )
+    rows = await session.execute(
+        text(f"UPDATE invitations SET revoked_at = now() WHERE id IN ({pending}) RETURNING id"),
+        params,
+    )
+    return list(rows.scalars())

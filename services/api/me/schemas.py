@@ -9,10 +9,9 @@ from pydantic import BaseModel
 
 from services.api.api_keys.credential import KeyPrincipal
 from services.api.api_keys.schemas import Scope
-from services.api.org.queries import OrgRow
-from services.api.org.schemas import OrgOut, org_out, principal_org
+from services.api.org.schemas import OrgOut, key_org, principal_org
 from services.api.principal import Principal
-from shared.user_schema import User
+from shared.user_schema import User, public_user
 
 
 class MeOut(BaseModel):
@@ -37,20 +36,9 @@ class KeyMeOut(BaseModel):
 
 def me_out(me: Principal) -> MeOut:
     """The caller and their organization as loaded with them."""
-    user = User(
-        id=me.user_id,
-        org_id=me.org_id,
-        email=me.email,
-        name=me.name,
-        role=me.role,
-        email_verified=me.email_verified_at is not None,
-        created_at=me.created_at,
-    )
-    return MeOut(user=user, org=principal_org(me))
+    return MeOut(user=public_user(me.user_id, me), org=principal_org(me))
 
 
-def key_me_out(key: KeyPrincipal, org: OrgRow) -> KeyMeOut:
-    return KeyMeOut(
-        key=KeyOut(id=key.key_id, name=key.name, scopes=list(key.scopes)),
-        org=org_out(org),
-    )
+def key_me_out(key: KeyPrincipal) -> KeyMeOut:
+    """The key and the org it acts for, as read when it was verified."""
+    return KeyMeOut(key=KeyOut(id=key.key_id, name=key.name, scopes=list(key.scopes)), org=key_org(key))

@@ -18,6 +18,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import audit
+from services.api.invitations import queries as invitation_queries
 from services.api.members import queries
 from services.api.members.queries import UserRow
 from services.api.pagination import decode_time_id_cursor, time_id_page
@@ -79,6 +80,33 @@ async def _refuse_last_owner(session: AsyncSession, target: UserRow) -> None:
         raise LastOwner()
 
 
+# What each role may still invite; None: a removed member, who may invite nobody.
+_MAY_INVITE: dict[Role | None, tuple[Role, ...]] = {
+    Role.OWNER: (Role.OWNER, Role.ADMIN, Role.MEMBER),
+    Role.ADMIN: (Role.ADMIN, Role.MEMBER),
+    Role.MEMBER: (),
+    None: (),
+}
+
+
+async def _revoke_invitations_beyond(
+    session: AsyncSession, me: Principal, user_id: UUID, role: Role | None
+) -> None:
+    """Invitations never outlive their sender's rights: revoke those `role` could not send now."""
+    beyond = [r.value for r in Role if r not in _MAY_INVITE[role]]
+    if not beyond:
+        return
+    for invitation_id in await invitation_queries.revoke_pending_sent_by(session, user_id, beyond):
+        await audit.record(
+            session,
+            me,
+            "invitation.revoked",
+            target_type="invitation",
+            target_id=invitation_id,
+            details={"reason": "inviter_removed" if role is None else "inviter_role_changed"},
+        )
+
+
 async def change_member(
     session: AsyncSession, me: Principal, user_id: UUID, *, name: str | None, role: Role | None
 ) -> UserRow:
@@ -111,6 +139,8 @@ async def change_member(
             target_id=target.id,
             details={"from": target.role, "to": role},
         )
+        assert role is not None
+        await _revoke_invitations_beyond(session, me, target.id, Role(role))
     if name_change:
         await audit.record(
             session,
@@ -139,6 +169,7 @@ async def remove_member(
     sids = await revoke_user_sessions(
         session, redis, settings, target.id, reason="user_removed", redis_required=False
     )
+    await _revoke_invitations_beyond(session, me, target.id, None)
     await queries.delete_user(session, target.id)
     await audit.record(
         session,

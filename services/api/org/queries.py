@@ -29,14 +29,3 @@ async def rename(session: AsyncSession, org_id: UUID, name: str) -> OrgRow:
         )
     ).one()
     return OrgRow(**row._mapping)
-
-
-async def current(session: AsyncSession, org_id: UUID) -> OrgRow:
-    """The org the transaction is bound to (RLS shows no other)."""
-    row = (
-        await session.execute(
-            text("SELECT id, name, created_at, updated_at FROM organizations WHERE id = :org"),
-            {"org": org_id},
-        )
-    ).one()
-    return OrgRow(**row._mapping)

@@ -84,7 +84,7 @@ async def find_live(db: AsyncSession, digest: bytes) -> Attempt | None:
             {"hash": digest},
         )
     ).one_or_none()
-    return None if row is None else Attempt(*row)
+    return None if row is None else Attempt(**row._mapping)
 
 
 async def claim(db: AsyncSession, attempt_id: UUID) -> bool:

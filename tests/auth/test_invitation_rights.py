@@ -1,0 +1,57 @@
+"""An invitation is only as good as its sender's rights at acceptance (security review finding 5)."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.auth.helpers import PASSWORD, PREFIX, AuthApp, admin, invite, new_email, signup
+
+
+async def _accept(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post(
+        f"{PREFIX}/invitations/accept", json={"token": token, "name": "Mallory", "password": PASSWORD}
+    )
+
+
+async def _admin_of(auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str) -> httpx.Response:
+    _, owner = await signup(client, auth.settings)
+    token, _ = await invite(admin_dsn, owner, new_email(), "admin")
+    accepted = await _accept(client, token)
+    assert accepted.status_code == 201, accepted.text
+    return accepted
+
+
+async def test_invitations_of_a_demoted_admin_cannot_be_accepted(
+    auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
+) -> None:
+    insider = await _admin_of(auth, client, admin_dsn)
+    for_accomplice, _ = await invite(admin_dsn, insider, new_email(), "admin")
+    as_member, _ = await invite(admin_dsn, insider, new_email(), "member")
+    async with admin(admin_dsn) as conn:  # demoted by the owner (without the api's revocation)
+        await conn.execute("UPDATE users SET role = 'member' WHERE id = $1", insider.json()["user"]["id"])
+    refused = await _accept(client, for_accomplice)
+    assert refused.status_code == 400
+    assert refused.json()["type"].endswith("/invalid-token")
+    assert (await _accept(client, as_member)).status_code == 400
+
+
+async def test_invitations_of_a_removed_admin_cannot_be_accepted(
+    auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
+) -> None:
+    insider = await _admin_of(auth, client, admin_dsn)
+    token, _ = await invite(admin_dsn, insider, new_email(), "admin")
+    async with admin(admin_dsn) as conn:
+        await conn.execute("DELETE FROM users WHERE id = $1", insider.json()["user"]["id"])
+    assert (await _accept(client, token)).status_code == 400
+
+
+async def test_an_admin_cannot_have_invited_an_owner(
+    auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
+) -> None:
+    insider = await _admin_of(auth, client, admin_dsn)
+    token, _ = await invite(admin_dsn, insider, new_email(), "owner")
+    assert (await _accept(client, token)).status_code == 400
+    still_admin, _ = await invite(admin_dsn, insider, new_email(), "admin")
+    accepted = await _accept(client, still_admin)
+    assert accepted.status_code == 201
+    assert accepted.json()["user"]["role"] == "admin"
