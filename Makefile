@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help install run test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps build secrets compose-config clean
+.PHONY: help install run stop test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps build secrets compose-config clean
 .DEFAULT_GOAL := help
 
 ## help: list the documented targets (also what `make` alone does)
@@ -24,6 +24,10 @@ install: $(STAMP)
 ## run: start PostgreSQL, Redis, migrate, auth, api, worker and Traefik on http://localhost:8080
 run: $(STAMP)
 	$(BIN)/python -m devstack.run
+
+## stop: stop a local stack left behind by a killed `make run` or a closed terminal
+stop: $(STAMP)
+	$(BIN)/python -m devstack.stop
 
 ## test: lint, type-check and run every test (starts its own PostgreSQL and Redis)
 test: lint typecheck pytest

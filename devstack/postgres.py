@@ -109,17 +109,21 @@ class EmbeddedPostgres:
             check=True,
             user=self.user,
             stdout=subprocess.DEVNULL,
+            start_new_session=True,  # the terminal's Ctrl-C must not reach the server
         )
         return self
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            subprocess.run(
+            result = subprocess.run(
                 [str(_bin("pg_ctl")), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
                 check=False,
                 user=self.user,
-                stdout=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
             )
+            if result.returncode != 0 and (self.data_dir / "postmaster.pid").exists():
+                raise RuntimeError(f"pg_ctl stop failed: {result.stdout}{result.stderr}")
 
     def destroy(self) -> None:
         self.stop()

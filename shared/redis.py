@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
 from prometheus_client import Counter, Gauge
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared.settings import Settings
@@ -59,21 +61,45 @@ SLICES = 5
 STALL_SECONDS = 0.1
 
 
-class RedisUnavailable(Exception):
+# Both are Redis connection errors, so every `except RedisError` (a 503, say) handles them too.
+class RedisUnavailable(RedisConnectionError):
     """Redis gave no answer: unreachable, refusing, frozen, or skipped by the open breaker."""
 
 
-class RedisOverloaded(Exception):
+class RedisOverloaded(RedisConnectionError):
     """This process could not get Redis' answer in time because it is itself overloaded."""
 
 
-def create_redis(settings: Settings) -> ArqRedis:
+# Set inside a guarded call, so the commands it runs are not guarded a second time.
+_INSIDE_GUARD: ContextVar[bool] = ContextVar("inside_redis_guard", default=False)
+
+
+class GuardedRedis(ArqRedis):
+    """The client, with every single command run through the process's guard (when it has one).
+
+    Pipelines and transactions (arq's enqueue) are sent as one unit by redis-py and are bounded
+    by the socket timeouts only.
+    """
+
+    guard: RedisGuard | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        run = super().execute_command
+        if self.guard is None or _INSIDE_GUARD.get():
+            return await run(*args, **options)  # type: ignore[no-untyped-call]
+        return await self.guard.run(lambda: run(*args, **options))  # type: ignore[no-untyped-call]
+
+
+def create_redis(
+    settings: Settings, guard: RedisGuard | None = None, *, socket_timeout: float = SOCKET_TIMEOUT_SECONDS
+) -> ArqRedis:
     """Create the process's client over a bounded, blocking connection pool.
 
     Connections are reused; at most `redis_max_connections` exist, and a caller waits for a free
     one instead of opening yet another (connections are opened outside the pool's lock, so a
     frozen Redis does not serialise every caller behind one connect). It is an `ArqRedis` so the
     same client also enqueues jobs. Its commands are traced (names only) when tracing is on.
+    With a `guard` (the HTTP services' request path) each command goes through it.
     """
     settings.require("redis_url")
     instrument_redis()
@@ -82,13 +108,14 @@ def create_redis(settings: Settings) -> ArqRedis:
     pool = BlockingConnectionPool.from_url(
         str(settings.redis_url),
         max_connections=settings.redis_max_connections,
-        timeout=SOCKET_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        timeout=socket_timeout,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
         health_check_interval=30,
         decode_responses=False,
     )
-    client = ArqRedis(connection_pool=pool)
+    client = GuardedRedis(connection_pool=pool)
+    client.guard = guard
     client.auto_close_connection_pool = True  # closing the client closes its pool (as from_pool)
     client.job_serializer = serialize_job
     client.job_deserializer = deserialize_job
@@ -191,7 +218,7 @@ class RedisGuard:
         loop = asyncio.get_running_loop()
         budget = self.limits.call_timeout
         step = budget / SLICES
-        task = asyncio.ensure_future(call())
+        task = asyncio.ensure_future(_inside_guard(call))
         try:
             while not task.done():
                 started = loop.time()
@@ -234,6 +261,11 @@ class RedisGuard:
         self._open_until = None
         REDIS_BREAKER_OPEN.set(0)
         logger.info("redis answers again: circuit breaker closed")
+
+
+async def _inside_guard(call: Callable[[], Awaitable[T]]) -> T:
+    _INSIDE_GUARD.set(True)  # in this task's own context only
+    return await call()
 
 
 def _consume(task: asyncio.Future[T]) -> None:

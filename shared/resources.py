@@ -27,13 +27,8 @@ class Resources:
     @classmethod
     def create(cls, settings: Settings, *, database_pre_ping: bool = True) -> Resources:
         engine = create_engine(settings, pre_ping=database_pre_ping)
-        return cls(
-            settings,
-            engine,
-            create_sessionmaker(engine),
-            create_redis(settings),
-            RedisGuard.from_settings(settings),
-        )
+        guard = RedisGuard.from_settings(settings)
+        return cls(settings, engine, create_sessionmaker(engine), create_redis(settings, guard), guard)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     email_max_tries: int = Field(default=8, ge=1, le=50)
     email_send_timeout_seconds: float = Field(default=10.0, gt=0)
     worker_metrics_port: int = Field(default=9102, ge=1, le=65535)
+    # All interfaces for a container (Prometheus scrapes it over the network); `make run` binds
+    # 127.0.0.1 like every other port of the local stack.
+    worker_metrics_host: str = "0.0.0.0"
     worker_concurrency: int = Field(default=10, ge=1, le=500)
     product_name: str = "BlockBot"
 

@@ -35,6 +35,8 @@ _MARKERS_BY_PATH: dict[str, tuple[str, ...]] = {
     "tests/worker/test_process.py": ("slow",),
     "tests/foundation/test_migrate.py": ("slow",),
     "tests/foundation/test_ready.py": ("slow",),
+    # operator tasks: real CLI processes, auth restarts, a whole backup/restore cycle
+    "tests/ops/": ("slow",),
 }
 
 
@@ -122,6 +124,7 @@ def make_settings(
             "redis_queue_timeout_ms": 60_000,
             # Likewise for the database pool and statements; the outage tests use the defaults.
             "database_pool_timeout_seconds": 60,
+            "database_connect_timeout_seconds": 60,
             "database_command_timeout_seconds": 60,
         }
         values.update(overrides)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq import Worker, func
+from redis.exceptions import RedisError
 
 from services.worker.jobs import (
     EmailWorkerState,
@@ -31,6 +32,7 @@ from services.worker.jobs import (
 )
 from services.worker.metrics import EMAIL_DEAD_LETTERS, EMAIL_QUEUE_DEPTH, MetricsServer
 from services.worker.outbox import OutboxSender
+from services.worker.resilient import RedisHealth, ResilientWorker
 from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB, deserialize_job, email_queue_name, serialize_job
@@ -49,7 +51,7 @@ class WorkerOptions:
     sender: EmailSender | None = None  # default: Resend with a key, else the dev outbox
     metrics: bool = True
     metrics_port: int | None = None  # default: settings.worker_metrics_port; 0 picks a free port
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str | None = None  # default: settings.worker_metrics_host
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll_delay_seconds: float = 0.2
     burst: bool = False
@@ -61,6 +63,9 @@ class WorkerOptions:
 # send_email) ends every job in "sent" or the dead-letter list; arq gets a few more tries so
 # that runs cut short by a crash or a kill still reach that decision.
 ARQ_CRASH_HEADROOM = 3
+# A frozen Redis is noticed after this long (a poll, a job's bookkeeping); /ready pings shorter.
+WORKER_REDIS_TIMEOUT_SECONDS = 3.0
+READY_PING_SECONDS = 1.0
 
 
 def arq_max_tries(settings: Settings) -> int:
@@ -110,7 +115,8 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     )
     queue = email_queue_name(settings)
     metrics_server: MetricsServer | None = None
-    ctx: dict[str, Any] = {"email": state}
+    health = RedisHealth()
+    ctx: dict[str, Any] = {"email": state, "redis_health": health}
 
     async def refresh_gauges() -> None:
         redis = ctx.get("redis")
@@ -125,12 +131,20 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
 
     async def redis_ready() -> bool:
         redis = ctx.get("redis")
-        return bool(redis is not None and await redis.ping())
+        if redis is None or not health.up:
+            return False  # known down: answer at once, not after a ping timeout
+        try:
+            return bool(await asyncio.wait_for(redis.ping(), READY_PING_SECONDS))
+        except (TimeoutError, RedisError, OSError):
+            return False
 
     if options.metrics:
         port = settings.worker_metrics_port if options.metrics_port is None else options.metrics_port
         metrics_server = MetricsServer(
-            port, host=options.metrics_host, refresh=refresh_gauges, ready=redis_ready
+            port,
+            host=options.metrics_host or settings.worker_metrics_host,
+            refresh=refresh_gauges,
+            ready=redis_ready,
         )
         ctx["metrics_server"] = metrics_server
 
@@ -161,7 +175,7 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     return {
         "functions": [func(send_email, name=SEND_EMAIL_JOB, max_tries=arq_max_tries(settings))],
         "queue_name": queue,
-        "redis_pool": create_redis(settings),
+        "redis_pool": create_redis(settings, socket_timeout=WORKER_REDIS_TIMEOUT_SECONDS),
         "job_serializer": serialize_job,  # results too: never pickle
         "job_deserializer": deserialize_job,
         "max_tries": arq_max_tries(settings),
@@ -187,7 +201,8 @@ def worker_settings(settings: Settings, options: WorkerOptions | None = None) ->
 
 def create_worker(settings: Settings, options: WorkerOptions | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for the email queue; create it inside the event loop that will run it."""
-    return Worker(**{**worker_kwargs(settings, options), **overrides})
+    kwargs = {**worker_kwargs(settings, options), **overrides}
+    return ResilientWorker(health=kwargs["ctx"]["redis_health"], **kwargs)
 
 
 def check_settings(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +13,7 @@ from asyncpg.prepared_stmt import PreparedStatement
 
 from shared.access_tokens import mark_sessions_revoked
 from shared.redis import create_redis
-from tests.api.helpers import add_session
+from tests.api.helpers import add_session, running
 
 
 async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter, make_org, admin):
@@ -112,3 +113,20 @@ async def test_a_token_is_verified_once_and_its_revocation_still_checked_every_r
     assert response.status_code == 401
     assert "revoked" in response.json()["detail"]
     assert len(decodes) == 1  # refused although its claims are cached
+
+
+async def test_concurrent_callers_of_two_orgs_on_one_pooled_connection_each_see_their_own(
+    api_settings, minter, make_org
+):
+    """/me of two orgs, 100 requests at once, through an api whose pool has ONE connection."""
+    first, second = await make_org("owner"), await make_org("owner")
+    async with running(api_settings(database_pool_size=1, database_max_overflow=0)) as api:
+        requests = [
+            (org, api.client.get("/api/v1/me", headers=minter.headers(org.owner)))
+            for org in [first, second] * 50
+        ]
+        responses = await asyncio.gather(*(request for _, request in requests))
+    for (org, _), response in zip(requests, responses, strict=True):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["org"]["id"], body["user"]["id"]) == (str(org.id), str(org.owner.id))

@@ -26,6 +26,13 @@ STACK_ENV = {
     "REFRESH_REUSE_GRACE_SECONDS": "1",
     "RATELIMIT_AUTH_IP_PER_MINUTE": "1000",
     "LOG_LEVEL": "WARNING",
+    # Outage bounds sized for a loaded test machine, not production (the outage tests in
+    # tests/api set the production ones): a slow connect here is load, not an outage.
+    "DATABASE_POOL_TIMEOUT_SECONDS": "60",
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": "60",
+    "DATABASE_COMMAND_TIMEOUT_SECONDS": "60",
+    "REDIS_CALL_TIMEOUT_MS": "2000",
+    "REDIS_QUEUE_TIMEOUT_MS": "60000",
 }
 
 

@@ -118,7 +118,7 @@ async def test_connection_errors_are_unavailable_at_once():
 
 async def test_no_free_slot_in_time_is_overload_not_unavailability():
     g = guard(call_timeout=5.0, queue_timeout=0.1, concurrency=1)
-    holder = asyncio.create_task(g.run(answer_after(1.0)))
+    holder = asyncio.create_task(g.run(answer_after(0.5)))  # before its first 1 s slice ends
     await asyncio.sleep(0)
     with pytest.raises(RedisOverloaded):
         await g.run(answer_after(0))

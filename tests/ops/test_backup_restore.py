@@ -172,6 +172,7 @@ async def test_backup_destroy_restore(stack: StackRunner):
         await redis.aclose()
 
     # Destroy PostgreSQL's data directory, as after losing the volume.
+    assert runner._postgres is not None
     runner._postgres.stop()
     runner._postgres = None
     shutil.rmtree(runner.root / "postgres")
