@@ -42,7 +42,7 @@ from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 from shared.openapi import REFRESH_COOKIE_AUTH
-from shared.user_schema import User
+from shared.user_schema import public_user
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 # A security dependency (not a plain Cookie parameter) so the documents declare the cookie scheme.
@@ -94,15 +94,7 @@ def clear_refresh_cookie(response: Response, state: AuthState) -> None:
 def token_body(state: AuthState, identity: Identity, access_token: str) -> TokenResponse:
     user = identity.user
     return TokenResponse(
-        user=User(
-            id=user.id,
-            org_id=user.org_id,
-            email=user.email,
-            name=user.name,
-            role=user.role,
-            email_verified=user.verified,
-            created_at=user.created_at,
-        ),
+        user=public_user(user.id, user),
         org=OrgOut(id=user.org_id, name=identity.org_name),
         access_token=access_token,
         expires_in=state.settings.access_token_ttl_seconds,
