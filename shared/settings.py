@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # Mails one address receives per hour from register, verify-request, magic-link and
     # password/forgot together; beyond it the answer is still 202, and nothing is sent.
     ratelimit_auth_mails_per_address_per_hour: int = Field(default=10, ge=1)
+    # Invitation mails per organization and per recipient address, per day (the api; 429 beyond).
+    invitations_per_org_per_day: int = Field(default=200, ge=1)
+    invitations_per_recipient_per_day: int = Field(default=3, ge=1)
     # Auth /refresh per client IP: higher than the rest (many users may share one NAT address).
     ratelimit_auth_refresh_ip_per_minute: int = Field(default=120, ge=1)
 
