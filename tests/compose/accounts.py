@@ -15,6 +15,7 @@ __all__ = [
     "PASSWORD",
     "PROBLEM",
     "REFRESH_COOKIE",
+    "SECURE_REFRESH_COOKIE",
     "Account",
     "account_from",
     "assert_problem",
@@ -25,12 +26,15 @@ __all__ = [
 ]
 
 
-def refresh_cookie(response: httpx.Response) -> SimpleCookie:
-    """The refresh cookie the response sets (empty jar when none)."""
+SECURE_REFRESH_COOKIE = "__Secure-" + REFRESH_COOKIE  # the name whenever the cookie is Secure
+
+
+def refresh_cookie(response: httpx.Response, name: str = REFRESH_COOKIE) -> SimpleCookie:
+    """The refresh cookie `name` the response sets (empty jar when none)."""
     for header in response.headers.get_list("set-cookie"):
         jar: SimpleCookie = SimpleCookie()
         jar.load(header)
-        if REFRESH_COOKIE in jar:
+        if name in jar:
             return jar
     return SimpleCookie()
 

@@ -216,7 +216,7 @@ def test_sigkill_of_the_worker_with_100_emails_queued(stack: ComposeStack, clien
             if account.email in str(m["to"]) and "/auth/magic#token=" in m["text"]
         ]
 
-    until(lambda: len(magic_links()) >= 5, timeout=120)
+    time.sleep(0.2)  # a few sends under way, most still queued
     container = stack.containers("worker")[0]
     pid = main_pid(container)
     os.kill(pid, signal.SIGKILL)

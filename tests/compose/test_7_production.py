@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.compose.accounts import PASSWORD, PROBLEM, REFRESH_COOKIE, refresh_cookie, register
+from tests.compose.accounts import PASSWORD, PROBLEM, SECURE_REFRESH_COOKIE, refresh_cookie, register
 from tests.compose.conftest import HTTP_PORT, HTTPS_PORT, SENDER, ComposeStack, part_timer, timed
 
 pytestmark = pytest.mark.compose
@@ -70,7 +70,7 @@ def test_secure_cookie_and_security_headers(production: tuple[ComposeStack, str]
     with httpx.Client(base_url=f"https://localhost:{HTTPS_PORT}", verify=False, timeout=30) as https:
         response = https.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert response.status_code == 200, response.text
-        cookie = refresh_cookie(response)[REFRESH_COOKIE]
+        cookie = refresh_cookie(response, SECURE_REFRESH_COOKIE)[SECURE_REFRESH_COOKIE]
         assert cookie["secure"] and cookie["httponly"]
         assert "max-age=63072000" in response.headers["strict-transport-security"]
         assert response.headers["x-content-type-options"] == "nosniff"
