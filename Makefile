@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help install run stop test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps build secrets compose-config clean
+.PHONY: help install run stop test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps \
+        build secrets env compose-config clean lock lock-check local-images compose-test
 .DEFAULT_GOAL := help
 
 ## help: list the documented targets (also what `make` alone does)
@@ -86,12 +87,39 @@ ps:
 ## migrate: run the migrate job once more in Docker Compose (it also runs on every `up`)
 migrate:
 	$(COMPOSE) run --rm migrate
-## secrets: print freshly generated secrets for .env (paste them in)
-secrets: $(STAMP)
-	@$(BIN)/python -m devstack.secrets
+## env: create .env from .env.example with fresh secrets, or fill the placeholders of an
+## existing one in place (plain python3, nothing installed first)
+env:
+	@$(PYTHON) -m devstack.secrets --env-file .env
+## secrets: print freshly generated secret lines
+secrets:
+	@$(PYTHON) -m devstack.secrets
 ## compose-config: validate both compose files with every profile (real Compose v2 binary, no daemon)
 compose-config: $(STAMP)
 	$(BIN)/python -m devstack.compose_check
+
+## lock: re-pin every runtime dependency with hashes (infra/requirements.lock, used by the image)
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+LOCK_ARGS := pyproject.toml --universal --generate-hashes --python-version 3.11 --quiet \
+             --custom-compile-command "make lock"
+$(UV): $(STAMP)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+lock: $(UV)
+	$(UV) pip compile $(LOCK_ARGS) -o infra/requirements.lock
+## lock-check: fail when pyproject.toml changed and infra/requirements.lock was not regenerated
+lock-check: $(UV)
+	@tmp=$$(mktemp) && cp infra/requirements.lock $$tmp \
+	  && $(UV) pip compile $(LOCK_ARGS) -o $$tmp \
+	  && diff -u infra/requirements.lock $$tmp && rm -f $$tmp \
+	  || { echo "infra/requirements.lock is stale: run make lock" >&2; rm -f $$tmp; exit 1; }
+## local-images: build postgres, redis, traefik, prometheus and python images from Debian
+## packages under the official tags (no image registry needed; infra/local-images/build.sh)
+local-images:
+	bash infra/local-images/build.sh
+## compose-test: the Docker Compose stack for real (tests/compose; needs a Docker engine)
+compose-test: $(STAMP)
+	$(BIN)/pytest -m compose tests/compose -p no:cacheprovider $(PYTEST_ARGS)
 
 ## --- Operating BlockBot (README "Operating BlockBot"): admin, key rotation, backups ---------
 .PHONY: admin admin-compose rotate-key backup restore backup-compose restore-compose

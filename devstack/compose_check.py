@@ -20,7 +20,10 @@ VARIANTS: list[tuple[list[str], list[str]]] = [
     (["compose.yaml", "compose.prod.yaml"], ["monitoring"]),
 ]
 # What an operator must change in .env.example before production settings validate.
-PRODUCTION_ENV = {"APP_BASE_URL": "https://app.example.org"}
+PRODUCTION_ENV = {
+    "APP_BASE_URL": "https://app.example.org",
+    "EMAIL_FROM": "BlockBot <no-reply@mail.example.net>",
+}
 
 
 def compose_binary() -> Path:

@@ -64,6 +64,9 @@ def create_engine(settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
         pool_timeout=settings.database_pool_timeout_seconds,
+        # Errors (and the logs and traces made of them) never carry bound values: they include
+        # password hashes, token hashes and personal data.
+        hide_parameters=True,
         connect_args={
             "server_settings": {
                 "statement_timeout": str(settings.database_statement_timeout_ms),

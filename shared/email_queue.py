@@ -63,29 +63,28 @@ class EmailProps(BaseModel):
     template: ClassVar[EmailTemplate]
 
 
-class MagicLinkProps(EmailProps):
+class _LinkProps(EmailProps):
+    """A message whose link works for a limited time."""
+
+    link: Link
+    expires_in_seconds: Lifetime
+
+
+class MagicLinkProps(_LinkProps):
     template = EmailTemplate.MAGIC_LINK
-    link: Link
-    expires_in_seconds: Lifetime
 
 
-class VerifyEmailProps(EmailProps):
+class VerifyEmailProps(_LinkProps):
     template = EmailTemplate.VERIFY_EMAIL
-    link: Link
-    expires_in_seconds: Lifetime
     name: Text
 
 
-class PasswordResetProps(EmailProps):
+class PasswordResetProps(_LinkProps):
     template = EmailTemplate.PASSWORD_RESET
-    link: Link
-    expires_in_seconds: Lifetime
 
 
-class InvitationProps(EmailProps):
+class InvitationProps(_LinkProps):
     template = EmailTemplate.INVITATION
-    link: Link
-    expires_in_seconds: Lifetime
     org_name: Text
     inviter_name: Text
     role: Role

@@ -46,6 +46,10 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+# `.env.example`'s secrets all start with this: a deployment that copied it unchanged.
+PLACEHOLDER_MARK = "change-me"
+
+
 class Settings(BaseSettings):
     """All configuration for all BlockBot core processes."""
 
@@ -77,6 +81,8 @@ class Settings(BaseSettings):
     db_role_prefix: str = Field(default="blockbot", pattern=r"^[a-z][a-z0-9_]{0,40}$")
     auth_db_password: SecretStr | None = None
     api_db_password: SecretStr | None = None
+    # Used by the monitoring profile only; read here so production refuses its placeholder too.
+    grafana_admin_password: SecretStr | None = None
 
     # --- redis ------------------------------------------------------------------------------
     # Required by the processes that use Redis (auth, api, worker), not by the migrate job.
@@ -152,6 +158,9 @@ class Settings(BaseSettings):
     # Mails one address receives per hour from register, verify-request, magic-link and
     # password/forgot together; beyond it the answer is still 202, and nothing is sent.
     ratelimit_auth_mails_per_address_per_hour: int = Field(default=10, ge=1)
+    # Invitation mails per organization and per recipient address, per day (the api; 429 beyond).
+    invitations_per_org_per_day: int = Field(default=200, ge=1)
+    invitations_per_recipient_per_day: int = Field(default=3, ge=1)
     # Auth /refresh per client IP: higher than the rest (many users may share one NAT address).
     ratelimit_auth_refresh_ip_per_minute: int = Field(default=120, ge=1)
 
@@ -224,9 +233,31 @@ class Settings(BaseSettings):
             problems.append("APP_BASE_URL must be https in production")
         if self.email_from.endswith("@example.com>") or self.email_from.endswith("@example.com"):
             problems.append("EMAIL_FROM must be a real sender address in production")
+        problems += [
+            f"{name} still holds a placeholder from .env.example (change-me-...)"
+            for name, value in self._secret_values().items()
+            if PLACEHOLDER_MARK in value.lower()
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _secret_values(self) -> dict[str, str]:
+        """Every credential this process can see, by variable name (for placeholder checks)."""
+
+        def reveal(value: SecretStr | None) -> str:
+            return value.get_secret_value() if value is not None else ""
+
+        return {
+            # The database and Redis passwords reach the services inside their URLs.
+            "DATABASE_URL": str(self.database_url or ""),
+            "REDIS_URL": str(self.redis_url),
+            "AUTH_DB_PASSWORD": reveal(self.auth_db_password),
+            "API_DB_PASSWORD": reveal(self.api_db_password),
+            "GRAFANA_ADMIN_PASSWORD": reveal(self.grafana_admin_password),
+            "RESEND_API_KEY": reveal(self.resend_api_key),
+            "JWT_PRIVATE_KEYS": ",".join(reveal(k) for k in self.jwt_private_keys),
+        }
 
     @property
     def is_development(self) -> bool:

@@ -28,7 +28,6 @@ _MARKERS_BY_PATH: dict[str, tuple[str, ...]] = {
     "tests/e2e/": ("e2e", "slow"),
     "tests/deploy/": ("deploy", "slow"),
     "tests/compose/": ("compose", "slow"),
-    "tests/deploy/test_compose.py": ("compose",),
     "tests/observability/test_prometheus_config.py": ("prometheus",),
     "tests/observability/test_prometheus_live.py": ("prometheus", "slow"),
     # processes started and killed, outages injected: seconds each

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from shared.names import DisplayName
 
-from pydantic import StringConstraints
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = DisplayName

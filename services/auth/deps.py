@@ -14,8 +14,12 @@ from shared.errors import Forbidden, Unauthorized
 from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import client_ip
 from shared.redis_errors import redis_or_503
+from shared.settings import Settings
 
 REFRESH_COOKIE = "bb_refresh"
+# Browsers accept a `__Secure-` cookie only from a secure origin with the Secure flag, so a
+# sibling subdomain (or a plain-HTTP response) cannot plant one that shadows ours.
+SECURE_REFRESH_COOKIE = "__Secure-" + REFRESH_COOKIE
 COOKIE_PATH = "/api/v1/auth"
 CROSS_ORIGIN_DETAIL = "This request must come from the application's own origin."
 
@@ -84,3 +88,8 @@ async def require_same_origin(request: Request, state: AuthDep) -> None:
 
 
 SameOrigin = Depends(require_same_origin)
+
+
+def refresh_cookie_name(settings: Settings) -> str:
+    """`__Secure-bb_refresh` whenever the cookie is Secure; `bb_refresh` over plain-HTTP development."""
+    return SECURE_REFRESH_COOKIE if settings.cookie_secure else REFRESH_COOKIE

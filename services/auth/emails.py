@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.auth.state import AuthState
 from shared.email_queue import (
     AccountExistsProps,
+    EmailProps,
     MagicLinkProps,
     PasswordResetProps,
     VerifyEmailProps,
@@ -18,50 +19,28 @@ def app_link(state: AuthState, path: str, token: str | None = None) -> str:
     return f"{base}{path}" + (f"#token={token}" if token is not None else "")
 
 
+async def _queue(state: AuthState, to: str, props: EmailProps) -> None:
+    await enqueue_email(state.redis, state.settings, to=to, props=props)
+
+
 async def send_verification(state: AuthState, *, to: str, name: str, token: str) -> None:
-    await enqueue_email(
-        state.redis,
-        state.settings,
-        to=to,
-        props=VerifyEmailProps(
-            link=app_link(state, "/auth/verify-email", token),
-            expires_in_seconds=state.settings.email_verification_ttl_seconds,
-            name=name,
-        ),
-    )
+    link = app_link(state, "/auth/verify-email", token)
+    ttl = state.settings.email_verification_ttl_seconds
+    await _queue(state, to, VerifyEmailProps(link=link, expires_in_seconds=ttl, name=name))
 
 
 async def send_account_exists(state: AuthState, *, to: str) -> None:
-    await enqueue_email(
-        state.redis,
-        state.settings,
-        to=to,
-        props=AccountExistsProps(
-            login_link=app_link(state, "/auth/login"),
-            reset_link=app_link(state, "/auth/forgot-password"),
-        ),
-    )
+    login, reset = app_link(state, "/auth/login"), app_link(state, "/auth/forgot-password")
+    await _queue(state, to, AccountExistsProps(login_link=login, reset_link=reset))
 
 
 async def send_magic_link(state: AuthState, *, to: str, token: str) -> None:
-    await enqueue_email(
-        state.redis,
-        state.settings,
-        to=to,
-        props=MagicLinkProps(
-            link=app_link(state, "/auth/magic", token),
-            expires_in_seconds=state.settings.magic_link_ttl_seconds,
-        ),
-    )
+    link = app_link(state, "/auth/magic", token)
+    ttl = state.settings.magic_link_ttl_seconds
+    await _queue(state, to, MagicLinkProps(link=link, expires_in_seconds=ttl))
 
 
 async def send_password_reset(state: AuthState, *, to: str, token: str) -> None:
-    await enqueue_email(
-        state.redis,
-        state.settings,
-        to=to,
-        props=PasswordResetProps(
-            link=app_link(state, "/auth/reset-password", token),
-            expires_in_seconds=state.settings.password_reset_ttl_seconds,
-        ),
-    )
+    link = app_link(state, "/auth/reset-password", token)
+    ttl = state.settings.password_reset_ttl_seconds
+    await _queue(state, to, PasswordResetProps(link=link, expires_in_seconds=ttl))

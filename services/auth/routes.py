@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response, Security, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, Security, status
 from fastapi.security import APIKeyCookie
 
 from services.auth import accounts, invitations, sessions
@@ -13,10 +13,12 @@ from services.auth.deferred import after_response
 from services.auth.deps import (
     COOKIE_PATH,
     REFRESH_COOKIE,
+    SECURE_REFRESH_COOKIE,
     AuthDep,
     Client,
     CurrentUser,
     SameOrigin,
+    refresh_cookie_name,
 )
 from services.auth.identities import Identity
 from services.auth.limits import enforce, enforce_ip, mail_allowed
@@ -40,24 +42,36 @@ from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 from shared.openapi import REFRESH_COOKIE_AUTH
-from shared.user_schema import User
+from shared.user_schema import public_user
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 # A security dependency (not a plain Cookie parameter) so the documents declare the cookie scheme.
-RefreshCookie = Security(
-    APIKeyCookie(
-        name=REFRESH_COOKIE,
-        scheme_name=REFRESH_COOKIE_AUTH,
-        auto_error=False,
-        description="The httpOnly refresh cookie set by login, refresh and the verification endpoints.",
-    )
+_DOCUMENTED_COOKIE = APIKeyCookie(
+    name=REFRESH_COOKIE,
+    scheme_name=REFRESH_COOKIE_AUTH,
+    auto_error=False,
+    description=(
+        "The httpOnly refresh cookie set by login, refresh and the verification endpoints"
+        f" (named `{SECURE_REFRESH_COOKIE}` whenever it is Secure, i.e. outside plain-HTTP development)."
+    ),
 )
+
+
+async def presented_refresh_token(
+    request: Request, state: AuthDep, _documented: str | None = Security(_DOCUMENTED_COOKIE)
+) -> str | None:
+    """The refresh token from this deployment's cookie name (a `bb_refresh` planted by a sibling
+    subdomain is not read when the cookie is `__Secure-`)."""
+    return request.cookies.get(refresh_cookie_name(state.settings))
+
+
+RefreshCookie = Depends(presented_refresh_token)
 ACCEPTED = StatusResponse(status="accepted")
 
 
 def set_refresh_cookie(response: Response, state: AuthState, token: str) -> None:
     response.set_cookie(
-        REFRESH_COOKIE,
+        refresh_cookie_name(state.settings),
         token,
         max_age=state.settings.refresh_token_ttl_seconds,
         path=COOKIE_PATH,
@@ -69,7 +83,7 @@ def set_refresh_cookie(response: Response, state: AuthState, token: str) -> None
 
 def clear_refresh_cookie(response: Response, state: AuthState) -> None:
     response.delete_cookie(
-        REFRESH_COOKIE,
+        refresh_cookie_name(state.settings),
         path=COOKIE_PATH,
         secure=state.settings.cookie_secure,
         httponly=True,
@@ -80,15 +94,7 @@ def clear_refresh_cookie(response: Response, state: AuthState) -> None:
 def token_body(state: AuthState, identity: Identity, access_token: str) -> TokenResponse:
     user = identity.user
     return TokenResponse(
-        user=User(
-            id=user.id,
-            org_id=user.org_id,
-            email=user.email,
-            name=user.name,
-            role=user.role,
-            email_verified=user.verified,
-            created_at=user.created_at,
-        ),
+        user=public_user(user.id, user),
         org=OrgOut(id=user.org_id, name=identity.org_name),
         access_token=access_token,
         expires_in=state.settings.access_token_ttl_seconds,

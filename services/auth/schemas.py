@@ -6,15 +6,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from services.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from shared.names import DisplayName
 from shared.user_schema import User
 
 NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 # Logging in with a password set under older rules still works; the cap bounds hashing work.
 AnyPassword = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = DisplayName
 Email = Annotated[EmailStr, Field(max_length=320)]
 OneTimeToken = Annotated[str, Field(min_length=1, max_length=128)]
 

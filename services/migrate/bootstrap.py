@@ -73,10 +73,18 @@ async def bootstrap_roles(
             await conn.execute(
                 await conn.fetchval("SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', $1::text)", db)
             )
-            await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            # The owner role owns the schema, so its own GRANTs in the migrations take effect
+            # (on PostgreSQL 15+ `public` belongs to pg_database_owner and a non-owner's GRANT
+            # only warns). PUBLIC keeps nothing: every role has exactly the grants it needs.
+            await conn.execute(
+                await conn.fetchval("SELECT format('ALTER SCHEMA public OWNER TO %I', $1::text)", roles.owner)
+            )
+            await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
             await conn.execute(
                 await conn.fetchval(
-                    "SELECT format('GRANT USAGE, CREATE ON SCHEMA public TO %I', $1::text)", roles.owner
+                    "SELECT format('GRANT USAGE ON SCHEMA public TO %I, %I', $1::text, $2::text)",
+                    roles.auth,
+                    roles.api,
                 )
             )
             await conn.execute(

@@ -25,7 +25,8 @@ SUBJECTS: dict[EmailTemplate, str] = {
     EmailTemplate.MAGIC_LINK: "Your sign-in link for {{ product_name }}",
     EmailTemplate.VERIFY_EMAIL: "Confirm your email for {{ product_name }}",
     EmailTemplate.PASSWORD_RESET: "Reset your {{ product_name }} password",
-    EmailTemplate.INVITATION: "{{ inviter_name }} invited you to {{ org_name }} on {{ product_name }}",
+    # No user-written text in subjects (names are chosen by whoever signs up or invites).
+    EmailTemplate.INVITATION: "You are invited to join an organization on {{ product_name }}",
     EmailTemplate.ACCOUNT_EXISTS: "You already have a {{ product_name }} account",
 }
 

@@ -8,7 +8,7 @@ import json
 import uuid
 
 from shared.access_tokens import b64url_decode
-from tests.api.helpers import add_member, audit_rows, queued_emails
+from tests.api.helpers import add_member, audit_rows, queued_emails, running
 
 
 def new_email() -> str:
@@ -220,3 +220,29 @@ async def test_losing_the_manager_role_revokes_the_invitations_sent(client, mint
     for invitation_id in sent:
         assert await _revoked_and_spent(admin, invitation_id)
     assert not await _revoked_and_spent(admin, own[0])  # the owner's invitation stands
+
+
+async def test_invitation_mails_are_capped_per_recipient_and_per_org(api_settings, minter, make_org, admin):
+    """Security review finding 6: POST + DELETE loops sent 100 mails a minute to any address."""
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    target = new_email()
+    settings = api_settings(invitations_per_recipient_per_day=2, invitations_per_org_per_day=4)
+    async with running(settings) as api:
+        for _ in range(2):
+            created = await api.client.post("/api/v1/invitations", json={"email": target}, headers=headers)
+            assert created.status_code == 201, created.text
+            revoked = await api.client.delete(f"/api/v1/invitations/{created.json()['id']}", headers=headers)
+            assert revoked.status_code == 204
+        refused = await api.client.post("/api/v1/invitations", json={"email": target}, headers=headers)
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "retry-after" in refused.headers
+        # Other recipients until the org's daily cap (4 mails: 2 sent above, 2 more).
+        for _ in range(2):
+            other = await api.client.post("/api/v1/invitations", json={"email": new_email()}, headers=headers)
+            assert other.status_code == 201, other.text
+        capped = await api.client.post("/api/v1/invitations", json={"email": new_email()}, headers=headers)
+        assert capped.status_code == 429
+        mails = [j for j in await queued_emails(api.settings) if j["k"]["to"] == target]
+        assert len(mails) == 2

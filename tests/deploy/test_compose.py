@@ -16,8 +16,18 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "auth", "api", "worker")
-LONG_RUNNING = ("postgres", "redis", "auth", "api", "worker", "traefik", "prometheus", "grafana")
+APP_SERVICES = ("migrate", "auth", "api", "worker", "gateway-problems")
+LONG_RUNNING = (
+    "postgres",
+    "redis",
+    "auth",
+    "api",
+    "worker",
+    "traefik",
+    "gateway-problems",
+    "prometheus",
+    "grafana",
+)
 VARIANTS = {
     "base": (["-f", "compose.yaml"], []),
     "base+monitoring": (["-f", "compose.yaml"], ["monitoring"]),
@@ -129,7 +139,16 @@ def test_missing_secrets_are_refused(tmp_path: Path) -> None:
 def test_profiles_add_monitoring_only() -> None:
     without = compose(["-f", "compose.yaml"], [], "config", "--services")
     with_monitoring = compose(["-f", "compose.yaml"], ["monitoring"], "config", "--services")
-    assert set(without.stdout.split()) == {"postgres", "redis", "migrate", "auth", "api", "worker", "traefik"}
+    assert set(without.stdout.split()) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "auth",
+        "api",
+        "worker",
+        "traefik",
+        "gateway-problems",
+    }
     assert set(with_monitoring.stdout.split()) - set(without.stdout.split()) == {"prometheus", "grafana"}
 
 
@@ -195,48 +214,121 @@ def test_postgres_and_redis_versions_and_persistence(config: dict[str, Any]) -> 
     assert any(v["target"] == "/data" and v["type"] == "volume" for v in services["redis"]["volumes"])
 
 
-def _labels(service: dict[str, Any]) -> dict[str, str]:
-    return dict(service.get("labels") or {})
+def render_dynamic(environ: dict[str, str]) -> dict[str, Any]:
+    """traefik/dynamic/*.yml as Traefik's file provider renders them (the few template
+    constructs the files use), merged."""
+    merged: dict[str, Any] = {}
+
+    def render(text: str) -> str:
+        def with_env(match: re.Match[str]) -> str:
+            value = environ.get(match.group(1), "")
+            return match.group(2).replace("{{ . }}", value) if value else ""
+
+        text = re.sub(r'\{\{ with env "(\w+)" \}\}(.*?)\{\{ end \}\}', with_env, text)
+        text = re.sub(
+            r'\{\{-? if env "(\w+)" \}\}(.*?)\{\{-? end \}\}',
+            lambda m: m.group(2) if environ.get(m.group(1)) else "",
+            text,
+            flags=re.DOTALL,
+        )
+        text = re.sub(
+            r'\{\{ env "(\w+)" \| default "([^"]*)" \}\}',
+            lambda m: environ.get(m.group(1)) or m.group(2),
+            text,
+        )
+        text = re.sub(r'\{\{ env "(\w+)" \}\}', lambda m: environ.get(m.group(1), ""), text)
+        assert "{{" not in text, text
+        return text
+
+    for path in sorted((ROOT / "traefik" / "dynamic").glob("*.yml")):
+        for section, parts in (yaml.safe_load(render(path.read_text())) or {}).get("http", {}).items():
+            merged.setdefault(section, {}).update(parts)
+    return merged
 
 
-def _routed_services(config: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {
-        name: _labels(s)
-        for name, s in config["services"].items()
-        if _labels(s).get("traefik.enable") == "true"
-    }
+def traefik_environment(config: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in (config["services"]["traefik"].get("environment") or {}).items()}
 
 
 def test_traefik_routes_only_the_public_prefixes(config: dict[str, Any]) -> None:
-    routed = _routed_services(config)
-    assert set(routed) == {"auth", "api"}, "only auth and api are exposed through Traefik"
-    auth_rule = routed["auth"]["traefik.http.routers.auth.rule"]
-    api_rule = routed["api"]["traefik.http.routers.api.rule"]
-    assert "PathPrefix(`/api/v1/auth/`)" in auth_rule
-    assert "PathPrefix(`/api/v1/`)" in api_rule
-    assert int(routed["auth"]["traefik.http.routers.auth.priority"]) > int(
-        routed["api"]["traefik.http.routers.api.priority"]
-    )
-    for labels in routed.values():
-        for key, value in labels.items():
-            if key.endswith(".rule"):
-                assert "metrics" not in value.lower()
-                # every rule is anchored under /api/v1/, so /metrics, /health, /ready never match
-                prefixes = re.findall(r"Path(?:Prefix)?\(`([^`]*)`\)", value)
-                assert prefixes and all(p.startswith("/api/v1") for p in prefixes), value
+    assert not [
+        name
+        for name, service in config["services"].items()
+        if any(key.startswith("traefik.") for key in (service.get("labels") or {}))
+    ]
+    dynamic = render_dynamic(traefik_environment(config))
+    routers = dynamic["routers"]
+    assert set(routers) == {"auth", "api", "not-found"}
+    assert "PathPrefix(`/api/v1/auth/`)" in routers["auth"]["rule"]
+    assert "PathPrefix(`/api/v1/`)" in routers["api"]["rule"]
+    assert routers["auth"]["priority"] > routers["api"]["priority"] > routers["not-found"]["priority"]
+    assert routers["not-found"]["service"] == "gateway-problems"
+    for name in ("auth", "api"):
+        rule = routers[name]["rule"]
+        assert "metrics" not in rule.lower()
+        # every rule is anchored under /api/v1/, so /metrics, /health, /ready never match
+        prefixes = re.findall(r"Path(?:Prefix)?\(`([^`]*)`\)", rule)
+        assert prefixes and all(p.startswith("/api/v1") for p in prefixes), rule
+        assert routers[name]["middlewares"] == ["gateway-problems", "body-limit"]
     command = " ".join(config["services"]["traefik"]["command"])
-    assert "--providers.docker.exposedByDefault=false" in command
+    assert "--providers.file.directory=/etc/traefik/dynamic" in command
     assert "--ping=true" in command
 
 
-def test_local_routes_match_compose_routes(base: dict[str, Any]) -> None:
-    local = yaml.safe_load((ROOT / "traefik" / "dynamic" / "routes.yml").read_text())
-    routers = local["http"]["routers"]
-    assert set(routers) == {"auth", "api"}
-    routed = _routed_services(base)
+def test_traefik_reaches_services_by_dns_name_without_docker_socket(config: dict[str, Any]) -> None:
+    """Finding 9: the file provider with the services' DNS names; no Docker socket at all."""
+    traefik = config["services"]["traefik"]
+    assert "providers.docker" not in " ".join(traefik["command"])
+    assert not [v for v in traefik.get("volumes", []) if "docker.sock" in v["source"]]
+    services = render_dynamic(traefik_environment(config))["services"]
+    upstreams = {name: service["loadBalancer"]["servers"][0]["url"] for name, service in services.items()}
+    assert upstreams == {
+        "auth": "http://auth:8001",
+        "api": "http://api:8002",
+        "gateway-problems": "http://gateway-problems:8003",
+    }
+
+
+def test_gateway_errors_become_problems(base: dict[str, Any]) -> None:
+    """Finding 7: Traefik's own 502/504 (backend unreachable) become 503 problems; services'
+    own 503s are not touched."""
+    middlewares = render_dynamic(traefik_environment(base))["middlewares"]
+    errors = middlewares["gateway-problems"]["errors"]
+    assert set(errors["status"]) == {"413", "502", "504"}
+    assert errors["statusRewrites"] == {"502": 503, "504": 503}
+    assert middlewares["body-limit"]["buffering"]["maxRequestBodyBytes"] == 65536
+
+
+def test_local_stack_renders_the_same_routes_without_gateway_problems() -> None:
+    """`make run` loads the same files; without BLOCKBOT_PROBLEMS_UPSTREAM the rules are the
+    same and Traefik answers its own 404."""
+    local = render_dynamic({})
+    compose_routes = render_dynamic({"BLOCKBOT_PROBLEMS_UPSTREAM": "http://x"})["routers"]
+    assert set(local["routers"]) == {"auth", "api"}
     for name in ("auth", "api"):
-        assert routers[name]["rule"] == routed[name][f"traefik.http.routers.{name}.rule"]
-        assert str(routers[name]["priority"]) == routed[name][f"traefik.http.routers.{name}.priority"]
+        assert local["routers"][name]["rule"] == compose_routes[name]["rule"]
+        assert local["routers"][name]["entryPoints"] == ["web"]
+        assert local["routers"][name]["middlewares"] == ["body-limit"]
+
+
+def test_traefik_entry_points_drop_alias_headers(config: dict[str, Any]) -> None:
+    """Finding 8: every entry point, the internal ops one included, drops aliased headers."""
+    command = config["services"]["traefik"]["command"]
+    entry_points = {
+        re.match(r"--entryPoints\.(\w+)\.address", c).group(1)  # type: ignore[union-attr]
+        for c in command
+        if re.match(r"--entryPoints\.\w+\.address", c)
+    }
+    assert "ops" in entry_points
+    for name in entry_points:
+        assert f"--entryPoints.{name}.http.aliasHeadersStrategy=delete" in command, name
+
+
+def test_no_host_ports_for_postgres_and_redis(config: dict[str, Any]) -> None:
+    """Finding 3: their only network is internal, where Docker publishes nothing; none is promised."""
+    for name in ("postgres", "redis"):
+        assert not config["services"][name].get("ports"), name
+    assert "5432" not in (ROOT / "README.md").read_text().split("## Docker Compose")[1].split("\n## ")[0]
 
 
 def test_production_publishes_no_database_or_redis_port(prod: dict[str, Any]) -> None:
@@ -244,30 +336,32 @@ def test_production_publishes_no_database_or_redis_port(prod: dict[str, Any]) ->
     for name in ("postgres", "redis", "migrate", "auth", "api", "worker"):
         assert not services[name].get("ports"), f"{name} publishes {services[name].get('ports')}"
     published = {p["published"] for p in services["traefik"]["ports"]}
-    assert published == {"80", "443"}
+    assert published == {"80", "443"}  # the defaults of HTTP_PORT and HTTPS_PORT (finding 8)
+    text = (ROOT / "compose.prod.yaml").read_text()
+    assert '"${HTTP_PORT:-80}:80"' in text and '"${HTTPS_PORT:-443}:443"' in text
 
 
 def test_production_tls_redirect_and_headers(prod: dict[str, Any]) -> None:
     services = prod["services"]
     command = services["traefik"]["command"]
     joined = " ".join(command)
-    assert "--entryPoints.web.http.redirections.entryPoint.to=websecure" in command
+    assert "--entryPoints.web.http.redirections.entryPoint.to=:443" in command
     assert "--entryPoints.web.http.redirections.entryPoint.scheme=https" in command
     assert "--certificatesResolvers.letsencrypt.acme.tlsChallenge=true" in command
     assert "--certificatesResolvers.letsencrypt.acme.email=ops@example.org" in command
     assert "--entryPoints.websecure.http.tls.certResolver=letsencrypt" in command
     assert "--entryPoints.websecure.http.middlewares=secure-headers@file" in command
     assert "docker.sock" not in joined
+    routers = render_dynamic(traefik_environment(prod))["routers"]
     for name in ("auth", "api"):
-        labels = _labels(services[name])
-        assert labels[f"traefik.http.routers.{name}.entrypoints"] == "websecure"
-        assert labels[f"traefik.http.routers.{name}.rule"].startswith("Host(`api.example.org`)")
-    for name in ("auth", "api", "worker"):
+        assert routers[name]["entryPoints"] == ["websecure"]
+        assert routers[name]["rule"].startswith("Host(`api.example.org`) && (")
+    for name in ("migrate", "auth", "api", "worker"):
         env = services[name]["environment"]
         assert env["ENV"] == "production" and env["COOKIE_SECURE"] == "true", name
         assert env["APP_BASE_URL"].startswith("https://")
-    headers = yaml.safe_load((ROOT / "traefik" / "prod" / "middlewares.yml").read_text())
-    secure = headers["http"]["middlewares"]["secure-headers"]["headers"]
+        assert env["EMAIL_FROM"] == PRODUCTION_ENV["EMAIL_FROM"]  # finding 1: migrate too
+    secure = render_dynamic(traefik_environment(prod))["middlewares"]["secure-headers"]["headers"]
     assert secure["stsSeconds"] >= 31536000 and secure["contentTypeNosniff"] and secure["frameDeny"]
 
 

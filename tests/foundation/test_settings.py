@@ -109,3 +109,55 @@ def test_the_dotenv_file_can_be_switched_off(tmp_path, monkeypatch):
     assert read.resend_api_key.get_secret_value() == "re_from_the_compose_env_file"
     monkeypatch.setenv("BLOCKBOT_ENV_FILE", "")
     assert load_settings(**BASE).resend_api_key is None
+
+
+PRODUCTION = {
+    "env": "production",
+    "app_base_url": "https://app.example.org",
+    "email_from": "BlockBot <no-reply@mail.example.org>",
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "overrides"),
+    [
+        ("DATABASE_URL", {"database_url": "postgresql://u:change-me-postgres@db/blockbot"}),
+        ("REDIS_URL", {"redis_url": "redis://:change-me-redis@redis:6379/0"}),
+        ("AUTH_DB_PASSWORD", {"auth_db_password": "change-me-auth-db"}),
+        ("API_DB_PASSWORD", {"api_db_password": "change-me-api-db"}),
+        ("GRAFANA_ADMIN_PASSWORD", {"grafana_admin_password": "change-me-grafana"}),
+    ],
+)
+def test_production_refuses_env_example_placeholders(variable, overrides):
+    """Security review finding 13: `.env.example`'s change-me-* passwords were accepted."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{**BASE, **PRODUCTION, **overrides})
+    assert variable in str(info.value)
+    assert "change-me-" not in str(info.value).replace("(change-me-...)", "")
+    load_settings(**{**BASE, **overrides})  # development: a placeholder is fine
+
+
+def test_the_migrate_job_refuses_placeholders_in_production():
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "ENV": "production",
+        "SERVICE_NAME": "migrate",
+        "DATABASE_URL": "postgresql://admin:change-me-postgres@127.0.0.1:1/blockbot",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "APP_BASE_URL": "https://app.example.org",
+        "EMAIL_FROM": "BlockBot <no-reply@mail.example.org>",
+        "AUTH_DB_PASSWORD": "a-real-password-1",
+        "API_DB_PASSWORD": "a-real-password-2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "DATABASE_URL" in result.stderr and "placeholder" in result.stderr
+    assert "change-me-postgres" not in result.stderr

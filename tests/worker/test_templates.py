@@ -131,3 +131,13 @@ def test_every_template_has_props_that_accept_its_context() -> None:
         assert (
             PROPS[template].model_validate(CONTEXTS[template]).model_dump(mode="json") == CONTEXTS[template]
         )
+
+
+def test_user_written_names_stay_out_of_subjects_and_are_quoted_in_bodies() -> None:
+    """Security review finding 6: names went into the platform's subjects verbatim."""
+    context = {**CONTEXTS[EmailTemplate.INVITATION], "inviter_name": "IT desk", "org_name": "Payroll"}
+    email = renderer.render("invitation", context)
+    assert "IT desk" not in email.subject and "Payroll" not in email.subject
+    assert '"IT desk"' in email.text and '"Payroll"' in email.text
+    verify = renderer.render("verify_email", {**CONTEXTS[EmailTemplate.VERIFY_EMAIL], "name": "Support"})
+    assert "Support" not in verify.subject and '"Support"' in verify.text

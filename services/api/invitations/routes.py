@@ -41,6 +41,7 @@ async def create_invitation(
         role=body.role,
         redis=state.redis,
         settings=state.settings,
+        limiter=state.limiter,
     )
     return invitation_out(row)
 

@@ -31,6 +31,7 @@ from services.api.principal import Principal
 from shared.email_queue import InvitationProps, enqueue_email
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.opaque_tokens import new_token
+from shared.ratelimit import RateLimiter, Window, hash_identifier, raise_if_limited
 from shared.roles import Role
 from shared.settings import Settings
 
@@ -64,6 +65,20 @@ def status(row: InvitationRow) -> InvitationStatus:
     return "expired" if row.expired else "pending"
 
 
+async def _within_mail_caps(limiter: RateLimiter, settings: Settings, me: Principal, email: str) -> None:
+    """Invitation mails go out from the platform's address: cap them per org and per recipient
+    per day, so invite/revoke loops cannot turn the platform into a spam or phishing relay."""
+    day = 24 * 3600
+    decision = await limiter.check_fail_open(
+        [
+            Window("invite_org", str(me.org_id), settings.invitations_per_org_per_day, day),
+            Window("invite_to", hash_identifier(email), settings.invitations_per_recipient_per_day, day),
+        ]
+    )
+    if decision is not None:
+        raise_if_limited(decision)
+
+
 async def invite(
     session: AsyncSession,
     me: Principal,
@@ -72,8 +87,9 @@ async def invite(
     role: Role,
     redis: ArqRedis,
     settings: Settings,
+    limiter: RateLimiter | None = None,
 ) -> InvitationRow:
-    """Create a pending invitation, audited, and queue its email."""
+    """Create a pending invitation, audited, and queue its email (within the daily mail caps)."""
     me.require_manager()
     me = await lock_org(session, me)  # serialized with role changes: the role as of now
     me.require_manager()
@@ -90,6 +106,8 @@ async def invite(
             target_id=invitation_id,
             details={"reason": "expired_superseded"},
         )
+    if limiter is not None:
+        await _within_mail_caps(limiter, settings, me, email)
     ttl = settings.invitation_ttl_seconds
     row = await queries.insert_pending(
         session, org_id=me.org_id, email=email, role=role, invited_by=me.user_id, ttl_seconds=ttl

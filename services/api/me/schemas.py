@@ -11,7 +11,7 @@ from services.api.api_keys.credential import KeyPrincipal
 from services.api.api_keys.schemas import Scope
 from services.api.org.schemas import OrgOut, key_org, principal_org
 from services.api.principal import Principal
-from shared.user_schema import User
+from shared.user_schema import User, public_user
 
 
 class MeOut(BaseModel):
@@ -36,16 +36,7 @@ class KeyMeOut(BaseModel):
 
 def me_out(me: Principal) -> MeOut:
     """The caller and their organization as loaded with them."""
-    user = User(
-        id=me.user_id,
-        org_id=me.org_id,
-        email=me.email,
-        name=me.name,
-        role=me.role,
-        email_verified=me.email_verified_at is not None,
-        created_at=me.created_at,
-    )
-    return MeOut(user=user, org=principal_org(me))
+    return MeOut(user=public_user(me.user_id, me), org=principal_org(me))
 
 
 def key_me_out(key: KeyPrincipal) -> KeyMeOut:

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from services.api.fields import Name
 from services.api.members.queries import UserRow
 from shared.roles import Role
-from shared.user_schema import User
+from shared.user_schema import User, public_user
 
 
 class UserPatch(BaseModel):
@@ -18,12 +18,4 @@ class UserPatch(BaseModel):
 
 def user_out(row: UserRow) -> User:
     """The public shape of a member row."""
-    return User(
-        id=row.id,
-        org_id=row.org_id,
-        email=row.email,
-        name=row.name,
-        role=row.role,
-        email_verified=row.email_verified_at is not None,
-        created_at=row.created_at,
-    )
+    return public_user(row.id, row)

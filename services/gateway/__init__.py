@@ -1,0 +1,1 @@
+"""The gateway's own problem documents (Compose): bodies for the errors Traefik itself produces."""

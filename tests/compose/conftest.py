@@ -1,0 +1,269 @@
+"""The Docker Compose deployment for real: images built, stack started, exercised, faulted.
+
+Run by `.ci/run` (make compose-test), never by `make test`: it needs a Docker engine. One
+compose project (`bbci11`) for the session, on ports 21100-21199 (nothing else on the machine
+uses them), with an env file made by `make env`'s own code in a temporary directory. Tests run
+in file order (test_1_... to test_7_...), each part timed; everything is removed at the end
+(`down -v`), also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.compose_check import compose_binary
+from devstack.secrets import write_env_file
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "bbci11"
+IMAGE_TAG = "compose-test"
+HTTP_PORT, HTTPS_PORT, PROMETHEUS_PORT, GRAFANA_PORT = 21180, 21143, 21190, 21130
+# Fast password hashing, a one-second refresh grace (reuse observable quickly), and per-IP and
+# per-email auth limits raised: every request of the suite comes from one address.
+TEST_ENV = {
+    "COMPOSE_PROJECT_NAME": PROJECT,
+    "TAG": IMAGE_TAG,
+    "HTTP_PORT": str(HTTP_PORT),
+    "HTTPS_PORT": str(HTTPS_PORT),
+    "PROMETHEUS_PORT": str(PROMETHEUS_PORT),
+    "GRAFANA_PORT": str(GRAFANA_PORT),
+    "ARGON2_MEMORY_KIB": "8192",
+    "ARGON2_TIME_COST": "1",
+    "ARGON2_PARALLELISM": "1",
+    "REFRESH_REUSE_GRACE_SECONDS": "1",
+    "RATELIMIT_AUTH_IP_PER_MINUTE": "100000",
+    "RATELIMIT_AUTH_EMAIL_PER_HOUR": "100000",
+    "RATELIMIT_AUTH_REFRESH_IP_PER_MINUTE": "100000",
+    "RATELIMIT_AUTH_MAILS_PER_ADDRESS_PER_HOUR": "100000",
+    "LOG_LEVEL": "WARNING",
+}
+SENDER = "BlockBot <no-reply@blockbot-ci.net>"
+TIMINGS: dict[str, float] = {}
+FACTS: dict[str, str] = {}
+
+
+def timed(name: str, started: float) -> float:
+    """Record how long part `name` took (printed at the end of the session)."""
+    TIMINGS[name] = round(time.monotonic() - started, 1)
+    return TIMINGS[name]
+
+
+def part_timer(name: str) -> Any:
+    """A module-scoped autouse fixture recording how long the module's tests took together."""
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _timer(stack: ComposeStack) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        timed(name, started)
+
+    return _timer
+
+
+@dataclass
+class ComposeStack:
+    """One compose project driven through the real Compose v2 binary."""
+
+    env_file: Path
+    files: list[str] = field(default_factory=lambda: ["compose.yaml"])
+    profiles: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{HTTP_PORT}"
+
+    def args(self) -> list[str]:
+        args = [
+            compose_binary().as_posix(),
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(self.env_file),
+            "-p",
+            PROJECT,
+        ]
+        for name in self.files:
+            args += ["-f", name]
+        for profile in self.profiles:
+            args += ["--profile", profile]
+        return args
+
+    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*self.args(), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT)},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"compose {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def set_env(self, **values: str) -> None:
+        """Set (or replace) variables in the env file."""
+        lines = [
+            line for line in self.env_file.read_text().splitlines() if line.split("=", 1)[0] not in values
+        ]
+        lines += [f"{key}={value}" for key, value in values.items()]
+        self.env_file.write_text("\n".join(lines) + "\n")
+
+    def up(self, *args: str) -> float:
+        started = time.monotonic()
+        self.run("up", "-d", "--wait", "--wait-timeout", "300", "--no-build", *args)
+        return time.monotonic() - started
+
+    def down(self, *, volumes: bool) -> None:
+        self.run("down", "--remove-orphans", "--timeout", "20", *(["-v"] if volumes else []))
+
+    def ps(self) -> list[dict[str, Any]]:
+        out = self.run("ps", "--all", "--format", "json").stdout.strip()
+        if out.startswith("["):
+            rows: list[dict[str, Any]] = json.loads(out)
+            return rows
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def containers(self, service: str) -> list[str]:
+        return self.run("ps", "-q", service).stdout.split()
+
+    def exec(
+        self, service: str, *command: str, check: bool = True, index: int = 1, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("exec", "-T", "--index", str(index), service, *command, check=check, timeout=timeout)
+
+    def logs(self, service: str) -> str:
+        result = self.run("logs", "--no-color", "--no-log-prefix", service, check=False)
+        return result.stdout + result.stderr
+
+    def psql(self, sql: str) -> str:
+        """Run SQL as the postgres superuser inside the postgres container; tab-separated rows."""
+        return self.exec(
+            "postgres",
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "blockbot",
+            "-AtF",
+            "\t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ).stdout
+
+    def emails(self) -> list[dict[str, Any]]:
+        """Every message in the worker's outbox (read with `docker compose exec worker`)."""
+        script = (
+            "import json, pathlib; print(json.dumps([dict(json.loads(p.read_text()), _file=p.name)"
+            " for p in sorted(pathlib.Path('/data/outbox').glob('*.json'))]))"
+        )
+        for _ in range(30):
+            result = self.exec("worker", "python", "-c", script, check=False)
+            if result.returncode == 0:
+                messages: list[dict[str, Any]] = json.loads(result.stdout)
+                return messages
+            time.sleep(1)  # the worker is restarting
+        raise AssertionError(f"cannot read the outbox: {result.stderr}")
+
+    def wait_for_email(self, to: str, contains: str = "", timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in reversed(self.emails()):
+                recipients = message["to"] if isinstance(message["to"], list) else [message["to"]]
+                if to in recipients and contains in message["text"]:
+                    found: dict[str, Any] = message
+                    return found
+            time.sleep(0.5)
+        raise AssertionError(f"no email to {to} containing {contains!r} within {timeout}s")
+
+
+def docker_ready() -> None:
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, "no Docker engine: .ci/run starts one (see README)\n" + result.stderr
+
+
+def build_image(compose: ComposeStack) -> None:
+    """The project's image, built by Compose as `make build` does (no registry involved: the
+    Dockerfile needs no BuildKit frontend image)."""
+    started = time.monotonic()
+    compose.run("build", "migrate", timeout=1500)
+    timed("build blockbot-core image", started)
+    size = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", f"blockbot-core:{IMAGE_TAG}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    FACTS["blockbot-core image size"] = f"{int(size) / 1e6:.0f} MB"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[ComposeStack]:
+    docker_ready()
+    with tempfile.TemporaryDirectory(prefix="bbcompose-") as directory:
+        env_file = Path(directory) / ".env"
+        write_env_file(env_file)  # what `make env` does
+        compose = ComposeStack(env_file=env_file)
+        compose.set_env(**TEST_ENV)
+        everything = ComposeStack(
+            env_file=env_file, files=["compose.yaml", "compose.prod.yaml"], profiles=["monitoring"]
+        )
+        everything.set_env(APP_BASE_URL="https://localhost", EMAIL_FROM=SENDER, PUBLIC_HOST="localhost")
+        everything.down(volumes=True)  # leftovers of an interrupted run
+        build_image(compose)
+        compose.set_env(APP_BASE_URL=f"http://localhost:{HTTP_PORT}")
+        try:
+            yield compose
+        finally:
+            for service in ("migrate", "auth", "api", "worker", "traefik"):
+                tail = [line[:400] for line in compose.logs(service).splitlines()[-10:]]
+                print(f"--- {service} (last lines)\n" + "\n".join(tail))
+            everything.down(volumes=True)
+            leftovers = subprocess.run(
+                ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.split()
+            assert not leftovers, f"containers left after down -v: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def client(stack: ComposeStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=30.0, cookies=None) as http:
+        yield http
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TIMINGS and not FACTS:
+        return
+    terminalreporter.section("compose test: timings")
+    for name, seconds in TIMINGS.items():
+        terminalreporter.write_line(f"{name:<55} {seconds:>7.1f} s")
+    for name, value in FACTS.items():
+        terminalreporter.write_line(f"{name:<55} {value}")
+    target = os.environ.get("COMPOSE_TIMINGS_FILE")
+    if target:
+        Path(target).write_text(json.dumps({"seconds": TIMINGS, "facts": FACTS}, indent=2) + "\n")
