@@ -84,3 +84,9 @@ def test_processes_get_the_workers_job_timeout_before_sigkill() -> None:
     settings = load_settings(env="test", redis_url="redis://127.0.0.1:1/0")
     assert graceful_stop_seconds({}) > job_timeout_seconds(settings)
     assert graceful_stop_seconds({"EMAIL_SEND_TIMEOUT_SECONDS": "30"}) > 35
+
+
+def test_worker_metrics_bind_loopback_under_make_run(tmp_path: Path) -> None:
+    specs = {spec.name: spec for spec in runner(tmp_path).process_specs()}
+    assert specs["worker"].env["WORKER_METRICS_HOST"] == "127.0.0.1"
+    assert all("0.0.0.0" not in arg for spec in specs.values() for arg in spec.argv)
