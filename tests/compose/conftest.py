@@ -107,7 +107,7 @@ class ComposeStack:
             text=True,
             timeout=timeout,
             check=False,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT)},
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.env_file.parent)},
         )
         if check and result.returncode != 0:
             raise AssertionError(
