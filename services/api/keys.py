@@ -4,7 +4,8 @@ Only public keys are ever parsed here (shared.access_tokens cannot load a privat
 the api process cannot mint tokens whatever its environment holds. With `JWKS_URL` the
 document is fetched at start-up (best effort), cached, refreshed when older than
 `MAX_AGE_SECONDS` and refetched when a token names an unknown `kid` (key rotation), at most
-once per `MIN_REFETCH_SECONDS` so garbage `kid`s cannot turn the api into a JWKS flooder.
+once per `MIN_REFETCH_SECONDS` once keys are known, so garbage `kid`s cannot turn the api into a
+JWKS flooder (before that, waiting requests share one fetch).
 A failed fetch keeps the previous keys.
 """
 
@@ -27,8 +28,6 @@ logger = logging.getLogger("blockbot.api.keys")
 
 MAX_AGE_SECONDS = 300.0
 MIN_REFETCH_SECONDS = 30.0
-# Until one fetch has succeeded (auth still starting) a missing key is retried much sooner.
-MIN_REFETCH_SECONDS_WITHOUT_KEYS = 1.0
 FETCH_TIMEOUT_SECONDS = 5.0
 
 
@@ -74,19 +73,24 @@ class PublicKeys:
         """The keys to verify a token naming `kid` with, refetching the JWKS if unknown or stale."""
         if self._jwks_url is None:
             return self._keys
-        now = time.monotonic()
-        stale = now - self._fetched_at > MAX_AGE_SECONDS
+        arrived = time.monotonic()
+        stale = arrived - self._fetched_at > MAX_AGE_SECONDS
         if not stale and kid in self._keys:
             return self._keys
-        if now - self._attempted_at < self._min_refetch_interval():
+        if self._fetched and arrived - self._attempted_at < MIN_REFETCH_SECONDS:
             return self._keys
         async with self._lock:
-            if time.monotonic() - self._attempted_at >= self._min_refetch_interval():
+            if self._fetched:
+                due = time.monotonic() - self._attempted_at >= MIN_REFETCH_SECONDS
+            else:
+                # No keys yet (auth was still starting): a fetch that began before this request
+                # arrived may have failed before auth could issue the token, so try once more,
+                # shared by every request that waited on the lock meanwhile. A time-based throttle
+                # here refused the first token issued within a second of a failed start-up fetch.
+                due = self._attempted_at < arrived
+            if due:
                 await self.refresh()
         return self._keys
-
-    def _min_refetch_interval(self) -> float:
-        return MIN_REFETCH_SECONDS if self._fetched else MIN_REFETCH_SECONDS_WITHOUT_KEYS
 
     async def refresh(self) -> bool:
         """Fetch the JWKS once; keep the previous keys on failure."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -297,3 +298,26 @@ async def test_a_start_up_fetch_before_auth_is_up_is_not_a_warning(make_settings
         assert not await keys.refresh()
         later = [r for r in caplog.records if "JWKS" in r.getMessage()]
         assert [r.levelno for r in later] == [logging.WARNING], later
+
+
+async def test_the_first_token_right_after_a_failed_start_up_fetch_is_verified(make_settings):
+    """auth answers moments after the api's start-up fetch failed: its first token must pass.
+
+    The api once throttled fetches for a second even with no keys, so `make run`'s first /me
+    (issued within that second) was a 401 on a fast machine.
+    """
+    key = Ed25519PrivateKey.generate()
+    jwk = public_jwk(key.public_key())
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(200, json={"keys": [jwk]}) if len(calls) > 1 else httpx.Response(503)
+
+    settings = make_settings("api", jwks_url="http://auth.test/jwks.json")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        keys = PublicKeys(settings, http)
+        assert not await keys.refresh()  # start-up: auth not up yet
+        found = await asyncio.gather(*(keys.for_kid(jwk["kid"]) for _ in range(20)))
+    assert all(jwk["kid"] in k for k in found)
+    assert len(calls) == 2  # the twenty waiting requests shared one fetch
