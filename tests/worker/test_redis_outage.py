@@ -20,8 +20,8 @@ from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
 from devstack.redis import LocalRedis
 from services.worker.main import WorkerOptions, serve
-from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
-from shared.redis import create_redis
+from shared.email_queue import MagicLinkProps, enqueue_email
+from shared.redis import create_redis, email_queue_name
 from tests.worker.helpers import FAST_RETRY
 
 pytestmark = pytest.mark.slow
