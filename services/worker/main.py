@@ -35,9 +35,9 @@ from services.worker.outbox import OutboxSender
 from services.worker.resilient import RedisHealth, ResilientWorker
 from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
-from shared.email_queue import SEND_EMAIL_JOB, deserialize_job, email_queue_name, serialize_job
+from shared.email_queue import SEND_EMAIL_JOB
 from shared.logging import configure_logging
-from shared.redis import create_redis
+from shared.redis import create_redis, deserialize_job, email_queue_name, serialize_job
 from shared.settings import Environment, Settings, SettingsError, get_settings, load_settings
 from shared.tracing import setup_tracing
 

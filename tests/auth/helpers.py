@@ -18,8 +18,7 @@ from fastapi import FastAPI
 
 from services.auth.keys import KeyRing, parse_private_key, signing_key
 from services.auth.state import AuthState
-from shared.email_queue import email_queue_name
-from shared.redis import create_redis
+from shared.redis import create_redis, email_queue_name
 from shared.settings import Settings
 
 PREFIX = "/api/v1/auth"

@@ -14,7 +14,8 @@ import orjson
 
 from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
-from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
+from shared.email_queue import MagicLinkProps, enqueue_email
+from shared.redis import email_queue_name
 from shared.settings import Settings
 from tests.worker.helpers import wait_until
 

@@ -18,8 +18,8 @@ from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
 from devstack.redis import LocalRedis
 from services.worker.main import WorkerOptions, serve
-from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
-from shared.redis import create_redis
+from shared.email_queue import MagicLinkProps, enqueue_email
+from shared.redis import create_redis, email_queue_name
 from tests.redis_freeze import frozen
 from tests.worker.helpers import FAST_RETRY, wait_until
 
