@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.auth.deferred import drain
-from services.auth.housekeeping import run_housekeeping
+from services.auth.housekeeping.service import run_housekeeping
 from services.auth.keys import KeyRing, load_keyring
 from services.auth.passwords import Passwords
 from services.auth.routes import router

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 
+from services.auth.deferred import Work, after_response
+from services.auth.limits import enforce, mail_allowed
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
 from shared.api_keys import is_api_key
@@ -38,6 +41,33 @@ async def get_client(request: Request, state: AuthDep) -> ClientInfo:
 
 
 Client = Annotated[ClientInfo, Depends(get_client)]
+
+
+@dataclass(frozen=True)
+class MailingRequest:
+    """A request to an endpoint that mails an address (register, verify-request, magic-link,
+    password/forgot): all of them answer 202 alike, whatever the address."""
+
+    state: AuthState
+    request: Request
+    client: ClientInfo
+    background: BackgroundTasks
+
+    async def after_response(self, endpoint: str, email: str, work: Work) -> None:
+        """Check the caller's windows (429/503 when refused), then, within the address's hourly
+        mail cap, run `work` once the response has been sent."""
+        await enforce(self.state, self.request, endpoint, self.client, email)
+        if await mail_allowed(self.state, email):
+            after_response(self.background, endpoint, work)
+
+
+async def get_mailer(
+    request: Request, state: AuthDep, client: Client, background: BackgroundTasks
+) -> MailingRequest:
+    return MailingRequest(state, request, client, background)
+
+
+Mailer = Annotated[MailingRequest, Depends(get_mailer)]
 
 
 @requires_security(BEARER_AUTH)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from services.auth.state import AuthState
 from shared.email_queue import (
     AccountExistsProps,
@@ -11,6 +13,12 @@ from shared.email_queue import (
     VerifyEmailProps,
     enqueue_email,
 )
+
+
+class LinkMail(Protocol):
+    """Queue a mail carrying a one-time token's link to `to`."""
+
+    async def __call__(self, state: AuthState, *, to: str, token: str) -> None: ...
 
 
 def app_link(state: AuthState, path: str, token: str | None = None) -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, Security, status
+from fastapi import APIRouter, Depends, Request, Response, Security, status
 from fastapi.security import APIKeyCookie
 
-from services.auth import accounts, invitations, sessions
-from services.auth.accounts import Issued
-from services.auth.deferred import after_response
+from services.auth.accounts import service as accounts
+from services.auth.accounts.service import Issued
 from services.auth.deps import (
     COOKIE_PATH,
     REFRESH_COOKIE,
@@ -17,11 +16,13 @@ from services.auth.deps import (
     AuthDep,
     Client,
     CurrentUser,
+    Mailer,
     SameOrigin,
     refresh_cookie_name,
 )
-from services.auth.identities import Identity
-from services.auth.limits import enforce, enforce_ip, mail_allowed
+from services.auth.identities.service import Identity
+from services.auth.invitations import service as invitations
+from services.auth.limits import enforce, enforce_ip
 from services.auth.schemas import (
     JWKS,
     AcceptInvitationRequest,
@@ -38,6 +39,7 @@ from services.auth.schemas import (
     TokenResponse,
     VerifyEmailRequest,
 )
+from services.auth.sessions import service as sessions
 from services.auth.signups import service as signups
 from services.auth.state import AuthState
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
@@ -108,24 +110,20 @@ def session_response(state: AuthState, response: Response, issued: Issued) -> To
 
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def register(
-    body: RegisterRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
-) -> StatusResponse:
+async def register(body: RegisterRequest, state: AuthDep, client: Client, mailer: Mailer) -> StatusResponse:
     """Sign up: the same answer, in the same time, whether or not the address has an account."""
-    await enforce(state, request, "register", client, body.email)
-    if await mail_allowed(state, body.email):
-        after_response(
-            background,
-            "register",
-            lambda: signups.register(
-                state,
-                email=body.email,
-                password=body.password,
-                name=body.name,
-                org_name=body.org_name,
-                client=client,
-            ),
-        )
+    await mailer.after_response(
+        "register",
+        body.email,
+        lambda: signups.register(
+            state,
+            email=body.email,
+            password=body.password,
+            name=body.name,
+            org_name=body.org_name,
+            client=client,
+        ),
+    )
     return StatusResponse(status="verification_sent")
 
 
@@ -140,14 +138,10 @@ async def verify_email(
 
 
 @router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def verify_request(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
-) -> StatusResponse:
-    await enforce(state, request, "verify_request", client, body.email)
-    if await mail_allowed(state, body.email):
-        after_response(
-            background, "verify_request", lambda: signups.request_verification(state, email=body.email)
-        )
+async def verify_request(body: EmailRequest, state: AuthDep, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response(
+        "verify_request", body.email, lambda: signups.request_verification(state, email=body.email)
+    )
     return ACCEPTED
 
 
@@ -220,12 +214,10 @@ async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claim
 
 
 @router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def magic_link(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
-) -> StatusResponse:
-    await enforce(state, request, "magic_link", client, body.email)
-    if await mail_allowed(state, body.email):
-        after_response(background, "magic_link", lambda: accounts.request_magic_link(state, email=body.email))
+async def magic_link(body: EmailRequest, state: AuthDep, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response(
+        "magic_link", body.email, lambda: accounts.request_magic_link(state, email=body.email)
+    )
     return ACCEPTED
 
 
@@ -239,14 +231,10 @@ async def magic_link_verify(
 
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def password_forgot(
-    body: EmailRequest, state: AuthDep, client: Client, request: Request, background: BackgroundTasks
-) -> StatusResponse:
-    await enforce(state, request, "password_forgot", client, body.email)
-    if await mail_allowed(state, body.email):
-        after_response(
-            background, "password_forgot", lambda: accounts.request_password_reset(state, email=body.email)
-        )
+async def password_forgot(body: EmailRequest, state: AuthDep, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response(
+        "password_forgot", body.email, lambda: accounts.request_password_reset(state, email=body.email)
+    )
     return ACCEPTED
 
 
