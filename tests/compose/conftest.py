@@ -123,6 +123,33 @@ class ComposeStack:
             )
         return result
 
+    def make(self, target: str, *variables: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """A Makefile target as an operator runs it, pointed at this project: its env file (which
+        names the project) and the real Compose v2 binary."""
+        result = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "-C",
+                str(ROOT),
+                target,
+                f"DOCKER_COMPOSE={compose_binary().as_posix()}",
+                f"ENV_FILE={self.env_file}",
+                *(["PROD=1"] if "compose.prod.yaml" in self.files else []),
+                f"PROFILES={' '.join(self.profiles)}",
+                *variables,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.env_file.parent)},
+        )
+        assert result.returncode == 0, (
+            f"make {target} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+        return result
+
     def set_env(self, **values: str) -> None:
         """Set (or replace) variables in the env file."""
         lines = [
