@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import BackgroundTasks, Depends, Request, Security
 from fastapi.security import APIKeyCookie
 
-from services.auth.deferred import Work, after_response
+from services.auth.deferred import after_response
 from services.auth.limits import enforce, mail_allowed
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.state import AuthState, ClientInfo
@@ -45,6 +46,15 @@ async def get_client(request: Request, state: AuthDep) -> ClientInfo:
 Client = Annotated[ClientInfo, Depends(get_client)]
 
 
+class AddressWork(Protocol):
+    """What a mailing endpoint does for the address (look it up, write a token, queue a mail).
+
+    It is handed the address that was rate-limited and mail-capped, so a route cannot count one
+    address and mail another."""
+
+    def __call__(self, state: AuthState, *, email: str) -> Awaitable[None]: ...
+
+
 @dataclass(frozen=True)
 class MailingRequest:
     """A request to an endpoint that mails an address (register, verify-request, magic-link,
@@ -55,12 +65,12 @@ class MailingRequest:
     client: ClientInfo
     background: BackgroundTasks
 
-    async def after_response(self, endpoint: str, email: str, work: Work) -> None:
+    async def after_response(self, endpoint: str, email: str, work: AddressWork) -> None:
         """Check the caller's windows (429/503 when refused), then, within the address's hourly
-        mail cap, run `work` once the response has been sent."""
+        mail cap, run `work` for that same address once the response has been sent."""
         await enforce(self.state, self.request, endpoint, self.client, email)
         if await mail_allowed(self.state, email):
-            after_response(self.background, endpoint, work)
+            after_response(self.background, endpoint, lambda: work(self.state, email=email))
 
 
 async def get_mailer(

@@ -31,10 +31,8 @@ async def login(
 
 
 @router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def magic_link(body: EmailRequest, state: AuthDep, mailer: Mailer) -> StatusResponse:
-    await mailer.after_response(
-        "magic_link", body.email, lambda: service.request_magic_link(state, email=body.email)
-    )
+async def magic_link(body: EmailRequest, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response("magic_link", body.email, service.request_magic_link)
     return ACCEPTED
 
 
@@ -48,10 +46,8 @@ async def magic_link_verify(
 
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def password_forgot(body: EmailRequest, state: AuthDep, mailer: Mailer) -> StatusResponse:
-    await mailer.after_response(
-        "password_forgot", body.email, lambda: service.request_password_reset(state, email=body.email)
-    )
+async def password_forgot(body: EmailRequest, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response("password_forgot", body.email, service.request_password_reset)
     return ACCEPTED
 
 

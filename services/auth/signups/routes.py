@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response, status
 
 from services.auth.deps import AuthDep, Client, Mailer
@@ -21,20 +23,12 @@ router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def register(body: RegisterRequest, state: AuthDep, client: Client, mailer: Mailer) -> StatusResponse:
+async def register(body: RegisterRequest, client: Client, mailer: Mailer) -> StatusResponse:
     """Sign up: the same answer, in the same time, whether or not the address has an account."""
-    await mailer.after_response(
-        "register",
-        body.email,
-        lambda: service.register(
-            state,
-            email=body.email,
-            password=body.password,
-            name=body.name,
-            org_name=body.org_name,
-            client=client,
-        ),
+    attempt = partial(
+        service.register, password=body.password, name=body.name, org_name=body.org_name, client=client
     )
+    await mailer.after_response("register", body.email, attempt)
     return StatusResponse(status="verification_sent")
 
 
@@ -49,8 +43,6 @@ async def verify_email(
 
 
 @router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
-async def verify_request(body: EmailRequest, state: AuthDep, mailer: Mailer) -> StatusResponse:
-    await mailer.after_response(
-        "verify_request", body.email, lambda: service.request_verification(state, email=body.email)
-    )
+async def verify_request(body: EmailRequest, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response("verify_request", body.email, service.request_verification)
     return ACCEPTED
