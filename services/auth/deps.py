@@ -31,6 +31,7 @@ CROSS_ORIGIN_DETAIL = "This request must come from the application's own origin.
 
 
 async def get_state(request: Request) -> AuthState:
+    """The service state built in the app lifespan."""
     state: AuthState = request.app.state.auth
     return state
 
@@ -39,6 +40,7 @@ AuthDep = Annotated[AuthState, Depends(get_state)]
 
 
 async def get_client(request: Request, state: AuthDep) -> ClientInfo:
+    """The caller's address (through trusted proxies only) and user agent."""
     agent = request.headers.get("user-agent")
     return ClientInfo(ip=client_ip(request, state.settings), user_agent=agent[:512] if agent else None)
 
@@ -76,6 +78,7 @@ class MailingRequest:
 async def get_mailer(
     request: Request, state: AuthDep, client: Client, background: BackgroundTasks
 ) -> MailingRequest:
+    """The mailing endpoint's request, its limits and its after-response work."""
     return MailingRequest(state, request, client, background)
 
 

@@ -50,6 +50,7 @@ _random = secrets.SystemRandom()
 
 
 def dead_letter_key(settings: Settings) -> str:
+    """The Redis list of dead-lettered emails (newest first)."""
     return redis_key(settings, "email", "dead-letter")
 
 
@@ -66,6 +67,7 @@ class RetryPolicy:
     max_seconds: float = 300.0
 
     def delay(self, job_try: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before try `job_try` + 1."""
         ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** max(job_try - 1, 0))
         delay = ceiling / 2 + float(_random.uniform(0, ceiling / 2))
         if retry_after:
@@ -84,6 +86,7 @@ class EmailWorkerState:
 
     @property
     def max_tries(self) -> int:
+        """The retry budget: a job ends sent or dead-lettered by this try."""
         return self.settings.email_max_tries
 
 
