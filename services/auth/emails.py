@@ -32,23 +32,27 @@ async def _queue(state: AuthState, to: str, props: EmailProps) -> None:
 
 
 async def send_verification(state: AuthState, *, to: str, name: str, token: str) -> None:
+    """Queue the link that activates a sign-up attempt."""
     link = app_link(state, "/auth/verify-email", token)
     ttl = state.settings.email_verification_ttl_seconds
     await _queue(state, to, VerifyEmailProps(link=link, expires_in_seconds=ttl, name=name))
 
 
 async def send_account_exists(state: AuthState, *, to: str) -> None:
+    """Tell the owner of an address that signed up again that they have an account."""
     login, reset = app_link(state, "/auth/login"), app_link(state, "/auth/forgot-password")
     await _queue(state, to, AccountExistsProps(login_link=login, reset_link=reset))
 
 
 async def send_magic_link(state: AuthState, *, to: str, token: str) -> None:
+    """Queue a sign-in link."""
     link = app_link(state, "/auth/magic", token)
     ttl = state.settings.magic_link_ttl_seconds
     await _queue(state, to, MagicLinkProps(link=link, expires_in_seconds=ttl))
 
 
 async def send_password_reset(state: AuthState, *, to: str, token: str) -> None:
+    """Queue a password-reset link."""
     link = app_link(state, "/auth/reset-password", token)
     ttl = state.settings.password_reset_ttl_seconds
     await _queue(state, to, PasswordResetProps(link=link, expires_in_seconds=ttl))

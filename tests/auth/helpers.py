@@ -127,6 +127,12 @@ async def signup(
     return address, verified
 
 
+async def signed_in(client: httpx.AsyncClient, settings: Settings) -> tuple[httpx.Response, str]:
+    """A new user signed up and verified: their token response and refresh token."""
+    _, verified = await signup(client, settings)
+    return verified, refresh_cookie(verified)
+
+
 async def verify_email(client: httpx.AsyncClient, token: str, password: str = PASSWORD) -> httpx.Response:
     """Verify a sign-up attempt: its link's token with the password chosen in it."""
     return await client.post(f"{PREFIX}/email/verify", json={"token": token, "password": password})

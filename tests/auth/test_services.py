@@ -26,7 +26,7 @@ from tests.auth.helpers import (
     invite,
     new_email,
     queued_emails,
-    refresh_cookie,
+    signed_in,
     signup,
 )
 
@@ -70,8 +70,7 @@ async def test_login_refuses_a_wrong_password_and_audits_both_outcomes(
 async def test_a_replayed_refresh_token_revokes_its_whole_session(start_auth: Any, admin_dsn: str) -> None:
     # No grace window: the previous token is reuse as soon as it has been rotated.
     async with start_auth(refresh_reuse_grace_seconds=0) as auth, auth.client() as client:
-        _, verified = await signup(client, auth.settings)
-        first = refresh_cookie(verified)
+        _, first = await signed_in(client, auth.settings)
         rotated = await sessions.refresh(auth.state, first, CLIENT)
         assert rotated.refresh_token != first
         with pytest.raises(Unauthorized):

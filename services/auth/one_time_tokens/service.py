@@ -29,6 +29,7 @@ class Purpose(StrEnum):
 
 
 def ttl_seconds(settings: Settings, purpose: Purpose) -> int:
+    """How long a token of `purpose` lives, from the settings."""
     return {
         Purpose.MAGIC_LINK: settings.magic_link_ttl_seconds,
         Purpose.EMAIL_VERIFICATION: settings.email_verification_ttl_seconds,

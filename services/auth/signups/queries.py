@@ -34,6 +34,7 @@ async def insert(
     org_name: str,
     ttl_seconds: int,
 ) -> None:
+    """A new attempt, its link valid for `ttl_seconds`."""
     await db.execute(
         text(
             "INSERT INTO signup_attempts (email, token_hash, password_hash, name, org_name,"
@@ -106,6 +107,7 @@ async def drop_for_email(db: AsyncSession, email: str) -> None:
 
 
 async def purge_expired(db: AsyncSession, batch: int) -> int:
+    """Delete up to `batch` expired attempts; how many."""
     result = await db.execute(
         text(
             "DELETE FROM signup_attempts WHERE id IN (SELECT id FROM signup_attempts"
