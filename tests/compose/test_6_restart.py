@@ -115,6 +115,7 @@ def jwks_kids(client: httpx.Client) -> set[str]:
 
 def test_signing_key_rotation_add_promote_retire(stack: ComposeStack, client: httpx.Client) -> None:
     """make rotate-key STEP=add|promote|retire, each followed by `up -d --wait auth`."""
+    started = time.monotonic()
     account = register(client, stack, "rotation")
     old = kid(account.access)
     assert jwks_kids(client) == {old}
@@ -146,3 +147,4 @@ def test_signing_key_rotation_add_promote_retire(stack: ComposeStack, client: ht
     # Refresh cookies are not signed: one issued under the old key still rotates, to the new kid.
     rotated = client.post("/api/v1/auth/refresh", headers={"Cookie": f"{REFRESH_COOKIE}={account.refresh}"})
     assert kid(account_from(rotated, account.email).access) in staged
+    timed("part 6: key rotation add, promote, retire (3 auth and 2 api restarts)", started)
