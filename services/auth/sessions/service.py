@@ -207,11 +207,6 @@ async def _refresh_locked(
 # --- revocation ----------------------------------------------------------------------------
 
 
-async def _revoke_rows(db: AsyncSession, state: AuthState, ids: list[UUID], *, reason: str) -> None:
-    """Revoke sessions (transaction bound to their org) and mark their sids in Redis (fail closed)."""
-    await revocation.revoke_sessions(db, state.redis, state.settings, ids, reason=reason)
-
-
 async def _revoke_audited(
     db: AsyncSession,
     state: AuthState,
@@ -222,9 +217,9 @@ async def _revoke_audited(
     client: ClientInfo,
     details: dict[str, str] | None = None,
 ) -> None:
-    """Revoke one session and audit it as `action` by its user (counted by the caller once the
-    transaction has committed)."""
-    await _revoke_rows(db, state, [session.id], reason=reason)
+    """Revoke one session (transaction bound to its org; its sid marked in Redis, fail closed) and
+    audit it as `action` by its user (the caller counts it in SESSIONS_REVOKED)."""
+    await revocation.revoke_sessions(db, state.redis, state.settings, [session.id], reason=reason)
     await audit_user_event(
         db,
         org_id=session.org_id,
