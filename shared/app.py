@@ -12,10 +12,9 @@ from shared import health, multiprocess_metrics
 from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
-from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, MetricsMiddleware, metrics_endpoint
+from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, metrics_endpoint
 from shared.openapi import gateway_url, install_openapi, operation_id
-from shared.ratelimit_headers import RateLimitHeadersMiddleware
-from shared.request_context import RequestContextMiddleware
+from shared.request_context import RequestEdgeMiddleware
 from shared.resources import Resources
 from shared.settings import Settings
 from shared.tracing import instrument_app, setup_tracing, tracing_active
@@ -59,6 +58,9 @@ def create_app(
             multiprocess_metrics.process_exited()
 
     app = FastAPI(
+        # FastAPI's own OpenTelemetry support would otherwise ask the global providers whether
+        # it has anything to do on every request; tracing here is `instrument_app`'s.
+        telemetry=None if tracing_active() else {"tracing": False, "metrics": False, "logs": False},
         title=title,
         version="1.0.0",
         lifespan=lifespan,
@@ -102,11 +104,8 @@ def create_app(
                 "X-Request-ID",
             ],
         )
-    # Outermost last: request context wraps metrics wraps the app.
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(RequestContextMiddleware)
-    # Outermost: RateLimit-* headers on every response a rate-limit decision was made for.
-    app.add_middleware(RateLimitHeadersMiddleware)
+    # Outermost: request id, RateLimit-* headers, metrics and access log, in one layer.
+    app.add_middleware(RequestEdgeMiddleware)
     if tracing_active():  # off: not even a pass-through layer on the request path
         instrument_app(app)
     return app

@@ -306,11 +306,6 @@ class TenantScope:
         scope.session = session
         return scope
 
-    @property
-    def transactional(self) -> bool:
-        """Whether this scope's reads run in a transaction (open, or opened by the first read)."""
-        return self.session is not None or self._sessionmaker is not None
-
     async def read(
         self, statement: Statement, params: Mapping[str, object], row: Callable[..., T]
     ) -> list[T]:
