@@ -92,3 +92,18 @@ async def test_concurrent_callers_of_two_orgs_on_one_pooled_connection_each_see_
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["org"]["id"], body["user"]["id"]) == (str(org.id), str(org.owner.id))
+
+
+async def test_the_limiter_reloads_its_script_when_redis_lost_it(api, minter, make_org):
+    """EVALSHA of a script Redis no longer has (restart, SCRIPT FLUSH): loaded again, not a failure."""
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    assert (await api.client.get("/api/v1/me", headers=headers)).status_code == 200
+    redis = create_redis(api.settings)
+    try:
+        await redis.script_flush()
+    finally:
+        await redis.aclose()
+    response = await api.client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 200, response.text
+    assert int(response.headers["ratelimit-remaining"]) >= 0
