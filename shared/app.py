@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,6 +22,30 @@ from shared.tracing import instrument_app, setup_tracing, tracing_active
 
 # A service's own start-up and shutdown, run inside the shared lifespan with its resources.
 ServiceLifespan = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
+
+# Allocations (net of frees) between two young-generation collections while serving; the
+# default, 700, means a collection every request or two on FastAPI's allocation-heavy path.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Serve with the start-up heap out of the garbage collector's way, then put it back.
+
+    Measured on the api (driven in process): the cyclic collector took ~55 us of a ~400 us request,
+    mostly re-scanning the ~140,000 objects every module and the app built at start-up, which
+    live as long as the process. Frozen (`gc.freeze`), they are never scanned again; the rarer
+    young collections still collect the request path's cycles (a few thousand objects each).
+    Unfrozen at shutdown, so a process that builds several apps (the tests) still collects.
+    """
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 def create_app(
@@ -48,10 +73,12 @@ def create_app(
         app.state.resources = res
         try:
             if service_lifespan is None:
-                yield
+                with settled_heap():
+                    yield
             else:
                 async with service_lifespan(app, res):
-                    yield
+                    with settled_heap():
+                        yield
         finally:
             if owned:
                 await res.close()
