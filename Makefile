@@ -66,9 +66,13 @@ revision: $(STAMP)
 	$(BIN)/alembic revision -m "$(m)" --rev-id $$(printf '%04d' $$(expr "$${last:-0}" + 1))
 
 ## Docker Compose operator tasks. PROD=1 adds compose.prod.yaml (TLS, production settings);
-## PROFILES="monitoring" adds Prometheus and Grafana. Secrets come from .env (see .env.example).
+## PROFILES="monitoring" adds Prometheus and Grafana. Settings and secrets come from ENV_FILE
+## (default .env, see .env.example), the project name from its COMPOSE_PROJECT_NAME (default
+## blockbot); DOCKER_COMPOSE is the Compose v2 command (default `docker compose`).
+DOCKER_COMPOSE ?= docker compose
+ENV_FILE      ?= .env
 COMPOSE_FILES := -f compose.yaml $(if $(PROD),-f compose.prod.yaml)
-COMPOSE       := docker compose $(COMPOSE_FILES) $(foreach p,$(PROFILES),--profile $(p))
+COMPOSE       := $(DOCKER_COMPOSE) --env-file $(ENV_FILE) $(COMPOSE_FILES) $(foreach p,$(PROFILES),--profile $(p))
 ## build: build the one blockbot-core image (infra/Dockerfile)
 build:
 	$(COMPOSE) build migrate
@@ -126,10 +130,9 @@ compose-test: $(STAMP)
 # `make run`'s servers (set DEVSTACK_POSTGRES_PORT / DEVSTACK_REDIS_PORT if you moved them).
 DEV_PG_URL    := postgresql://postgres@127.0.0.1:$(or $(DEVSTACK_POSTGRES_PORT),55432)/blockbot
 DEV_REDIS_URL := redis://127.0.0.1:$(or $(DEVSTACK_REDIS_PORT),56379)/0
-# Compose: the migrate job's container (administrator URL) with the services' Redis URL and key
-# prefix, read from .env (passed through the environment, not the docker command line).
-env_value     = $(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1 | sed -e 's/^"//' -e 's/"$$//')
-COMPOSE_ADMIN = REDIS_URL="redis://:$(call env_value,REDIS_PASSWORD)@redis:6379/0" REDIS_KEY_PREFIX="$(or $(call env_value,REDIS_KEY_PREFIX),bb:)" $(COMPOSE) run --rm -e REDIS_URL -e REDIS_KEY_PREFIX migrate
+# Compose: the migrate job's container (administrator URL, and the services' Redis URL and key
+# prefix: compose.yaml gives it both).
+COMPOSE_ADMIN = $(COMPOSE) run --rm migrate
 ## admin: the admin command line against `make run`, e.g. make admin ARGS="users"
 admin: $(STAMP)
 	@ENV=development DATABASE_URL="$(DEV_PG_URL)" REDIS_URL="$(DEV_REDIS_URL)" $(BIN)/python -m services.admin $(ARGS)
@@ -138,7 +141,6 @@ admin-compose:
 	@$(COMPOSE_ADMIN) python -m services.admin $(ARGS)
 ## rotate-key: one signing-key rotation step, STEP=status|add|promote|retire, in ENV_FILE
 ##             (default .env for Compose; .dev/secrets.env for make run); then restart auth
-ENV_FILE ?= .env
 rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
 

@@ -38,8 +38,8 @@ from devstack.redis import LocalRedis  # noqa: E402
 from services.worker.main import WorkerOptions, create_worker  # noqa: E402
 from services.worker.sender import OutgoingEmail, ResendSender  # noqa: E402
 from services.worker.templates import TemplateRenderer  # noqa: E402
-from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email  # noqa: E402
-from shared.redis import create_redis  # noqa: E402
+from shared.email_queue import MagicLinkProps, enqueue_email  # noqa: E402
+from shared.redis import create_redis, email_queue_name  # noqa: E402
 from shared.settings import Settings, load_settings  # noqa: E402
 
 LINK = "http://localhost:8080/auth/magic#token=bench-token-0123456789abcdef"

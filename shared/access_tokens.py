@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
 
 from shared.errors import Unauthorized
+from shared.redis import guarded
 from shared.roles import Role
 from shared.settings import Settings
 
@@ -246,7 +247,11 @@ async def mark_sessions_revoked(
     sid_list = list(sids)
     if not sid_list:
         return
-    async with redis.pipeline(transaction=False) as pipe:
-        for sid in sid_list:
-            pipe.set(revoked_sid_key(settings, sid), b"1", ex=seconds)
-        await pipe.execute()
+
+    async def write_markers() -> None:
+        async with redis.pipeline(transaction=False) as pipe:
+            for sid in sid_list:
+                pipe.set(revoked_sid_key(settings, sid), b"1", ex=seconds)
+            await pipe.execute()
+
+    await guarded(redis, write_markers)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
-import orjson
 from arq.connections import ArqRedis
 from opentelemetry import propagate
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.errors import ServiceUnavailable
+
+# The queue's name and job encoding belong to the one Redis client (shared.redis), which uses them.
+from shared.redis import email_queue_name, guarded
 from shared.redis_errors import redis_or_503
 from shared.roles import Role
 from shared.settings import Settings
@@ -102,20 +104,6 @@ PROPS: dict[EmailTemplate, type[EmailProps]] = {
 }
 
 
-def email_queue_name(settings: Settings) -> str:
-    """The arq queue the worker drains, namespaced by the deployment's key prefix."""
-    return settings.redis_key_prefix + "queue:email"
-
-
-def serialize_job(value: dict[str, Any]) -> bytes:
-    return orjson.dumps(value)
-
-
-def deserialize_job(data: bytes) -> dict[str, Any]:
-    value: dict[str, Any] = orjson.loads(data)
-    return value
-
-
 async def enqueue_email(queue: ArqRedis, settings: Settings, *, to: str, props: EmailProps) -> str:
     """Queue one email and return its message id; a Redis failure is a 503, never a silent loss."""
     message_id = uuid.uuid4().hex
@@ -123,14 +111,17 @@ async def enqueue_email(queue: ArqRedis, settings: Settings, *, to: str, props: 
     propagate.inject(carrier)
     template = str(props.template)
     with redis_or_503(QUEUE_UNAVAILABLE, event="email enqueue failed", template=template):
-        job = await queue.enqueue_job(
-            SEND_EMAIL_JOB,
-            template=template,
-            to=to,
-            context=props.model_dump(mode="json"),
-            trace_context=carrier,
-            _job_id=f"email-{message_id}",
-            _queue_name=email_queue_name(settings),
+        job = await guarded(
+            queue,
+            lambda: queue.enqueue_job(
+                SEND_EMAIL_JOB,
+                template=template,
+                to=to,
+                context=props.model_dump(mode="json"),
+                trace_context=carrier,
+                _job_id=f"email-{message_id}",
+                _queue_name=email_queue_name(settings),
+            ),
         )
     if job is None:  # pragma: no cover - ids are random, a clash means a bug
         raise ServiceUnavailable(QUEUE_UNAVAILABLE)

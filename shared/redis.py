@@ -25,6 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from arq.connections import ArqRedis
 from prometheus_client import Counter, Gauge
 from redis.asyncio import BlockingConnectionPool
@@ -77,8 +78,8 @@ _INSIDE_GUARD: ContextVar[bool] = ContextVar("inside_redis_guard", default=False
 class GuardedRedis(ArqRedis):
     """The client, with every single command run through the process's guard (when it has one).
 
-    Pipelines and transactions (arq's enqueue) are sent as one unit by redis-py and are bounded
-    by the socket timeouts only.
+    Pipelines and transactions (arq's enqueue) are sent as one unit by redis-py, past
+    `execute_command`: run them through `guarded()` to bound them the same way.
     """
 
     guard: RedisGuard | None = None
@@ -88,6 +89,19 @@ class GuardedRedis(ArqRedis):
         if self.guard is None or _INSIDE_GUARD.get():
             return await run(*args, **options)  # type: ignore[no-untyped-call]
         return await self.guard.run(lambda: run(*args, **options))  # type: ignore[no-untyped-call]
+
+
+async def guarded(client: object, call: Callable[[], Awaitable[T]]) -> T:
+    """Run a multi-command unit (a pipeline, arq's enqueue) as one guarded call of `client`.
+
+    Without this a frozen Redis would hold the unit until the 10 s socket timeout; with it the
+    unit gets the same bound, breaker and overload rules as a single command. A client without
+    a guard (the worker's, scripts') runs the call as it is.
+    """
+    guard = client.guard if isinstance(client, GuardedRedis) else None
+    if guard is None or _INSIDE_GUARD.get():
+        return await call()
+    return await guard.run(call)
 
 
 def create_redis(
@@ -103,8 +117,6 @@ def create_redis(
     """
     settings.require("redis_url")
     instrument_redis()
-    from shared.email_queue import deserialize_job, email_queue_name, serialize_job
-
     pool = BlockingConnectionPool.from_url(
         str(settings.redis_url),
         max_connections=settings.redis_max_connections,
@@ -121,6 +133,21 @@ def create_redis(
     client.job_deserializer = deserialize_job
     client.default_queue_name = email_queue_name(settings)
     return client
+
+
+def email_queue_name(settings: Settings) -> str:
+    """The arq queue the worker drains, namespaced by the deployment's key prefix."""
+    return settings.redis_key_prefix + "queue:email"
+
+
+def serialize_job(value: dict[str, Any]) -> bytes:
+    """arq jobs (and results) as JSON: never pickle, since whoever can write to Redis writes jobs."""
+    return orjson.dumps(value)
+
+
+def deserialize_job(data: bytes) -> dict[str, Any]:
+    value: dict[str, Any] = orjson.loads(data)
+    return value
 
 
 def redis_key(settings: Settings, *parts: str) -> str:

@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from services.auth.accounts import routes as accounts
 from services.auth.deferred import drain
-from services.auth.housekeeping import run_housekeeping
+from services.auth.discovery import routes as discovery
+from services.auth.housekeeping.service import run_housekeeping
+from services.auth.invitations import routes as invitations
 from services.auth.keys import KeyRing, load_keyring
 from services.auth.passwords import Passwords
-from services.auth.routes import router
+from services.auth.sessions import routes as sessions
+from services.auth.signups import routes as signups
 from services.auth.state import AuthState
 from shared.app import create_app
 from shared.bodylimit import install_body_limit
@@ -74,7 +78,7 @@ def create_auth_app(
     app = create_app(
         title="BlockBot auth",
         settings=settings,
-        routers=[router],
+        routers=[signups.router, accounts.router, sessions.router, invitations.router, discovery.router],
         service_lifespan=lifespan,
         resources=resources,
     )

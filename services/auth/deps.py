@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Annotated, Protocol
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request, Security
+from fastapi.security import APIKeyCookie
 
+from services.auth.deferred import after_response
+from services.auth.limits import enforce, mail_allowed
+from services.auth.prefix import AUTH_PREFIX
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
 from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
 from shared.errors import Forbidden, Unauthorized
-from shared.openapi import BEARER_AUTH, requires_security
+from shared.openapi import BEARER_AUTH, REFRESH_COOKIE_AUTH, requires_security
 from shared.ratelimit import client_ip
 from shared.redis_errors import redis_or_503
 from shared.settings import Settings
@@ -20,11 +26,12 @@ REFRESH_COOKIE = "bb_refresh"
 # Browsers accept a `__Secure-` cookie only from a secure origin with the Secure flag, so a
 # sibling subdomain (or a plain-HTTP response) cannot plant one that shadows ours.
 SECURE_REFRESH_COOKIE = "__Secure-" + REFRESH_COOKIE
-COOKIE_PATH = "/api/v1/auth"
+COOKIE_PATH = AUTH_PREFIX
 CROSS_ORIGIN_DETAIL = "This request must come from the application's own origin."
 
 
 async def get_state(request: Request) -> AuthState:
+    """The service state built in the app lifespan."""
     state: AuthState = request.app.state.auth
     return state
 
@@ -33,11 +40,49 @@ AuthDep = Annotated[AuthState, Depends(get_state)]
 
 
 async def get_client(request: Request, state: AuthDep) -> ClientInfo:
+    """The caller's address (through trusted proxies only) and user agent."""
     agent = request.headers.get("user-agent")
     return ClientInfo(ip=client_ip(request, state.settings), user_agent=agent[:512] if agent else None)
 
 
 Client = Annotated[ClientInfo, Depends(get_client)]
+
+
+class AddressWork(Protocol):
+    """What a mailing endpoint does for the address (look it up, write a token, queue a mail).
+
+    It is handed the address that was rate-limited and mail-capped, so a route cannot count one
+    address and mail another."""
+
+    def __call__(self, state: AuthState, *, email: str) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class MailingRequest:
+    """A request to an endpoint that mails an address (register, verify-request, magic-link,
+    password/forgot): all of them answer 202 alike, whatever the address."""
+
+    state: AuthState
+    request: Request
+    client: ClientInfo
+    background: BackgroundTasks
+
+    async def after_response(self, endpoint: str, email: str, work: AddressWork) -> None:
+        """Check the caller's windows (429/503 when refused), then, within the address's hourly
+        mail cap, run `work` for that same address once the response has been sent."""
+        await enforce(self.state, self.request, endpoint, self.client, email)
+        if await mail_allowed(self.state, email):
+            after_response(self.background, endpoint, lambda: work(self.state, email=email))
+
+
+async def get_mailer(
+    request: Request, state: AuthDep, client: Client, background: BackgroundTasks
+) -> MailingRequest:
+    """The mailing endpoint's request, its limits and its after-response work."""
+    return MailingRequest(state, request, client, background)
+
+
+Mailer = Annotated[MailingRequest, Depends(get_mailer)]
 
 
 @requires_security(BEARER_AUTH)
@@ -93,3 +138,26 @@ SameOrigin = Depends(require_same_origin)
 def refresh_cookie_name(settings: Settings) -> str:
     """`__Secure-bb_refresh` whenever the cookie is Secure; `bb_refresh` over plain-HTTP development."""
     return SECURE_REFRESH_COOKIE if settings.cookie_secure else REFRESH_COOKIE
+
+
+# A security dependency (not a plain Cookie parameter) so the documents declare the cookie scheme.
+_DOCUMENTED_COOKIE = APIKeyCookie(
+    name=REFRESH_COOKIE,
+    scheme_name=REFRESH_COOKIE_AUTH,
+    auto_error=False,
+    description=(
+        "The httpOnly refresh cookie set by login, refresh and the verification endpoints"
+        f" (named `{SECURE_REFRESH_COOKIE}` whenever it is Secure, i.e. outside plain-HTTP development)."
+    ),
+)
+
+
+async def presented_refresh_token(
+    request: Request, state: AuthDep, _documented: str | None = Security(_DOCUMENTED_COOKIE)
+) -> str | None:
+    """The refresh token from this deployment's cookie name (a `bb_refresh` planted by a sibling
+    subdomain is not read when the cookie is `__Secure-`)."""
+    return request.cookies.get(refresh_cookie_name(state.settings))
+
+
+RefreshCookie = Depends(presented_refresh_token)

@@ -39,6 +39,17 @@ def client_network(ip: str | None) -> str:
     return str(address)
 
 
+async def _decide(
+    state: AuthState, request: Request, windows: list[Window], *, report_first: bool = False
+) -> Decision:
+    """Check and record `windows` (503 when Redis is down); the response carries the decision's
+    RateLimit-* headers; 429 when refused."""
+    decision = await state.limiter.check_fail_closed(windows, report_first=report_first)
+    remember(request, decision)
+    raise_if_limited(decision)
+    return decision
+
+
 async def enforce(
     state: AuthState, request: Request, endpoint: str, client: ClientInfo, email: str | None
 ) -> Decision:
@@ -60,10 +71,7 @@ async def enforce(
         )
     # Headers describe the network's window only: the address's would tell this caller about
     # requests for the address (a refusal by it still says when to retry).
-    decision = await state.limiter.check_fail_closed(windows, report_first=True)
-    remember(request, decision)
-    raise_if_limited(decision)
-    return decision
+    return await _decide(state, request, windows, report_first=True)
 
 
 async def mail_allowed(state: AuthState, email: str) -> bool:
@@ -86,7 +94,4 @@ async def enforce_ip(
     invitation acceptance), so they are bounded too, before the token is looked up.
     """
     window = Window("auth_ip", f"{endpoint}:{client_network(client.ip)}", limit, 60)
-    decision = await state.limiter.check_fail_closed([window])
-    remember(request, decision)
-    raise_if_limited(decision)
-    return decision
+    return await _decide(state, request, [window])

@@ -50,6 +50,7 @@ _random = secrets.SystemRandom()
 
 
 def dead_letter_key(settings: Settings) -> str:
+    """The Redis list of dead-lettered emails (newest first)."""
     return redis_key(settings, "email", "dead-letter")
 
 
@@ -66,6 +67,7 @@ class RetryPolicy:
     max_seconds: float = 300.0
 
     def delay(self, job_try: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before try `job_try` + 1."""
         ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** max(job_try - 1, 0))
         delay = ceiling / 2 + float(_random.uniform(0, ceiling / 2))
         if retry_after:
@@ -84,10 +86,11 @@ class EmailWorkerState:
 
     @property
     def max_tries(self) -> int:
+        """The retry budget: a job ends sent or dead-lettered by this try."""
         return self.settings.email_max_tries
 
 
-def template_label(template: Any) -> str:
+def template_label(template: object) -> str:
     """Bounded label values: a garbage template name must not create a new time series."""
     return template if isinstance(template, str) and template in _KNOWN_TEMPLATES else "unknown"
 
@@ -96,7 +99,7 @@ def _message_id(job_id: str) -> str:
     return job_id.removeprefix("email-")
 
 
-def _check_recipient(to: Any) -> str:
+def _check_recipient(to: object) -> str:
     if not isinstance(to, str) or "\r" in to or "\n" in to or len(to) > 320:
         raise InvalidEmailJob("recipient must be one email address")
     _, address = parseaddr(to)
@@ -105,7 +108,7 @@ def _check_recipient(to: Any) -> str:
     return to
 
 
-def _recipient_domain(to: Any) -> str | None:
+def _recipient_domain(to: object) -> str | None:
     if isinstance(to, str) and "@" in to:
         return to.rsplit("@", 1)[1].strip("> ").lower()[:255]
     return None
@@ -116,8 +119,8 @@ async def record_dead_letter(
     settings: Settings,
     *,
     job_id: str,
-    template: Any,
-    to: Any,
+    template: object,
+    to: object,
     result: str,
     job_try: int,
     error: str,
@@ -215,7 +218,7 @@ async def _send(sender: EmailSender, email: OutgoingEmail) -> str:
 
 
 async def deliver(
-    state: EmailWorkerState, *, job_id: str, template: Any, to: Any, context: Any, job_try: int
+    state: EmailWorkerState, *, job_id: str, template: object, to: object, context: object, job_try: int
 ) -> Delivery:
     """Render and send one message once; never raises for a classified failure."""
     try:
@@ -260,8 +263,8 @@ async def settle(
     span: trace.Span,
     log: dict[str, Any],
     job_id: str,
-    template: Any,
-    to: Any,
+    template: object,
+    to: object,
     job_try: int,
 ) -> dict[str, str]:
     """Count, log and (for a dead end) dead-letter one delivery; `Retry` for another try."""
@@ -311,10 +314,10 @@ async def settle(
 async def send_email(
     ctx: dict[str, Any],
     *,
-    template: str,
-    to: str,
-    context: dict[str, Any],
-    trace_context: dict[str, str] | None = None,
+    template: object,
+    to: object,
+    context: object,
+    trace_context: object = None,
     **_: Any,
 ) -> dict[str, str]:
     """The arq job: deliver one email and settle the outcome (`Retry` before the last try)."""

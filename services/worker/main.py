@@ -35,9 +35,9 @@ from services.worker.outbox import OutboxSender
 from services.worker.resilient import RedisHealth, ResilientWorker
 from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
-from shared.email_queue import SEND_EMAIL_JOB, deserialize_job, email_queue_name, serialize_job
+from shared.email_queue import SEND_EMAIL_JOB
 from shared.logging import configure_logging
-from shared.redis import create_redis
+from shared.redis import create_redis, deserialize_job, email_queue_name, serialize_job
 from shared.settings import Environment, Settings, SettingsError, get_settings, load_settings
 from shared.tracing import setup_tracing
 
@@ -91,6 +91,7 @@ class RedactJobArguments(logging.Filter):
 
 
 def install_log_filter() -> None:
+    """Keep job arguments (links with secret tokens) out of arq's log lines."""
     target = logging.getLogger("arq.worker")
     if not any(isinstance(f, RedactJobArguments) for f in target.filters):
         target.addFilter(RedactJobArguments())
@@ -206,6 +207,7 @@ def create_worker(settings: Settings, options: WorkerOptions | None = None, **ov
 
 
 def check_settings(settings: Settings) -> None:
+    """Refuse (SettingsError) a worker without Redis, or in production without a Resend key."""
     settings.require("redis_url")
     if settings.env is Environment.PRODUCTION:
         settings.require("resend_api_key")
@@ -226,6 +228,7 @@ async def serve(settings: Settings, options: WorkerOptions | None = None) -> Non
 
 
 async def print_dead_letters(settings: Settings, limit: int) -> None:
+    """Print up to `limit` dead-lettered emails as JSON lines, newest first."""
     redis = create_redis(settings)
     try:
         entries: list[bytes] = await redis.lrange(dead_letter_key(settings), 0, limit - 1)  # type: ignore[misc]
@@ -239,6 +242,7 @@ async def print_dead_letters(settings: Settings, limit: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m services.worker [dead-letter]`; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m services.worker", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     dead = sub.add_parser("dead-letter", help="print dead-lettered emails, newest first (JSON lines)")

@@ -64,7 +64,7 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _check_context(template: EmailTemplate, context: Any) -> dict[str, Any]:
+def _check_context(template: EmailTemplate, context: object) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise InvalidEmailJob("context must be an object")
     try:
@@ -95,11 +95,12 @@ class TemplateRenderer:
         )
         self._subjects = {name: self.text_env.from_string(body) for name, body in SUBJECTS.items()}
 
-    def render(self, template: str, context: dict[str, Any]) -> RenderedEmail:
-        try:
-            name = EmailTemplate(template)
-        except ValueError:
-            raise InvalidEmailJob(f"unknown template {template!r}") from None
+    def render(self, template: object, context: object) -> RenderedEmail:
+        """Subject, text and HTML of one job; `InvalidEmailJob` for anything but a known template
+        with a context its props model accepts (job arguments come from Redis: untrusted)."""
+        name = next((known for known in EmailTemplate if known.value == template), None)
+        if name is None:
+            raise InvalidEmailJob(f"unknown template {template!r}")
         values = _check_context(name, context)
         values["product_name"] = self.product_name
         if "expires_in_seconds" in values:

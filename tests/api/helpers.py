@@ -21,8 +21,7 @@ from fastapi import FastAPI
 
 from services.api.app import create_api_app
 from shared.access_tokens import b64url_encode, jwk_thumbprint, raw_public_bytes
-from shared.email_queue import email_queue_name
-from shared.redis import create_redis
+from shared.redis import create_redis, email_queue_name
 from shared.settings import Settings
 
 HIGH = 1_000_000

@@ -8,8 +8,6 @@ and limits back by themselves once Redis answers again.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 
 import pytest
 from prometheus_client import REGISTRY
@@ -17,6 +15,7 @@ from prometheus_client import REGISTRY
 from devstack.redis import LocalRedis
 from tests.api.helpers import running
 from tests.outage_load import Load
+from tests.redis_freeze import freeze_under_load
 
 pytestmark = pytest.mark.slow
 
@@ -41,20 +40,12 @@ async def test_api_survives_redis_frozen_then_restarted(api_settings, minter, ma
     headers = minter.headers(org.owner)
     # The production bounds (the suite's harness raises them for tests about other things).
     settings = api_settings(redis_url=server.url, redis_call_timeout_ms=150, redis_queue_timeout_ms=5_000)
-    frozen = False
     before = fail_opens()
     try:
         async with running(settings) as api:
             load = Load(lambda: api.client.get("/api/v1/me", headers=headers)).start()
             await load.until(decided, within=30)
-            assert server.process is not None
-            load.phase = "frozen"
-            os.kill(server.process.pid, signal.SIGSTOP)
-            frozen = True
-            await asyncio.sleep(3)
-            os.kill(server.process.pid, signal.SIGCONT)
-            frozen = False
-            load.phase = "thawed"
+            await freeze_under_load(server, load)
             thaw_recovery = await load.until(decided, within=30)
             load.phase = "stopped"
             server.stop()
@@ -66,8 +57,6 @@ async def test_api_survives_redis_frozen_then_restarted(api_settings, minter, ma
             await asyncio.sleep(2)
             await load.stop()
     finally:
-        if frozen and server.process is not None:
-            os.kill(server.process.pid, signal.SIGCONT)
         server.stop()
     load.report("api, Redis frozen 3 s then stopped 3 s")
     print(f"[figures] api recovery: after thaw {thaw_recovery:.2f} s, after restart {restart_recovery:.2f} s")

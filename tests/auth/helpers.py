@@ -18,8 +18,7 @@ from fastapi import FastAPI
 
 from services.auth.keys import KeyRing, parse_private_key, signing_key
 from services.auth.state import AuthState
-from shared.email_queue import email_queue_name
-from shared.redis import create_redis
+from shared.redis import create_redis, email_queue_name
 from shared.settings import Settings
 
 PREFIX = "/api/v1/auth"
@@ -126,6 +125,12 @@ async def signup(
     verified = await verify_email(client, token, password)
     assert verified.status_code == 200, verified.text
     return address, verified
+
+
+async def signed_in(client: httpx.AsyncClient, settings: Settings) -> tuple[httpx.Response, str]:
+    """A new user signed up and verified: their token response and refresh token."""
+    _, verified = await signup(client, settings)
+    return verified, refresh_cookie(verified)
 
 
 async def verify_email(client: httpx.AsyncClient, token: str, password: str = PASSWORD) -> httpx.Response:

@@ -17,6 +17,7 @@ from tests.auth.helpers import (
     new_email,
     refresh_cookie,
     register,
+    signed_in,
     signup,
     verify_email,
 )
@@ -34,8 +35,7 @@ from tests.auth.helpers import (
 async def test_cookie_endpoints_refuse_foreign_origins(
     headers: dict[str, str], auth: AuthApp, client: httpx.AsyncClient
 ) -> None:
-    _, verified = await signup(client, auth.settings)
-    token = refresh_cookie(verified)
+    verified, token = await signed_in(client, auth.settings)
     client.cookies.clear()
     cookie = {"Cookie": f"bb_refresh={token}"}
     for path in ("/refresh", "/logout"):
@@ -51,8 +51,7 @@ async def test_cookie_endpoints_refuse_foreign_origins(
 async def test_cookie_endpoints_accept_the_app_origin_and_non_browsers(
     auth: AuthApp, client: httpx.AsyncClient
 ) -> None:
-    _, verified = await signup(client, auth.settings)
-    token = refresh_cookie(verified)
+    _, token = await signed_in(client, auth.settings)
     client.cookies.clear()
     same_origin = await client.post(
         f"{PREFIX}/refresh",

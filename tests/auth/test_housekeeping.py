@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from services.auth.housekeeping import run_housekeeping
+from services.auth.housekeeping.service import run_housekeeping
 from tests.auth.helpers import AuthApp, admin, do_refresh, refresh_cookie, signup
 
 

@@ -21,14 +21,20 @@ async def _admin_of(auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str) ->
     return accepted
 
 
+async def _alter(admin_dsn: str, user: httpx.Response, statement: str) -> None:
+    """Run `statement` on the user of a token response (its id is $1), bypassing the api."""
+    async with admin(admin_dsn) as conn:
+        await conn.execute(statement, user.json()["user"]["id"])
+
+
 async def test_invitations_of_a_demoted_admin_cannot_be_accepted(
     auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
 ) -> None:
     insider = await _admin_of(auth, client, admin_dsn)
     for_accomplice, _ = await invite(admin_dsn, insider, new_email(), "admin")
     as_member, _ = await invite(admin_dsn, insider, new_email(), "member")
-    async with admin(admin_dsn) as conn:  # demoted by the owner (without the api's revocation)
-        await conn.execute("UPDATE users SET role = 'member' WHERE id = $1", insider.json()["user"]["id"])
+    # Demoted by the owner (without the api's revocation).
+    await _alter(admin_dsn, insider, "UPDATE users SET role = 'member' WHERE id = $1")
     refused = await _accept(client, for_accomplice)
     assert refused.status_code == 400
     assert refused.json()["type"].endswith("/invalid-token")
@@ -40,8 +46,7 @@ async def test_invitations_of_a_removed_admin_cannot_be_accepted(
 ) -> None:
     insider = await _admin_of(auth, client, admin_dsn)
     token, _ = await invite(admin_dsn, insider, new_email(), "admin")
-    async with admin(admin_dsn) as conn:
-        await conn.execute("DELETE FROM users WHERE id = $1", insider.json()["user"]["id"])
+    await _alter(admin_dsn, insider, "DELETE FROM users WHERE id = $1")
     assert (await _accept(client, token)).status_code == 400
 
 

@@ -6,9 +6,6 @@ per-call bound and circuit breaker make that 503 quick instead of a hang behind 
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ import pytest
 from devstack.redis import LocalRedis
 from tests.auth.helpers import new_email
 from tests.outage_load import Load
+from tests.redis_freeze import freeze_under_load
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +25,6 @@ SLOW_SECONDS = 2.0  # generous beside the ~200 ms wanted (printed): counted, not
 async def test_login_fails_closed_fast_while_redis_is_frozen_then_recovers(start_auth: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="bbtest-auth-redis-") as directory:
         server = LocalRedis(Path(directory) / "redis").start()
-        frozen = False
         try:
             async with (
                 start_auth(redis_url=server.url, redis_call_timeout_ms=150) as auth,
@@ -36,19 +33,10 @@ async def test_login_fails_closed_fast_while_redis_is_frozen_then_recovers(start
                 body = {"email": new_email(), "password": "not the password at all"}
                 load = Load(lambda: client.post("/api/v1/auth/login", json=body), workers=4).start()
                 await load.until(lambda s: s.response.status_code == 401, within=60)
-                assert server.process is not None
-                load.phase = "frozen"
-                os.kill(server.process.pid, signal.SIGSTOP)
-                frozen = True
-                await asyncio.sleep(3)
-                os.kill(server.process.pid, signal.SIGCONT)
-                frozen = False
-                load.phase = "thawed"
+                await freeze_under_load(server, load)
                 recovery = await load.until(lambda s: s.response.status_code == 401, within=30)
                 await load.stop()
         finally:
-            if frozen and server.process is not None:
-                os.kill(server.process.pid, signal.SIGCONT)
             server.stop()
     load.report("auth login, Redis frozen 3 s")
     print(f"[figures] auth recovery after thaw: {recovery:.2f} s")

@@ -9,12 +9,21 @@ import httpx
 from prometheus_client import REGISTRY
 
 from shared.access_tokens import is_session_revoked, verify_access_token
-from tests.auth.helpers import KEYRING, PREFIX, AuthApp, admin, bearer, do_refresh, refresh_cookie, signup
+from tests.auth.helpers import (
+    KEYRING,
+    PREFIX,
+    AuthApp,
+    admin,
+    bearer,
+    do_refresh,
+    refresh_cookie,
+    signed_in,
+    signup,
+)
 
 
 async def test_rotation_on_every_use(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    _, verified = await signup(client, auth.settings)
-    t0 = refresh_cookie(verified)
+    verified, t0 = await signed_in(client, auth.settings)
     first = await do_refresh(client, t0)
     assert first.status_code == 200
     t1 = refresh_cookie(first)
@@ -33,8 +42,7 @@ async def test_rotation_on_every_use(auth: AuthApp, client: httpx.AsyncClient) -
 
 
 async def test_concurrent_refreshes_get_the_same_successor(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    _, verified = await signup(client, auth.settings)
-    t0 = refresh_cookie(verified)
+    _, t0 = await signed_in(client, auth.settings)
     async with auth.client() as a, auth.client() as b:
         results = await asyncio.gather(do_refresh(a, t0), do_refresh(b, t0))
     assert [r.status_code for r in results] == [200, 200]
@@ -49,8 +57,7 @@ async def test_concurrent_refreshes_get_the_same_successor(auth: AuthApp, client
 async def test_previous_token_within_grace_returns_current_successor(
     auth: AuthApp, client: httpx.AsyncClient
 ) -> None:
-    _, verified = await signup(client, auth.settings)
-    t0 = refresh_cookie(verified)
+    _, t0 = await signed_in(client, auth.settings)
     t1 = refresh_cookie(await do_refresh(client, t0))
     replay = await do_refresh(client, t0)  # a lost response, retried
     assert replay.status_code == 200
@@ -98,8 +105,7 @@ async def test_reuse_after_grace_revokes_the_session(start_auth: Any, admin_dsn:
 
 
 async def test_older_token_is_reuse_even_inside_grace(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    _, verified = await signup(client, auth.settings)
-    t0 = refresh_cookie(verified)
+    _, t0 = await signed_in(client, auth.settings)
     t1 = refresh_cookie(await do_refresh(client, t0))
     t2 = refresh_cookie(await do_refresh(client, t1))
     # t0 is two generations back: not "the previous token", so it is reuse.

@@ -33,6 +33,14 @@ async def _verify_tokens(auth: AuthApp, email: str) -> list[str]:
     return [e["context"]["link"].split("#token=")[1] for e in emails if e["template"] == "verify_email"]
 
 
+async def _one_attempt(auth: AuthApp, client: httpx.AsyncClient) -> tuple[str, str]:
+    """A new address registered once (with VICTIM_PASSWORD): the address and its link's token."""
+    email = new_email()
+    await register(client, email, VICTIM_PASSWORD)
+    [link] = await _verify_tokens(auth, email)
+    return email, link
+
+
 async def _attempts(admin_dsn: str, email: str) -> int:
     async with admin(admin_dsn) as conn:
         count: int = await conn.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email)
@@ -89,9 +97,7 @@ async def test_a_link_posted_without_the_password_activates_nothing(
     auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
 ) -> None:
     """A link scanner (or a stranger who got the mail) POSTs the token alone."""
-    email = new_email()
-    await register(client, email, VICTIM_PASSWORD)
-    [link] = await _verify_tokens(auth, email)
+    email, link = await _one_attempt(auth, client)
     scanned = await client.post(f"{PREFIX}/email/verify", json={"token": link})
     assert scanned.status_code == 422
     assert scanned.headers["content-type"] == "application/problem+json"
@@ -106,9 +112,7 @@ async def test_a_link_posted_without_the_password_activates_nothing(
 async def test_wrong_password_answers_like_a_bad_token_and_keeps_the_attempt(
     auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
 ) -> None:
-    email = new_email()
-    await register(client, email, VICTIM_PASSWORD)
-    [link] = await _verify_tokens(auth, email)
+    email, link = await _one_attempt(auth, client)
     wrong = await verify_email(client, link, "some other password")
     unknown = await verify_email(client, "A" * 43, VICTIM_PASSWORD)
     assert wrong.status_code == unknown.status_code == 400

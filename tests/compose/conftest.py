@@ -1,10 +1,12 @@
 """The Docker Compose deployment for real: images built, stack started, exercised, faulted.
 
 Run by `.ci/run` (make compose-test), never by `make test`: it needs a Docker engine. One
-compose project (`bbci11`) for the session, on ports 21100-21199 (nothing else on the machine
-uses them), with an env file made by `make env`'s own code in a temporary directory. Tests run
-in file order (test_1_... to test_7_...), each part timed; everything is removed at the end
-(`down -v`), also when a test fails.
+compose project for the session (`bbci11`, or COMPOSE_TEST_PROJECT), on ports base..base+99
+(base 21100, or COMPOSE_TEST_PORT_BASE; nothing else on the machine uses them). Two runs at once
+need different names and bases; they then also get different backend subnets and image tags.
+The env file is made by `make env`'s own code in a temporary directory. Tests run in file order
+(test_1_... to test_7_...), each part timed; everything is removed at the end (`down -v`), also
+when a test fails.
 """
 
 from __future__ import annotations
@@ -26,9 +28,14 @@ from devstack.compose_check import compose_binary
 from devstack.secrets import write_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "bbci11"
-IMAGE_TAG = "compose-test"
-HTTP_PORT, HTTPS_PORT, PROMETHEUS_PORT, GRAFANA_PORT = 21180, 21143, 21190, 21130
+PROJECT = os.environ.get("COMPOSE_TEST_PROJECT") or "bbci11"
+PORT_BASE = int(os.environ.get("COMPOSE_TEST_PORT_BASE") or "21100")
+# The image's tag too: a run must never start containers from another run's build.
+IMAGE_TAG = "compose-test" if PROJECT == "bbci11" else f"compose-test-{PROJECT}"
+HTTP_PORT, HTTPS_PORT = PORT_BASE + 80, PORT_BASE + 43
+# compose.yaml pins the backend network's subnet (Traefik's fixed address): another base, another one.
+BACKEND_NET = "172.30.0" if PORT_BASE == 21100 else f"172.30.{PORT_BASE // 100 % 256}"
+PROMETHEUS_PORT, GRAFANA_PORT = PORT_BASE + 90, PORT_BASE + 30
 # Fast password hashing, a one-second refresh grace (reuse observable quickly), and per-IP and
 # per-email auth limits raised: every request of the suite comes from one address.
 TEST_ENV = {
@@ -38,6 +45,7 @@ TEST_ENV = {
     "HTTPS_PORT": str(HTTPS_PORT),
     "PROMETHEUS_PORT": str(PROMETHEUS_PORT),
     "GRAFANA_PORT": str(GRAFANA_PORT),
+    "BACKEND_NET": BACKEND_NET,
     "ARGON2_MEMORY_KIB": "8192",
     "ARGON2_TIME_COST": "1",
     "ARGON2_PARALLELISM": "1",
@@ -113,6 +121,33 @@ class ComposeStack:
             raise AssertionError(
                 f"compose {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
             )
+        return result
+
+    def make(self, target: str, *variables: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """A Makefile target as an operator runs it, pointed at this project: its env file (which
+        names the project) and the real Compose v2 binary."""
+        result = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "-C",
+                str(ROOT),
+                target,
+                f"DOCKER_COMPOSE={compose_binary().as_posix()}",
+                f"ENV_FILE={self.env_file}",
+                *(["PROD=1"] if "compose.prod.yaml" in self.files else []),
+                f"PROFILES={' '.join(self.profiles)}",
+                *variables,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.env_file.parent)},
+        )
+        assert result.returncode == 0, (
+            f"make {target} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
         return result
 
     def set_env(self, **values: str) -> None:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.compose.conftest import FACTS, IMAGE_TAG, ROOT, ComposeStack, timed
+from tests.compose.conftest import FACTS, HTTP_PORT, IMAGE_TAG, ROOT, ComposeStack, timed
 
 pytestmark = pytest.mark.compose
 LONG_RUNNING = {"postgres", "redis", "auth", "api", "worker", "traefik", "gateway-problems"}
@@ -46,7 +46,7 @@ def test_postgres_and_redis_publish_no_host_port(stack: ComposeStack) -> None:
         for p in row.get("Publishers") or []
         if p.get("PublishedPort")
     }
-    assert published == {21180}, published  # only the gateway
+    assert published == {HTTP_PORT}, published  # only the gateway
 
 
 def test_schema_privileges_are_explicit(stack: ComposeStack) -> None:

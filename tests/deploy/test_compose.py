@@ -383,6 +383,24 @@ def test_services_connect_as_their_own_roles(base: dict[str, Any]) -> None:
     assert base["networks"]["backend"]["internal"] is True
 
 
+def test_backend_subnet_moves_as_one(tmp_path: Path) -> None:
+    """BACKEND_NET moves the backend subnet, Traefik's fixed address on it and the services'
+    trusted proxy together (two projects on one host need two subnets)."""
+    env = tmp_path / ".env"
+    env.write_text((ROOT / ".env.example").read_text() + "BACKEND_NET=10.77.3\n")
+    result = compose(["-f", "compose.yaml"], [], "config", "--format", "json", env_file=str(env))
+    assert result.returncode == 0, result.stderr
+    moved: dict[str, Any] = json.loads(result.stdout)
+    assert moved["networks"]["backend"]["ipam"]["config"] == [{"subnet": "10.77.3.0/24"}]
+    assert moved["services"]["traefik"]["networks"]["backend"]["ipv4_address"] == "10.77.3.10"
+    for name in ("auth", "api", "worker"):
+        assert moved["services"][name]["environment"]["TRUSTED_PROXIES"] == "10.77.3.10/32"
+    for name in ("auth", "api"):
+        command = moved["services"][name]["command"]
+        assert command[command.index("--forwarded-allow-ips") + 1] == "10.77.3.10"
+    assert "172.30." not in result.stdout
+
+
 def test_monitoring_mounts_the_observability_config(base: dict[str, Any]) -> None:
     services = base["services"]
     prom_sources = {v["source"] for v in services["prometheus"]["volumes"] if v["type"] == "bind"}

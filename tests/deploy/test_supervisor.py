@@ -146,8 +146,8 @@ def test_ctrl_c_with_100_queued_emails_sends_none_twice(stack_root: Path) -> Non
     import asyncio
 
     from devstack.fake_resend import FakeResend
-    from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
-    from shared.redis import create_redis
+    from shared.email_queue import MagicLinkProps, enqueue_email
+    from shared.redis import create_redis, email_queue_name
     from shared.settings import load_settings
 
     with FakeResend() as fake:

@@ -19,9 +19,8 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
-from shared.email_queue import email_queue_name
 from shared.logging import JsonFormatter
-from shared.redis import create_redis
+from shared.redis import create_redis, email_queue_name
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

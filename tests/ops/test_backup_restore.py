@@ -24,8 +24,7 @@ import pytest
 from devstack.run import Ports, StackRunner
 from services.auth.app import create_auth_app
 from shared.access_tokens import revoked_sid_key
-from shared.email_queue import email_queue_name
-from shared.redis import create_redis, redis_key
+from shared.redis import create_redis, email_queue_name, redis_key
 from shared.settings import Settings, load_settings
 from tests.api.helpers import running
 from tests.auth.helpers import (

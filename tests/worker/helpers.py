@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -29,6 +32,16 @@ async def drain(settings: Settings, **option_overrides: Any) -> Any:
     finally:
         await worker.close()
     return worker
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def sample(name: str, **labels: str) -> float:

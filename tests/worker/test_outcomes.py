@@ -85,7 +85,8 @@ def test_worker_settings_is_the_class_arq_reads(worker_settings):
 
     from services.worker.main import arq_max_tries
     from services.worker.main import worker_settings as build
-    from shared.email_queue import SEND_EMAIL_JOB, email_queue_name
+    from shared.email_queue import SEND_EMAIL_JOB
+    from shared.redis import email_queue_name
 
     settings = worker_settings()
     cls = build(settings)

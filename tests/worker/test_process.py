@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,8 +14,10 @@ import orjson
 
 from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
-from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
+from shared.email_queue import MagicLinkProps, enqueue_email
+from shared.redis import email_queue_name
 from shared.settings import Settings
+from tests.worker.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK = "http://localhost:8080/auth/magic#token=proc-secret-token"
@@ -46,15 +47,6 @@ def start_worker(settings: Settings, log: Path, metrics_port: int) -> subprocess
 # How long a worker process may take to start and act: waits end as soon as it does, and a
 # loaded machine (the suite runs beside others on 2 cores) may need far more than a quiet one.
 STARTUP_SECONDS = 120
-
-
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_worker_killed_mid_send_delivers_exactly_once_after_restart(
@@ -146,6 +138,12 @@ async def test_sigterm_lets_the_in_flight_job_finish(
     assert any(e.get("event") == "email worker stopped" for e in events)
 
 
+def run_worker_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m services.worker ARGS` to completion, its output captured."""
+    command = [sys.executable, "-m", "services.worker", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp_path: Path) -> None:
     """compose gives the worker no DATABASE_URL (least privilege): production settings must load.
 
@@ -165,21 +163,12 @@ def test_worker_starts_in_production_without_a_database_url(worker_settings, tmp
         "RESEND_API_KEY": "re_test_key",
         "OTEL_TRACES_EXPORTER": "none",
     }
-    command = [sys.executable, "-m", "services.worker", "dead-letter", "--limit", "1"]
-    ok = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    ok = run_worker_command(env, "dead-letter", "--limit", "1")
     assert ok.returncode == 0, ok.stderr
     assert "DATABASE_URL" not in ok.stderr
 
     # The worker itself refuses to start without it (dead-letter only reads Redis, so it does not).
     env.pop("RESEND_API_KEY")
-    refused = subprocess.run(
-        [sys.executable, "-m", "services.worker"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = run_worker_command(env)
     assert refused.returncode == 2
     assert "RESEND_API_KEY" in refused.stderr and "DATABASE_URL" not in refused.stderr

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import tempfile
 from pathlib import Path
 
@@ -20,9 +18,10 @@ from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
 from devstack.redis import LocalRedis
 from services.worker.main import WorkerOptions, serve
-from shared.email_queue import MagicLinkProps, email_queue_name, enqueue_email
-from shared.redis import create_redis
-from tests.worker.helpers import FAST_RETRY
+from shared.email_queue import MagicLinkProps, enqueue_email
+from shared.redis import create_redis, email_queue_name
+from tests.redis_freeze import frozen
+from tests.worker.helpers import FAST_RETRY, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +40,6 @@ class Lines(logging.Handler):
         return sum(1 for r in self.records if text in r.getMessage())
 
 
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_worker_survives_redis_frozen_and_restarted(worker_settings, fake_resend: FakeResend):
     with tempfile.TemporaryDirectory(prefix="bbtest-worker-redis-") as directory:
         server = LocalRedis(Path(directory) / "redis", persist=True).start()
@@ -65,7 +55,6 @@ async def test_worker_survives_redis_frozen_and_restarted(worker_settings, fake_
         worker_logger.addHandler(lines)
         producer = create_redis(settings)
         worker = asyncio.create_task(serve(settings, options))
-        frozen = False
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
 
@@ -92,20 +81,16 @@ async def test_worker_survives_redis_frozen_and_restarted(worker_settings, fake_
 
                 await wait_until(ready, 60, "the worker ready")
                 await enqueue(20)
-                # Freeze Redis with work in flight.
-                assert server.process is not None
-                os.kill(server.process.pid, signal.SIGSTOP)
-                frozen = True
-                await wait_until(not_ready, 60, "/ready to say not ready while Redis is frozen")
 
+                # Freeze Redis with work in flight.
                 async def paused(times: int) -> bool:
                     return lines.events("redis unavailable: polling paused") == times
 
-                # Frozen until the worker's own calls give up (its 3 s socket bound).
-                await wait_until(lambda: paused(1), 60, "the worker to notice the freeze")
-                assert not worker.done()
-                os.kill(server.process.pid, signal.SIGCONT)
-                frozen = False
+                with frozen(server):
+                    await wait_until(not_ready, 60, "/ready to say not ready while Redis is frozen")
+                    # Frozen until the worker's own calls give up (its 3 s socket bound).
+                    await wait_until(lambda: paused(1), 60, "the worker to notice the freeze")
+                    assert not worker.done()
                 await wait_until(ready, 60, "ready again after the thaw")
                 await enqueue(20)
                 # Restart Redis (its append-only file keeps the queue).
@@ -125,8 +110,6 @@ async def test_worker_survives_redis_frozen_and_restarted(worker_settings, fake_
                 await wait_until(drained, 120, "the queue drained")
                 assert not worker.done()
         finally:
-            if frozen and server.process is not None:
-                os.kill(server.process.pid, signal.SIGCONT)
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
             worker_logger.removeHandler(lines)

@@ -18,7 +18,8 @@ from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
 from services.worker.jobs import dead_letter_key
 from services.worker.main import WorkerOptions, create_worker
-from shared.email_queue import SEND_EMAIL_JOB, MagicLinkProps, email_queue_name, enqueue_email
+from shared.email_queue import SEND_EMAIL_JOB, MagicLinkProps, enqueue_email
+from shared.redis import email_queue_name
 from tests.worker.helpers import drain, sample
 
 TOKEN = "tok_" + "s3cr3t" * 6

@@ -12,6 +12,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.rows import one_or_none
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -32,6 +34,7 @@ async def insert(
     org_name: str,
     ttl_seconds: int,
 ) -> None:
+    """A new attempt, its link valid for `ttl_seconds`."""
     await db.execute(
         text(
             "INSERT INTO signup_attempts (email, token_hash, password_hash, name, org_name,"
@@ -74,17 +77,15 @@ async def copy_newest(
     return None if row is None else str(row.name)
 
 
+_FIND_LIVE = text(
+    "SELECT id, email, password_hash, name, org_name FROM signup_attempts"
+    " WHERE token_hash = :hash AND expires_at > now()"
+)
+
+
 async def find_live(db: AsyncSession, digest: bytes) -> Attempt | None:
-    row = (
-        await db.execute(
-            text(
-                "SELECT id, email, password_hash, name, org_name FROM signup_attempts"
-                " WHERE token_hash = :hash AND expires_at > now()"
-            ),
-            {"hash": digest},
-        )
-    ).one_or_none()
-    return None if row is None else Attempt(**row._mapping)
+    """The attempt of a link, while it lives."""
+    return await one_or_none(db, Attempt, _FIND_LIVE, {"hash": digest})
 
 
 async def claim(db: AsyncSession, attempt_id: UUID) -> bool:
@@ -106,6 +107,7 @@ async def drop_for_email(db: AsyncSession, email: str) -> None:
 
 
 async def purge_expired(db: AsyncSession, batch: int) -> int:
+    """Delete up to `batch` expired attempts; how many."""
     result = await db.execute(
         text(
             "DELETE FROM signup_attempts WHERE id IN (SELECT id FROM signup_attempts"

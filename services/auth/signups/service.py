@@ -17,12 +17,13 @@ from uuid import uuid4
 from sqlalchemy.exc import IntegrityError
 
 from services.auth import emails
-from services.auth.accounts import InvalidLink, Issued, start_session
-from services.auth.identities import find_user_by_email, load_user, normalize_email
+from services.auth.accounts.service import InvalidLink, Issued, start_session
+from services.auth.audit import audit_user_event
+from services.auth.identities import queries as identity_queries
+from services.auth.identities.service import find_user_by_email, normalize_email
 from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
 from services.auth.signups import queries
 from services.auth.state import AuthState, ClientInfo
-from shared import audit
 from shared.db import tenant_transaction, transaction
 from shared.opaque_tokens import new_token, token_hash
 
@@ -100,16 +101,8 @@ async def verify_email(state: AuthState, *, token: str, password: str, client: C
             await queries.drop_for_email(db, attempt.email)
             await queries.create_org_with_owner(db, org_id=org_id, user_id=user_id, attempt=attempt)
             for action in ("user.registered", "user.email_verified"):
-                await audit.record(
-                    db,
-                    org_id=org_id,
-                    action=action,
-                    actor_user_id=user_id,
-                    target_type="user",
-                    target_id=user_id,
-                    ip=client.ip,
-                )
-            user = await load_user(db, user_id)
+                await audit_user_event(db, org_id=org_id, user_id=user_id, action=action, client=client)
+            user = await identity_queries.user_by_id(db, user_id)
             assert user is not None
             return await start_session(db, state, user, client, method="email_verification")
     except IntegrityError:

@@ -20,17 +20,17 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth.identities import Identity, load_identity
+from services.auth.audit import audit_user_event
+from services.auth.identities.service import Identity, load_identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
+from services.auth.sessions import queries
+from services.auth.sessions.queries import SessionInfo, SessionOwner
 from services.auth.state import AuthState, ClientInfo
-from shared import audit
 from shared.access_tokens import b64url_encode
 from shared.db import set_tenant, tenant_transaction, transaction
 from shared.errors import NotFound, Unauthorized
@@ -43,15 +43,6 @@ logger = logging.getLogger("blockbot.auth.sessions")
 
 
 INVALID_REFRESH_DETAIL = "The refresh token is invalid, expired or revoked."
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    id: UUID
-    created_at: datetime
-    last_used_at: datetime
-    user_agent: str | None
-    ip: str | None
 
 
 @dataclass(frozen=True)
@@ -120,21 +111,15 @@ async def create_session(
     """Start a family (transaction bound to `org_id`); returns its id and first refresh token."""
     token, digest = new_token()
     session_id = uuid4()
-    await db.execute(
-        text(
-            "INSERT INTO sessions (id, org_id, user_id, token_hash, expires_at, user_agent,"
-            " ip_address) VALUES (:id, :org, :user, :hash, now() + make_interval(secs => :ttl),"
-            " :ua, CAST(:ip AS inet))"
-        ),
-        {
-            "id": session_id,
-            "org": org_id,
-            "user": user_id,
-            "hash": digest,
-            "ttl": state.settings.refresh_token_ttl_seconds,
-            "ua": (client.user_agent or "")[:512] or None,
-            "ip": client.ip,
-        },
+    await queries.insert(
+        db,
+        session_id=session_id,
+        org_id=org_id,
+        user_id=user_id,
+        digest=digest,
+        ttl_seconds=state.settings.refresh_token_ttl_seconds,
+        user_agent=(client.user_agent or "")[:512] or None,
+        ip=client.ip,
     )
     SESSIONS_CREATED.labels(method).inc()
     return session_id, token
@@ -167,34 +152,11 @@ async def _refresh_locked(
 ) -> tuple[Outcome, Refreshed | None, UUID | None]:
     grace = state.settings.refresh_reuse_grace_seconds
     async with transaction(state.sessionmaker) as db:
-        found = (
-            await db.execute(
-                text(
-                    "SELECT id, org_id FROM sessions WHERE token_hash = :h"
-                    " OR previous_token_hash = :h"
-                    " UNION ALL SELECT session_id, org_id FROM session_retired_tokens"
-                    " WHERE token_hash = :h LIMIT 1"
-                ),
-                {"h": digest},
-            )
-        ).one_or_none()
+        found = await queries.family_of(db, digest)
         if found is None:
             return Outcome.INVALID, None, None
         await set_tenant(db, found.org_id)
-        row = (
-            await db.execute(
-                text(
-                    "SELECT id, org_id, user_id, token_hash, previous_token_hash, revoked_at,"
-                    " expires_at <= now() AS expired,"
-                    " rotated_at IS NOT NULL AND now() - rotated_at"
-                    "   < make_interval(secs => :grace) AS in_grace,"
-                    " (SELECT disabled_at IS NOT NULL FROM users u WHERE u.id = user_id)"
-                    "   AS user_disabled"
-                    " FROM sessions WHERE id = :id FOR UPDATE"
-                ),
-                {"id": found.id, "grace": grace},
-            )
-        ).one_or_none()
+        row = await queries.lock_for_refresh(db, found.id, grace_seconds=grace)
         if row is None:
             return Outcome.INVALID, None, None
         if row.revoked_at is not None or row.user_disabled:
@@ -202,25 +164,14 @@ async def _refresh_locked(
         if row.expired:
             return Outcome.EXPIRED, None, None
 
-        if bytes(row.token_hash) == digest:
+        if row.token_hash == digest:
             successor, successor_hash = new_token()
             if row.previous_token_hash is not None:
                 # The hash leaving `previous_token_hash` is remembered: replaying it is reuse.
-                await db.execute(
-                    text(
-                        "INSERT INTO session_retired_tokens (token_hash, session_id, org_id)"
-                        " VALUES (:h, :sid, :org) ON CONFLICT DO NOTHING"
-                    ),
-                    {"h": row.previous_token_hash, "sid": row.id, "org": row.org_id},
+                await queries.retire_token(
+                    db, digest=row.previous_token_hash, session_id=row.id, org_id=row.org_id
                 )
-            await db.execute(
-                text(
-                    "UPDATE sessions SET previous_token_hash = token_hash, token_hash = :new,"
-                    " generation = generation + 1, rotated_at = now(), last_used_at = now(),"
-                    " ip_address = CAST(:ip AS inet) WHERE id = :id"
-                ),
-                {"new": successor_hash, "id": row.id, "ip": client.ip},
-            )
+            await queries.rotate(db, row.id, successor_digest=successor_hash, ip=client.ip)
             # Escrow before commit: a concurrent refresh waiting on our row lock will find it.
             with redis_or_503():
                 await _escrow_successor(state, raw, digest, successor)
@@ -229,7 +180,7 @@ async def _refresh_locked(
                 return Outcome.INVALID, None, None
             return Outcome.ROTATED, Refreshed(row.id, successor, identity), None
 
-        if row.previous_token_hash is not None and bytes(row.previous_token_hash) == digest and row.in_grace:
+        if row.previous_token_hash == digest and row.in_grace:
             with redis_or_503():
                 current = await _recover_successor(state, raw, digest)
             if current is None:
@@ -240,16 +191,14 @@ async def _refresh_locked(
             return Outcome.GRACE_REPLAY, Refreshed(row.id, current, identity), None
 
         # A token of this family that is no longer current: someone replayed it.
-        await _revoke_rows(db, state, [row.id], reason="refresh_reuse")
-        await audit.record(
+        await _revoke_audited(
             db,
-            org_id=row.org_id,
+            state,
+            row,
+            reason="refresh_reuse",
             action="session.refresh_reuse_detected",
-            actor_user_id=row.user_id,
-            target_type="session",
-            target_id=row.id,
+            client=client,
             details={"reason": "refresh token presented after rotation"},
-            ip=client.ip,
         )
         SESSIONS_REVOKED.labels("reuse_detected").inc()
         return Outcome.REUSE_DETECTED, None, row.id
@@ -258,9 +207,28 @@ async def _refresh_locked(
 # --- revocation ----------------------------------------------------------------------------
 
 
-async def _revoke_rows(db: AsyncSession, state: AuthState, ids: list[UUID], *, reason: str) -> None:
-    """Revoke sessions (transaction bound to their org) and mark their sids in Redis (fail closed)."""
-    await revocation.revoke_sessions(db, state.redis, state.settings, ids, reason=reason)
+async def _revoke_audited(
+    db: AsyncSession,
+    state: AuthState,
+    session: SessionOwner,
+    *,
+    reason: str,
+    action: str,
+    client: ClientInfo,
+    details: dict[str, str] | None = None,
+) -> None:
+    """Revoke one session (transaction bound to its org; its sid marked in Redis, fail closed) and
+    audit it as `action` by its user (the caller counts it in SESSIONS_REVOKED)."""
+    await revocation.revoke_sessions(db, state.redis, state.settings, [session.id], reason=reason)
+    await audit_user_event(
+        db,
+        org_id=session.org_id,
+        user_id=session.user_id,
+        session_id=session.id,
+        action=action,
+        client=client,
+        details=details,
+    )
 
 
 async def revoke_user_sessions(
@@ -279,61 +247,35 @@ async def logout(state: AuthState, presented: str | None, client: ClientInfo) ->
         return
     digest = hashlib.sha256(raw).digest()
     async with transaction(state.sessionmaker) as db:
-        found = (
-            await db.execute(
-                text(
-                    "SELECT id, org_id, user_id FROM sessions WHERE revoked_at IS NULL AND"
-                    " (token_hash = :h OR (previous_token_hash = :h AND rotated_at IS NOT NULL"
-                    "  AND now() - rotated_at < make_interval(secs => :grace))) LIMIT 1"
-                ),
-                {"h": digest, "grace": state.settings.refresh_reuse_grace_seconds},
-            )
-        ).one_or_none()
+        found = await queries.live_by_token(
+            db, digest, grace_seconds=state.settings.refresh_reuse_grace_seconds
+        )
         if found is None:
             return
         await set_tenant(db, found.org_id)
-        await _revoke_rows(db, state, [found.id], reason="logout")
-        await audit.record(
-            db,
-            org_id=found.org_id,
-            action="session.logout",
-            actor_user_id=found.user_id,
-            target_type="session",
-            target_id=found.id,
-            ip=client.ip,
-        )
+        await _revoke_audited(db, state, found, reason="logout", action="session.logout", client=client)
     SESSIONS_REVOKED.labels("logout").inc()
 
 
 async def logout_all(state: AuthState, *, org_id: UUID, user_id: UUID, client: ClientInfo) -> int:
+    """Revoke every session of the caller; how many there were."""
     async with tenant_transaction(state.sessionmaker, org_id) as db:
         ids = await revoke_user_sessions(db, state, user_id, reason="logout_all")
-        await audit.record(
+        await audit_user_event(
             db,
             org_id=org_id,
+            user_id=user_id,
             action="session.logout_all",
-            actor_user_id=user_id,
-            target_type="user",
-            target_id=user_id,
+            client=client,
             details={"sessions": len(ids)},
-            ip=client.ip,
         )
     return len(ids)
 
 
 async def list_sessions(state: AuthState, *, org_id: UUID, user_id: UUID) -> list[SessionInfo]:
+    """The caller's live sessions, most recently used first."""
     async with tenant_transaction(state.sessionmaker, org_id) as db:
-        rows = (
-            await db.execute(
-                text(
-                    "SELECT id, created_at, last_used_at, user_agent, host(ip_address) AS ip"
-                    " FROM sessions WHERE user_id = :user AND revoked_at IS NULL"
-                    " AND expires_at > now() ORDER BY last_used_at DESC, id"
-                ),
-                {"user": user_id},
-            )
-        ).all()
-    return [SessionInfo(r.id, r.created_at, r.last_used_at, r.user_agent, r.ip) for r in rows]
+        return await queries.live_of_user(db, user_id)
 
 
 async def revoke_session(
@@ -341,24 +283,13 @@ async def revoke_session(
 ) -> None:
     """Revoke one of the caller's own sessions; anyone else's id is a 404."""
     async with tenant_transaction(state.sessionmaker, org_id) as db:
-        row = (
-            await db.execute(
-                text("SELECT id, revoked_at FROM sessions WHERE id = :id AND user_id = :user FOR UPDATE"),
-                {"id": session_id, "user": user_id},
-            )
-        ).one_or_none()
+        row = await queries.lock_own(db, session_id, user_id)
         if row is None:
             raise NotFound("No such session.")
         if row.revoked_at is not None:
             return
-        await _revoke_rows(db, state, [session_id], reason="user_revoked")
-        await audit.record(
-            db,
-            org_id=org_id,
-            action="session.revoked",
-            actor_user_id=user_id,
-            target_type="session",
-            target_id=session_id,
-            ip=client.ip,
+        owned = SessionOwner(session_id, org_id, user_id)
+        await _revoke_audited(
+            db, state, owned, reason="user_revoked", action="session.revoked", client=client
         )
     SESSIONS_REVOKED.labels("user_revoked").inc()

@@ -11,27 +11,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth import emails, sessions
+from services.auth import emails
+from services.auth.accounts import queries
+from services.auth.audit import audit_user_event
 from services.auth.deferred import detach
-from services.auth.identities import (
-    Identity,
-    UserRecord,
-    find_user_by_email,
-    load_identity,
-    load_user,
-    lock_if_enabled,
-)
+from services.auth.identities import queries as identity_queries
+from services.auth.identities.queries import UserRecord
+from services.auth.identities.service import Identity, find_user_by_email, load_identity
 from services.auth.metrics import LOGINS
-from services.auth.one_time_tokens import Purpose, consume, is_live, issue, retire_outstanding
+from services.auth.one_time_tokens.service import Purpose, consume, is_live, issue, retire_outstanding
+from services.auth.sessions import service as sessions
 from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
-from shared import audit
 from shared.db import tenant_transaction, transaction
 from shared.errors import AppError, Unauthorized
 
@@ -59,6 +56,7 @@ class Issued:
 
 
 def issue_access_token(state: AuthState, identity: Identity, session_id: UUID) -> str:
+    """A signed access token for one session of the identity's user."""
     user = identity.user
     return mint_access_token(
         state.keyring,
@@ -78,7 +76,8 @@ async def start_session(
     *,
     method: str,
 ) -> Issued:
-    if not await lock_if_enabled(db, user.id):
+    """Open a session for `user` (transaction bound to their org), audited; 401 when disabled."""
+    if not await identity_queries.lock_if_enabled(db, user.id):
         # Disabled by an operator: the same answer as bad credentials, and nothing is written.
         raise Unauthorized(INVALID_CREDENTIALS)
     session_id, refresh_token = await sessions.create_session(
@@ -89,15 +88,14 @@ async def start_session(
         client=client,
         method=method,
     )
-    await audit.record(
+    await audit_user_event(
         db,
         org_id=user.org_id,
+        user_id=user.id,
+        session_id=session_id,
         action="session.created",
-        actor_user_id=user.id,
-        target_type="session",
-        target_id=session_id,
+        client=client,
         details={"method": method},
-        ip=client.ip,
     )
     identity = await load_identity(db, user.id)
     if identity is None:  # pragma: no cover - the user row is locked in this transaction
@@ -109,7 +107,7 @@ async def _consume_for_user(db: AsyncSession, purpose: Purpose, token: str) -> U
     consumed = await consume(db, purpose, token)
     if consumed is None or consumed.user_id is None:
         raise InvalidLink()
-    user = await load_user(db, consumed.user_id)
+    user = await identity_queries.user_by_id(db, consumed.user_id)
     if user is None:
         raise InvalidLink()
     return user
@@ -118,20 +116,18 @@ async def _consume_for_user(db: AsyncSession, purpose: Purpose, token: str) -> U
 async def _mark_verified(db: AsyncSession, user: UserRecord, client: ClientInfo) -> UserRecord:
     if user.verified:
         return user
-    await db.execute(
-        text("UPDATE users SET email_verified_at = now(), updated_at = now() WHERE id = :id"),
-        {"id": user.id},
-    )
-    await audit.record(
-        db,
-        org_id=user.org_id,
-        action="user.email_verified",
-        actor_user_id=user.id,
-        target_type="user",
-        target_id=user.id,
-        ip=client.ip,
-    )
+    await queries.mark_email_verified(db, user.id)
+    await _audit(db, user, "user.email_verified", client)
     return user
+
+
+async def _audit(
+    db: AsyncSession, user: UserRecord, action: str, client: ClientInfo, details: dict[str, Any] | None = None
+) -> None:
+    """Record `action` by `user` on their own account."""
+    await audit_user_event(
+        db, org_id=user.org_id, user_id=user.id, action=action, client=client, details=details
+    )
 
 
 # --- password login ----------------------------------------------------------------------------
@@ -139,18 +135,11 @@ async def _mark_verified(db: AsyncSession, user: UserRecord, client: ClientInfo)
 
 async def _audit_failed_login(state: AuthState, user: UserRecord, client: ClientInfo) -> None:
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
-        await audit.record(
-            db,
-            org_id=user.org_id,
-            action="auth.login_failed",
-            actor_user_id=user.id,
-            target_type="user",
-            target_id=user.id,
-            ip=client.ip,
-        )
+        await _audit(db, user, "auth.login_failed", client)
 
 
 async def login(state: AuthState, *, email: str, password: str, client: ClientInfo) -> Issued:
+    """Log in with a password; 401 for an unknown address, a wrong password or an unverified one."""
     user = await find_user_by_email(state, email)
     matched = await state.passwords.verify(user.password_hash if user else None, password)
     if user is None or not matched:
@@ -169,47 +158,37 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
         # The password was checked against the version read before hashing; a reset that
         # committed since (it bumps the version under this row's lock) voids the check.
-        current = (
-            await db.execute(
-                text("SELECT credentials_version FROM users WHERE id = :id FOR NO KEY UPDATE"),
-                {"id": user.id},
-            )
-        ).scalar_one_or_none()
+        current = await queries.lock_credentials_version(db, user.id)
         if current != user.credentials_version:
             LOGINS.labels("invalid_credentials").inc()
             raise Unauthorized(INVALID_CREDENTIALS)
         if new_hash is not None:
-            await db.execute(
-                text("UPDATE users SET password_hash = :hash, updated_at = now() WHERE id = :id"),
-                {"hash": new_hash, "id": user.id},
-            )
+            await queries.rehash_password(db, user.id, new_hash)
         issued = await start_session(db, state, user, client, method="password")
-        await audit.record(
-            db,
-            org_id=user.org_id,
-            action="auth.login",
-            actor_user_id=user.id,
-            target_type="user",
-            target_id=user.id,
-            details={"method": "password"},
-            ip=client.ip,
-        )
+        await _audit(db, user, "auth.login", client, {"method": "password"})
     LOGINS.labels("success").inc()
     return issued
+
+
+# --- emailed links -----------------------------------------------------------------------------
+
+
+async def _mail_link(state: AuthState, email: str, purpose: Purpose, send: emails.LinkMail) -> None:
+    """Issue a one-time token for the account of `email` and mail its link; nothing without one."""
+    user = await find_user_by_email(state, email)
+    if user is None:
+        return
+    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+        token = await issue(db, state.settings, purpose=purpose, org_id=user.org_id, user_id=user.id)
+        await send(state, to=user.email, token=token)
 
 
 # --- magic links -------------------------------------------------------------------------------
 
 
 async def request_magic_link(state: AuthState, *, email: str) -> None:
-    user = await find_user_by_email(state, email)
-    if user is None:
-        return
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
-        token = await issue(
-            db, state.settings, purpose=Purpose.MAGIC_LINK, org_id=user.org_id, user_id=user.id
-        )
-        await emails.send_magic_link(state, to=user.email, token=token)
+    """Mail a sign-in link to the address if it has an account; nothing otherwise."""
+    await _mail_link(state, email, Purpose.MAGIC_LINK, emails.send_magic_link)
 
 
 async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo) -> Issued:
@@ -221,28 +200,13 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
             # mailbox owner never confirmed: keeping it would let a squatter who registered the
             # victim's address log in once the victim signs in by email (account pre-hijacking).
             # The user can set a password with /password/forgot.
-            await db.execute(
-                text(
-                    "UPDATE users SET password_hash = NULL, credentials_version ="
-                    " credentials_version + 1, updated_at = now() WHERE id = :id"
-                ),
-                {"id": user.id},
-            )
+            await queries.set_password(db, user.id, None)
         user = await _mark_verified(db, user, client)
         # Whoever registered the address without verifying it loses the attempt: the mailbox
         # owner is signed in now.
         await signup_queries.drop_for_email(db, user.email)
         issued = await start_session(db, state, user, client, method="magic_link")
-        await audit.record(
-            db,
-            org_id=user.org_id,
-            action="auth.login",
-            actor_user_id=user.id,
-            target_type="user",
-            target_id=user.id,
-            details={"method": "magic_link"},
-            ip=client.ip,
-        )
+        await _audit(db, user, "auth.login", client, {"method": "magic_link"})
     return issued
 
 
@@ -250,18 +214,8 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
 
 
 async def request_password_reset(state: AuthState, *, email: str) -> None:
-    user = await find_user_by_email(state, email)
-    if user is None:
-        return
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
-        token = await issue(
-            db,
-            state.settings,
-            purpose=Purpose.PASSWORD_RESET,
-            org_id=user.org_id,
-            user_id=user.id,
-        )
-        await emails.send_password_reset(state, to=user.email, token=token)
+    """Mail a password-reset link to the address if it has an account; nothing otherwise."""
+    await _mail_link(state, email, Purpose.PASSWORD_RESET, emails.send_password_reset)
 
 
 async def reset_password(state: AuthState, *, token: str, password: str, client: ClientInfo) -> None:
@@ -273,24 +227,9 @@ async def reset_password(state: AuthState, *, token: str, password: str, client:
     async with transaction(state.sessionmaker) as db:
         user = await _consume_for_user(db, Purpose.PASSWORD_RESET, token)
         # Takes the row lock a concurrent login checks its credentials version under.
-        await db.execute(
-            text(
-                "UPDATE users SET password_hash = :hash, credentials_version ="
-                " credentials_version + 1, updated_at = now() WHERE id = :id"
-            ),
-            {"hash": password_hash, "id": user.id},
-        )
+        await queries.set_password(db, user.id, password_hash)
         # Receiving the reset email proves the address too.
         await _mark_verified(db, user, client)
         await retire_outstanding(db, user_id=user.id, purposes=(Purpose.PASSWORD_RESET, Purpose.MAGIC_LINK))
         revoked = await sessions.revoke_user_sessions(db, state, user.id, reason="password_reset")
-        await audit.record(
-            db,
-            org_id=user.org_id,
-            action="user.password_reset",
-            actor_user_id=user.id,
-            target_type="user",
-            target_id=user.id,
-            details={"sessions_revoked": len(revoked)},
-            ip=client.ip,
-        )
+        await _audit(db, user, "user.password_reset", client, {"sessions_revoked": len(revoked)})

@@ -8,14 +8,14 @@ row lock is released (READ COMMITTED re-evaluates the WHERE clause).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.auth.metrics import MAGIC_LINKS, ONE_TIME_TOKENS
+from services.auth.one_time_tokens import queries
+from services.auth.one_time_tokens.queries import ConsumedToken
 from shared.db import set_tenant, transaction
 from shared.opaque_tokens import new_token, token_hash
 from shared.settings import Settings
@@ -29,20 +29,13 @@ class Purpose(StrEnum):
 
 
 def ttl_seconds(settings: Settings, purpose: Purpose) -> int:
+    """How long a token of `purpose` lives, from the settings."""
     return {
         Purpose.MAGIC_LINK: settings.magic_link_ttl_seconds,
         Purpose.EMAIL_VERIFICATION: settings.email_verification_ttl_seconds,
         Purpose.PASSWORD_RESET: settings.password_reset_ttl_seconds,
         Purpose.INVITATION: settings.invitation_ttl_seconds,
     }[purpose]
-
-
-@dataclass(frozen=True)
-class ConsumedToken:
-    id: UUID
-    org_id: UUID
-    user_id: UUID | None
-    invitation_id: UUID | None
 
 
 async def issue(
@@ -58,20 +51,14 @@ async def issue(
     """Store a new token (transaction bound to `org_id`) and return it; it is never stored raw."""
     token, digest = new_token()
     seconds = ttl if ttl is not None else ttl_seconds(settings, purpose)
-    await session.execute(
-        text(
-            "INSERT INTO one_time_tokens (org_id, user_id, invitation_id, purpose, token_hash,"
-            " expires_at) VALUES (:org, :user, :inv, :purpose, :hash,"
-            " now() + make_interval(secs => :ttl))"
-        ),
-        {
-            "org": org_id,
-            "user": user_id,
-            "inv": invitation_id,
-            "purpose": str(purpose),
-            "hash": digest,
-            "ttl": seconds,
-        },
+    await queries.insert(
+        session,
+        org_id=org_id,
+        user_id=user_id,
+        invitation_id=invitation_id,
+        purpose=str(purpose),
+        digest=digest,
+        ttl_seconds=seconds,
     )
     ONE_TIME_TOKENS.labels(str(purpose), "issued").inc()
     if purpose is Purpose.MAGIC_LINK:
@@ -86,16 +73,7 @@ async def is_live(sessionmaker: async_sessionmaker[AsyncSession], purpose: Purpo
         return False
     async with transaction(sessionmaker) as session:
         # Cross-tenant read (auth_identity_lookup policy).
-        found = (
-            await session.execute(
-                text(
-                    "SELECT 1 FROM one_time_tokens WHERE token_hash = :hash AND purpose = :p"
-                    " AND consumed_at IS NULL AND expires_at > now()"
-                ),
-                {"hash": digest, "p": str(purpose)},
-            )
-        ).first()
-    return found is not None
+        return await queries.is_live(session, purpose=str(purpose), digest=digest)
 
 
 async def consume(session: AsyncSession, purpose: Purpose, token: str) -> ConsumedToken | None:
@@ -105,42 +83,21 @@ async def consume(session: AsyncSession, purpose: Purpose, token: str) -> Consum
         ONE_TIME_TOKENS.labels(str(purpose), "rejected").inc()
         return None
     # Cross-tenant read (auth_identity_lookup policy) to learn the org; writes need the tenant.
-    org_id = (
-        await session.execute(
-            text("SELECT org_id FROM one_time_tokens WHERE token_hash = :hash AND purpose = :p"),
-            {"hash": digest, "p": str(purpose)},
-        )
-    ).scalar_one_or_none()
+    org_id = await queries.org_of(session, purpose=str(purpose), digest=digest)
     if org_id is None:
         ONE_TIME_TOKENS.labels(str(purpose), "rejected").inc()
         return None
     await set_tenant(session, org_id)
-    row = (
-        await session.execute(
-            text(
-                "UPDATE one_time_tokens SET consumed_at = now()"
-                " WHERE token_hash = :hash AND purpose = :p AND consumed_at IS NULL"
-                " AND expires_at > now()"
-                " RETURNING id, org_id, user_id, invitation_id"
-            ),
-            {"hash": digest, "p": str(purpose)},
-        )
-    ).one_or_none()
-    if row is None:
+    consumed = await queries.consume(session, purpose=str(purpose), digest=digest)
+    if consumed is None:
         ONE_TIME_TOKENS.labels(str(purpose), "rejected").inc()
         return None
     ONE_TIME_TOKENS.labels(str(purpose), "consumed").inc()
     if purpose is Purpose.MAGIC_LINK:
         MAGIC_LINKS.labels("consumed").inc()
-    return ConsumedToken(row.id, row.org_id, row.user_id, row.invitation_id)
+    return consumed
 
 
 async def retire_outstanding(session: AsyncSession, *, user_id: UUID, purposes: tuple[Purpose, ...]) -> None:
     """Consume every still-valid token of the user for these purposes (tenant already bound)."""
-    await session.execute(
-        text(
-            "UPDATE one_time_tokens SET consumed_at = now()"
-            " WHERE user_id = :user AND purpose = ANY(:purposes) AND consumed_at IS NULL"
-        ),
-        {"user": user_id, "purposes": [str(p) for p in purposes]},
-    )
+    await queries.retire_outstanding(session, user_id=user_id, purposes=[str(p) for p in purposes])

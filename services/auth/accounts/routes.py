@@ -1,0 +1,62 @@
+"""HTTP of accounts: password login, magic links, password reset. Rules in `accounts/service.py`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from services.auth.accounts import service
+from services.auth.deps import AuthDep, Client, Mailer
+from services.auth.limits import enforce, enforce_ip
+from services.auth.prefix import AUTH_PREFIX
+from services.auth.responses import ACCEPTED, clear_refresh_cookie, session_response
+from services.auth.schemas import (
+    EmailRequest,
+    LoginRequest,
+    PasswordResetRequest,
+    StatusResponse,
+    TokenRequest,
+    TokenResponse,
+)
+
+router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
+
+
+@router.post("/login", response_model=TokenResponse)
+async def login(
+    body: LoginRequest, state: AuthDep, client: Client, request: Request, response: Response
+) -> TokenResponse:
+    await enforce(state, request, "login", client, body.email)
+    issued = await service.login(state, email=body.email, password=body.password, client=client)
+    return session_response(state, response, issued)
+
+
+@router.post("/magic-link", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
+async def magic_link(body: EmailRequest, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response("magic_link", body.email, service.request_magic_link)
+    return ACCEPTED
+
+
+@router.post("/magic-link/verify", response_model=TokenResponse)
+async def magic_link_verify(
+    body: TokenRequest, state: AuthDep, client: Client, request: Request, response: Response
+) -> TokenResponse:
+    await enforce_ip(state, request, "magic_link_verify", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await service.verify_magic_link(state, token=body.token, client=client)
+    return session_response(state, response, issued)
+
+
+@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
+async def password_forgot(body: EmailRequest, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response("password_forgot", body.email, service.request_password_reset)
+    return ACCEPTED
+
+
+@router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def password_reset(
+    body: PasswordResetRequest, state: AuthDep, client: Client, request: Request
+) -> Response:
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    await enforce_ip(state, request, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
+    await service.reset_password(state, token=body.token, password=body.password, client=client)
+    clear_refresh_cookie(response, state)
+    return response

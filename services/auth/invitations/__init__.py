@@ -1,0 +1,1 @@
+"""Accepting an invitation (rules in `service`, SQL in `queries`)."""

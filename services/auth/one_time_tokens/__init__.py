@@ -1,0 +1,1 @@
+"""One-time tokens of emailed links (rules in `service`, SQL in `queries`)."""

@@ -1,0 +1,1 @@
+"""Refresh-token sessions (rules in `service`, SQL in `queries`)."""

@@ -1,0 +1,180 @@
+"""SQL of `sessions` and `session_retired_tokens` (revocation itself is shared/sessions).
+
+`family_of` and `live_by_token` are cross-tenant reads (auth_identity_lookup policy) that learn
+the org a refresh or logout transaction is then bound to; everything else runs bound to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.rows import all_of, one_or_none
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """Which session (and org) a presented token belongs to."""
+
+    id: UUID
+    org_id: UUID
+
+
+@dataclass(frozen=True)
+class SessionOwner:
+    """A session with its org and user."""
+
+    id: UUID
+    org_id: UUID
+    user_id: UUID
+
+
+@dataclass(frozen=True)
+class RefreshRow(SessionOwner):
+    """A session locked for a refresh, with what the refresh rules decide on."""
+
+    token_hash: bytes
+    previous_token_hash: bytes | None
+    revoked_at: datetime | None
+    expired: bool
+    in_grace: bool  # rotated less than the grace window ago
+    user_disabled: bool | None  # None: the user row is gone
+
+    def __post_init__(self) -> None:
+        # The driver may hand back bytea as memoryview; the rules compare bytes.
+        object.__setattr__(self, "token_hash", bytes(self.token_hash))
+        if self.previous_token_hash is not None:
+            object.__setattr__(self, "previous_token_hash", bytes(self.previous_token_hash))
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: UUID
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
+
+
+@dataclass(frozen=True)
+class OwnSession:
+    id: UUID
+    revoked_at: datetime | None
+
+
+async def insert(
+    db: AsyncSession,
+    *,
+    session_id: UUID,
+    org_id: UUID,
+    user_id: UUID,
+    digest: bytes,
+    ttl_seconds: int,
+    user_agent: str | None,
+    ip: str | None,
+) -> None:
+    """A new session whose current refresh token has `digest`."""
+    await db.execute(
+        text(
+            "INSERT INTO sessions (id, org_id, user_id, token_hash, expires_at, user_agent,"
+            " ip_address) VALUES (:id, :org, :user, :hash, now() + make_interval(secs => :ttl),"
+            " :ua, CAST(:ip AS inet))"
+        ),
+        {
+            "id": session_id,
+            "org": org_id,
+            "user": user_id,
+            "hash": digest,
+            "ttl": ttl_seconds,
+            "ua": user_agent,
+            "ip": ip,
+        },
+    )
+
+
+_FAMILY_OF = text(
+    "SELECT id, org_id FROM sessions WHERE token_hash = :h"
+    " OR previous_token_hash = :h"
+    " UNION ALL SELECT session_id, org_id FROM session_retired_tokens"
+    " WHERE token_hash = :h LIMIT 1"
+)
+
+
+async def family_of(db: AsyncSession, digest: bytes) -> SessionRef | None:
+    """The session a refresh token has ever belonged to: current, previous or retired."""
+    return await one_or_none(db, SessionRef, _FAMILY_OF, {"h": digest})
+
+
+_LOCK_FOR_REFRESH = text(
+    "SELECT id, org_id, user_id, token_hash, previous_token_hash, revoked_at,"
+    " expires_at <= now() AS expired,"
+    " rotated_at IS NOT NULL AND now() - rotated_at"
+    "   < make_interval(secs => :grace) AS in_grace,"
+    " (SELECT disabled_at IS NOT NULL FROM users u WHERE u.id = user_id)"
+    "   AS user_disabled"
+    " FROM sessions WHERE id = :id FOR UPDATE"
+)
+
+
+async def lock_for_refresh(db: AsyncSession, session_id: UUID, *, grace_seconds: int) -> RefreshRow | None:
+    """Lock a session (FOR UPDATE: refreshes of one session run one at a time) and read its state."""
+    return await one_or_none(db, RefreshRow, _LOCK_FOR_REFRESH, {"id": session_id, "grace": grace_seconds})
+
+
+async def retire_token(db: AsyncSession, *, digest: bytes, session_id: UUID, org_id: UUID) -> None:
+    """Remember a token that left the session, so that replaying it is recognized as reuse."""
+    await db.execute(
+        text(
+            "INSERT INTO session_retired_tokens (token_hash, session_id, org_id)"
+            " VALUES (:h, :sid, :org) ON CONFLICT DO NOTHING"
+        ),
+        {"h": digest, "sid": session_id, "org": org_id},
+    )
+
+
+async def rotate(db: AsyncSession, session_id: UUID, *, successor_digest: bytes, ip: str | None) -> None:
+    """Make the current token the previous one and `successor_digest` the current one."""
+    await db.execute(
+        text(
+            "UPDATE sessions SET previous_token_hash = token_hash, token_hash = :new,"
+            " generation = generation + 1, rotated_at = now(), last_used_at = now(),"
+            " ip_address = CAST(:ip AS inet) WHERE id = :id"
+        ),
+        {"new": successor_digest, "id": session_id, "ip": ip},
+    )
+
+
+_LIVE_BY_TOKEN = text(
+    "SELECT id, org_id, user_id FROM sessions WHERE revoked_at IS NULL AND"
+    " (token_hash = :h OR (previous_token_hash = :h AND rotated_at IS NOT NULL"
+    "  AND now() - rotated_at < make_interval(secs => :grace))) LIMIT 1"
+)
+
+
+async def live_by_token(db: AsyncSession, digest: bytes, *, grace_seconds: int) -> SessionOwner | None:
+    """The live session whose current token, or previous one within the grace window, has `digest`."""
+    return await one_or_none(db, SessionOwner, _LIVE_BY_TOKEN, {"h": digest, "grace": grace_seconds})
+
+
+_LIVE_OF_USER = text(
+    "SELECT id, created_at, last_used_at, user_agent, host(ip_address) AS ip"
+    " FROM sessions WHERE user_id = :user AND revoked_at IS NULL"
+    " AND expires_at > now() ORDER BY last_used_at DESC, id"
+)
+
+
+async def live_of_user(db: AsyncSession, user_id: UUID) -> list[SessionInfo]:
+    """A user's unrevoked, unexpired sessions, most recently used first."""
+    return await all_of(db, SessionInfo, _LIVE_OF_USER, {"user": user_id})
+
+
+_LOCK_OWN = text("SELECT id, revoked_at FROM sessions WHERE id = :id AND user_id = :user FOR UPDATE")
+
+
+async def lock_own(db: AsyncSession, session_id: UUID, user_id: UUID) -> OwnSession | None:
+    """Lock one session of this user; None when it is not theirs (or does not exist)."""
+    return await one_or_none(db, OwnSession, _LOCK_OWN, {"id": session_id, "user": user_id})

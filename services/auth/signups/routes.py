@@ -1,0 +1,48 @@
+"""HTTP of sign-up: register, verify the address, ask for a new link. Rules in `signups/service.py`."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import APIRouter, Request, Response, status
+
+from services.auth.deps import AuthDep, Client, Mailer
+from services.auth.limits import enforce_ip
+from services.auth.prefix import AUTH_PREFIX
+from services.auth.responses import ACCEPTED, session_response
+from services.auth.schemas import (
+    EmailRequest,
+    RegisterRequest,
+    StatusResponse,
+    TokenResponse,
+    VerifyEmailRequest,
+)
+from services.auth.signups import service
+
+router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
+
+
+@router.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
+async def register(body: RegisterRequest, client: Client, mailer: Mailer) -> StatusResponse:
+    """Sign up: the same answer, in the same time, whether or not the address has an account."""
+    attempt = partial(
+        service.register, password=body.password, name=body.name, org_name=body.org_name, client=client
+    )
+    await mailer.after_response("register", body.email, attempt)
+    return StatusResponse(status="verification_sent")
+
+
+@router.post("/email/verify", response_model=TokenResponse)
+async def verify_email(
+    body: VerifyEmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+) -> TokenResponse:
+    """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
+    await enforce_ip(state, request, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
+    issued = await service.verify_email(state, token=body.token, password=body.password, client=client)
+    return session_response(state, response, issued)
+
+
+@router.post("/email/verify-request", status_code=status.HTTP_202_ACCEPTED, response_model=StatusResponse)
+async def verify_request(body: EmailRequest, mailer: Mailer) -> StatusResponse:
+    await mailer.after_response("verify_request", body.email, service.request_verification)
+    return ACCEPTED
