@@ -28,13 +28,45 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 logger = logging.getLogger("blockbot.errors")
 
 
+# The problem kinds: status -> (type slug, title, default detail). The one table of them;
+# each `AppError` subclass below names its status and takes the rest from here.
+_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    400: ("bad-request", "Bad Request", "The request is malformed."),
+    401: ("unauthorized", "Unauthorized", "Authentication is required or has failed."),
+    403: ("forbidden", "Forbidden", "You are not allowed to do this."),
+    404: ("not-found", "Not Found", "The resource does not exist."),
+    405: ("method-not-allowed", "Method Not Allowed", "This method is not allowed on this resource."),
+    409: ("conflict", "Conflict", "The request conflicts with the current state of the resource."),
+    410: ("gone", "Gone", "The resource is no longer available."),
+    413: ("payload-too-large", "Payload Too Large", "The request body is too large."),
+    422: ("validation-error", "Validation Error", "The request body or parameters are invalid."),
+    429: ("rate-limited", "Too Many Requests", "Too many requests; retry after the time in Retry-After."),
+    503: ("service-unavailable", "Service Unavailable", "A dependency is unavailable; retry later."),
+}
+
+# The class of each status, for framework errors (404, 405, ...) raised outside our code.
+_BY_STATUS: dict[int, type[AppError]] = {}
+
+
 class AppError(Exception):
-    """Base of every error a service raises on purpose; subclasses fix status, type and title."""
+    """Base of every error a service raises on purpose; subclasses fix status, type and title.
+
+    A direct kind names its status (`class NotFound(AppError, status=404)`) and takes slug,
+    title and default detail from `_PROBLEMS`; a domain error subclasses a kind and may set
+    its own `default_detail`.
+    """
 
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal Server Error"
     default_detail: ClassVar[str] = "An unexpected error occurred."
+
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+            cls.slug, cls.title, cls.default_detail = _PROBLEMS[status]
+            _BY_STATUS[status] = cls
 
     def __init__(
         self,
@@ -49,81 +81,40 @@ class AppError(Exception):
         super().__init__(self.detail)
 
 
-class BadRequest(AppError):
-    status, slug, title = 400, "bad-request", "Bad Request"
-    default_detail = "The request is malformed."
+class BadRequest(AppError, status=400): ...
 
 
-class Unauthorized(AppError):
-    status, slug, title = 401, "unauthorized", "Unauthorized"
-    default_detail = "Authentication is required or has failed."
-
+class Unauthorized(AppError, status=401):
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
         super().__init__(detail, **kwargs)
 
 
-class Forbidden(AppError):
-    status, slug, title = 403, "forbidden", "Forbidden"
-    default_detail = "You are not allowed to do this."
+class Forbidden(AppError, status=403): ...
 
 
-class NotFound(AppError):
-    status, slug, title = 404, "not-found", "Not Found"
-    default_detail = "The resource does not exist."
+class NotFound(AppError, status=404): ...
 
 
-class MethodNotAllowed(AppError):
-    status, slug, title = 405, "method-not-allowed", "Method Not Allowed"
-    default_detail = "This method is not allowed on this resource."
+class MethodNotAllowed(AppError, status=405): ...
 
 
-class Conflict(AppError):
-    status, slug, title = 409, "conflict", "Conflict"
-    default_detail = "The request conflicts with the current state of the resource."
+class Conflict(AppError, status=409): ...
 
 
-class Gone(AppError):
-    status, slug, title = 410, "gone", "Gone"
-    default_detail = "The resource is no longer available."
+class Gone(AppError, status=410): ...
 
 
-class PayloadTooLarge(AppError):
-    status, slug, title = 413, "payload-too-large", "Payload Too Large"
-    default_detail = "The request body is too large."
+class PayloadTooLarge(AppError, status=413): ...
 
 
-class ValidationFailed(AppError):
-    status, slug, title = 422, "validation-error", "Validation Error"
-    default_detail = "The request body or parameters are invalid."
+class ValidationFailed(AppError, status=422): ...
 
 
-class RateLimited(AppError):
-    status, slug, title = 429, "rate-limited", "Too Many Requests"
-    default_detail = "Too many requests; retry after the time in Retry-After."
+class RateLimited(AppError, status=429): ...
 
 
-class ServiceUnavailable(AppError):
-    status, slug, title = 503, "service-unavailable", "Service Unavailable"
-    default_detail = "A dependency is unavailable; retry later."
-
-
-_BY_STATUS: dict[int, type[AppError]] = {
-    cls.status: cls
-    for cls in (
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        MethodNotAllowed,
-        Conflict,
-        Gone,
-        PayloadTooLarge,
-        ValidationFailed,
-        RateLimited,
-        ServiceUnavailable,
-    )
-}
+class ServiceUnavailable(AppError, status=503): ...
 
 
 # The shape of every problem document: `components.schemas.Problem` of every OpenAPI document.

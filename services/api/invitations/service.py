@@ -32,7 +32,7 @@ from shared.email_queue import InvitationProps, enqueue_email
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.opaque_tokens import new_token
 from shared.ratelimit import RateLimiter, Window, hash_identifier, raise_if_limited
-from shared.roles import Role
+from shared.roles import Role, may_invite
 from shared.settings import Settings
 
 
@@ -93,7 +93,7 @@ async def invite(
     me.require_manager()
     me = await lock_org(session, me)  # serialized with role changes: the role as of now
     me.require_manager()
-    if role == Role.OWNER and me.role != Role.OWNER:
+    if not may_invite(me.role, role):  # a manager by now: only `owner` can be beyond them
         raise OwnerInviteNeedsOwner()
     if await queries.member_exists(session, email):
         raise AlreadyMember()

@@ -24,7 +24,7 @@ from services.api.members.queries import UserRow
 from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
-from shared.roles import Role
+from shared.roles import Role, may_invite
 from shared.sessions.revocation import revoke_user_sessions
 from shared.settings import Settings
 
@@ -80,20 +80,12 @@ async def _refuse_last_owner(session: AsyncSession, target: UserRow) -> None:
         raise LastOwner()
 
 
-# What each role may still invite; None: a removed member, who may invite nobody.
-_MAY_INVITE: dict[Role | None, tuple[Role, ...]] = {
-    Role.OWNER: (Role.OWNER, Role.ADMIN, Role.MEMBER),
-    Role.ADMIN: (Role.ADMIN, Role.MEMBER),
-    Role.MEMBER: (),
-    None: (),
-}
-
-
 async def _revoke_invitations_beyond(
     session: AsyncSession, me: Principal, user_id: UUID, role: Role | None
 ) -> None:
-    """Invitations never outlive their sender's rights: revoke those `role` could not send now."""
-    beyond = [r.value for r in Role if r not in _MAY_INVITE[role]]
+    """Invitations never outlive their sender's rights: revoke those `role` could not send now
+    (None: the sender is being removed, who may invite nobody)."""
+    beyond = [r.value for r in Role if not may_invite(role, r)]
     if not beyond:
         return
     for invitation_id in await invitation_queries.revoke_pending_sent_by(session, user_id, beyond):

@@ -16,13 +16,8 @@ from services.auth.state import AuthState, ClientInfo
 from shared import audit as shared_audit
 from shared.db import transaction
 from shared.errors import Conflict
-from shared.roles import Role
+from shared.roles import may_invite
 
-# The roles each role may invite (the api enforces the same when the invitation is created).
-MAY_INVITE: dict[Role, tuple[Role, ...]] = {
-    Role.OWNER: (Role.OWNER, Role.ADMIN, Role.MEMBER),
-    Role.ADMIN: (Role.ADMIN, Role.MEMBER),
-}
 ACCOUNT_EXISTS = "An account already exists for this email address; sign in instead."
 
 
@@ -50,7 +45,7 @@ async def accept_invitation(
                 if invitation.invited_by is None
                 else await identity_queries.enabled_role(db, invitation.invited_by)
             )
-            if inviter_role is None or invitation.role not in MAY_INVITE.get(inviter_role, ()):
+            if not may_invite(inviter_role, invitation.role):
                 raise InvalidLink()
             email = normalize_email(invitation.email)
             if await identity_queries.email_taken(db, email):
