@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.api.pagination import time_id_bound
 from shared.db import read_once
+from shared.queries import Statement
 
 KEY_COLUMNS = (
     "id, name, public_id, scopes, created_by, created_at, expires_at, last_used_at, revoked_at,"
@@ -137,7 +138,7 @@ async def mark_revoked(session: AsyncSession, key_id: UUID, revoked_by: UUID) ->
 # The org is read in a LATERAL subquery that refers to the key row, and neither side can be
 # flattened (OFFSET 0): PostgreSQL must run the function (and its set_config) before it scans
 # organizations, whose RLS then sees the key's org (the ordering of shared.db.tenant_bound).
-_AUTHENTICATE = text(
+_AUTHENTICATE = Statement(
     "SELECT k.id, k.org_id, k.name, k.scopes, k.secret_hash, k.expires_at, k.revoked_at, k.bound,"
     " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at"
     " FROM (SELECT f.*, coalesce(current_setting('app.current_org_id', true) = f.org_id::text,"
@@ -155,4 +156,4 @@ async def authenticate(engine: AsyncEngine, public_id: str, secret_hash: bytes) 
     The caller still compares the hash in constant time and reads the reason.
     """
     rows = await read_once(engine, _AUTHENTICATE, {"pid": public_id, "hash": secret_hash})
-    return KeyAuthRow(**rows[0]._mapping) if rows else None
+    return KeyAuthRow(**rows[0]) if rows else None
