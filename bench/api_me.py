@@ -389,32 +389,32 @@ def report(targets: dict[str, Target]) -> None:
             )
         )
 
-    def ratio(a: str, b: str, key: str = "rps") -> float:
-        return targets[a].median(key) / targets[b].median(key)
+    print("ratios (targets in brackets; cpu = server CPU per request, the steadier figure):")
+    for text, a, b, key, target in RATIOS:
+        if a in targets and b in targets:
+            value = targets[a].median(key) / targets[b].median(key)
+            print(f"  {text:38s} = {value:5.2f}   {target}")
 
-    print("ratios (targets in brackets):")
-    print(f"  api /me : conventional /users/me  = {ratio('me', 'conventional'):5.2f}x   [>= 3x]")
-    print(f"  api /me : fastapi hello            = {ratio('me', 'fastapi'):5.2f}    [>= 0.33]")
-    print(
-        f"  api cpu/req : fastapi hello cpu/req = {ratio('me', 'fastapi', 'cpu_ms_per_request'):5.2f}x"
-        "   [<= 3x]"
-    )
-    print(f"  api /me via traefik : direct       = {ratio('traefik', 'me'):5.2f}    [>= 0.80]")
-    print(f"  api 2 workers : 1 worker           = {ratio('me2', 'me'):5.2f}x   [>= 1.5x]")
+
+# (what, numerator, denominator, figure, target): the targets, then context.
+RATIOS = [
+    ("api /me : conventional req/s", "me", "conventional", "rps", "[>= 3]"),
+    ("api /me : fastapi hello req/s", "me", "fastapi", "rps", "[>= 0.33]"),
+    ("api /me cpu : fastapi hello cpu", "me", "fastapi", "cpu_ms_per_request", "[<= 3]"),
+    ("api /me via traefik : direct req/s", "traefik", "me", "rps", "[>= 0.80]"),
+    ("api 2 workers : 1 worker req/s", "me2", "me", "rps", "[>= 1.5]"),
     # On a box loaded by other work, requests/s favours servers with many threads (the kernel
     # schedules threads, the conventional app runs 40); CPU per request does not depend on it.
-    print(
-        f"  conventional cpu/req : api cpu/req  = {ratio('conventional', 'me', 'cpu_ms_per_request'):5.2f}x"
-    )
-    print(f"  api /me key : conventional         = {ratio('key', 'conventional'):5.2f}x   [>= 3x]")
-    print(f"  api /me key : fastapi hello        = {ratio('key', 'fastapi'):5.2f}    [>= 0.33]")
-    print(
-        f"  api key cpu/req : fastapi cpu/req   = {ratio('key', 'fastapi', 'cpu_ms_per_request'):5.2f}x"
-        "   [<= 3x]"
-    )
-    print(f"  api /me key : api /me token        = {ratio('key', 'me'):5.2f}")
-    print(f"  fastapi hello : raw hello          = {ratio('fastapi', 'raw'):5.2f}")
-    print(f"  conventional : fastapi hello       = {ratio('conventional', 'fastapi'):5.2f}")
+    ("conventional cpu : api /me cpu", "conventional", "me", "cpu_ms_per_request", ""),
+    ("api /me key : conventional req/s", "key", "conventional", "rps", "[>= 3]"),
+    ("api /me key : fastapi hello req/s", "key", "fastapi", "rps", "[>= 0.33]"),
+    ("api /me key cpu : fastapi hello cpu", "key", "fastapi", "cpu_ms_per_request", "[<= 3]"),
+    ("api /me key : api /me token req/s", "key", "me", "rps", ""),
+    ("fastapi hello : raw hello req/s", "fastapi", "raw", "rps", ""),
+    ("fastapi hello cpu : raw hello cpu", "fastapi", "raw", "cpu_ms_per_request", ""),
+    ("conventional : fastapi hello req/s", "conventional", "fastapi", "rps", ""),
+]
+TARGETS = ("raw", "fastapi", "conventional", "me", "traefik", "me2", "key")
 
 
 def main() -> None:
@@ -422,6 +422,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--targets", help=f"measure only these, comma-separated (of {', '.join(TARGETS)})", default=""
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="then profile the direct api under load with py-spy, raw samples into this file",
+    )
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -429,6 +437,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(_load(args.load, token, args.seconds, args.connections))))
         return
 
+    from bench import pyspy
     from bench.servers import bench_servers
     from devstack.ports import free_port, wait_for_port
 
@@ -541,6 +550,13 @@ def main() -> None:
                 raise SystemExit(f"{target.label} answered {check.status_code}: {check.text}")
             run_load(target.url, target.token, 1, args.connections)  # warm-up: pools, caches
 
+        direct = targets["me"]
+        if args.targets:
+            chosen = args.targets.split(",")
+            unknown = set(chosen) - set(targets)
+            if unknown:
+                raise SystemExit(f"unknown targets: {', '.join(sorted(unknown))}")
+            targets = {name: targets[name] for name in chosen}
         generator = "wrk -t1" if shutil.which("wrk") else "asyncio generator (no wrk installed)"
         print(
             f"{generator}, {args.connections} connections, {args.seconds:g} s per measurement, "
@@ -560,6 +576,11 @@ def main() -> None:
         report(targets)
         if any(r["non2xx"] for t in targets.values() for r in t.results):
             print("WARNING: some responses were not 2xx; figures above are not comparable")
+        if args.profile:
+            sampler = pyspy.record(servers["me"].pid, args.seconds, args.profile)
+            print("profiled: " + _line(direct.label, measure(direct, args.seconds, args.connections)))
+            sampler.wait()
+            print("\n".join(pyspy.summarize(args.profile)))
 
 
 if __name__ == "__main__":

@@ -8,17 +8,25 @@ leak to the next user of a pooled connection. Two ways to bind it:
 * `tenant_read`: ONE statement that binds and reads (`tenant_bound`), run outside any explicit
   transaction: PostgreSQL runs it in an implicit transaction of its own, which ends with it,
   and the binding with it. One round trip.
+
+The single-statement reads are the request path's hot spot, so they skip SQLAlchemy's
+execution layer: SQLAlchemy stays the engine and the pool, and the statement is prepared once
+per pooled connection on its asyncpg connection and executed there (`read_once`). The SQL
+itself lives in shared/queries.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Row, TextClause, text
+import asyncpg
+from asyncpg.exceptions import InvalidCachedStatementError
+from asyncpg.prepared_stmt import PreparedStatement
+from opentelemetry import trace
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -27,13 +35,33 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
+from shared.queries import BIND_TENANT, PING, TENANT_PARAM, Statement, tenant_bound
 from shared.settings import Settings
-from shared.tracing import instrument_engine
+from shared.tracing import instrument_engine, tracing_active
 
-TENANT_SETTING = "app.current_org_id"
-# The bound parameter `tenant_bound` adds; callers pass the org id under this name.
-TENANT_PARAM = "tenant_org_id"
+# `Statement` and `tenant_bound` are re-exported: a statement is written in a queries.py and
+# run with the functions here.
+__all__ = [
+    "Row",
+    "Statement",
+    "TenantScope",
+    "async_url",
+    "create_engine",
+    "create_sessionmaker",
+    "database_url",
+    "ping",
+    "read_once",
+    "set_tenant",
+    "tenant_bound",
+    "tenant_read",
+    "tenant_transaction",
+    "transaction",
+]
+
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -96,10 +124,7 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 async def set_tenant(session: AsyncSession, org_id: UUID) -> None:
     """Bind the current transaction to one organization (transaction-local)."""
-    await session.execute(
-        text("SELECT set_config(:name, :org, true)"),
-        {"name": TENANT_SETTING, "org": str(org_id)},
-    )
+    await session.execute(BIND_TENANT.clause, {TENANT_PARAM: str(org_id)})
 
 
 @asynccontextmanager
@@ -124,51 +149,133 @@ async def transaction(
 async def ping(engine: AsyncEngine) -> None:
     """Raise unless the database answers `SELECT 1`."""
     async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+        await conn.execute(PING.clause)
 
 
-def tenant_bound(select: str) -> TextClause:
-    """`select` as one statement that first binds the tenant (`:tenant_org_id`), then reads.
+class Row(asyncpg.Record):
+    """A row of `read_once`: by name (`row["id"]`, `Model(**row)`) or as an attribute (`row.id`)."""
 
-    The order is structural, not a planner accident: the query is a LATERAL subquery that
-    refers to the binding row, and neither side can be flattened (OFFSET 0), so PostgreSQL must
-    produce the binding row (running `set_config`) before it starts any scan of the query, and
-    so before Row Level Security evaluates `app_current_org_id()`. Were that ever not so, RLS
-    would see no tenant and return no rows: it fails closed, never open.
-    """
-    # `select` is the caller's constant SQL (values are bound parameters), never input.
-    return text(
-        f"SELECT q.* FROM (SELECT set_config('{TENANT_SETTING}', :{TENANT_PARAM}, true) AS tenant"  # noqa: S608
-        " OFFSET 0) AS bind"
-        f" CROSS JOIN LATERAL (SELECT * FROM ({select}) AS inner_query"
-        " WHERE bind.tenant IS NOT NULL OFFSET 0) AS q"
-    )
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 async def tenant_read(
-    engine: AsyncEngine, org_id: UUID, statement: TextClause, params: dict[str, object]
-) -> list[Row[Any]]:
-    """Run a `tenant_bound` statement as one round trip in an implicit transaction; its rows.
-
-    The pool does not ping connections (a round trip per request): a connection the server
-    dropped (restart, failover) fails this idempotent read, SQLAlchemy invalidates the pool's
-    connections of that age, and the read is retried once on a fresh one.
-    """
+    engine: AsyncEngine, org_id: UUID, statement: Statement, params: Mapping[str, object]
+) -> list[Row]:
+    """Run a `tenant_bound` statement as one round trip in an implicit transaction; its rows."""
     return await read_once(engine, statement, {**params, TENANT_PARAM: str(org_id)})
 
 
-async def read_once(engine: AsyncEngine, statement: TextClause, params: dict[str, object]) -> list[Row[Any]]:
-    """Run one idempotent statement in an implicit transaction of its own (one round trip),
-    retried once on a fresh connection when the pooled one turns out dead."""
+# Where a pooled connection keeps its prepared statements (SQLAlchemy clears a connection's
+# `info` when it replaces the connection, so they never outlive it).
+_PREPARED = "blockbot_prepared"
+_tracer = trace.get_tracer("blockbot.db")
+
+
+async def read_once(engine: AsyncEngine, statement: Statement, params: Mapping[str, object]) -> list[Row]:
+    """Run one idempotent statement in an implicit transaction of its own (one round trip).
+
+    No pre-ping (a round trip per request). A statement that fails with anything but an error
+    PostgreSQL reports for it (the connection lost under it, a server shutting down) leaves
+    its connection in an unknown state: as SQLAlchemy does on a disconnect, the pool's
+    connections of that age are replaced, and the statement is retried once on a new one,
+    unless it timed out (a retry would double the wait). A prepared statement a schema change
+    made stale is prepared again and retried once.
+    """
+    arguments = statement.arguments(params)
     for attempt in (1, 2):
+        pooled = await _checkout(engine)
         try:
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return list((await conn.execute(statement, params)).all())
-        except DBAPIError as error:
-            if attempt == 2 or not error.connection_invalidated:
+            if tracing_active():
+                with _tracer.start_as_current_span(
+                    "SELECT",
+                    kind=trace.SpanKind.CLIENT,
+                    attributes={"db.system": "postgresql", "db.statement": statement.named},
+                ):
+                    return await _fetch(pooled, statement, arguments)
+            return await _fetch(pooled, statement, arguments)
+        except InvalidCachedStatementError:
+            pooled.info.pop(_PREPARED, None)
+            if attempt == 2:
                 raise
+        except asyncpg.PostgresError as error:
+            if not _connection_level(error):
+                raise  # the statement's own error: the connection is idle again, and kept
+            _invalidate_pool(engine, pooled, error)
+            if attempt == 2:
+                raise
+        except Exception as error:
+            _invalidate_pool(engine, pooled, error)
+            if attempt == 2 or isinstance(error, TimeoutError):
+                raise
+        except BaseException:
+            # Cancelled in the middle of a statement: the connection's state is unknown.
+            pooled.invalidate()
+            raise
+        finally:
+            pooled.close()  # back to the pool (a new connection replaces an invalidated one)
     raise AssertionError("unreachable")
+
+
+def _connection_level(error: asyncpg.PostgresError) -> bool:
+    """An error about the session rather than the statement (server shutting down, connection
+    failures); a statement timeout is the statement's own."""
+    if isinstance(error, asyncpg.QueryCanceledError):
+        return False
+    return isinstance(error, asyncpg.exceptions.OperatorInterventionError | asyncpg.PostgresConnectionError)
+
+
+def _invalidate_pool(engine: AsyncEngine, pooled: PoolProxiedConnection, error: BaseException) -> None:
+    """Discard `pooled` and have the pool replace every connection as old at its next checkout.
+
+    What SQLAlchemy does itself on a disconnect (`Connection._handle_dbapi_exception`): when the
+    server goes away, all its connections are gone. Those of a shutting-down server can even
+    look open for a moment: asyncpg refuses to use them (it read the server's FATAL error
+    while idle) before it sees the socket close.
+    """
+    engine.sync_engine.pool._invalidate(pooled, error)
+
+
+def _driver(pooled: PoolProxiedConnection) -> asyncpg.Connection:
+    driver = pooled.driver_connection
+    assert isinstance(driver, asyncpg.Connection), "the engine's driver is asyncpg (async_url)"
+    return driver
+
+
+async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A pooled connection whose asyncpg connection is open (one the server closed is replaced,
+    and with it the pool's connections of its age: the server restarted)."""
+    for _ in range(3):
+        try:
+            # In a greenlet: the pool may have to open a connection, which SQLAlchemy awaits there.
+            pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # Wrapped as `engine.connect()` would (a refused connection is then the same 503).
+            raise DBAPIError.instance(
+                None,
+                None,
+                error,
+                engine.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=engine.dialect,
+            ) from error
+        if not _driver(pooled).is_closed():
+            return pooled
+        _invalidate_pool(engine, pooled, asyncpg.InterfaceError("connection is closed"))
+        pooled.close()
+    raise asyncpg.InterfaceError("connection is closed")  # new connections die as they open
+
+
+async def _fetch(pooled: PoolProxiedConnection, statement: Statement, arguments: list[object]) -> list[Row]:
+    prepared: dict[str, PreparedStatement[Row]] = pooled.info.setdefault(_PREPARED, {})
+    ready = prepared.get(statement.positional)
+    if ready is None:
+        ready = await _driver(pooled).prepare(statement.positional, record_class=Row)
+        prepared[statement.positional] = ready
+    return await ready.fetch(*arguments)
 
 
 class TenantScope:
@@ -199,32 +306,35 @@ class TenantScope:
         scope.session = session
         return scope
 
-    async def read(self, statement: TextClause, params: dict[str, object]) -> list[Row[Any]]:
-        """Rows of a `tenant_bound` statement."""
+    async def read(
+        self, statement: Statement, params: Mapping[str, object], row: Callable[..., T]
+    ) -> list[T]:
+        """The rows of a `tenant_bound` statement, each made into `row(**columns)`."""
         bound = {**params, TENANT_PARAM: str(self.org_id)}
         if self.session is not None:
-            return list((await self.session.execute(statement, bound)).all())
+            result = await self.session.execute(statement.clause, bound)
+            return [row(**r._mapping) for r in result]
         if self._sessionmaker is None:
             assert self._engine is not None, "a scope without a transaction reads through an engine"
-            return await tenant_read(self._engine, self.org_id, statement, params)
-        return await self._open(statement, bound)
+            return [row(**r) for r in await read_once(self._engine, statement, bound)]
+        return [row(**r._mapping) for r in await self._open(statement, bound)]
 
     async def transaction(self) -> AsyncSession:
         """The scope's transaction, opened (and bound) now unless a `read` already did."""
         if self.session is None:
             if self._sessionmaker is None:
                 raise RuntimeError("this scope reads with single statements; it has no transaction")
-            await self._open(_BIND, {TENANT_PARAM: str(self.org_id)})
+            await self._open(BIND_TENANT, {TENANT_PARAM: str(self.org_id)})
         assert self.session is not None
         return self.session
 
-    async def _open(self, statement: TextClause, bound: dict[str, object]) -> list[Row[Any]]:
+    async def _open(self, statement: Statement, bound: dict[str, object]) -> list[Any]:
         assert self._sessionmaker is not None
         for attempt in (1, 2):
             session = self._sessionmaker()
             try:
                 await session.begin()
-                rows = list((await session.execute(statement, bound)).all())
+                rows = list((await session.execute(statement.clause, bound)).all())
             except DBAPIError as error:
                 await session.close()
                 if attempt == 2 or not error.connection_invalidated:
@@ -249,6 +359,3 @@ class TenantScope:
                 await session.rollback()
         finally:
             await session.close()
-
-
-_BIND = text(f"SELECT set_config('{TENANT_SETTING}', :{TENANT_PARAM}, true)")

@@ -1,4 +1,4 @@
-"""Prometheus metrics shared by every HTTP service, and the middleware that records them.
+"""Prometheus metrics shared by every HTTP service, and how requests are recorded in them.
 
 Requests are labelled by route template (`/api/v1/users/{user_id}`), never by raw path, so
 label cardinality is fixed by the code, not by the traffic.
@@ -6,7 +6,6 @@ label cardinality is fixed by the code, not by the traffic.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from shared import multiprocess_metrics
 
@@ -68,18 +67,17 @@ def route_template(scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
-class MetricsMiddleware:
-    """Pure ASGI middleware (no per-request task overhead) counting and timing requests.
+class RequestMetrics:
+    """Counts and times requests (the request middleware, shared/request_context.py, calls it).
 
     Label children are looked up once per (route, method, status class), not per request:
     `labels()` hashes and locks on each call.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    def _bound(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status // 100)
         children = self._children.get(key)
         if children is None:
@@ -90,29 +88,8 @@ class MetricsMiddleware:
             # Routes are templates (bounded) but methods come from clients: bound the cache too.
             if len(self._children) < 4096:
                 self._children[key] = children
-        return children
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        HTTP_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            HTTP_IN_FLIGHT.dec()
-            requests, latency = self._bound(route_template(scope), scope.get("method", "GET"), status)
-            requests.inc()
-            latency.observe(time.perf_counter() - start)
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def metrics_endpoint(

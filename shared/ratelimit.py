@@ -31,9 +31,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
+from typing import Any
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 from starlette.requests import Request
 
 from shared.errors import RateLimited, ServiceUnavailable
@@ -158,7 +160,9 @@ class RateLimiter:
         self.guard = guard or RedisGuard.from_settings(settings)
         # Seconds since the epoch; None means Redis' own clock (production: servers agree).
         self.clock = clock
-        self._script = redis.register_script(_LUA)
+        self._script = redis.register_script(_LUA)  # its SHA, and loading it when Redis lost it
+        # Decision counters by (scope, outcome), bound once: `labels()` hashes and locks per call.
+        self._decisions: dict[tuple[str, str], Any] = {}
 
     async def check(
         self,
@@ -184,7 +188,7 @@ class RateLimiter:
         args: list[int] = [cost, len(windows), now_ms]
         for w in windows:
             args += [w.limit, w.period_seconds * 1000]
-        raw = await self.guard.run(lambda: self._script(keys=keys, args=args))
+        raw = await self.guard.run(lambda: self._evalsha(keys, args))
         values = [int(x) for x in raw]
         allowed, index, limit, remaining, reset_ms, retry_ms, flags = values[:7]
         if allowed and report_first:
@@ -202,8 +206,27 @@ class RateLimiter:
             retry_after=retry_after,
             flagged=flags > 0,
         )
-        RATELIMIT_DECISIONS.labels(decision.scope, "allowed" if allowed else "limited").inc()
+        self._counter(decision.scope, "allowed" if allowed else "limited").inc()
         return decision
+
+    async def _evalsha(self, keys: list[str], args: list[int]) -> Any:
+        """EVALSHA, loading the script first if Redis does not have it (a restart, a flush).
+
+        What redis-py's `AsyncScript.__call__` does, without its per-call pipeline check
+        (an `isinstance` against a Protocol class, slow on the request path).
+        """
+        script = self._script
+        try:
+            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type, misc]
+        except NoScriptError:
+            script.sha = await self.redis.script_load(script.script)
+            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type, misc]
+
+    def _counter(self, scope: str, outcome: str) -> Any:
+        counter = self._decisions.get((scope, outcome))
+        if counter is None:  # scopes are the code's window names: a small, fixed set
+            counter = self._decisions[(scope, outcome)] = RATELIMIT_DECISIONS.labels(scope, outcome)
+        return counter
 
     async def check_fail_open(
         self, windows: Sequence[Window], *, flag_keys: Sequence[str] = ()

@@ -23,6 +23,14 @@ windows (the org's, the key's, the key's per endpoint) in the same single Lua ca
 binds its org like a token's; and step 3 refuses it (`CurrentUser` is a person) unless the
 route takes `Caller`, which admits keys whose scopes cover the method.
 
+How: each alias a route declares (`CurrentUser`, `Caller`, `TenantSession`) is ONE FastAPI
+dependency taking the request; the steps above are plain calls inside it, each done once per
+request (kept in the ASGI scope), so a route pays for one dependency, not a tree of them.
+Only `TenantSession` is a generator (its transaction must be committed before responding).
+When the caller's read opened that transaction (the route declares `TenantSession`, after the
+caller as every route does), `TenantSession` commits it; if the caller is refused first, the
+refusal rolls it back.
+
 Redis down and the revocation check: it FAILS OPEN, logged and counted
 (`api_revocation_check_fail_open_total`). The api's contract is to stay available when Redis
 is down (rate limits fail open too); the exposure is bounded: access tokens live 15 minutes,
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -64,11 +73,21 @@ logger = logging.getLogger("blockbot.api.auth")
 
 MISSING_TOKEN_DETAIL = "A bearer access token is required."
 
+# Per-request results, kept in the ASGI scope: each step runs once whichever alias asks first.
+_CREDENTIAL = "blockbot.credential"
+_TENANT = "blockbot.tenant"
+_KEY = "blockbot.api_key"
+
+
+def api_state(request: Request) -> ApiState:
+    """The process's state (built in the app lifespan)."""
+    state: ApiState = request.app.state.api
+    return state
+
 
 async def get_state(request: Request) -> ApiState:
     """The process's state. Async on purpose: FastAPI runs sync dependencies in a thread."""
-    state: ApiState = request.app.state.api
-    return state
+    return api_state(request)
 
 
 ApiDep = Annotated[ApiState, Depends(get_state)]
@@ -79,6 +98,8 @@ _AUTH_INVALID = AUTH_FAILURES.labels("invalid")
 _AUTH_REVOKED = AUTH_FAILURES.labels("revoked")
 _AUTH_UNKNOWN_USER = AUTH_FAILURES.labels("unknown_user")
 _USER_REQUESTS = REQUESTS_BY_CREDENTIAL.labels("user")
+_KEY_REQUESTS = REQUESTS_BY_CREDENTIAL.labels("api_key")
+_KEY_NOT_ALLOWED = KEY_AUTH_FAILURES.labels("not_allowed")
 
 
 def _bearer_token(request: Request) -> str:
@@ -103,12 +124,19 @@ async def _verified_claims(token: str, state: ApiState) -> AccessClaims:
         raise
 
 
-@requires_security(BEARER_AUTH)
-async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCredential:
-    """Verify the bearer token, apply the rate limits, reject revoked sessions.
+async def authenticate(request: Request) -> AccessClaims | KeyCredential:
+    """Verify the bearer token, apply the rate limits, reject revoked sessions (once per request).
 
     An API key is only shape-checked here: it is verified by `tenant_scope`, in the database.
     """
+    credential: AccessClaims | KeyCredential | None = request.scope.get(_CREDENTIAL)
+    if credential is None:
+        credential = await _authenticate(request, api_state(request))
+        request.scope[_CREDENTIAL] = credential
+    return credential
+
+
+async def _authenticate(request: Request, state: ApiState) -> AccessClaims | KeyCredential:
     token = _bearer_token(request)
     if is_api_key(token):
         return api_key.presented(token, state.settings)
@@ -133,7 +161,9 @@ async def authenticate(request: Request, state: ApiDep) -> AccessClaims | KeyCre
 
 
 def _route(request: Request) -> str:
-    return str(getattr(request.scope.get("route"), "path", request.url.path))
+    """The route template (the raw path only if no route matched, which cannot happen here)."""
+    path = getattr(request.scope.get("route"), "path", None)
+    return path if isinstance(path, str) else request.url.path
 
 
 def _enforce(request: Request, decision: Decision) -> None:
@@ -144,9 +174,6 @@ def _enforce(request: Request, decision: Decision) -> None:
             f"Rate limit exceeded ({decision.scope}); retry in {decision.retry_after} s.",
             headers=ratelimit_headers(decision),
         )
-
-
-Credential = Annotated[AccessClaims | KeyCredential, Depends(authenticate)]
 
 
 async def _limit_key(request: Request, state: ApiState, key: KeyPrincipal) -> None:
@@ -178,81 +205,100 @@ def _route_needs_transaction(request: Request) -> bool:
     return bool(flag)
 
 
-async def tenant_scope(credential: Credential, state: ApiDep, request: Request) -> AsyncIterator[TenantScope]:
-    """The verified credential's tenant: a transaction for routes that declare `TenantSession`
-    (committed before responding), single bound statements otherwise. An API key is verified
-    here first, by one statement of its own, then bound exactly as a token's org is."""
+async def tenant_scope(request: Request) -> TenantScope:
+    """The verified credential's tenant (once per request): a transaction for routes that
+    declare `TenantSession` (opened by the first read), single bound statements otherwise.
+    An API key is verified here first, by one statement of its own, then bound exactly as a
+    token's org is."""
+    tenant: TenantScope | None = request.scope.get(_TENANT)
+    if tenant is not None:
+        return tenant
+    credential = await authenticate(request)
+    state = api_state(request)
     if isinstance(credential, AccessClaims):
         org_id = credential.org_id
     else:
         key = await api_key.verify(state.engine, credential)
         await _limit_key(request, state, key)
         api_key.require_scope(key, request.method)
-        request.state.api_key = key
-        REQUESTS_BY_CREDENTIAL.labels("api_key").inc()
+        request.scope[_KEY] = key
+        _KEY_REQUESTS.inc()
         org_id = key.org_id
-    if not _route_needs_transaction(request):
-        yield TenantScope(org_id, state.engine)
-        return
-    scope = TenantScope(org_id, state.engine, state.sessionmaker)
-    try:
-        yield scope
-    except BaseException:
-        await scope.finish(ok=False)
-        raise
-    await scope.finish(ok=True)
+    sessionmaker = state.sessionmaker if _route_needs_transaction(request) else None
+    tenant = TenantScope(org_id, state.engine, sessionmaker)
+    request.scope[_TENANT] = tenant
+    return tenant
 
 
-Tenant = Annotated[TenantScope, Depends(tenant_scope, scope="function")]
-
-
-async def tenant_session(tenant: Tenant) -> AsyncSession:
-    """The request's transaction, bound to the verified credential's org.
+@requires_security(BEARER_AUTH)
+async def tenant_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's transaction, bound to the verified credential's org, committed after the
+    handler returns and before the response is sent, rolled back on any error.
 
     After `CurrentUser` (the usual order) it is already open, bound by the caller's read.
     """
-    return await tenant.transaction()
+    tenant = await tenant_scope(request)
+    try:
+        yield await tenant.transaction()
+    except BaseException:
+        await tenant.finish(ok=False)
+        raise
+    await tenant.finish(ok=True)
 
 
-TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
+TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 
 
-async def current_user(credential: Credential, tenant: Tenant, request: Request, state: ApiDep) -> Principal:
+@requires_security(BEARER_AUTH)
+async def current_user(request: Request) -> Principal:
     """The caller as the database knows them now; a user deleted since the token is a 401.
 
     A person only: an API key is refused (403) on the routes that take `CurrentUser`.
     """
+    credential = await authenticate(request)
     if not isinstance(credential, AccessClaims):
-        KEY_AUTH_FAILURES.labels("not_allowed").inc()
+        await tenant_scope(request)  # a bad key is a 401, a missing scope a 403 of its own
+        _KEY_NOT_ALLOWED.inc()
         raise ApiKeyNotAllowed()
-    claims = credential
-    row = await queries.caller(tenant, claims.user_id)
-    if row is None:
-        _AUTH_UNKNOWN_USER.inc()
-        raise Unauthorized("The user of this access token no longer exists or is disabled.")
-    return Principal(
-        **vars(row),
-        claims=claims,
-        user_id=claims.user_id,
-        org_id=claims.org_id,
-        ip=request_ip(request, state.settings),
-    )
+    return await _person(request, credential)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-async def caller(
-    credential: Credential, tenant: Tenant, request: Request, state: ApiDep
-) -> Principal | KeyPrincipal:
+@requires_security(BEARER_AUTH)
+async def caller(request: Request) -> Principal | KeyPrincipal:
     """The caller of a route that also serves API keys: a person, or a key (scope checked)."""
+    credential = await authenticate(request)
     if isinstance(credential, AccessClaims):
-        return await current_user(credential, tenant, request, state)
-    key: KeyPrincipal = request.state.api_key
+        return await _person(request, credential)
+    await tenant_scope(request)  # verifies the key
+    key: KeyPrincipal = request.scope[_KEY]
     return key
 
 
 Caller = Annotated[Principal | KeyPrincipal, Depends(caller)]
+
+
+async def _person(request: Request, claims: AccessClaims) -> Principal:
+    tenant = await tenant_scope(request)
+    opened = tenant.session is None
+    try:
+        row = await queries.caller(tenant, claims.user_id)
+        if row is None:
+            _AUTH_UNKNOWN_USER.inc()
+            raise Unauthorized("The user of this access token no longer exists or is disabled.")
+    except BaseException:
+        if opened:  # this read opened the route's transaction: nothing will commit it now
+            await tenant.finish(ok=False)
+        raise
+    return Principal(
+        **vars(row),
+        claims=claims,
+        user_id=claims.user_id,
+        org_id=claims.org_id,
+        address=partial(request_ip, request, api_state(request).settings),
+    )
 
 
 def request_ip(request: Request, settings: Settings) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from uuid import UUID
 
 from services.api.me.queries import CallerRow
@@ -23,7 +25,13 @@ class Principal(CallerRow):
     claims: AccessClaims
     user_id: UUID
     org_id: UUID
-    ip: str | None
+    # Worked out only when read (`ip`): most requests write no audit event.
+    address: Callable[[], str | None] = field(repr=False, compare=False)
+
+    @cached_property
+    def ip(self) -> str | None:
+        """The client address (X-Forwarded-For only from trusted proxies), None if unknown."""
+        return self.address()
 
     @property
     def is_manager(self) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import jwt
 import orjson
+from asyncpg.prepared_stmt import PreparedStatement
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
@@ -156,3 +157,38 @@ async def snapshot(admin: asyncpg.Connection, org: Org) -> dict[str, Any]:
         "tokens": await admin.fetch("SELECT * FROM one_time_tokens WHERE org_id = $1 ORDER BY id", org.id),
         "audit": await admin.fetch("SELECT * FROM audit_log WHERE org_id = $1 ORDER BY id", org.id),
     }
+
+
+@contextmanager
+def round_trips(*, prepares: bool = True) -> Iterator[list[str]]:
+    """Every PostgreSQL round trip asyncpg makes meanwhile: simple queries, prepares (unless
+    `prepares=False`), executions of prepared statements."""
+    sent: list[str] = []
+    originals = (
+        asyncpg.connection.Connection.execute,
+        asyncpg.connection.Connection.prepare,
+        PreparedStatement.fetch,
+    )
+
+    async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query.strip().rstrip(";").upper())
+        return await originals[0](self, query, *args, **kwargs)
+
+    async def prepare(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if prepares:
+            sent.append("PREPARE " + query)
+        return await originals[1](self, query, *args, **kwargs)
+
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(self.get_query())
+        return await originals[2](self, *args, **kwargs)
+
+    asyncpg.connection.Connection.execute = execute  # type: ignore[method-assign]
+    asyncpg.connection.Connection.prepare = prepare  # type: ignore[method-assign]
+    PreparedStatement.fetch = fetch  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        asyncpg.connection.Connection.execute = originals[0]  # type: ignore[method-assign]
+        asyncpg.connection.Connection.prepare = originals[1]  # type: ignore[method-assign]
+        PreparedStatement.fetch = originals[2]  # type: ignore[method-assign]

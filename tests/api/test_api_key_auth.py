@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import event
 
 from services.api.app import create_api_app
 from shared.settings import Environment, SettingsError
-from tests.api.helpers import running
+from tests.api.helpers import round_trips, running
 
 KEYS = "/api/v1/api-keys"
 PROBLEM = "application/problem+json"
@@ -153,24 +152,16 @@ async def test_verification_is_one_statement_and_last_used_is_written_at_most_on
 ) -> None:
     org = await make_org("owner")
     key = await new_key(api, minter, org.owner, "read")
-    engine = api.app.state.resources.engine
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    # Executions only: a statement is prepared once per pooled connection, not per request.
+    with round_trips(prepares=False) as statements:
         assert (await api.client.get("/api/v1/users", headers=bearer(key))).status_code == 200
-        key_statements = [s for s in statements if "api_key" in s]
-        assert len(key_statements) == 1 and "api_key_authenticate" in key_statements[0]
-        # GET /me with a key: the statement that verifies the key also reads its org; nothing else.
-        statements.clear()
+    key_statements = [s for s in statements if "api_key" in s.lower()]
+    assert len(key_statements) == 1 and "api_key_authenticate" in key_statements[0]
+    # GET /me with a key: the statement that verifies the key also reads its org; nothing else.
+    with round_trips(prepares=False) as statements:
         me = await api.client.get("/api/v1/me", headers=bearer(key))
-        assert me.status_code == 200 and me.json()["org"]["name"] == org.name
-        assert len(statements) == 1 and "api_key_authenticate" in statements[0]
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert me.status_code == 200 and me.json()["org"]["name"] == org.name
+    assert len(statements) == 1 and "api_key_authenticate" in statements[0]
     first = await admin.fetchval("SELECT last_used_at FROM api_keys WHERE id = $1", key["id"])
     for _ in range(3):
         assert (await api.client.get("/api/v1/me", headers=bearer(key))).status_code == 200

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-import asyncpg
 import pytest
-from asyncpg.prepared_stmt import PreparedStatement
 
 from shared.access_tokens import mark_sessions_revoked
 from shared.redis import create_redis
-from tests.api.helpers import add_session, running
+from tests.api.helpers import add_session, round_trips, running
 
 
 async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter, make_org, admin):
@@ -31,39 +26,6 @@ async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter,
     for _ in range(3):
         response = await api.client.get("/api/v1/me", headers=headers)
         assert response.status_code == 200, response.text
-
-
-@contextmanager
-def round_trips() -> Iterator[list[str]]:
-    """Every PostgreSQL round trip asyncpg makes meanwhile: simple queries, prepares, executions."""
-    sent: list[str] = []
-    originals = (
-        asyncpg.connection.Connection.execute,
-        asyncpg.connection.Connection.prepare,
-        PreparedStatement.fetch,
-    )
-
-    async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append(query.strip().rstrip(";").upper())
-        return await originals[0](self, query, *args, **kwargs)
-
-    async def prepare(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append("PREPARE " + query)
-        return await originals[1](self, query, *args, **kwargs)
-
-    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(self.get_query())
-        return await originals[2](self, *args, **kwargs)
-
-    asyncpg.connection.Connection.execute = execute  # type: ignore[method-assign]
-    asyncpg.connection.Connection.prepare = prepare  # type: ignore[method-assign]
-    PreparedStatement.fetch = fetch  # type: ignore[method-assign]
-    try:
-        yield sent
-    finally:
-        asyncpg.connection.Connection.execute = originals[0]  # type: ignore[method-assign]
-        asyncpg.connection.Connection.prepare = originals[1]  # type: ignore[method-assign]
-        PreparedStatement.fetch = originals[2]  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/me", "/api/v1/org"])
@@ -130,3 +92,18 @@ async def test_concurrent_callers_of_two_orgs_on_one_pooled_connection_each_see_
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["org"]["id"], body["user"]["id"]) == (str(org.id), str(org.owner.id))
+
+
+async def test_the_limiter_reloads_its_script_when_redis_lost_it(api, minter, make_org):
+    """EVALSHA of a script Redis no longer has (restart, SCRIPT FLUSH): loaded again, not a failure."""
+    org = await make_org("owner")
+    headers = minter.headers(org.owner)
+    assert (await api.client.get("/api/v1/me", headers=headers)).status_code == 200
+    redis = create_redis(api.settings)
+    try:
+        await redis.script_flush()
+    finally:
+        await redis.aclose()
+    response = await api.client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 200, response.text
+    assert int(response.headers["ratelimit-remaining"]) >= 0

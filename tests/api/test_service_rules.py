@@ -46,7 +46,9 @@ async def principal(session: AsyncSession, member: Member) -> Principal:
     assert row is not None
     now = int(time.time())
     claims = AccessClaims(member.id, member.org_id, member.role, uuid.uuid4(), "jti", now, now + 900)
-    return Principal(**vars(row), claims=claims, user_id=member.id, org_id=member.org_id, ip=None)
+    return Principal(
+        **vars(row), claims=claims, user_id=member.id, org_id=member.org_id, address=lambda: None
+    )
 
 
 async def refused(sessions, actor: Member, call, error: type[Exception]) -> Exception:

@@ -14,8 +14,9 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.api.pagination import time_id_bound
+from services.api.tables.queries import Table
 from shared.db import read_once
+from shared.queries import Statement
 
 KEY_COLUMNS = (
     "id, name, public_id, scopes, created_by, created_at, expires_at, last_used_at, revoked_at,"
@@ -35,6 +36,10 @@ class ApiKeyRow:
     last_used_at: datetime | None
     revoked_at: datetime | None
     expired: bool
+
+
+# The org's keys, newest first.
+KEYS = Table("api_keys", KEY_COLUMNS, ApiKeyRow, newest_first=True)
 
 
 @dataclass(frozen=True)
@@ -104,29 +109,6 @@ async def count_live(session: AsyncSession) -> int:
     return int(found.scalar_one())
 
 
-async def list_keys(
-    session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
-) -> list[ApiKeyRow]:
-    """Keys newest first, from just before the (created_at, id) key `before`."""
-    where, params = time_id_bound(before, "<")
-    params["limit"] = limit
-    rows = await session.execute(
-        text(f"SELECT {KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at DESC, id DESC LIMIT :limit"),
-        params,
-    )
-    return [ApiKeyRow(**row._mapping) for row in rows]
-
-
-async def get_for_update(session: AsyncSession, key_id: UUID) -> ApiKeyRow | None:
-    row = (
-        await session.execute(
-            text(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id FOR UPDATE"),
-            {"id": key_id},
-        )
-    ).one_or_none()
-    return None if row is None else ApiKeyRow(**row._mapping)
-
-
 async def mark_revoked(session: AsyncSession, key_id: UUID, revoked_by: UUID) -> None:
     await session.execute(
         text("UPDATE api_keys SET revoked_at = now(), revoked_by = :by WHERE id = :id"),
@@ -137,7 +119,7 @@ async def mark_revoked(session: AsyncSession, key_id: UUID, revoked_by: UUID) ->
 # The org is read in a LATERAL subquery that refers to the key row, and neither side can be
 # flattened (OFFSET 0): PostgreSQL must run the function (and its set_config) before it scans
 # organizations, whose RLS then sees the key's org (the ordering of shared.db.tenant_bound).
-_AUTHENTICATE = text(
+_AUTHENTICATE = Statement(
     "SELECT k.id, k.org_id, k.name, k.scopes, k.secret_hash, k.expires_at, k.revoked_at, k.bound,"
     " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at"
     " FROM (SELECT f.*, coalesce(current_setting('app.current_org_id', true) = f.org_id::text,"
@@ -155,4 +137,4 @@ async def authenticate(engine: AsyncEngine, public_id: str, secret_hash: bytes) 
     The caller still compares the hash in constant time and reads the reason.
     """
     rows = await read_once(engine, _AUTHENTICATE, {"pid": public_id, "hash": secret_hash})
-    return KeyAuthRow(**rows[0]._mapping) if rows else None
+    return KeyAuthRow(**rows[0]) if rows else None

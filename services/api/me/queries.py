@@ -43,5 +43,5 @@ async def caller(tenant: TenantScope, user_id: UUID) -> CallerRow | None:
     RLS hides other orgs; a user disabled by an operator is refused here even if the Redis
     revocation check failed open.
     """
-    rows = await tenant.read(_CALLER, {"id": user_id})
-    return CallerRow(**rows[0]._mapping) if rows else None
+    rows = await tenant.read(_CALLER, {"id": user_id}, CallerRow)
+    return rows[0] if rows else None

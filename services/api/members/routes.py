@@ -11,22 +11,27 @@ from services.api.members import service
 from services.api.members.schemas import UserPatch, user_out
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from services.api.prefix import API_PREFIX
+from shared.jsonresponse import model_response
 from shared.user_schema import User
 
 router = APIRouter(prefix=API_PREFIX, tags=["users"])
 
 
-@router.get("/users", summary="Members of the organization, oldest first (also with an API key)")
+@router.get(
+    "/users",
+    response_model=Page[User],
+    summary="Members of the organization, oldest first (also with an API key)",
+)
 async def list_users(
     me: Caller, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-) -> Page[User]:
+) -> Response:
     rows, next_cursor = await service.list_members(session, limit=limit, cursor=cursor)
-    return Page[User](items=[user_out(r) for r in rows], next_cursor=next_cursor)
+    return model_response(Page[User](items=[user_out(r) for r in rows], next_cursor=next_cursor))
 
 
-@router.get("/users/{user_id}", summary="One member (also with an API key)")
-async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> User:
-    return user_out(await service.get_member(session, user_id))
+@router.get("/users/{user_id}", response_model=User, summary="One member (also with an API key)")
+async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> Response:
+    return model_response(user_out(await service.get_member(session, user_id)))
 
 
 @router.patch("/users/{user_id}", summary="Change a member's name (self) or role (owner/admin)")
