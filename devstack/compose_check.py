@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devstack.run import ROOT
+from devstack.paths import ROOT, run_from_root
 
 VARIANTS: list[tuple[list[str], list[str]]] = [
     (["compose.yaml"], []),
@@ -44,15 +44,7 @@ def check(files: list[str], profiles: list[str]) -> subprocess.CompletedProcess[
         args += ["-f", name]
     for profile in profiles:
         args += ["--profile", profile]
-    return subprocess.run(
-        [*args, "config", "--quiet"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_from_root([*args, "config", "--quiet"], env=env, timeout=60)
 
 
 def main() -> int:

@@ -14,14 +14,12 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
 
+from devstack.paths import run_from_root
 from migrations.roles import Roles
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def url_with(
@@ -54,15 +52,7 @@ def migrate_env(admin_url: str, database: str, prefix: str, passwords: Mapping[s
 
 def run_migrate(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the migrate job as a real process, as a deployment would."""
-    return subprocess.run(
-        [sys.executable, "-m", "services.migrate"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_from_root([sys.executable, "-m", "services.migrate"], env={**os.environ, **env}, timeout=120)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from devstack.env_file import read_env_file, write_env_file
-from devstack.paths import ROOT
+from devstack.paths import ROOT, add_root_argument
 from devstack.ports import Ports, port_in_use
 from devstack.readiness import PARTS, http_get, readiness, wait_ready
 from devstack.stack import (
@@ -143,12 +143,7 @@ class LocalStack:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path(os.environ.get("DEVSTACK_ROOT") or ROOT / ".dev"),
-        help="where data, secrets, logs and the outbox live (.dev/ or $DEVSTACK_ROOT)",
-    )
+    add_root_argument(parser, "where data, secrets, logs and the outbox live (.dev/ or $DEVSTACK_ROOT)")
     defaults = Ports()
     for name, value in asdict(defaults).items():
         env_name = f"DEVSTACK_{name.upper()}_PORT"

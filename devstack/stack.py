@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import TextIO
 
 from devstack.databases import url_with
 from devstack.env_file import read_env_file, write_env_file
-from devstack.paths import ROOT
+from devstack.paths import ROOT, run_from_root
 from devstack.ports import Ports, port_in_use
 from devstack.postgres import EmbeddedPostgres
 from devstack.readiness import PARTS, wait_ready
@@ -106,14 +105,7 @@ class StackRunner:
                 values[key] = secrets.token_urlsafe(24)
                 changed = True
         if not values.get("JWT_PRIVATE_KEYS") and module_exists("services.auth.keys"):
-            result = subprocess.run(
-                [self.python, "-m", "services.auth.keys"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=60,
-            )
+            result = run_from_root([self.python, "-m", "services.auth.keys"], timeout=60)
             if result.returncode == 0 and result.stdout.strip():
                 values["JWT_PRIVATE_KEYS"] = result.stdout.strip()
                 changed = True
@@ -209,15 +201,7 @@ class StackRunner:
                 "API_DB_PASSWORD": self.secrets["API_DB_PASSWORD"],
             }
         )
-        result = subprocess.run(
-            [self.python, "-m", "services.migrate"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
+        result = run_from_root([self.python, "-m", "services.migrate"], env=env, timeout=300)
         if result.returncode != 0:
             raise RuntimeError("migrate job failed:\n" + result.stderr[-4000:] + result.stdout[-2000:])
 

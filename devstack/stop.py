@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from devstack.paths import ROOT
+from devstack.paths import add_root_argument
 from devstack.postgres import EmbeddedPostgres, _run_as
 
 # A pid is only signalled if its command line contains one of these (pids get reused).
@@ -77,12 +77,7 @@ def stop(root: Path, grace: float = 30.0) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.stop", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path(os.environ.get("DEVSTACK_ROOT") or ROOT / ".dev"),
-        help="the stack's data directory (.dev/ or $DEVSTACK_ROOT)",
-    )
+    add_root_argument(parser, "the stack's data directory (.dev/ or $DEVSTACK_ROOT)")
     args = parser.parse_args(argv)
     done = stop(args.root.resolve())
     print("devstack | " + ("; ".join(done) if done else "nothing was running"))

@@ -55,32 +55,31 @@ def tmp_root() -> Iterator[Path]:
         yield Path(d)
 
 
-@pytest.fixture(scope="session")
-def pg_admin_url(tmp_root: Path) -> Iterator[str]:
-    """A PostgreSQL superuser URL: TEST_DATABASE_URL, or an embedded server of our own."""
-    given = os.environ.get("TEST_DATABASE_URL")
+def _given_or_own(variable: str, start: Callable[[], str], stop: Callable[[], None]) -> Iterator[str]:
+    """The URL in the environment `variable`, else that of a server started for the run."""
+    given = os.environ.get(variable)
     if given:
         yield given
         return
-    server = EmbeddedPostgres(tmp_root / "pg").start()
+    url = start()
     try:
-        yield server.admin_url
+        yield url
     finally:
-        server.destroy()
+        stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_root: Path) -> Iterator[str]:
+    """A PostgreSQL superuser URL: TEST_DATABASE_URL, or an embedded server of our own."""
+    server = EmbeddedPostgres(tmp_root / "pg")
+    yield from _given_or_own("TEST_DATABASE_URL", lambda: server.start().admin_url, server.destroy)
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_root: Path) -> Iterator[str]:
     """A Redis URL: TEST_REDIS_URL, or a redis-server of our own."""
-    given = os.environ.get("TEST_REDIS_URL")
-    if given:
-        yield given
-        return
-    server = LocalRedis(tmp_root / "redis").start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    server = LocalRedis(tmp_root / "redis")
+    yield from _given_or_own("TEST_REDIS_URL", lambda: server.start().url, server.stop)
 
 
 @pytest.fixture(scope="session")
@@ -126,8 +125,7 @@ def make_settings(
             "database_connect_timeout_seconds": 60,
             "database_command_timeout_seconds": 60,
         }
-        values.update(overrides)
-        return load_settings(**values)
+        return load_settings(**{**values, **overrides})
 
     return build
 

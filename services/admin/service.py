@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
@@ -140,24 +140,17 @@ async def create_org(admin: Admin, new: NewOrg) -> UserRow:
         password_hash = await passwords.hash(new.password)
     finally:
         passwords.close()
-    org_id, user_id = uuid4(), uuid4()
     try:
         async with admin.transaction() as db:
-            await set_tenant(db, org_id)
-            await queries.insert_org_with_owner(
+            return await _insert_org_with_owner(
+                admin,
                 db,
-                org_id=org_id,
+                "admin.org_created",
                 org_name=new.org_name,
-                user_id=user_id,
                 email=str(new.owner_email).lower(),
                 name=new.owner_name,
                 password_hash=password_hash,
             )
-            # Pending sign-ups of the address are moot now (as when an invitation is accepted).
-            await queries.drop_signups(db, str(new.owner_email))
-            owner = await _user(db, str(user_id))
-            await admin._audit(db, org_id, "admin.org_created", owner, org_name=new.org_name)
-            return owner
     except IntegrityError:
         raise Conflict(f"a user with the email {str(new.owner_email)!r} already exists") from None
 
@@ -194,21 +187,36 @@ async def _activate_signup(admin: Admin, db: AsyncSession, email: str) -> UserRo
             "account with create-org instead (the owner then changes the password)"
         )
     (signup,) = pending
-    org_id, user_id = uuid4(), uuid4()
-    await set_tenant(db, org_id)
-    await queries.insert_org_with_owner(
+    return await _insert_org_with_owner(
+        admin,
         db,
-        org_id=org_id,
+        "admin.signup_activated",
         org_name=signup.org_name,
-        user_id=user_id,
         email=signup.email,
         name=signup.name,
         password_hash=signup.password_hash,
     )
-    await queries.drop_signups(db, email)
-    owner = await _user(db, str(user_id))
-    await admin._audit(db, org_id, "admin.signup_activated", owner, org_name=signup.org_name)
-    return owner
+
+
+class _Owner(TypedDict):
+    org_name: str
+    email: str  # lowercase
+    name: str
+    password_hash: str
+
+
+async def _insert_org_with_owner(
+    admin: Admin, db: AsyncSession, action: str, **owner: Unpack[_Owner]
+) -> UserRow:
+    """Create an org and its verified owner, audited as `action`."""
+    org_id, user_id = uuid4(), uuid4()
+    await set_tenant(db, org_id)
+    await queries.insert_org_with_owner(db, org_id=org_id, user_id=user_id, **owner)
+    # The address's pending sign-ups are moot now (as when an invitation is accepted).
+    await queries.drop_signups(db, owner["email"])
+    created = await _user(db, str(user_id))
+    await admin._audit(db, org_id, action, created, org_name=owner["org_name"])
+    return created
 
 
 async def revoke_sessions(admin: Admin, ref: str) -> tuple[UserRow, int]:

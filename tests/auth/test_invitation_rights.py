@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.auth.helpers import PASSWORD, PREFIX, AuthApp, admin, invite, new_email, signup
 
@@ -13,7 +14,9 @@ async def _accept(client: httpx.AsyncClient, token: str) -> httpx.Response:
     )
 
 
-async def _admin_of(auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str) -> httpx.Response:
+@pytest.fixture
+async def insider(auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str) -> httpx.Response:
+    """An admin an owner invited: the token response of their acceptance."""
     _, owner = await signup(client, auth.settings)
     token, _ = await invite(admin_dsn, owner, new_email(), "admin")
     accepted = await _accept(client, token)
@@ -28,9 +31,8 @@ async def _alter(admin_dsn: str, user: httpx.Response, statement: str) -> None:
 
 
 async def test_invitations_of_a_demoted_admin_cannot_be_accepted(
-    auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
+    client: httpx.AsyncClient, admin_dsn: str, insider: httpx.Response
 ) -> None:
-    insider = await _admin_of(auth, client, admin_dsn)
     for_accomplice, _ = await invite(admin_dsn, insider, new_email(), "admin")
     as_member, _ = await invite(admin_dsn, insider, new_email(), "member")
     # Demoted by the owner (without the api's revocation).
@@ -42,18 +44,16 @@ async def test_invitations_of_a_demoted_admin_cannot_be_accepted(
 
 
 async def test_invitations_of_a_removed_admin_cannot_be_accepted(
-    auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
+    client: httpx.AsyncClient, admin_dsn: str, insider: httpx.Response
 ) -> None:
-    insider = await _admin_of(auth, client, admin_dsn)
     token, _ = await invite(admin_dsn, insider, new_email(), "admin")
     await _alter(admin_dsn, insider, "DELETE FROM users WHERE id = $1")
     assert (await _accept(client, token)).status_code == 400
 
 
 async def test_an_admin_cannot_have_invited_an_owner(
-    auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
+    client: httpx.AsyncClient, admin_dsn: str, insider: httpx.Response
 ) -> None:
-    insider = await _admin_of(auth, client, admin_dsn)
     token, _ = await invite(admin_dsn, insider, new_email(), "owner")
     assert (await _accept(client, token)).status_code == 400
     still_admin, _ = await invite(admin_dsn, insider, new_email(), "admin")

@@ -5,26 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from typing import Any
-
-import asyncpg
 
 from devstack.databases import url_with
 from services.migrate.__main__ import run_migrations
 from shared.settings import load_settings
-
-
-async def _run(url: str, *statements: tuple[str, tuple[Any, ...]]) -> list[list[asyncpg.Record]]:
-    conn = await asyncpg.connect(url)
-    try:
-        return [await conn.fetch(sql, *args) for sql, args in statements]
-    finally:
-        await conn.close()
+from tests.helpers import fetch_each
 
 
 def test_pending_signups_become_attempts(pg_admin_url: str) -> None:
     name = f"bbt_mig_{secrets.token_hex(4)}"
-    asyncio.run(_run(pg_admin_url, (f'CREATE DATABASE "{name}"', ())))
+    asyncio.run(fetch_each(pg_admin_url, (f'CREATE DATABASE "{name}"', ())))
     url = url_with(pg_admin_url, database=name)
     settings = load_settings(
         env="test",
@@ -39,7 +29,7 @@ def test_pending_signups_become_attempts(pg_admin_url: str) -> None:
         run_migrations(settings, target="0003")
         raw = secrets.token_bytes(32)
         asyncio.run(
-            _run(
+            fetch_each(
                 url,
                 (
                     "INSERT INTO organizations (id, name) VALUES"
@@ -67,7 +57,7 @@ def test_pending_signups_become_attempts(pg_admin_url: str) -> None:
         )
         run_migrations(settings)
         attempts, orgs = asyncio.run(
-            _run(
+            fetch_each(
                 url,
                 ("SELECT email, token_hash, password_hash, name, org_name FROM signup_attempts", ()),
                 ("SELECT name FROM organizations ORDER BY name", ()),
@@ -78,7 +68,7 @@ def test_pending_signups_become_attempts(pg_admin_url: str) -> None:
         ]
         assert [r["name"] for r in orgs] == ["Live Org"]
         forced = asyncio.run(
-            _run(
+            fetch_each(
                 url,
                 (
                     "SELECT bool_and(relforcerowsecurity) AS forced FROM pg_class"
@@ -90,7 +80,7 @@ def test_pending_signups_become_attempts(pg_admin_url: str) -> None:
         assert forced[0][0]["forced"] is True
     finally:
         asyncio.run(
-            _run(
+            fetch_each(
                 pg_admin_url,
                 (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', ()),
                 *((f'DROP ROLE IF EXISTS "{name}_{r}"', ()) for r in ("auth", "api", "owner")),

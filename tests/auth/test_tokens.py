@@ -21,6 +21,7 @@ from shared.access_tokens import jwk_thumbprint, verify_access_token
 from shared.errors import Unauthorized
 from shared.settings import SettingsError
 from tests.auth.helpers import KEYRING, PREFIX, AuthApp, bearer, signup
+from tests.helpers import access_claims
 
 
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
@@ -56,23 +57,6 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def _claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims = {
-        "iss": "blockbot-auth",
-        "aud": "blockbot-api",
-        "sub": str(uuid.uuid4()),
-        "org": str(uuid.uuid4()),
-        "role": "member",
-        "sid": str(uuid.uuid4()),
-        "jti": "j1",
-        "iat": now,
-        "exp": now + 900,
-    }
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
 def _sign(
     claims: dict[str, Any], key: Ed25519PrivateKey | None = None, kid: str | None = None, typ: str = "at+jwt"
 ) -> str:
@@ -86,26 +70,26 @@ def _sign(
 
 
 def _bad_tokens() -> dict[str, str]:
-    good = _sign(_claims())
+    good = _sign(access_claims())
     header, payload, signature = good.split(".")
     other = Ed25519PrivateKey.generate()
-    tampered_payload = _b64({**_claims(), "role": "owner"})
+    tampered_payload = _b64({**access_claims(), "role": "owner"})
     return {
         "tampered": f"{header}.{tampered_payload}.{signature}",
         "bad signature": f"{header}.{payload}.{signature[:-4]}AAAA",
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': KEYRING.signing.kid})}.{payload}.",
         "alg HS256 with the public key": jwt.encode(
-            _claims(), "x" * 32, algorithm="HS256", headers={"kid": KEYRING.signing.kid}
+            access_claims(), "x" * 32, algorithm="HS256", headers={"kid": KEYRING.signing.kid}
         ),
-        "wrong audience": _sign(_claims(aud="someone-else")),
-        "wrong issuer": _sign(_claims(iss="https://evil.example")),
-        "expired": _sign(_claims(iat=int(time.time()) - 2000, exp=int(time.time()) - 100)),
-        "unknown kid": _sign(_claims(), key=other, kid=jwk_thumbprint(other.public_key())),
-        "known kid, other key": _sign(_claims(), key=other),
-        "missing sid": _sign(_claims(sid=None)),
-        "missing jti": _sign(_claims(jti=None)),
-        "bad role": _sign(_claims(role="root")),
-        "another token type": _sign(_claims(), typ="id+jwt"),
+        "wrong audience": _sign(access_claims(aud="someone-else")),
+        "wrong issuer": _sign(access_claims(iss="https://evil.example")),
+        "expired": _sign(access_claims(iat=int(time.time()) - 2000, exp=int(time.time()) - 100)),
+        "unknown kid": _sign(access_claims(), key=other, kid=jwk_thumbprint(other.public_key())),
+        "known kid, other key": _sign(access_claims(), key=other),
+        "missing sid": _sign(access_claims(sid=None)),
+        "missing jti": _sign(access_claims(jti=None)),
+        "bad role": _sign(access_claims(role="root")),
+        "another token type": _sign(access_claims(), typ="id+jwt"),
         "garbage": "not.a.token",
     }
 
@@ -122,12 +106,12 @@ async def test_bad_tokens_rejected(case: str, auth: AuthApp, client: httpx.Async
 
 def test_good_token_verifies_and_leeway_applies(make_settings: Any) -> None:
     settings = make_settings("api")
-    token = _sign(_claims(exp=int(time.time()) - 5))  # within the 30 s leeway
+    token = _sign(access_claims(exp=int(time.time()) - 5))  # within the 30 s leeway
     claims = verify_access_token(token, KEYRING.public_keys, settings)
     assert claims.role == "member"
     # Tokens minted before `typ` was set (PyJWT's default "JWT") still verify.
     legacy = jwt.encode(
-        _claims(), KEYRING.signing.private_key, algorithm="EdDSA", headers={"kid": KEYRING.signing.kid}
+        access_claims(), KEYRING.signing.private_key, algorithm="EdDSA", headers={"kid": KEYRING.signing.kid}
     )
     assert jwt.get_unverified_header(legacy)["typ"] == "JWT"
     assert verify_access_token(legacy, KEYRING.public_keys, settings).role == "member"

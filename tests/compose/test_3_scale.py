@@ -167,6 +167,8 @@ def burst(stack: ComposeStack, token: str) -> tuple[list[list[Answer]], list[tup
     return answers, [(result["began"], result["ended"]) for result in results]
 
 
+# The two bursts run last in the module: a replica that judges Redis down (see the report of a
+# failure) skips it for a while, failing open, which would spill into the tests after them.
 def assert_exact(
     stack: ComposeStack, user_id: str, answers: list[Answer], before: list[str], label: str
 ) -> list[float]:
@@ -217,33 +219,6 @@ def assert_exact(
     return per_replica
 
 
-def test_rate_limit_exact_across_replicas(scaled: ComposeStack, client: httpx.Client) -> None:
-    """500 concurrent GET /me of one user against its limit of 100 a minute, 250 in each api
-    replica at once (one Redis window): exactly 100 pass, the rest are 429. A 503 is accepted
-    only as a shed request (the replica was overloaded before its decision), counted by the
-    replicas' `ratelimit_decisions_total{outcome="shed"}`; a pass beyond 100, or a fail-open, is a
-    failure."""
-    account = register(client, scaled, "limit")
-    before = replica_metrics(scaled, "api")
-    bucket = start_of_bucket(scaled)
-    per_replica_answers, spans = burst(scaled, account.access)
-    ended_bucket = redis_time_ms(scaled) // WINDOW_MS
-    overlap = min(end for _, end in spans) - max(began for began, _ in spans)
-    took = max(end for _, end in spans) - min(began for began, _ in spans)
-    FACTS["part 3: the halves' overlap (250 started in each api replica)"] = (
-        f"{overlap:.1f} s of {took:.1f} s"
-    )
-    assert overlap > 0, f"the replicas' halves did not run at the same time: {spans}"
-    assert ended_bucket == bucket, f"the burst took {took:.1f} s, past its rate-limit bucket"
-    passed = [sum(1 for answer in half if answer.status == 200) for half in per_replica_answers]
-    FACTS["part 3: passed per api replica (of 100)"] = str(passed)
-    answers = [answer for half in per_replica_answers for answer in half]
-    per_replica = assert_exact(
-        scaled, account.user_id, answers, before, "500 concurrent GET /me, 250 per replica"
-    )
-    assert per_replica == [BURST / 2, BURST / 2], per_replica
-
-
 def test_logout_on_one_replica_revokes_on_the_other(scaled: ComposeStack, client: httpx.Client) -> None:
     account = register(client, scaled, "logout")
     out = client.post("/api/v1/auth/logout", headers={"Cookie": f"{REFRESH_COOKIE}={account.refresh}"})
@@ -287,6 +262,33 @@ def test_refresh_rotation_and_reuse_detection_across_replicas(
     assert sum(share) == 40 and all(part > 0 for part in share), share
 
 
+def test_rate_limit_exact_across_replicas(scaled: ComposeStack, client: httpx.Client) -> None:
+    """500 concurrent GET /me of one user against its limit of 100 a minute, 250 in each api
+    replica at once (one Redis window): exactly 100 pass, the rest are 429. A 503 is accepted
+    only as a shed request (the replica was overloaded before its decision), counted by the
+    replicas' `ratelimit_decisions_total{outcome="shed"}`; a pass beyond 100, or a fail-open, is a
+    failure."""
+    account = register(client, scaled, "limit")
+    before = replica_metrics(scaled, "api")
+    bucket = start_of_bucket(scaled)
+    per_replica_answers, spans = burst(scaled, account.access)
+    ended_bucket = redis_time_ms(scaled) // WINDOW_MS
+    overlap = min(end for _, end in spans) - max(began for began, _ in spans)
+    took = max(end for _, end in spans) - min(began for began, _ in spans)
+    FACTS["part 3: the halves' overlap (250 started in each api replica)"] = (
+        f"{overlap:.1f} s of {took:.1f} s"
+    )
+    assert overlap > 0, f"the replicas' halves did not run at the same time: {spans}"
+    assert ended_bucket == bucket, f"the burst took {took:.1f} s, past its rate-limit bucket"
+    passed = [sum(1 for answer in half if answer.status == 200) for half in per_replica_answers]
+    FACTS["part 3: passed per api replica (of 100)"] = str(passed)
+    answers = [answer for half in per_replica_answers for answer in half]
+    per_replica = assert_exact(
+        scaled, account.user_id, answers, before, "500 concurrent GET /me, 250 per replica"
+    )
+    assert per_replica == [BURST / 2, BURST / 2], per_replica
+
+
 async def gateway_burst(url: str, token: str) -> list[Answer]:
     """BURST concurrent GET /me through Traefik, one connection each."""
     limits = httpx.Limits(max_connections=BURST, max_keepalive_connections=0)
@@ -302,7 +304,7 @@ async def gateway_burst(url: str, token: str) -> list[Answer]:
 def test_rate_limit_exact_through_the_gateway(scaled: ComposeStack, client: httpx.Client) -> None:
     """The same burst as a client sends it: 500 concurrent GET /me through Traefik. How Traefik
     splits it over the replicas is its business (see above); exactly 100 must pass whatever the
-    split. Last in the module: an api replica that judges Redis down skips it for a while."""
+    split."""
     account = register(client, scaled, "gateway-limit")
     before = replica_metrics(scaled, "api")
     bucket = start_of_bucket(scaled)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from devstack.run import ROOT, Ports, wait_ready
+from devstack.supervisor import stop_group
 from tests.e2e.processes import command_line, pids_mentioning
 
 README = ROOT / "README.md"
@@ -70,12 +71,7 @@ def _make_run(root: Path) -> Iterator[tuple[dict[str, str], Path]]:
         yield env, log_path
     finally:
         # Ctrl-C in the terminal: SIGINT to the whole foreground process group.
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, signal.SIGINT, timeout=60)
         # Ports are not checked: on a shared machine any process may reuse a freed port.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and pids_mentioning(root):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
 import time
-import uuid
 from typing import Any
 
 import jwt
@@ -15,6 +13,7 @@ from shared import access_tokens
 from shared.access_tokens import ClaimsCache, jwk_thumbprint, token_kid
 from shared.errors import Unauthorized
 from shared.settings import Settings, load_settings
+from tests.helpers import access_claims
 
 KEY = Ed25519PrivateKey.generate()
 KID = jwk_thumbprint(KEY.public_key())
@@ -35,19 +34,7 @@ def settings() -> Settings:
 
 
 def mint(ttl: int = 900, key: Ed25519PrivateKey = KEY, **overrides: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "blockbot-auth",
-        "aud": "blockbot-api",
-        "sub": str(uuid.uuid4()),
-        "org": str(uuid.uuid4()),
-        "role": "member",
-        "sid": str(uuid.uuid4()),
-        "jti": secrets.token_hex(8),
-        "iat": now,
-        "exp": now + ttl,
-        **overrides,
-    }
+    claims = access_claims(ttl, **overrides)
     return jwt.encode(
         claims, key, algorithm="EdDSA", headers={"kid": jwk_thumbprint(key.public_key()), "typ": "at+jwt"}
     )

@@ -9,7 +9,6 @@ tests share one registry, these are the real per-process outputs.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ import yaml  # type: ignore[import-untyped]
 
 from devstack.ports import free_port
 from devstack.run import LocalStack, Ports
+from devstack.supervisor import stop_group
 from tests.observability.helpers import (
     PROMETHEUS_DIR,
     REQUIRED_METRICS,
@@ -121,12 +121,7 @@ def prometheus(stack: LocalStack, prometheus_binary: str) -> Iterator[str]:
             yield url
         finally:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+                stop_group(process, signal.SIGTERM, timeout=20)
             log.close()
 
 

@@ -27,22 +27,15 @@ from services.migrate.__main__ import run_migrations
 from shared.db import async_url
 from shared.settings import Settings, load_settings
 from tests.auth.helpers import GENEROUS, KEYRING, PASSWORD, AuthApp, bearer, login
+from tests.helpers import fetch_each
 from tests.ops.helpers import ROOT
 
 FIRST_RELEASE = "0001"
 ORG_A, ORG_B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
 
 
-async def _sql(url: str, *statements: tuple[str, tuple[Any, ...]]) -> list[list[asyncpg.Record]]:
-    conn = await asyncpg.connect(url)
-    try:
-        return [await conn.fetch(sql, *args) for sql, args in statements]
-    finally:
-        await conn.close()
-
-
 def sql(url: str, *statements: tuple[str, tuple[Any, ...]]) -> list[list[asyncpg.Record]]:
-    return asyncio.run(_sql(url, *statements))
+    return asyncio.run(fetch_each(url, *statements))
 
 
 class Scratch:
@@ -135,17 +128,17 @@ async def test_upgrade_from_the_first_release_keeps_data_logins_and_rls(
 ):
     await asyncio.to_thread(run_migrations, scratch.settings(), FIRST_RELEASE)
     await asyncio.to_thread(fill_first_release, scratch.url)
-    before = await _sql(scratch.url, *SNAPSHOT)
+    before = await fetch_each(scratch.url, *SNAPSHOT)
 
     # The upgrade as a deployment runs it: the migrate job, a real process.
     result = await asyncio.to_thread(
         run_migrate, migrate_env(scratch.server_url, scratch.name, scratch.name, scratch.passwords)
     )
     assert result.returncode == 0, result.stderr
-    after = await _sql(scratch.url, *SNAPSHOT)
+    after = await fetch_each(scratch.url, *SNAPSHOT)
     assert after == before
 
-    (version,), tables, (disabled,) = await _sql(
+    (version,), tables, (disabled,) = await fetch_each(
         scratch.url,
         ("SELECT version_num FROM alembic_version", ()),
         (

@@ -43,8 +43,7 @@ def worker_settings(
             "email_send_timeout_seconds": 5.0,
             "worker_concurrency": 4,
         }
-        values.update(overrides)
-        return load_settings(**values)
+        return load_settings(**{**values, **overrides})
 
     return build
 

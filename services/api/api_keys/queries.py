@@ -14,7 +14,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.api.pagination import time_id_bound
+from services.api.tables.queries import Table
 from shared.db import read_once
 from shared.queries import Statement
 
@@ -36,6 +36,10 @@ class ApiKeyRow:
     last_used_at: datetime | None
     revoked_at: datetime | None
     expired: bool
+
+
+# The org's keys, newest first.
+KEYS = Table("api_keys", KEY_COLUMNS, ApiKeyRow, newest_first=True)
 
 
 @dataclass(frozen=True)
@@ -103,29 +107,6 @@ async def count_live(session: AsyncSession) -> int:
         )
     )
     return int(found.scalar_one())
-
-
-async def list_keys(
-    session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
-) -> list[ApiKeyRow]:
-    """Keys newest first, from just before the (created_at, id) key `before`."""
-    where, params = time_id_bound(before, "<")
-    params["limit"] = limit
-    rows = await session.execute(
-        text(f"SELECT {KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at DESC, id DESC LIMIT :limit"),
-        params,
-    )
-    return [ApiKeyRow(**row._mapping) for row in rows]
-
-
-async def get_for_update(session: AsyncSession, key_id: UUID) -> ApiKeyRow | None:
-    row = (
-        await session.execute(
-            text(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = :id FOR UPDATE"),
-            {"id": key_id},
-        )
-    ).one_or_none()
-    return None if row is None else ApiKeyRow(**row._mapping)
 
 
 async def mark_revoked(session: AsyncSession, key_id: UUID, revoked_by: UUID) -> None:

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api import audit
 from services.api.api_keys import queries
 from services.api.api_keys.queries import ApiKeyRow
-from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
 from shared.api_keys import KEY_PREFIX, SCOPES, generate_key, hashing_key, key_env
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -108,15 +107,13 @@ async def list_keys(
 ) -> tuple[Sequence[ApiKeyRow], str | None]:
     """One page of the org's keys, newest first, and the next cursor."""
     me.require_manager()
-    before = None if cursor is None else decode_time_id_cursor(cursor)
-    rows = await queries.list_keys(session, limit=limit + 1, before=before)
-    return time_id_page(rows, limit)
+    return await queries.KEYS.page(session, limit=limit, cursor=cursor)
 
 
 async def revoke(session: AsyncSession, me: Principal, key_id: UUID) -> None:
     """Revoke a key at once, audited; revoking a revoked key changes nothing."""
     me.require_manager()
-    row = await queries.get_for_update(session, key_id)
+    row = await queries.KEYS.get(session, key_id, lock=True)
     if row is None:
         raise ApiKeyNotFound()
     if row.revoked_at is not None:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.pagination import time_id_bound
+from services.api.tables.queries import Table
 from shared.roles import Role
 
 INVITATION_COLUMNS = (
@@ -38,6 +38,10 @@ class InvitationRow:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
+
+
+# The org's invitations, newest first.
+INVITATIONS = Table("invitations", INVITATION_COLUMNS, InvitationRow, newest_first=True)
 
 
 async def member_exists(session: AsyncSession, email: str) -> bool:
@@ -94,22 +98,6 @@ async def insert_token(
     )
 
 
-async def list_invitations(
-    session: AsyncSession, *, limit: int, before: tuple[datetime, UUID] | None
-) -> list[InvitationRow]:
-    """Invitations newest first, from just before the (created_at, id) key `before`."""
-    where, params = time_id_bound(before, "<")
-    params["limit"] = limit
-    rows = await session.execute(
-        text(
-            f"SELECT {INVITATION_COLUMNS} FROM invitations {where}"
-            " ORDER BY created_at DESC, id DESC LIMIT :limit"
-        ),
-        params,
-    )
-    return [InvitationRow(**row._mapping) for row in rows]
-
-
 async def spend_tokens(session: AsyncSession, invitation_id: UUID) -> None:
     """Consume the invitation's unspent one-time tokens (its link stops working)."""
     await session.execute(
@@ -118,16 +106,6 @@ async def spend_tokens(session: AsyncSession, invitation_id: UUID) -> None:
         ),
         {"id": invitation_id},
     )
-
-
-async def get_for_update(session: AsyncSession, invitation_id: UUID) -> InvitationRow | None:
-    row = (
-        await session.execute(
-            text(f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = :id FOR UPDATE"),
-            {"id": invitation_id},
-        )
-    ).one_or_none()
-    return None if row is None else InvitationRow(**row._mapping)
 
 
 async def mark_revoked(session: AsyncSession, invitation_id: UUID) -> None:

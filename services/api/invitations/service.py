@@ -26,7 +26,6 @@ from services.api.invitations import queries
 from services.api.invitations.queries import InvitationRow
 from services.api.invitations.schemas import InvitationStatus
 from services.api.members.service import lock_org
-from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
 from shared.email_queue import InvitationProps, enqueue_email
 from shared.errors import Conflict, Forbidden, NotFound
@@ -147,9 +146,7 @@ async def list_invitations(
 ) -> tuple[Sequence[InvitationRow], str | None]:
     """One page of the org's invitations, newest first (owner/admin), and the next cursor."""
     me.require_manager()
-    before = None if cursor is None else decode_time_id_cursor(cursor)
-    rows = await queries.list_invitations(session, limit=limit + 1, before=before)
-    return time_id_page(rows, limit)
+    return await queries.INVITATIONS.page(session, limit=limit, cursor=cursor)
 
 
 async def revoke(session: AsyncSession, me: Principal, invitation_id: UUID) -> None:
@@ -159,7 +156,7 @@ async def revoke(session: AsyncSession, me: Principal, invitation_id: UUID) -> N
     # spent first; any refusal below rolls the whole transaction back.
     me = await lock_org(session, me)
     await queries.spend_tokens(session, invitation_id)
-    row = await queries.get_for_update(session, invitation_id)
+    row = await queries.INVITATIONS.get(session, invitation_id, lock=True)
     if row is None:
         raise InvitationNotFound()
     me.require_manager()

@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.pagination import time_id_bound
+from services.api.tables.queries import Table
 from shared.roles import Role
 
 USER_COLUMNS = "id, org_id, email, name, role, email_verified_at, created_at"
@@ -32,27 +32,8 @@ class UserRow:
         object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
 
 
-async def list_users(
-    session: AsyncSession, *, limit: int, after: tuple[datetime, UUID] | None
-) -> list[UserRow]:
-    """Members oldest first, from just after the (created_at, id) key `after`."""
-    where, params = time_id_bound(after, ">")
-    params["limit"] = limit
-    rows = await session.execute(
-        text(f"SELECT {USER_COLUMNS} FROM users {where} ORDER BY created_at, id LIMIT :limit"), params
-    )
-    return [UserRow(**row._mapping) for row in rows]
-
-
-async def get_user(session: AsyncSession, user_id: UUID, *, lock: bool = False) -> UserRow | None:
-    """One member (FOR UPDATE when `lock`), None when absent or another org's."""
-    suffix = " FOR UPDATE" if lock else ""
-    row = (
-        await session.execute(
-            text(f"SELECT {USER_COLUMNS} FROM users WHERE id = :id{suffix}"), {"id": user_id}
-        )
-    ).one_or_none()
-    return None if row is None else UserRow(**row._mapping)
+# The org's members, oldest first.
+MEMBERS = Table("users", USER_COLUMNS, UserRow, newest_first=False)
 
 
 async def update_user(session: AsyncSession, user_id: UUID, *, name: str, role: Role) -> UserRow:

@@ -21,7 +21,6 @@ from services.api import audit
 from services.api.invitations import queries as invitation_queries
 from services.api.members import queries
 from services.api.members.queries import UserRow
-from services.api.pagination import decode_time_id_cursor, time_id_page
 from services.api.principal import Principal
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
 from shared.roles import Role, may_invite
@@ -63,13 +62,12 @@ async def list_members(
     session: AsyncSession, *, limit: int, cursor: str | None
 ) -> tuple[Sequence[UserRow], str | None]:
     """One page of members, oldest first, and the next page's cursor."""
-    after = None if cursor is None else decode_time_id_cursor(cursor)
-    return time_id_page(await queries.list_users(session, limit=limit + 1, after=after), limit)
+    return await queries.MEMBERS.page(session, limit=limit, cursor=cursor)
 
 
 async def get_member(session: AsyncSession, user_id: UUID, *, lock: bool = False) -> UserRow:
     """One member; another org's user is invisible (RLS): the same `MemberNotFound`."""
-    row = await queries.get_user(session, user_id, lock=lock)
+    row = await queries.MEMBERS.get(session, user_id, lock=lock)
     if row is None:
         raise MemberNotFound()
     return row

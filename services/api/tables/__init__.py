@@ -1,0 +1,1 @@
+"""The org-scoped tables the members, invitations and API keys domains read as typed rows."""
