@@ -40,11 +40,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,29 +214,6 @@ class Target:
         return float(statistics.median(r[key] for r in self.results))
 
 
-def _uvicorn(
-    app: str, port: int, env: dict[str, str], log: Path, workers: int = 1
-) -> subprocess.Popen[bytes]:
-    # No --workers flag: uvicorn reads WEB_CONCURRENCY, the same variable the api's settings use.
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-server-header",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env, "WEB_CONCURRENCY": str(workers)},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 def _traefik(http_port: int, ops_port: int, upstream: str, log: Path) -> subprocess.Popen[bytes]:
     """Traefik with the repository's routes and the local stack's entry-point options."""
     binary = Path(sys.executable).parent / "traefik"
@@ -344,21 +319,6 @@ def _conventional(admin_url: str) -> tuple[dict[str, str], str]:
     return env, token
 
 
-@contextmanager
-def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        yield processes
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 def _load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -438,18 +398,11 @@ def main() -> None:
         return
 
     from bench import pyspy
-    from bench.servers import bench_servers
+    from bench.servers import bench_run, start_uvicorn
     from devstack.ports import free_port, wait_for_port
 
-    with (
-        tempfile.TemporaryDirectory(prefix="bbbench-") as tmp,
-        bench_servers(Path(tmp)) as (
-            database,
-            redis_url,
-        ),
-        _processes() as processes,
-    ):
-        root = Path(tmp)
+    with bench_run() as run:
+        root, database, redis_url, processes = run.root, run.database, run.redis_url, run.processes
         info = asyncio.run(_seed(database))
         token, public_key = _mint(info)
         hash_secret = secrets.token_urlsafe(32)
@@ -480,16 +433,18 @@ def main() -> None:
             for name in ("raw", "fastapi", "conventional", "me", "me2", "traefik", "traefik_ops")
         }
         servers = {
-            "raw": _uvicorn("bench.hello_apps:raw", ports["raw"], {}, root / "raw.log"),
-            "fastapi": _uvicorn("bench.hello_apps:fastapi", ports["fastapi"], {}, root / "fastapi.log"),
-            "conventional": _uvicorn(
+            "raw": start_uvicorn("bench.hello_apps:raw", ports["raw"], {}, root / "raw.log"),
+            "fastapi": start_uvicorn("bench.hello_apps:fastapi", ports["fastapi"], {}, root / "fastapi.log"),
+            "conventional": start_uvicorn(
                 "bench.conventional_app:app",
                 ports["conventional"],
                 conventional_env,
                 root / "conventional.log",
             ),
-            "me": _uvicorn("services.api.main:app", ports["me"], api_env, root / "api.log"),
-            "me2": _uvicorn("services.api.main:app", ports["me2"], api_env, root / "api2.log", workers=2),
+            "me": start_uvicorn("services.api.main:app", ports["me"], api_env, root / "api.log"),
+            "me2": start_uvicorn(
+                "services.api.main:app", ports["me2"], api_env, root / "api2.log", workers=2
+            ),
             "traefik": _traefik(
                 ports["traefik"],
                 ports["traefik_ops"],

@@ -25,7 +25,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,23 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.accounts import create_verified_account  # noqa: E402
 from bench.api_me import cpu_seconds, parse_wrk, run_load  # noqa: E402
-from bench.servers import bench_servers  # noqa: E402
+from bench.servers import bench_run, start_uvicorn  # noqa: E402
 from devstack.ports import free_port, wait_for_port  # noqa: E402
 from services.auth.keys import generate_seed  # noqa: E402
 
 PASSWORD = "benchmark password 123"
 REFRESH_COOKIE = "bb_refresh"
 HIGH = str(10**9)
-
-
-def _uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, **env, "WEB_CONCURRENCY": "1"},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 async def _log_statements(admin_url: str, roles: list[str]) -> None:
@@ -137,155 +126,136 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     args = parser.parse_args()
 
-    processes: list[subprocess.Popen[bytes]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bbbench-") as tmp_dir,
-        bench_servers(Path(tmp_dir)) as (
-            database,
-            redis_url,
-        ),
-    ):
-        tmp = Path(tmp_dir)
+    with bench_run() as setup:
+        tmp, database, redis_url, processes = setup.root, setup.database, setup.redis_url, setup.processes
         pg_log = tmp / "pg" / "postgres.log"
         if pg_log.exists():
             asyncio.run(_log_statements(database.admin_url, [database.roles.api, database.roles.auth]))
-        try:
-            ports = {name: free_port() for name in ("auth", "limited", "api", "hello")}
-            origin = f"http://127.0.0.1:{ports['auth']}"
-            prefix = f"bench{secrets.token_hex(3)}:"
-            common = {
-                "ENV": "development",
-                "LOG_LEVEL": "WARNING",
-                "REDIS_URL": redis_url,
-                "REDIS_KEY_PREFIX": prefix,
-                "COOKIE_SECURE": "false",
-                "APP_BASE_URL": origin,
-                "OTEL_TRACES_EXPORTER": "none",
-            }
-            auth_env = {
-                **common,
-                "SERVICE_NAME": "auth",
-                "DATABASE_URL": database.auth_url,
-                "JWT_PRIVATE_KEYS": generate_seed(),
-                "RATELIMIT_AUTH_IP_PER_MINUTE": HIGH,
-                "RATELIMIT_AUTH_EMAIL_PER_HOUR": HIGH,
-                "RATELIMIT_AUTH_MAILS_PER_ADDRESS_PER_HOUR": HIGH,
-                "RATELIMIT_AUTH_REFRESH_IP_PER_MINUTE": HIGH,
-            }
-            limited_env = {**auth_env, "RATELIMIT_AUTH_IP_PER_MINUTE": "1", "REDIS_KEY_PREFIX": prefix + "l:"}
-            api_env = {
-                **common,
-                "SERVICE_NAME": "api",
-                "DATABASE_URL": database.api_url,
-                "JWKS_URL": f"{origin}/api/v1/auth/.well-known/jwks.json",
-                "RATELIMIT_ORG_PER_HOUR": HIGH,
-                "RATELIMIT_USER_PER_HOUR": HIGH,
-                "RATELIMIT_USER_ENDPOINT_PER_MINUTE": HIGH,
-            }
-            servers = {
-                "auth": _uvicorn("services.auth.main:app", ports["auth"], auth_env, tmp / "auth.log"),
-                "limited": _uvicorn(
-                    "services.auth.main:app", ports["limited"], limited_env, tmp / "limited.log"
-                ),
-                "api": _uvicorn("services.api.main:app", ports["api"], api_env, tmp / "api.log"),
-                "hello": _uvicorn("bench.hello_apps:fastapi", ports["hello"], {}, tmp / "hello.log"),
-            }
-            processes.extend(servers.values())
-            for name in servers:
-                wait_for_port(ports[name], timeout=60)
+        ports = {name: free_port() for name in ("auth", "limited", "api", "hello")}
+        origin = f"http://127.0.0.1:{ports['auth']}"
+        prefix = f"bench{secrets.token_hex(3)}:"
+        common = {
+            "ENV": "development",
+            "LOG_LEVEL": "WARNING",
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "COOKIE_SECURE": "false",
+            "APP_BASE_URL": origin,
+            "OTEL_TRACES_EXPORTER": "none",
+        }
+        auth_env = {
+            **common,
+            "SERVICE_NAME": "auth",
+            "DATABASE_URL": database.auth_url,
+            "JWT_PRIVATE_KEYS": generate_seed(),
+            "RATELIMIT_AUTH_IP_PER_MINUTE": HIGH,
+            "RATELIMIT_AUTH_EMAIL_PER_HOUR": HIGH,
+            "RATELIMIT_AUTH_MAILS_PER_ADDRESS_PER_HOUR": HIGH,
+            "RATELIMIT_AUTH_REFRESH_IP_PER_MINUTE": HIGH,
+        }
+        limited_env = {**auth_env, "RATELIMIT_AUTH_IP_PER_MINUTE": "1", "REDIS_KEY_PREFIX": prefix + "l:"}
+        api_env = {
+            **common,
+            "SERVICE_NAME": "api",
+            "DATABASE_URL": database.api_url,
+            "JWKS_URL": f"{origin}/api/v1/auth/.well-known/jwks.json",
+            "RATELIMIT_ORG_PER_HOUR": HIGH,
+            "RATELIMIT_USER_PER_HOUR": HIGH,
+            "RATELIMIT_USER_ENDPOINT_PER_MINUTE": HIGH,
+        }
+        servers = {
+            "auth": start_uvicorn("services.auth.main:app", ports["auth"], auth_env, tmp / "auth.log"),
+            "limited": start_uvicorn(
+                "services.auth.main:app", ports["limited"], limited_env, tmp / "limited.log"
+            ),
+            "api": start_uvicorn("services.api.main:app", ports["api"], api_env, tmp / "api.log"),
+            "hello": start_uvicorn("bench.hello_apps:fastapi", ports["hello"], {}, tmp / "hello.log"),
+        }
+        processes.extend(servers.values())
+        for name in servers:
+            wait_for_port(ports[name], timeout=60)
 
-            auth = httpx.Client(base_url=origin, timeout=60)
-            api = httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=60)
-            email = f"bench-{secrets.token_hex(4)}@example.com"
-            create_verified_account(auth, redis_url, prefix, email, PASSWORD)
-            logins = [auth.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})]
-            login = logins[0]
-            assert login.status_code == 200, login.text
-            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            chain = {"token": login.cookies[REFRESH_COOKIE]}
+        auth = httpx.Client(base_url=origin, timeout=60)
+        api = httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=60)
+        email = f"bench-{secrets.token_hex(4)}@example.com"
+        create_verified_account(auth, redis_url, prefix, email, PASSWORD)
+        logins = [auth.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})]
+        login = logins[0]
+        assert login.status_code == 200, login.text
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        chain = {"token": login.cookies[REFRESH_COOKIE]}
 
-            def refresh() -> None:
-                response = auth.post(
-                    "/api/v1/auth/refresh",
-                    headers={"Origin": origin, "Cookie": f"{REFRESH_COOKIE}={chain['token']}"},
-                )
+        def refresh() -> None:
+            response = auth.post(
+                "/api/v1/auth/refresh",
+                headers={"Origin": origin, "Cookie": f"{REFRESH_COOKIE}={chain['token']}"},
+            )
+            assert response.status_code == 200, response.text
+            chain["token"] = response.cookies[REFRESH_COOKIE]
+
+        def get(path: str) -> Any:
+            def run() -> None:
+                response = api.get(path, headers=bearer)
                 assert response.status_code == 200, response.text
-                chain["token"] = response.cookies[REFRESH_COOKIE]
 
-            def get(path: str) -> Any:
-                def run() -> None:
-                    response = api.get(path, headers=bearer)
-                    assert response.status_code == 200, response.text
+            return run
 
-                return run
+        print(f"{os.cpu_count()} CPUs; load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        if pg_log.exists():
+            print("statements PostgreSQL received for one warm request (log_statement = all):")
+            for label, run in (
+                ("GET /api/v1/me", get("/api/v1/me")),
+                ("GET /api/v1/org", get("/api/v1/org")),
+                ("GET /api/v1/users", get("/api/v1/users")),
+                ("POST /api/v1/auth/refresh", refresh),
+            ):
+                found = statements_of(pg_log, run)
+                print(f"  {label}: {len(found)} statement(s)")
+                for statement in found:
+                    print(f"    {statement[:400]}")
+        else:
+            print("(statements: only with the embedded PostgreSQL, whose log this script reads)")
 
+        # Sessions for the refresh measurement: one login each (single-use refresh tokens).
+        cookies = []
+        for _ in range(args.sessions):
+            response = auth.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+            assert response.status_code == 200, response.text
+            cookies.append(response.cookies[REFRESH_COOKIE])
+        auth_pid = [servers["auth"].pid]
+        before = cpu_seconds(auth_pid)
+        refreshed = asyncio.run(_refresh_rate(origin, origin, cookies, args.seconds))
+        refreshed["cpu_ms_per_request"] = (
+            (cpu_seconds(auth_pid) - before) * 1000 / max(1, refreshed["requests"])
+        )
+        print(
+            f"POST /auth/refresh, {args.sessions} sessions: {refreshed['rps']:.0f} req/s, "
+            f"auth cpu/req {refreshed['cpu_ms_per_request']:.3f} ms, failed {refreshed['errors']}"
+        )
+
+        limited_url = f"http://127.0.0.1:{ports['limited']}/api/v1/auth/login"
+        hello_url = f"http://127.0.0.1:{ports['hello']}/"
+        run_load(hello_url, None, 1, args.connections)  # warm-up
+        pid = [servers["limited"].pid]
+        before = cpu_seconds(pid)
+        refused = _refused_logins(limited_url, args.seconds, args.connections, tmp)
+        refused["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / max(1, refused["requests"])
+        before = cpu_seconds([servers["hello"].pid])
+        hello = run_load(hello_url, None, args.seconds, args.connections)
+        hello["cpu_ms_per_request"] = (
+            (cpu_seconds([servers["hello"].pid]) - before) * 1000 / hello["requests"]
+        )
+        for label, r in (("refused login (429)", refused), ("fastapi hello", hello)):
             print(
-                f"{os.cpu_count()} CPUs; load average before: "
-                + " ".join(f"{x:.2f}" for x in os.getloadavg())
+                f"  {label:20s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms"
+                f"  p99 {r['p99_ms']:7.2f} ms  cpu/req {r['cpu_ms_per_request']:6.3f} ms"
+                f"  non-2xx {r['non2xx']}"
             )
-            if pg_log.exists():
-                print("statements PostgreSQL received for one warm request (log_statement = all):")
-                for label, run in (
-                    ("GET /api/v1/me", get("/api/v1/me")),
-                    ("GET /api/v1/org", get("/api/v1/org")),
-                    ("GET /api/v1/users", get("/api/v1/users")),
-                    ("POST /api/v1/auth/refresh", refresh),
-                ):
-                    found = statements_of(pg_log, run)
-                    print(f"  {label}: {len(found)} statement(s)")
-                    for statement in found:
-                        print(f"    {statement[:400]}")
-            else:
-                print("(statements: only with the embedded PostgreSQL, whose log this script reads)")
-
-            # Sessions for the refresh measurement: one login each (single-use refresh tokens).
-            cookies = []
-            for _ in range(args.sessions):
-                response = auth.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-                assert response.status_code == 200, response.text
-                cookies.append(response.cookies[REFRESH_COOKIE])
-            auth_pid = [servers["auth"].pid]
-            before = cpu_seconds(auth_pid)
-            refreshed = asyncio.run(_refresh_rate(origin, origin, cookies, args.seconds))
-            refreshed["cpu_ms_per_request"] = (
-                (cpu_seconds(auth_pid) - before) * 1000 / max(1, refreshed["requests"])
-            )
-            print(
-                f"POST /auth/refresh, {args.sessions} sessions: {refreshed['rps']:.0f} req/s, "
-                f"auth cpu/req {refreshed['cpu_ms_per_request']:.3f} ms, failed {refreshed['errors']}"
-            )
-
-            limited_url = f"http://127.0.0.1:{ports['limited']}/api/v1/auth/login"
-            hello_url = f"http://127.0.0.1:{ports['hello']}/"
-            run_load(hello_url, None, 1, args.connections)  # warm-up
-            pid = [servers["limited"].pid]
-            before = cpu_seconds(pid)
-            refused = _refused_logins(limited_url, args.seconds, args.connections, tmp)
-            refused["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / max(1, refused["requests"])
-            before = cpu_seconds([servers["hello"].pid])
-            hello = run_load(hello_url, None, args.seconds, args.connections)
-            hello["cpu_ms_per_request"] = (
-                (cpu_seconds([servers["hello"].pid]) - before) * 1000 / hello["requests"]
-            )
-            for label, r in (("refused login (429)", refused), ("fastapi hello", hello)):
-                print(
-                    f"  {label:20s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms"
-                    f"  p99 {r['p99_ms']:7.2f} ms  cpu/req {r['cpu_ms_per_request']:6.3f} ms"
-                    f"  non-2xx {r['non2xx']}"
-                )
-            print(
-                f"  refused login : fastapi hello = {refused['rps'] / hello['rps']:.2f} (req/s), "
-                f"{refused['cpu_ms_per_request'] / hello['cpu_ms_per_request']:.2f}x (cpu/req)"
-            )
-            print("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        print(
+            f"  refused login : fastapi hello = {refused['rps'] / hello['rps']:.2f} (req/s), "
+            f"{refused['cpu_ms_per_request'] / hello['cpu_ms_per_request']:.2f}x (cpu/req)"
+        )
+        print("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

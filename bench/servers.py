@@ -1,14 +1,19 @@
-"""PostgreSQL and Redis for a benchmark: BENCH_DATABASE_URL / BENCH_REDIS_URL, or private ones.
+"""The servers of a benchmark: PostgreSQL and Redis, and the uvicorn processes it measures.
 
-Either way the benchmark gets a throwaway migrated database of its own, dropped afterwards.
+PostgreSQL and Redis: BENCH_DATABASE_URL / BENCH_REDIS_URL, or private ones; either way the
+benchmark gets a throwaway migrated database of its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.databases import MigratedDatabase, migrated_database
@@ -37,3 +42,72 @@ def bench_servers(root: Path) -> Iterator[tuple[MigratedDatabase, str]]:
             redis.stop()
         if postgres is not None:
             postgres.destroy()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_uvicorn(
+    app: str, port: int, env: dict[str, str], log: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    """`uvicorn app` on 127.0.0.1:`port` with this environment plus `env`, output to `log`.
+
+    uvicorn's defaults otherwise (uvloop and httptools when installed, as they are with
+    `uvicorn[standard]`), the same for every server a benchmark compares. No --workers flag:
+    uvicorn reads WEB_CONCURRENCY, the same variable the services' settings use.
+    """
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-server-header",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "WEB_CONCURRENCY": str(workers)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@contextmanager
+def stopped_on_exit() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """A list to put started processes in; all are stopped on exit (killed after 15 s)."""
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """What a benchmark runs in: a temporary directory, its database, Redis and processes."""
+
+    root: Path
+    database: MigratedDatabase
+    redis_url: str
+    processes: list[subprocess.Popen[bytes]]
+
+
+@contextmanager
+def bench_run() -> Iterator[BenchRun]:
+    """A temporary directory, PostgreSQL and Redis (`bench_servers`), and a list for the
+    processes the benchmark starts; on exit the processes are stopped, then everything removed."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bbbench-") as tmp,
+        bench_servers(Path(tmp)) as (database, redis_url),
+        stopped_on_exit() as processes,
+    ):
+        yield BenchRun(Path(tmp), database, redis_url, processes)

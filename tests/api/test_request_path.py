@@ -107,3 +107,22 @@ async def test_the_limiter_reloads_its_script_when_redis_lost_it(api, minter, ma
     response = await api.client.get("/api/v1/me", headers=headers)
     assert response.status_code == 200, response.text
     assert int(response.headers["ratelimit-remaining"]) >= 0
+
+
+async def test_a_caller_refused_after_opening_the_transaction_gives_its_connection_back(
+    api_settings, minter, make_org, admin
+):
+    """GET /users opens its transaction with the caller's read; a caller deleted since the
+    token (401) must roll it back and release the connection: the pool here has ONE."""
+    org = await make_org("owner", "member")
+    member = org.by_role("member")
+    async with running(api_settings(database_pool_size=1, database_max_overflow=0)) as api:
+        gone = minter.headers(member)
+        await admin.execute("DELETE FROM users WHERE id = $1", member.id)
+        for _ in range(3):
+            refused = await api.client.get("/api/v1/users", headers=gone)
+            assert refused.status_code == 401, refused.text
+        # Nothing was left open: the one connection serves the next transaction at once.
+        response = await api.client.get("/api/v1/users", headers=minter.headers(org.owner))
+        assert response.status_code == 200, response.text
+        assert api.app.state.resources.engine.pool.checkedout() == 0

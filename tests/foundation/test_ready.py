@@ -18,10 +18,12 @@ async def ready_status(client: httpx.AsyncClient) -> tuple[int, dict[str, object
     return response.status_code, response.json()
 
 
-async def test_ready_follows_postgres_and_redis_going_down_and_up(tmp_path: Path):
-    # Private servers: these are stopped on purpose, whatever TEST_*_URL says.
-    pg = await asyncio.to_thread(EmbeddedPostgres(tmp_path / "pg").start)
-    redis = LocalRedis(tmp_path / "redis").start()
+async def test_ready_follows_postgres_and_redis_going_down_and_up(tmp_root: Path):
+    # Private servers: these are stopped on purpose, whatever TEST_*_URL says. Under the run's
+    # plain temporary directory, not pytest's tmp_path: PostgreSQL may run as another user when
+    # we are root, and another pytest session resets /tmp/pytest-of-root to 0700 at its start.
+    pg = await asyncio.to_thread(EmbeddedPostgres(tmp_root / "ready" / "pg").start)
+    redis = LocalRedis(tmp_root / "ready" / "redis").start()
     try:
         settings = load_settings(
             env="test", database_url=pg.admin_url, redis_url=redis.url, service_name="ready-test"

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import httpx
 
 from tests.auth.helpers import (
     PASSWORD,
@@ -26,6 +29,12 @@ from tests.auth.helpers import (
 from tests.ops.helpers import AdminCli
 
 OWNER_PASSWORD = "operator chosen passphrase 1"
+
+
+def _create_org(name: str, owner_email: str, owner_name: str, *, password_stdin: bool = True) -> list[str]:
+    """The arguments of `create-org`; the password is read from stdin unless told otherwise."""
+    args = ["create-org", "--name", name, "--owner-email", owner_email, "--owner-name", owner_name]
+    return [*args, "--password-stdin"] if password_stdin else args
 
 
 def lines(result: Any) -> list[dict[str, Any]]:
@@ -47,16 +56,7 @@ async def test_create_org_with_owner_who_can_log_in_without_email(
 ):
     email = new_email()
     result = await admin_cli(
-        "--json",
-        "create-org",
-        "--name",
-        "First Install",
-        "--owner-email",
-        email.upper(),
-        "--owner-name",
-        "Olga Owner",
-        "--password-stdin",
-        stdin=OWNER_PASSWORD + "\n",
+        "--json", *_create_org("First Install", email.upper(), "Olga Owner"), stdin=OWNER_PASSWORD + "\n"
     )
     assert result.returncode == 0, result.stderr
     created = lines(result)[0]
@@ -81,17 +81,7 @@ async def test_create_org_with_owner_who_can_log_in_without_email(
     everything = listed.stdout + orgs.stdout
     assert "argon2" not in everything and OWNER_PASSWORD not in everything
 
-    again = await admin_cli(
-        "create-org",
-        "--name",
-        "Twice",
-        "--owner-email",
-        email,
-        "--owner-name",
-        "Other",
-        "--password-stdin",
-        stdin=OWNER_PASSWORD + "\n",
-    )
+    again = await admin_cli(*_create_org("Twice", email, "Other"), stdin=OWNER_PASSWORD + "\n")
     assert again.returncode == 1
     assert "already exists" in again.stderr
 
@@ -99,40 +89,12 @@ async def test_create_org_with_owner_who_can_log_in_without_email(
 async def test_bad_input_is_a_clear_error_and_changes_nothing(admin_cli: AdminCli, db_admin):
     before = await db_admin.fetchval("SELECT count(*) FROM organizations")
     short = "short"
-    result = await admin_cli(
-        "create-org",
-        "--name",
-        "X",
-        "--owner-email",
-        new_email(),
-        "--owner-name",
-        "Y",
-        "--password-stdin",
-        stdin=short + "\n",
-    )
+    result = await admin_cli(*_create_org("X", new_email(), "Y"), stdin=short + "\n")
     assert result.returncode == 2
     assert "password" in result.stderr and short not in result.stderr
-    bad_email = await admin_cli(
-        "create-org",
-        "--name",
-        "X",
-        "--owner-email",
-        "not-an-address",
-        "--owner-name",
-        "Y",
-        "--password-stdin",
-        stdin=OWNER_PASSWORD + "\n",
-    )
+    bad_email = await admin_cli(*_create_org("X", "not-an-address", "Y"), stdin=OWNER_PASSWORD + "\n")
     assert bad_email.returncode == 2 and "owner_email" in bad_email.stderr
-    no_terminal = await admin_cli(
-        "create-org",
-        "--name",
-        "X",
-        "--owner-email",
-        new_email(),
-        "--owner-name",
-        "Y",
-    )
+    no_terminal = await admin_cli(*_create_org("X", new_email(), "Y", password_stdin=False))
     assert no_terminal.returncode == 2 and "--password-stdin" in no_terminal.stderr
     assert await db_admin.fetchval("SELECT count(*) FROM organizations") == before
 
@@ -270,14 +232,17 @@ async def test_revocation_needs_redis_or_changes_nothing(admin_cli: AdminCli, st
         assert (await do_refresh(client, refresh_cookie(issued))).status_code == 200
 
 
-async def test_verify_email_activates_the_only_pending_signup(
-    admin_cli: AdminCli,
-    start_auth,
-    db_admin,
-):
+@asynccontextmanager
+async def _pending_signup(start_auth: Callable[..., Any]) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A running auth service, a client of it, and an address with one pending sign-up."""
     async with start_auth() as auth, auth.client() as client:
         email = new_email()
         assert (await register(client, email)).status_code == 202
+        yield client, email
+
+
+async def test_verify_email_activates_the_only_pending_signup(admin_cli: AdminCli, start_auth, db_admin):
+    async with _pending_signup(start_auth) as (client, email):
         assert (await login(client, email)).status_code == 401
         result = await admin_cli("verify-email", email)
         assert result.returncode == 0, result.stderr
@@ -290,13 +255,9 @@ async def test_verify_email_activates_the_only_pending_signup(
 
 
 async def test_verify_email_refuses_to_choose_between_several_signups(
-    admin_cli: AdminCli,
-    start_auth,
-    db_admin,
+    admin_cli: AdminCli, start_auth, db_admin
 ):
-    async with start_auth() as auth, auth.client() as client:
-        email = new_email()
-        assert (await register(client, email)).status_code == 202
+    async with _pending_signup(start_auth) as (client, email):
         assert (await register(client, email, "a squatter's password")).status_code == 202
         result = await admin_cli("verify-email", email)
         assert result.returncode == 1
