@@ -12,8 +12,9 @@ Two different things look alike when a Redis call is slow, and they must not be 
   call keeps waiting (bounded), and only if the answer still has not come does it raise
   `RedisOverloaded`, which callers turn into a 503 (load shedding), never into a pass.
 
-The deadline of a call is judged against the loop's lateness: when the timer fires much later
-than scheduled, the loop was stalled and the missing answer proves nothing about Redis.
+A call's bound is counted in turns of the event loop (a busy loop's turns are slow, and the
+answer needs a few of them to be read), and a missing answer only means "Redis is silent" when no
+other call was answered meanwhile: while Redis answers others, this process is just slow.
 """
 
 from __future__ import annotations
@@ -55,11 +56,14 @@ REDIS_BREAKER_OPEN = Gauge(
 # The client's own socket timeouts are a last resort, above the guard's bounds, so that a guarded
 # call is always judged by the guard (which knows whether the loop was stalled) first.
 SOCKET_TIMEOUT_SECONDS = 10.0
-# A call's wait is cut in this many slices. A slice that overran by more than STALL_SECONDS (the
-# loop, or the whole process, was stalled: an answer may be waiting unread) counts as one slice
-# only; shorter overruns (a busy machine's scheduling delays) count in full.
-SLICES = 5
-STALL_SECONDS = 0.1
+# A call's bound is counted in turns of the event loop, not in seconds: the call is given SLICES
+# wake-ups, each at least call_timeout / SLICES apart. On a quiet machine that is call_timeout; on
+# a busy one (a loop round of 50 ms, a process waiting for a CPU) it stretches with the load, since
+# Redis' answer, already in the socket buffer, needs a few loop rounds to be read. Counting
+# seconds instead judged a busy process's slowness as Redis being down, and the api failed open.
+SLICES = 10
+# Loop rounds allowed after the last slice for an answer read in that very round to complete.
+CONFIRM_ROUNDS = 3
 
 
 # Both are Redis connection errors, so every `except RedisError` (a 503, say) handles them too.
@@ -183,6 +187,9 @@ class RedisGuard:
         self._slots = asyncio.Semaphore(limits.concurrency)
         self._open_until: float | None = None  # set while open or half-open
         self._trial_running = False
+        # Counters, not times: a call compares them with their values when it started.
+        self._successes = 0  # guarded calls answered
+        self._openings = 0  # times the breaker opened
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisGuard:
@@ -203,13 +210,16 @@ class RedisGuard:
         self._refuse_if_open()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.queue_timeout
-        try:
-            # Waiting for a free slot is queueing in this process, not a Redis failure.
-            async with asyncio.timeout(self.limits.queue_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            REDIS_OVERLOADED.inc()
-            raise RedisOverloaded("no free Redis slot in time") from None
+        if self._slots.locked():
+            try:
+                # Waiting for a free slot is queueing in this process, not a Redis failure.
+                async with asyncio.timeout(self.limits.queue_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                REDIS_OVERLOADED.inc()
+                raise RedisOverloaded("no free Redis slot in time") from None
+        else:
+            await self._slots.acquire()  # free: returns at once, no timer needed
         try:
             self._refuse_if_open()  # it may have opened while this call queued
         except RedisUnavailable:
@@ -226,6 +236,7 @@ class RedisGuard:
             if trial:
                 self._trial_running = False
             self._slots.release()
+        self._successes += 1
         if trial:
             self._closed()
         return result
@@ -236,45 +247,33 @@ class RedisGuard:
             raise RedisUnavailable("circuit breaker open")
 
     async def _bounded(self, call: Callable[[], Awaitable[T]], deadline: float) -> T:
-        """Await the call; only time during which the loop was responsive counts against it.
-
-        The wait is cut into slices; a slice that took much longer than asked (the loop, or the
-        whole process, was stalled) counts as one slice only, since an answer may have arrived
-        during the stall and simply not been read yet: it is read in the next slice.
-        """
+        """Await the call in this task, watched by a timer; see `_Watch` for the verdicts."""
         loop = asyncio.get_running_loop()
-        budget = self.limits.call_timeout
-        step = budget / SLICES
-        task = asyncio.ensure_future(_inside_guard(call))
+        token = _INSIDE_GUARD.set(True)
+        watch = _Watch(self, loop, deadline)
         try:
-            while not task.done():
-                started = loop.time()
-                await asyncio.wait({task}, timeout=step)
-                for _ in range(3):  # an answer read in the same loop turn completes the task
-                    if task.done():
-                        break
-                    await asyncio.sleep(0)
-                if task.done():
-                    break
-                elapsed = loop.time() - started
-                budget -= elapsed if elapsed <= step + STALL_SECONDS else step
-                if budget <= step / 2:
-                    REDIS_UNAVAILABLE.labels("timeout").inc()
-                    raise RedisUnavailable(f"no answer within {self.limits.call_timeout:.3f} s")
-                if loop.time() >= deadline:
-                    REDIS_OVERLOADED.inc()
-                    raise RedisOverloaded("process too busy to read Redis' answer in time")
-            try:
-                return task.result()
-            except (RedisError, OSError) as error:
-                REDIS_UNAVAILABLE.labels("error").inc()
-                raise RedisUnavailable(repr(error)) from error
+            async with asyncio.timeout(None) as scope:
+                watch.start(scope)
+                try:
+                    return await call()
+                finally:
+                    watch.stop()
+        except TimeoutError:
+            if watch.verdict == "overloaded":
+                REDIS_OVERLOADED.inc()
+                raise RedisOverloaded("process too busy to read Redis' answer in time") from None
+            if watch.verdict == "unavailable":
+                REDIS_UNAVAILABLE.labels("timeout").inc()
+                raise RedisUnavailable(f"no answer within {self.limits.call_timeout:.3f} s") from None
+            raise
+        except (RedisError, OSError) as error:
+            REDIS_UNAVAILABLE.labels("error").inc()
+            raise RedisUnavailable(repr(error)) from error
         finally:
-            if not task.done():
-                task.cancel()
-                task.add_done_callback(_consume)
+            _INSIDE_GUARD.reset(token)
 
     def _opened(self, error: RedisUnavailable) -> None:
+        self._openings += 1
         was_open = self._open_until is not None
         self._open_until = self._now() + self.limits.breaker_seconds
         if not was_open:
@@ -290,12 +289,58 @@ class RedisGuard:
         logger.info("redis answers again: circuit breaker closed")
 
 
-async def _inside_guard(call: Callable[[], Awaitable[T]]) -> T:
-    _INSIDE_GUARD.set(True)  # in this task's own context only
-    return await call()
+class _Watch:
+    """The timer beside one guarded call: decides, at its wake-ups, whether to give up on it.
 
+    - SLICES wake-ups (then CONFIRM_ROUNDS loop rounds) without an answer, while no other call
+      was answered since this one began: Redis is silent, "unavailable".
+    - Other calls were answered meanwhile: Redis is alive and this process is slow to read; the
+      call keeps waiting up to the overload deadline, then "overloaded" (a 503, never a pass).
+    - The breaker opened meanwhile (another call found Redis silent): "unavailable" at once.
+    """
 
-def _consume(task: asyncio.Future[T]) -> None:
-    # An abandoned call's outcome is not needed; retrieving it keeps asyncio from logging it.
-    if not task.cancelled():
-        task.exception()
+    def __init__(self, guard: RedisGuard, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self.guard = guard
+        self.loop = loop
+        self.deadline = deadline
+        self.verdict: str | None = None
+        self._step = guard.limits.call_timeout / SLICES
+        self._slices = SLICES
+        self._successes = guard._successes
+        self._openings = guard._openings
+        self._scope: asyncio.Timeout | None = None
+        self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
+
+    def start(self, scope: asyncio.Timeout) -> None:
+        self._scope = scope
+        self._handle = self.loop.call_later(self._step, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _give_up(self, verdict: str) -> None:
+        self.verdict = verdict
+        self._handle = None
+        assert self._scope is not None
+        self._scope.reschedule(self.loop.time())  # the call's task gets TimeoutError now
+
+    def _tick(self) -> None:
+        if self.guard._openings != self._openings:
+            return self._give_up("unavailable")
+        if self.loop.time() >= self.deadline:
+            return self._give_up("overloaded")
+        self._slices -= 1
+        if self._slices > 0 or self.guard._successes != self._successes:
+            self._handle = self.loop.call_later(self._step, self._tick)
+        else:
+            self._handle = self.loop.call_soon(self._confirm, CONFIRM_ROUNDS)
+
+    def _confirm(self, rounds: int) -> None:
+        if self.guard._successes != self._successes:  # answered meanwhile: alive, keep waiting
+            self._handle = self.loop.call_later(self._step, self._tick)
+        elif rounds > 0:
+            self._handle = self.loop.call_soon(self._confirm, rounds - 1)
+        else:
+            self._give_up("unavailable")

@@ -118,9 +118,65 @@ async def test_connection_errors_are_unavailable_at_once():
 
 async def test_no_free_slot_in_time_is_overload_not_unavailability():
     g = guard(call_timeout=5.0, queue_timeout=0.1, concurrency=1)
-    holder = asyncio.create_task(g.run(answer_after(0.5)))  # before its first 1 s slice ends
+    holder = asyncio.create_task(g.run(answer_after(0.3)))  # before its first 0.5 s wake-up
     await asyncio.sleep(0)
     with pytest.raises(RedisOverloaded):
         await g.run(answer_after(0))
     assert not g.is_open
     assert await holder == "ok"
+
+
+async def test_a_busy_loop_does_not_make_a_live_redis_unavailable(redis_settings):
+    """The compose test's overshoot: a loop whose rounds take ~120 ms (60 tasks of 2 ms each)
+    reads Redis' answers a few rounds late. That is slowness, never Redis being down."""
+    from shared.redis import REDIS_UNAVAILABLE, create_redis
+
+    g = RedisGuard(GuardLimits(call_timeout=0.15, queue_timeout=60.0, breaker_seconds=2.0, concurrency=24))
+    client = create_redis(redis_settings, g)
+    key = redis_settings.redis_key_prefix + "busy"
+    await client.set(key, b"1")  # connected before the loop gets busy
+    before = REDIS_UNAVAILABLE.labels("timeout")._value.get()
+    stop = asyncio.Event()
+
+    async def busy() -> None:
+        while not stop.is_set():
+            time.sleep(0.002)
+            await asyncio.sleep(0)
+
+    workers = [asyncio.create_task(busy()) for _ in range(60)]
+    try:
+        results = await asyncio.gather(*(client.get(key) for _ in range(100)))
+    finally:
+        stop.set()
+        await asyncio.gather(*workers)
+        await client.aclose()
+    assert results == [b"1"] * 100
+    assert REDIS_UNAVAILABLE.labels("timeout")._value.get() == before
+    assert not g.is_open
+
+
+async def test_a_late_answer_while_redis_answers_others_is_waited_for():
+    """Redis answered other calls after this one began: it is alive, this process is slow to read
+    this answer. Waiting (up to the overload bound) is right; failing open would overshoot."""
+    g = guard(call_timeout=0.15)
+
+    async def others() -> None:
+        for _ in range(10):
+            assert await g.run(answer_after(0.01)) == "ok"
+            await asyncio.sleep(0.02)
+
+    late = asyncio.create_task(g.run(answer_after(0.4, "late")))
+    await others()
+    assert await late == "late"
+    assert not g.is_open
+
+
+async def test_a_call_left_waiting_gives_up_when_another_finds_redis_silent():
+    """Once the breaker opens (another call got no answer), a waiting call stops waiting at once."""
+    g = guard(call_timeout=0.15)
+    waiting = asyncio.create_task(g.run(never))
+    await g.run(answer_after(0.01))  # an answer after `waiting` began: it keeps waiting
+    with pytest.raises(RedisUnavailable):
+        await g.run(never)  # nothing answered since this one began: Redis is silent
+    with pytest.raises(RedisUnavailable):
+        await waiting
