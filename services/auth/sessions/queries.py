@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.auth.identities.queries import UserRecord
+from shared.db import TenantScope, tenant_bound
 from shared.rows import all_of, one_or_none
 
 
@@ -43,6 +46,8 @@ class RefreshRow(SessionOwner):
     expired: bool
     in_grace: bool  # rotated less than the grace window ago
     user_disabled: bool | None  # None: the user row is gone
+    user: UserRecord | None  # None: the user row is gone
+    org_name: str | None  # None: the user's org row is not visible (or the user is gone)
 
     def __post_init__(self) -> None:
         # The driver may hand back bytea as memoryview; the rules compare bytes.
@@ -109,20 +114,41 @@ async def family_of(db: AsyncSession, digest: bytes) -> SessionRef | None:
     return await one_or_none(db, SessionRef, _FAMILY_OF, {"h": digest})
 
 
-_LOCK_FOR_REFRESH = text(
-    "SELECT id, org_id, user_id, token_hash, previous_token_hash, revoked_at,"
-    " expires_at <= now() AS expired,"
-    " rotated_at IS NOT NULL AND now() - rotated_at"
+# The columns of a `UserRecord`, read as `u_<name>` next to the session's own.
+USER_COLUMNS = tuple(UserRecord.model_fields)
+
+# One statement binds the transaction to the session's org (`tenant_bound`: the binding stays in
+# effect for the rest of the transaction), locks the session row (FOR UPDATE OF s: refreshes of
+# one session run one at a time; the user and org rows are only read) and reads what a refresh
+# returns: its user and org, NULL when the user row is gone.
+_LOCK_FOR_REFRESH = tenant_bound(
+    "SELECT s.id, s.org_id, s.user_id, s.token_hash, s.previous_token_hash, s.revoked_at,"
+    " s.expires_at <= now() AS expired,"
+    " s.rotated_at IS NOT NULL AND now() - s.rotated_at"
     "   < make_interval(secs => :grace) AS in_grace,"
-    " (SELECT disabled_at IS NOT NULL FROM users u WHERE u.id = user_id)"
-    "   AS user_disabled"
-    " FROM sessions WHERE id = :id FOR UPDATE"
+    " CASE WHEN u.id IS NOT NULL THEN u.disabled_at IS NOT NULL END AS user_disabled,"
+    f" {', '.join(f'u.{c} AS u_{c}' for c in USER_COLUMNS)}, o.name AS org_name"
+    " FROM sessions s LEFT JOIN users u ON u.id = s.user_id"
+    " LEFT JOIN organizations o ON o.id = u.org_id"
+    " WHERE s.id = :id FOR UPDATE OF s"
 )
 
 
-async def lock_for_refresh(db: AsyncSession, session_id: UUID, *, grace_seconds: int) -> RefreshRow | None:
-    """Lock a session (FOR UPDATE: refreshes of one session run one at a time) and read its state."""
-    return await one_or_none(db, RefreshRow, _LOCK_FOR_REFRESH, {"id": session_id, "grace": grace_seconds})
+def _refresh_row(**columns: Any) -> RefreshRow:
+    user = {c: columns.pop(f"u_{c}") for c in USER_COLUMNS}
+    org_name = columns.pop("org_name")
+    record = None if user["id"] is None else UserRecord(**user)
+    return RefreshRow(**columns, user=record, org_name=None if org_name is None else str(org_name))
+
+
+async def lock_for_refresh(
+    db: AsyncSession, org_id: UUID, session_id: UUID, *, grace_seconds: int
+) -> RefreshRow | None:
+    """Bind the transaction to `org_id`, lock a session and read its state, user and org (one
+    statement)."""
+    scope = TenantScope.in_transaction(db, org_id)
+    rows = await scope.read(_LOCK_FOR_REFRESH, {"id": session_id, "grace": grace_seconds}, _refresh_row)
+    return rows[0] if rows else None
 
 
 async def retire_token(db: AsyncSession, *, digest: bytes, session_id: UUID, org_id: UUID) -> None:

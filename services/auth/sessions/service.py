@@ -26,10 +26,10 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.audit import audit_user_event
-from services.auth.identities.service import Identity, load_identity
+from services.auth.identities.service import Identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
 from services.auth.sessions import queries
-from services.auth.sessions.queries import SessionInfo, SessionOwner
+from services.auth.sessions.queries import RefreshRow, SessionInfo, SessionOwner
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import b64url_encode
 from shared.db import set_tenant, tenant_transaction, transaction
@@ -155,8 +155,7 @@ async def _refresh_locked(
         found = await queries.family_of(db, digest)
         if found is None:
             return Outcome.INVALID, None, None
-        await set_tenant(db, found.org_id)
-        row = await queries.lock_for_refresh(db, found.id, grace_seconds=grace)
+        row = await queries.lock_for_refresh(db, found.org_id, found.id, grace_seconds=grace)
         if row is None:
             return Outcome.INVALID, None, None
         if row.revoked_at is not None or row.user_disabled:
@@ -175,7 +174,7 @@ async def _refresh_locked(
             # Escrow before commit: a concurrent refresh waiting on our row lock will find it.
             with redis_or_503():
                 await _escrow_successor(state, raw, digest, successor)
-            identity = await load_identity(db, row.user_id)
+            identity = _identity(row)
             if identity is None:
                 return Outcome.INVALID, None, None
             return Outcome.ROTATED, Refreshed(row.id, successor, identity), None
@@ -185,7 +184,7 @@ async def _refresh_locked(
                 current = await _recover_successor(state, raw, digest)
             if current is None:
                 return Outcome.INVALID, None, None
-            identity = await load_identity(db, row.user_id)
+            identity = _identity(row)
             if identity is None:
                 return Outcome.INVALID, None, None
             return Outcome.GRACE_REPLAY, Refreshed(row.id, current, identity), None
@@ -202,6 +201,13 @@ async def _refresh_locked(
         )
         SESSIONS_REVOKED.labels("reuse_detected").inc()
         return Outcome.REUSE_DETECTED, None, row.id
+
+
+def _identity(row: RefreshRow) -> Identity | None:
+    """The identity a refresh returns, read with the locked row (as `load_identity` would)."""
+    if row.user is None or row.org_name is None:
+        return None
+    return Identity(row.user, row.org_name)
 
 
 # --- revocation ----------------------------------------------------------------------------
