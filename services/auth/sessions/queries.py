@@ -151,26 +151,29 @@ async def lock_for_refresh(
     return rows[0] if rows else None
 
 
-async def retire_token(db: AsyncSession, *, digest: bytes, session_id: UUID, org_id: UUID) -> None:
-    """Remember a token that left the session, so that replaying it is recognized as reuse."""
-    await db.execute(
-        text(
-            "INSERT INTO session_retired_tokens (token_hash, session_id, org_id)"
-            " VALUES (:h, :sid, :org) ON CONFLICT DO NOTHING"
-        ),
-        {"h": digest, "sid": session_id, "org": org_id},
-    )
+_ROTATE = text(
+    "WITH retired AS ("
+    " INSERT INTO session_retired_tokens (token_hash, session_id, org_id)"
+    " SELECT CAST(:retired AS bytea), CAST(:id AS uuid), CAST(:org AS uuid)"
+    " WHERE CAST(:retired AS bytea) IS NOT NULL ON CONFLICT DO NOTHING)"
+    " UPDATE sessions SET previous_token_hash = token_hash, token_hash = :new,"
+    " generation = generation + 1, rotated_at = now(), last_used_at = now(),"
+    " ip_address = CAST(:ip AS inet) WHERE id = CAST(:id AS uuid)"
+)
 
 
-async def rotate(db: AsyncSession, session_id: UUID, *, successor_digest: bytes, ip: str | None) -> None:
-    """Make the current token the previous one and `successor_digest` the current one."""
+async def rotate(db: AsyncSession, row: RefreshRow, *, successor_digest: bytes, ip: str | None) -> None:
+    """Make the current token the previous one and `successor_digest` the current one; the hash
+    leaving `previous_token_hash` is remembered (same statement), so replaying it is reuse."""
     await db.execute(
-        text(
-            "UPDATE sessions SET previous_token_hash = token_hash, token_hash = :new,"
-            " generation = generation + 1, rotated_at = now(), last_used_at = now(),"
-            " ip_address = CAST(:ip AS inet) WHERE id = :id"
-        ),
-        {"new": successor_digest, "id": session_id, "ip": ip},
+        _ROTATE,
+        {
+            "retired": row.previous_token_hash,
+            "id": row.id,
+            "org": row.org_id,
+            "new": successor_digest,
+            "ip": ip,
+        },
     )
 
 

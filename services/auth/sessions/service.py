@@ -165,12 +165,8 @@ async def _refresh_locked(
 
         if row.token_hash == digest:
             successor, successor_hash = new_token()
-            if row.previous_token_hash is not None:
-                # The hash leaving `previous_token_hash` is remembered: replaying it is reuse.
-                await queries.retire_token(
-                    db, digest=row.previous_token_hash, session_id=row.id, org_id=row.org_id
-                )
-            await queries.rotate(db, row.id, successor_digest=successor_hash, ip=client.ip)
+            # One statement: the previous hash is retired (replaying it is reuse), the token rotates.
+            await queries.rotate(db, row, successor_digest=successor_hash, ip=client.ip)
             # Escrow before commit: a concurrent refresh waiting on our row lock will find it.
             with redis_or_503():
                 await _escrow_successor(state, raw, digest, successor)
