@@ -55,12 +55,8 @@ def create_app(
     routers: Sequence[APIRouter],
     service_lifespan: ServiceLifespan | None = None,
     resources: Resources | None = None,
-    database_pre_ping: bool = True,
 ) -> FastAPI:
-    """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here.
-
-    `database_pre_ping=False`: the service retries on dropped connections itself (`shared.db`).
-    """
+    """Build a service app. Pass `resources` to share clients (tests); otherwise they are made here."""
     # Every HTTP service needs its database and Redis: refuse to start without, naming both.
     settings.require("database_url", "redis_url")
     configure_logging(settings.service_name, settings.log_level)
@@ -69,7 +65,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = resources is None
-        res = resources or Resources.create(settings, database_pre_ping=database_pre_ping)
+        res = resources or Resources.create(settings)
         app.state.resources = res
         try:
             if service_lifespan is None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -27,15 +26,16 @@ import asyncpg
 from asyncpg.exceptions import InvalidCachedStatementError
 from asyncpg.prepared_stmt import PreparedStatement
 from opentelemetry import trace
-from sqlalchemy.engine.default import DefaultDialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from shared.queries import BIND_TENANT, PING, TENANT_PARAM, Statement, tenant_bound
@@ -78,18 +78,17 @@ def database_url(settings: Settings) -> str:
     return async_url(str(settings.database_url))
 
 
-def create_engine(settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
+def create_engine(settings: Settings) -> AsyncEngine:
     """Create the process's engine; statement timeout bounds any runaway query.
 
-    `pre_ping=False` for a process that handles dropped connections itself by retrying
-    (the api: `tenant_read`, and the first statement of its transactions).
-    Its statements are traced (parameterized SQL only) when tracing is on.
+    No pre-ping (`SELECT 1`, a round trip per transaction): a pooled connection the server
+    closed is replaced at checkout at no cost (`_refuse_closed`). Its statements are traced
+    (parameterized SQL only) when tracing is on.
     """
     engine = create_async_engine(
         database_url(settings),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         pool_timeout=settings.database_pool_timeout_seconds,
         # Errors (and the logs and traces made of them) never carry bound values: they include
@@ -105,16 +104,24 @@ def create_engine(settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
             "command_timeout": settings.database_command_timeout_seconds,
         },
     )
-    # Pre-ping stays on (a database restart must not fail requests), but not with asyncpg's own
-    # ping, which wraps `;` in a transaction it rolls back (BEGIN, `;`, ROLLBACK: three round
-    # trips, for pgbouncer transaction mode, which is not used here). The generic DB-API ping
-    # runs `SELECT 1` in the transaction the checked-out connection then serves: the same
-    # liveness check and disconnect handling, and the request's BEGIN comes with it.
-    dialect = engine.sync_engine.dialect
-    assert isinstance(dialect, DefaultDialect)
-    dialect.do_ping = partial(DefaultDialect.do_ping, dialect)  # type: ignore[method-assign]
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     instrument_engine(engine)
     return engine
+
+
+def _refuse_closed(
+    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, pooled: PoolProxiedConnection
+) -> None:
+    """The pool's liveness check, at every checkout and without a round trip.
+
+    asyncpg marks its connection closed as soon as the event loop sees the server close it (a
+    restart, `pg_terminate_backend`). Such a connection is refused: the pool replaces it, and
+    with it every connection as old (the server restarted), and checks the new one (twice at
+    most, then `InvalidRequestError`). A connection lost under a statement fails that statement;
+    the api retries its idempotent first statements (`read_once`, `TenantScope`).
+    """
+    if _driver(pooled).is_closed():
+        raise InvalidatePoolError("connection is closed")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -178,12 +185,12 @@ _tracer = trace.get_tracer("blockbot.db")
 async def read_once(engine: AsyncEngine, statement: Statement, params: Mapping[str, object]) -> list[Row]:
     """Run one idempotent statement in an implicit transaction of its own (one round trip).
 
-    No pre-ping (a round trip per request). A statement that fails with anything but an error
-    PostgreSQL reports for it (the connection lost under it, a server shutting down) leaves
-    its connection in an unknown state: as SQLAlchemy does on a disconnect, the pool's
-    connections of that age are replaced, and the statement is retried once on a new one,
-    unless it timed out (a retry would double the wait). A prepared statement a schema change
-    made stale is prepared again and retried once.
+    A statement that fails with anything but an error PostgreSQL reports for it (the
+    connection lost under it, a server shutting down) leaves its connection in an unknown
+    state: as SQLAlchemy does on a disconnect, the pool's connections of that age are
+    replaced, and the statement is retried once on a new one, unless it timed out (a retry
+    would double the wait). A prepared statement a schema change made stale is prepared again
+    and retried once.
     """
     arguments = statement.arguments(params)
     for attempt in (1, 2):
@@ -246,27 +253,20 @@ def _driver(pooled: PoolProxiedConnection) -> asyncpg.Connection:
 
 
 async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
-    """A pooled connection whose asyncpg connection is open (one the server closed is replaced,
-    and with it the pool's connections of its age: the server restarted)."""
-    for _ in range(3):
-        try:
-            # In a greenlet: the pool may have to open a connection, which SQLAlchemy awaits there.
-            pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            # Wrapped as `engine.connect()` would (a refused connection is then the same 503).
-            raise DBAPIError.instance(
-                None,
-                None,
-                error,
-                engine.dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                dialect=engine.dialect,
-            ) from error
-        if not _driver(pooled).is_closed():
-            return pooled
-        _invalidate_pool(engine, pooled, asyncpg.InterfaceError("connection is closed"))
-        pooled.close()
-    raise asyncpg.InterfaceError("connection is closed")  # new connections die as they open
+    """A pooled connection whose asyncpg connection is open (the pool's `_refuse_closed`)."""
+    try:
+        # In a greenlet: the pool may have to open a connection, which SQLAlchemy awaits there.
+        return await greenlet_spawn(engine.sync_engine.raw_connection)
+    except engine.dialect.loaded_dbapi.Error as error:
+        # Wrapped as `engine.connect()` would (a refused connection is then the same 503).
+        raise DBAPIError.instance(
+            None,
+            None,
+            error,
+            engine.dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=engine.dialect,
+        ) from error
 
 
 async def _fetch(pooled: PoolProxiedConnection, statement: Statement, arguments: list[object]) -> list[Row]:

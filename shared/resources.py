@@ -25,8 +25,8 @@ class Resources:
     redis_guard: RedisGuard  # every request-path Redis call goes through it (bounded, breaker)
 
     @classmethod
-    def create(cls, settings: Settings, *, database_pre_ping: bool = True) -> Resources:
-        engine = create_engine(settings, pre_ping=database_pre_ping)
+    def create(cls, settings: Settings) -> Resources:
+        engine = create_engine(settings)
         guard = RedisGuard.from_settings(settings)
         return cls(settings, engine, create_sessionmaker(engine), create_redis(settings, guard), guard)
 

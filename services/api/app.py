@@ -72,8 +72,6 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
         ],
         service_lifespan=lifespan,
         resources=resources,
-        # Reads retry once on a dropped connection instead (shared.db.tenant_read, TenantScope).
-        database_pre_ping=False,
     )
     install_body_limit(app, settings.api_max_body_bytes)
     return app

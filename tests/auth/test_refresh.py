@@ -124,9 +124,9 @@ async def test_expired_refresh_token_refused(
     assert (await do_refresh(client, refresh_cookie(verified))).status_code == 401
 
 
-async def test_a_refresh_is_six_statements(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    """BEGIN, the pool's pre-ping, the family lookup, ONE statement that binds the tenant, locks
-    the session and reads its user and org, ONE that retires the previous token and rotates, COMMIT."""
+async def test_a_refresh_is_five_statements(auth: AuthApp, client: httpx.AsyncClient) -> None:
+    """BEGIN, the family lookup, ONE statement that binds the tenant, locks the session and reads
+    its user and org, ONE that retires the previous token and rotates, COMMIT (no pool ping)."""
     _, t0 = await signed_in(client, auth.settings)
     warm = await do_refresh(client, t0)  # the statements are prepared; the session has a previous token
     assert warm.status_code == 200
@@ -134,7 +134,7 @@ async def test_a_refresh_is_six_statements(auth: AuthApp, client: httpx.AsyncCli
         response = await do_refresh(client, refresh_cookie(warm))
     assert response.status_code == 200
     assert response.json()["user"]["id"] and response.json()["org"]["name"]
-    assert len(sent) == 6, sent
+    assert len(sent) == 5, sent
     assert sent[0].startswith("BEGIN") and sent[-1] == "COMMIT"
     (locked,) = [s for s in sent if "FOR UPDATE" in s]
     assert "set_config('app.current_org_id'" in locked and "organizations" in locked

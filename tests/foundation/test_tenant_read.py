@@ -25,10 +25,8 @@ ONE_USER = tenant_bound("SELECT id, org_id FROM users WHERE id = :id")
 
 @pytest.fixture
 async def one_connection_engine(make_settings: Callable[..., Settings]) -> AsyncIterator[AsyncEngine]:
-    """The api role's engine with exactly one pooled connection, not pinged (as the api runs)."""
-    engine = create_engine(
-        make_settings("api", database_pool_size=1, database_max_overflow=0), pre_ping=False
-    )
+    """The api role's engine with exactly one pooled connection (not pinged, as every engine)."""
+    engine = create_engine(make_settings("api", database_pool_size=1, database_max_overflow=0))
     yield engine
     await engine.dispose()
 
