@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -31,3 +32,18 @@ async def record(
         details=details,
         ip=actor.ip,
     )
+
+
+async def record_invitations_revoked(
+    session: AsyncSession, actor: Principal, invitation_ids: Iterable[UUID], reason: str
+) -> None:
+    """One `invitation.revoked` event per invitation revoked as a side effect, saying why."""
+    for invitation_id in invitation_ids:
+        await record(
+            session,
+            actor,
+            "invitation.revoked",
+            target_type="invitation",
+            target_id=invitation_id,
+            details={"reason": reason},
+        )

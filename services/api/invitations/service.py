@@ -96,15 +96,8 @@ async def invite(
         raise OwnerInviteNeedsOwner()
     if await queries.member_exists(session, email):
         raise AlreadyMember()
-    for invitation_id in await queries.revoke_expired_pending(session, email):
-        await audit.record(
-            session,
-            me,
-            "invitation.revoked",
-            target_type="invitation",
-            target_id=invitation_id,
-            details={"reason": "expired_superseded"},
-        )
+    superseded = await queries.revoke_expired_pending(session, email)
+    await audit.record_invitations_revoked(session, me, superseded, "expired_superseded")
     if limiter is not None:
         await _within_mail_caps(limiter, settings, me, email)
     ttl = settings.invitation_ttl_seconds

@@ -86,15 +86,9 @@ async def _revoke_invitations_beyond(
     beyond = [r.value for r in Role if not may_invite(role, r)]
     if not beyond:
         return
-    for invitation_id in await invitation_queries.revoke_pending_sent_by(session, user_id, beyond):
-        await audit.record(
-            session,
-            me,
-            "invitation.revoked",
-            target_type="invitation",
-            target_id=invitation_id,
-            details={"reason": "inviter_removed" if role is None else "inviter_role_changed"},
-        )
+    revoked = await invitation_queries.revoke_pending_sent_by(session, user_id, beyond)
+    reason = "inviter_removed" if role is None else "inviter_role_changed"
+    await audit.record_invitations_revoked(session, me, revoked, reason)
 
 
 async def change_member(
