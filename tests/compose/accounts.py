@@ -1,36 +1,28 @@
-"""Accounts made through the gateway, with their emails read from the compose stack's outbox
-(the contract's helpers are the local e2e suite's, tests/e2e/test_stack.py)."""
+"""Accounts made through the gateway, with their emails read from the compose stack's outbox.
+
+The contract's own helpers (Account, assert_problem, ...) are the local e2e suite's,
+tests/e2e/helpers.py, imported from there: both stacks answer the same contract. Here is only
+what differs on Compose: how mail is read, and the production profile's Secure cookie."""
 
 from __future__ import annotations
 
-import secrets
 from http.cookies import SimpleCookie
 
 import httpx
 
 from tests.compose.conftest import ComposeStack
-from tests.e2e.test_stack import PASSWORD, PROBLEM, REFRESH_COOKIE, Account, assert_problem, link_token
+from tests.e2e import helpers
+from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, Account, account_from
 
-__all__ = [
-    "PASSWORD",
-    "PROBLEM",
-    "REFRESH_COOKIE",
-    "SECURE_REFRESH_COOKIE",
-    "Account",
-    "account_from",
-    "assert_problem",
-    "link_token",
-    "login",
-    "refresh_cookie",
-    "register",
-]
+__all__ = ["SECURE_REFRESH_COOKIE", "login", "refresh_cookie", "register"]
 
 
 SECURE_REFRESH_COOKIE = "__Secure-" + REFRESH_COOKIE  # the name whenever the cookie is Secure
 
 
 def refresh_cookie(response: httpx.Response, name: str = REFRESH_COOKIE) -> SimpleCookie:
-    """The refresh cookie `name` the response sets (empty jar when none)."""
+    """The refresh cookie `name` the response sets (empty jar when none): the whole jar, as the
+    Secure flag and its `__Secure-` name (production profile) are checked here too."""
     for header in response.headers.get_list("set-cookie"):
         jar: SimpleCookie = SimpleCookie()
         jar.load(header)
@@ -39,36 +31,9 @@ def refresh_cookie(response: httpx.Response, name: str = REFRESH_COOKIE) -> Simp
     return SimpleCookie()
 
 
-def account_from(response: httpx.Response, email: str) -> Account:
-    assert response.status_code in (200, 201), response.text
-    body = response.json()
-    cookie = refresh_cookie(response)[REFRESH_COOKIE].value
-    return Account(
-        email=email,
-        access=body["access_token"],
-        refresh=cookie,
-        user_id=str(body["user"]["id"]),
-        org_id=str(body["org"]["id"]),
-    )
-
-
 def register(client: httpx.Client, stack: ComposeStack, label: str) -> Account:
     """Sign up, follow the verification link from the outbox, return the signed-in account."""
-    email = f"{label}-{secrets.token_hex(4)}@example.org"
-    response = client.post(
-        "/api/v1/auth/register",
-        json={
-            "email": email,
-            "password": PASSWORD,
-            "name": f"{label} owner",
-            "org_name": f"{label} Inc",
-        },
-    )
-    assert response.status_code == 202, response.text
-    token = link_token(stack.wait_for_email(email, "/auth/verify-email"), "/auth/verify-email")
-    return account_from(
-        client.post("/api/v1/auth/email/verify", json={"token": token, "password": PASSWORD}), email
-    )
+    return helpers.register(client, lambda to: stack.wait_for_email(to, "/auth/verify-email"), label)
 
 
 def login(client: httpx.Client, email: str) -> Account:

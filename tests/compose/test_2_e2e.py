@@ -13,7 +13,9 @@ import time
 import httpx
 import pytest
 
-from tests.compose.accounts import (
+from tests.compose.accounts import refresh_cookie, register
+from tests.compose.conftest import ComposeStack, part_timer
+from tests.e2e.helpers import (
     PASSWORD,
     PROBLEM,
     REFRESH_COOKIE,
@@ -21,10 +23,7 @@ from tests.compose.accounts import (
     account_from,
     assert_problem,
     link_token,
-    refresh_cookie,
-    register,
 )
-from tests.compose.conftest import ComposeStack, part_timer
 
 pytestmark = pytest.mark.compose
 _part = part_timer("part 2: e2e through Traefik")
@@ -70,7 +69,7 @@ def test_invitation_from_the_outbox(client: httpx.Client, stack: ComposeStack) -
     accepted = client.post(
         "/api/v1/auth/invitations/accept", json={"token": token, "name": "Invitee", "password": PASSWORD}
     )
-    member = account_from(accepted, invitee)
+    member = account_from(accepted, invitee, status=201)
     assert member.org_id == owner.org_id
     me = client.get("/api/v1/me", headers=member.auth).json()
     assert me["user"]["role"] == "member" and str(me["org"]["id"]) == owner.org_id

@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.compose.accounts import PROBLEM, REFRESH_COOKIE, account_from, assert_problem, login, register
+from tests.compose.accounts import login, register
 from tests.compose.conftest import FACTS, HTTP_PORT, ComposeStack, part_timer, timed
+from tests.e2e.helpers import PROBLEM, REFRESH_COOKIE, account_from, assert_problem
 
 pytestmark = pytest.mark.compose
 _part = part_timer("part 3: scale api=2 auth=2 (total)")

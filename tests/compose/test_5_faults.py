@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.compose.accounts import PASSWORD, PROBLEM, Account, assert_problem, login, register
+from tests.compose.accounts import login, register
 from tests.compose.conftest import FACTS, ComposeStack, part_timer, timed
+from tests.e2e.helpers import PASSWORD, PROBLEM, Account, assert_problem
 
 pytestmark = pytest.mark.compose
 _part = part_timer("part 5: faults (total)")

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.compose.accounts import PASSWORD, REFRESH_COOKIE, account_from, assert_problem, login, register
+from tests.compose.accounts import login, register
 from tests.compose.conftest import FACTS, PROJECT, ComposeStack, part_timer, timed
+from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, account_from, assert_problem
 
 pytestmark = pytest.mark.compose
 _part = part_timer("part 6: down + up persistence (total)")

@@ -13,8 +13,9 @@ import time
 import httpx
 import pytest
 
-from tests.compose.accounts import PASSWORD, PROBLEM, SECURE_REFRESH_COOKIE, refresh_cookie, register
+from tests.compose.accounts import SECURE_REFRESH_COOKIE, refresh_cookie, register
 from tests.compose.conftest import HTTP_PORT, HTTPS_PORT, SENDER, ComposeStack, part_timer, timed
+from tests.e2e.helpers import PASSWORD, PROBLEM
 
 pytestmark = pytest.mark.compose
 _part = part_timer("part 7: production overlay (total)")

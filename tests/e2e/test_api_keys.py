@@ -9,14 +9,8 @@ from typing import Any
 import httpx
 
 from devstack.run import LocalStack
-from tests.e2e.test_stack import (  # the client, alice and bob fixtures, reused
-    Account,
-    alice,
-    assert_problem,
-    bob,
-    client,
-    register,
-)
+from tests.e2e.helpers import Account, assert_problem, register
+from tests.e2e.test_stack import alice, bob, client, mailbox  # fixtures reused; mailbox for register
 
 KEYS = "/api/v1/api-keys"
 
@@ -117,7 +111,7 @@ def test_an_expired_key_is_refused(client: httpx.Client, alice: Account) -> None
 
 
 def test_the_per_key_endpoint_window(client: httpx.Client, stack: LocalStack) -> None:
-    owner = register(client, stack.outbox, "ratebot")
+    owner = register(client, mailbox(stack), "ratebot")
     key, other = create_key(client, owner, "read"), create_key(client, owner, "read")
     statuses = [client.get("/api/v1/org", headers=bearer(key)).status_code for _ in range(101)]
     assert statuses == [200] * 100 + [429]  # the default: 100 per key per endpoint per minute

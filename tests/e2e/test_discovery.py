@@ -6,7 +6,8 @@ import httpx
 import jwt
 
 from devstack.run import LocalStack
-from tests.e2e.test_stack import Account, alice, client  # noqa: F401  (fixtures)
+from tests.e2e.helpers import Account
+from tests.e2e.test_stack import alice, client  # noqa: F401  (fixtures)
 
 
 def test_pyjwt_discovers_the_keys_and_verifies_a_token(

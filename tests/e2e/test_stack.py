@@ -7,12 +7,9 @@ the metrics are on each service's own port and not behind the gateway.
 from __future__ import annotations
 
 import json
-import re
-import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.cookies import SimpleCookie
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +17,16 @@ import httpx
 import pytest
 
 from devstack.run import LocalStack
-
-REFRESH_COOKIE = "bb_refresh"
-PASSWORD = "correct horse battery staple 42"
-PROBLEM = "application/problem+json"
-
+from tests.e2e.helpers import (
+    PROBLEM,
+    REFRESH_COOKIE,
+    Account,
+    Mailbox,
+    assert_problem,
+    link_token,
+    refresh_cookie,
+    register,
+)
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -34,19 +36,6 @@ def client(stack: LocalStack) -> Iterator[httpx.Client]:
     # No cookie jar: refresh cookies are handled explicitly, as a browser would per path.
     with httpx.Client(base_url=stack.url, timeout=15.0, cookies=None) as http:
         yield http
-
-
-def refresh_cookie(response: httpx.Response) -> str | None:
-    for header in response.headers.get_list("set-cookie"):
-        jar: SimpleCookie = SimpleCookie()
-        jar.load(header)
-        if REFRESH_COOKIE in jar:
-            morsel = jar[REFRESH_COOKIE]
-            assert morsel["path"] == "/api/v1/auth"
-            assert morsel["httponly"]
-            assert morsel["samesite"].lower() == "strict"
-            return morsel.value or None
-    return None
 
 
 def wait_for_email(outbox: Path, to: str, subject_hint: str = "", timeout: float = 20.0) -> dict[str, Any]:
@@ -67,73 +56,19 @@ def wait_for_email(outbox: Path, to: str, subject_hint: str = "", timeout: float
     raise AssertionError(f"no email to {to} in {outbox} after {timeout}s: {sorted(outbox.glob('*'))}")
 
 
-def link_token(message: dict[str, Any], page: str) -> str:
-    match = re.search(re.escape(page) + r"#token=([A-Za-z0-9_\-.~%]+)", message["text"])
-    assert match, f"no {page}#token= link in: {message['text']}"
-    return match.group(1)
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers
-    body: dict[str, Any] = response.json()
-    for key in ("type", "title", "status", "detail", "instance"):
-        assert key in body, body
-    assert body["status"] == status
-    assert "Traceback" not in response.text
-    return body
-
-
-@dataclass
-class Account:
-    email: str
-    access: str
-    refresh: str
-    user_id: str
-    org_id: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access}"}
-
-
-def register(client: httpx.Client, outbox: Path, label: str) -> Account:
-    email = f"{label}-{secrets.token_hex(4)}@example.org"
-    response = client.post(
-        "/api/v1/auth/register",
-        json={
-            "email": email,
-            "password": PASSWORD,
-            "name": f"{label} owner",
-            "org_name": f"{label} Inc",
-        },
-    )
-    assert response.status_code == 202, response.text
-    assert response.json() == {"status": "verification_sent"}
-    token = link_token(wait_for_email(outbox, email), "/auth/verify-email")
-    verified = client.post("/api/v1/auth/email/verify", json={"token": token, "password": PASSWORD})
-    assert verified.status_code == 200, verified.text
-    body = verified.json()
-    assert body["token_type"] == "bearer" and body["expires_in"] > 0
-    cookie = refresh_cookie(verified)
-    assert cookie
-    return Account(
-        email=email,
-        access=body["access_token"],
-        refresh=cookie,
-        user_id=str(body["user"]["id"]),
-        org_id=str(body["org"]["id"]),
-    )
+def mailbox(stack: LocalStack) -> Mailbox:
+    """How `register` reads the local stack's mail: straight from the worker's outbox directory."""
+    return partial(wait_for_email, stack.outbox)
 
 
 @pytest.fixture(scope="module")
 def alice(client: httpx.Client, stack: LocalStack) -> Account:
-    return register(client, stack.outbox, "alice")
+    return register(client, mailbox(stack), "alice")
 
 
 @pytest.fixture(scope="module")
 def bob(client: httpx.Client, stack: LocalStack) -> Account:
-    return register(client, stack.outbox, "bob")
+    return register(client, mailbox(stack), "bob")
 
 
 # --- the gateway itself -------------------------------------------------------------------
@@ -256,7 +191,7 @@ def test_problem_json_on_errors(client: httpx.Client, alice: Account) -> None:
 
 
 def test_refresh_rotates_and_reuse_revokes(client: httpx.Client, stack: LocalStack) -> None:
-    account = register(client, stack.outbox, "carol")
+    account = register(client, mailbox(stack), "carol")
     first = client.post("/api/v1/auth/refresh", headers={"Cookie": f"{REFRESH_COOKIE}={account.refresh}"})
     assert first.status_code == 200, first.text
     rotated = refresh_cookie(first)
@@ -273,7 +208,7 @@ def test_refresh_rotates_and_reuse_revokes(client: httpx.Client, stack: LocalSta
 
 
 def test_logout_rejects_the_access_token(client: httpx.Client, stack: LocalStack) -> None:
-    account = register(client, stack.outbox, "dave")
+    account = register(client, mailbox(stack), "dave")
     assert client.get("/api/v1/me", headers=account.auth).status_code == 200
     out = client.post("/api/v1/auth/logout", headers={"Cookie": f"{REFRESH_COOKIE}={account.refresh}"})
     assert out.status_code == 204, out.text

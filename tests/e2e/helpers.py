@@ -1,0 +1,108 @@
+"""The public contract as a client through the gateway sees it: accounts, problem bodies, links in
+emails.
+
+Shared by the local e2e suite (tests/e2e) and the Compose test (tests/compose/accounts.py): both
+stacks answer the same contract, so one definition of what a signed-in account is keeps the two
+from drifting apart. Only the way to read an email differs (an outbox directory here, `docker
+compose exec` there), so `register` is given it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import Any
+
+import httpx
+
+REFRESH_COOKIE = "bb_refresh"
+PASSWORD = "correct horse battery staple 42"
+PROBLEM = "application/problem+json"
+
+# The newest email to an address (waiting for it): how `register` reads its verification link.
+Mailbox = Callable[[str], dict[str, Any]]
+
+
+@dataclass
+class Account:
+    email: str
+    access: str
+    refresh: str
+    user_id: str
+    org_id: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+
+def refresh_cookie(response: httpx.Response) -> str | None:
+    """The refresh token the response sets, its cookie checked to be out of scripts' and other
+    sites' reach (None when the response sets none)."""
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(header)
+        if REFRESH_COOKIE in jar:
+            morsel = jar[REFRESH_COOKIE]
+            assert morsel["path"] == "/api/v1/auth"
+            assert morsel["httponly"]
+            assert morsel["samesite"].lower() == "strict"
+            return morsel.value or None
+    return None
+
+
+def link_token(message: dict[str, Any], page: str) -> str:
+    match = re.search(re.escape(page) + r"#token=([A-Za-z0-9_\-.~%]+)", message["text"])
+    assert match, f"no {page}#token= link in: {message['text']}"
+    return match.group(1)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body: dict[str, Any] = response.json()
+    for key in ("type", "title", "status", "detail", "instance"):
+        assert key in body, body
+    assert body["status"] == status
+    assert "Traceback" not in response.text
+    return body
+
+
+def account_from(response: httpx.Response, email: str, status: int = 200) -> Account:
+    """The account a token response signs in (login, refresh, verification, magic link: 200;
+    accepting an invitation: 201), with its refresh cookie."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] > 0
+    cookie = refresh_cookie(response)
+    assert cookie, response.headers
+    return Account(
+        email=email,
+        access=body["access_token"],
+        refresh=cookie,
+        user_id=str(body["user"]["id"]),
+        org_id=str(body["org"]["id"]),
+    )
+
+
+def register(client: httpx.Client, mailbox: Mailbox, label: str) -> Account:
+    """Sign up a new owner of a new org, follow the verification link `mailbox` finds, and
+    return the signed-in account."""
+    email = f"{label}-{secrets.token_hex(4)}@example.org"
+    response = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "name": f"{label} owner",
+            "org_name": f"{label} Inc",
+        },
+    )
+    assert response.status_code == 202, response.text
+    assert response.json() == {"status": "verification_sent"}
+    token = link_token(mailbox(email), "/auth/verify-email")
+    verified = client.post("/api/v1/auth/email/verify", json={"token": token, "password": PASSWORD})
+    return account_from(verified, email)
