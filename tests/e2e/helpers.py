@@ -1,5 +1,5 @@
 """The public contract as a client through the gateway sees it: accounts, problem bodies, links in
-emails.
+emails, paths the gateway must not serve.
 
 Shared by the local e2e suite (tests/e2e) and the Compose test (tests/compose/accounts.py): both
 stacks answer the same contract, so one definition of what a signed-in account is keeps the two
@@ -22,6 +22,25 @@ REFRESH_COOKIE = "bb_refresh"
 PASSWORD = "correct horse battery staple 42"
 PROBLEM = "application/problem+json"
 
+# What the gateway must never serve: the services' operational endpoints, under their own names
+# and behind every traversal, encoding and case trick (sent as raw paths, see `get_raw`).
+OPERATIONAL_PATHS = (
+    "/metrics",
+    "/health",
+    "/ready",
+    "/docs",
+    "/openapi.json",
+    "/api/v1/../metrics",
+    "/api/v1/auth/../../metrics",
+    "/api/v1/auth/%2e%2e/%2e%2e/metrics",
+    "/api/v1/%2e%2e/metrics",
+    "/api/v1/auth/..%2f..%2fmetrics",
+    "/api//metrics",
+    "/METRICS",
+    "/api/v1/metrics",
+    "/api/v1/auth/metrics",
+)
+
 # The newest email to an address (waiting for it): how `register` reads its verification link.
 Mailbox = Callable[[str], dict[str, Any]]
 
@@ -37,6 +56,15 @@ class Account:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access}"}
+
+
+def get_raw(url: str, path: str) -> httpx.Response:
+    """GET `path` from `url` byte for byte: httpx would otherwise normalize `..` and encodings
+    away, and the gateway would never see the trick."""
+    with httpx.Client(timeout=10.0) as http:
+        request = http.build_request("GET", url)
+        request.url = request.url.copy_with(raw_path=path.encode())
+        return http.send(request)
 
 
 def refresh_cookie(response: httpx.Response) -> str | None:
