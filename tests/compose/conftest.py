@@ -185,8 +185,9 @@ class ComposeStack:
         result = self.run("logs", "--no-color", "--no-log-prefix", service, check=False)
         return result.stdout + result.stderr
 
-    def psql(self, sql: str) -> str:
-        """Run SQL as the postgres superuser inside the postgres container; tab-separated rows."""
+    def psql(self, sql: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run SQL as the postgres superuser inside the postgres container; tab-separated rows
+        on stdout. check=False for SQL that must fail: the caller reads the error on stderr."""
         return self.exec(
             "postgres",
             "psql",
@@ -200,7 +201,8 @@ class ComposeStack:
             "ON_ERROR_STOP=1",
             "-c",
             sql,
-        ).stdout
+            check=check,
+        )
 
     def emails(self) -> list[dict[str, Any]]:
         """Every message in the worker's outbox (read with `docker compose exec worker`)."""

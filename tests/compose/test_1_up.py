@@ -38,7 +38,7 @@ def test_postgres_and_redis_publish_no_host_port(stack: ComposeStack) -> None:
     rows = {row["Service"]: row for row in stack.ps()}
     for service in ("postgres", "redis"):
         assert not [p for p in rows[service].get("Publishers") or [] if p.get("PublishedPort")], rows[service]
-    assert stack.psql("SELECT 1").strip() == "1"
+    assert stack.psql("SELECT 1").stdout.strip() == "1"
     assert stack.exec("redis", "redis-cli", "ping").stdout.strip() == "PONG"
     published = {
         p["PublishedPort"]
@@ -52,12 +52,12 @@ def test_postgres_and_redis_publish_no_host_port(stack: ComposeStack) -> None:
 def test_schema_privileges_are_explicit(stack: ComposeStack) -> None:
     """Finding 6: the owner role owns the schema, PUBLIC has nothing on it, auth and api have
     USAGE by explicit grant, and the migrate job printed no 'no privileges were granted'."""
-    owner = stack.psql("SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'public'").strip()
+    owner = stack.psql("SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'public'").stdout.strip()
     assert owner == "blockbot_owner"
     grantees = stack.psql(
         "SELECT coalesce(g.rolname, 'PUBLIC'), a.privilege_type FROM pg_namespace n, "
         "aclexplode(n.nspacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee WHERE n.nspname = 'public'"
-    ).splitlines()
+    ).stdout.splitlines()
     assert "blockbot_auth\tUSAGE" in grantees and "blockbot_api\tUSAGE" in grantees, grantees
     assert not [row for row in grantees if row.startswith("PUBLIC")], grantees
     logs = stack.logs("migrate") + stack.logs("postgres")

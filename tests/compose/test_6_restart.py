@@ -45,14 +45,14 @@ def audit_rows(stack: ComposeStack, org_id: str) -> list[str]:
     return stack.psql(
         f"SELECT id, action, coalesce(target_id, ''), created_at FROM audit_log "
         f"WHERE org_id = '{org_id}' ORDER BY id"
-    ).splitlines()
+    ).stdout.splitlines()
 
 
 def forced_rls(stack: ComposeStack) -> str:
     return stack.psql(
         "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
         "WHERE relnamespace = 'public'::regnamespace AND relrowsecurity AND relforcerowsecurity"
-    ).strip()
+    ).stdout.strip()
 
 
 def test_backup_destroy_the_volume_restore(stack: ComposeStack, client: httpx.Client, tmp_path: Path) -> None:
@@ -83,17 +83,7 @@ def test_backup_destroy_the_volume_restore(stack: ComposeStack, client: httpx.Cl
     rotated = client.post("/api/v1/auth/refresh", headers={"Cookie": f"{REFRESH_COOKIE}={account.refresh}"})
     assert account_from(rotated, account.email).user_id == account.user_id
     assert audit_rows(stack, account.org_id)[: len(audit)] == audit  # the audit log intact
-    update = stack.exec(
-        "postgres",
-        "psql",
-        "-U",
-        "postgres",
-        "-d",
-        "blockbot",
-        "-c",
-        "UPDATE audit_log SET action = 'x'",
-        check=False,
-    )
+    update = stack.psql("UPDATE audit_log SET action = 'x'", check=False)
     assert update.returncode != 0 and "append-only" in update.stderr, update  # still append-only
     assert forced_rls(stack) == rls  # RLS still forced on the same tables
     refused = client.post("/api/v1/auth/login", json={"email": later.email, "password": PASSWORD})
