@@ -241,18 +241,21 @@ def docker_ready() -> None:
     assert result.returncode == 0, "no Docker engine: .ci/run starts one (see README)\n" + result.stderr
 
 
+def docker_inspect(name: str, template: str) -> str:
+    """`docker inspect -f template name`: what Compose does not report (a container's mounts or
+    main process, an image's size)."""
+    return subprocess.run(
+        ["docker", "inspect", "-f", template, name], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def build_image(compose: ComposeStack) -> None:
     """The project's image, built by Compose as `make build` does (no registry involved: the
     Dockerfile needs no BuildKit frontend image)."""
     started = time.monotonic()
     compose.run("build", "migrate", timeout=1500)
     timed("build blockbot-core image", started)
-    size = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Size}}", f"blockbot-core:{IMAGE_TAG}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    size = docker_inspect(f"blockbot-core:{IMAGE_TAG}", "{{.Size}}")
     FACTS["blockbot-core image size"] = f"{int(size) / 1e6:.0f} MB"
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.compose.conftest import FACTS, HTTP_PORT, IMAGE_TAG, ROOT, ComposeStack, timed
+from tests.compose.conftest import FACTS, HTTP_PORT, IMAGE_TAG, ROOT, ComposeStack, docker_inspect, timed
 
 pytestmark = pytest.mark.compose
 LONG_RUNNING = {"postgres", "redis", "auth", "api", "worker", "traefik", "gateway-problems"}
@@ -68,14 +68,7 @@ def test_traefik_has_no_docker_socket_and_no_warnings(stack: ComposeStack) -> No
     """Findings 8 and 9: nothing from the host's Docker socket is mounted into the proxy, and
     Traefik starts without warnings (the ops entry point has the alias-header setting)."""
     container = stack.containers("traefik")[0]
-    mounts = json.loads(
-        subprocess.run(
-            ["docker", "inspect", "-f", "{{json .Mounts}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    mounts = json.loads(docker_inspect(container, "{{json .Mounts}}"))
     assert not [m for m in mounts if "docker.sock" in m.get("Source", "")], mounts
     logs = stack.logs("traefik")
     pattern = r'level=(warn|error)|"level":"(warn|error)"| WRN | ERR '

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.compose.accounts import login, register
-from tests.compose.conftest import FACTS, ComposeStack, part_timer, timed
+from tests.compose.conftest import FACTS, ComposeStack, docker_inspect, part_timer, timed
 from tests.e2e.helpers import PASSWORD, PROBLEM, Account, assert_problem
 
 pytestmark = pytest.mark.compose
@@ -113,14 +112,7 @@ def until(check: Callable[[], bool], timeout: float = 120.0) -> float:
 
 
 def main_pid(container: str) -> int:
-    return int(
-        subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    return int(docker_inspect(container, "{{.State.Pid}}"))
 
 
 def running_again(stack: ComposeStack, service: str, old_pid: int) -> Callable[[], bool]:
