@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import jwt
@@ -31,6 +31,7 @@ from shared.redis import guarded
 from shared.roles import Role
 from shared.settings import Settings
 
+Key = TypeVar("Key")  # an Ed25519 key class (this module reads public ones only)
 ALGORITHM = "EdDSA"
 # RFC 9068 media type of access tokens, set by the auth service. Verification refuses any other
 # explicit type (a future ID token or link token signed with the same keys is not an access
@@ -76,16 +77,32 @@ def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
 
 def parse_public_key(value: str) -> Ed25519PublicKey:
     """A public key given as PEM (SubjectPublicKeyInfo) or as base64url of its 32 raw bytes."""
+    return decode_ed25519(
+        value,
+        pem=serialization.load_pem_public_key,
+        raw=Ed25519PublicKey.from_public_bytes,
+        kind=Ed25519PublicKey,  # type: ignore[type-abstract]  # mypy#4717: isinstance takes it
+        what="public key",
+    )
+
+
+def decode_ed25519(
+    value: str, *, pem: Callable[[bytes], object], raw: Callable[[bytes], Key], kind: type[Key], what: str
+) -> Key:
+    """An Ed25519 key from PEM (read by `pem`) or from base64url of its 32 raw bytes (`raw`).
+
+    The one parser of key text; the private-key side (services/auth/keys.py) passes its loaders.
+    """
     text = value.strip()
     if text.startswith("-----BEGIN"):
-        key = serialization.load_pem_public_key(text.encode())
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError("not an Ed25519 public key")
+        key = pem(text.encode())
+        if not isinstance(key, kind):
+            raise ValueError(f"not an Ed25519 {what}")
         return key
-    raw = b64url_decode(text)
-    if len(raw) != 32:
-        raise ValueError("an Ed25519 public key is 32 bytes")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    data = b64url_decode(text)
+    if len(data) != 32:
+        raise ValueError(f"an Ed25519 {what} is 32 bytes")
+    return raw(data)
 
 
 def keys_by_kid(keys: Iterable[Ed25519PublicKey]) -> dict[str, Ed25519PublicKey]:

@@ -104,12 +104,17 @@ def metrics_endpoint(
     def handler(_: Request) -> Response:
         if before is not None:
             before()
-        if multiprocess_metrics.enabled():
-            from prometheus_client import multiprocess
-
-            aggregate = CollectorRegistry()
-            multiprocess.MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
-            return Response(generate_latest(aggregate), media_type=CONTENT_TYPE_LATEST)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
 
     return handler
+
+
+def exposition(registry: CollectorRegistry = REGISTRY) -> bytes:
+    """The registry in the Prometheus text format (`CONTENT_TYPE_LATEST`); every process's sum
+    when this one runs under a supervisor (shared/multiprocess_metrics.py)."""
+    if multiprocess_metrics.enabled():
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)

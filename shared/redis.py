@@ -79,6 +79,10 @@ class RedisOverloaded(RedisConnectionError):
 _INSIDE_GUARD: ContextVar[bool] = ContextVar("inside_redis_guard", default=False)
 
 
+class _BreakerOpened(RedisUnavailable):
+    """A call given up on because another call opened the breaker while it waited."""
+
+
 class GuardedRedis(ArqRedis):
     """The client, with every single command run through the process's guard (when it has one).
 
@@ -229,6 +233,8 @@ class RedisGuard:
         self._trial_running = trial
         try:
             result = await self._bounded(call, deadline)
+        except _BreakerOpened:
+            raise  # another call opened the breaker; its time is not extended
         except RedisUnavailable as error:
             self._opened(error)
             raise
@@ -262,6 +268,9 @@ class RedisGuard:
             if watch.verdict == "overloaded":
                 REDIS_OVERLOADED.inc()
                 raise RedisOverloaded("process too busy to read Redis' answer in time") from None
+            if watch.verdict == "breaker_open":
+                REDIS_UNAVAILABLE.labels("breaker_open").inc()
+                raise _BreakerOpened("circuit breaker opened while this call waited") from None
             if watch.verdict == "unavailable":
                 REDIS_UNAVAILABLE.labels("timeout").inc()
                 raise RedisUnavailable(f"no answer within {self.limits.call_timeout:.3f} s") from None
@@ -296,7 +305,8 @@ class _Watch:
       was answered since this one began: Redis is silent, "unavailable".
     - Other calls were answered meanwhile: Redis is alive and this process is slow to read; the
       call keeps waiting up to the overload deadline, then "overloaded" (a 503, never a pass).
-    - The breaker opened meanwhile (another call found Redis silent): "unavailable" at once.
+    - The breaker opened meanwhile (another call found Redis silent): "breaker_open" at once, a
+      `RedisUnavailable` that leaves the breaker's time as the opening call set it.
     """
 
     def __init__(self, guard: RedisGuard, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
@@ -328,7 +338,7 @@ class _Watch:
 
     def _tick(self) -> None:
         if self.guard._openings != self._openings:
-            return self._give_up("unavailable")
+            return self._give_up("breaker_open")
         if self.loop.time() >= self.deadline:
             return self._give_up("overloaded")
         self._slices -= 1

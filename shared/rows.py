@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -30,3 +31,8 @@ async def all_of(
 ) -> list[T]:
     """Every row of the statement as `row_type`, in the statement's order."""
     return [row_type(**row._mapping) for row in await db.execute(statement, params)]
+
+
+async def ids_of(db: AsyncSession, statement: Executable, params: Mapping[str, Any]) -> list[UUID]:
+    """The first column of every row: the ids a statement selects, locks or returns."""
+    return list((await db.execute(statement, params)).scalars())

@@ -2,13 +2,7 @@
 
 Every tenant table has RLS enabled and forced with a fail-closed policy on
 `app.current_org_id`; the grants give each runtime role only what it needs.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-25
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
@@ -16,8 +10,6 @@ from migrations.roles import roles
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TENANT_TABLES = ("users", "sessions", "one_time_tokens", "invitations", "audit_log")
 

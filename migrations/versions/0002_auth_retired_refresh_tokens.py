@@ -4,13 +4,7 @@
 token that is replayed after two or more rotations would otherwise be merely "unknown" (401)
 instead of revealing the theft and revoking the family. Each rotation moves the hash that
 falls out of `previous_token_hash` here.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-25
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
@@ -18,12 +12,9 @@ from migrations.roles import roles
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    r = roles()
     op.execute(
         """
         CREATE TABLE session_retired_tokens (
@@ -41,6 +32,7 @@ def upgrade() -> None:
         "CREATE POLICY tenant_isolation ON session_retired_tokens"
         " USING (org_id = app_current_org_id()) WITH CHECK (org_id = app_current_org_id())"
     )
+    r = roles()
     # Like sessions: the auth service finds a presented token before it knows the tenant.
     op.execute(
         f'CREATE POLICY auth_identity_lookup ON session_retired_tokens FOR SELECT TO "{r.auth}" USING (true)'

@@ -2,20 +2,12 @@
 
 The purge looks rows up by expiry, revocation and consumption time; without these it would scan
 both tables every hour.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-25
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -8,13 +8,7 @@ row by its public id and, only when the presented hash matches and the key is li
 transaction to the key's org and touches `last_used_at` (at most once a minute, never waiting
 on a lock). The api role can execute it, nothing else can, and it reveals nothing to a caller
 without the secret except that the public id exists.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-25
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
@@ -22,12 +16,9 @@ from migrations.roles import roles
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    r = roles()
     op.execute(
         """
         CREATE TABLE api_keys (
@@ -57,6 +48,7 @@ def upgrade() -> None:
         "CREATE POLICY tenant_isolation ON api_keys"
         " USING (org_id = app_current_org_id()) WITH CHECK (org_id = app_current_org_id())"
     )
+    r = roles()
     # Only the verification function runs as the owner at run time (the owner cannot log in).
     op.execute(
         f'CREATE POLICY api_key_verification ON api_keys TO "{r.owner}" USING (true) WITH CHECK (true)'

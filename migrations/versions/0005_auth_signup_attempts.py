@@ -10,13 +10,7 @@ Not a tenant table (there is no organization yet): only the auth role may touch 
 
 Existing unverified sign-ups are carried over: each still valid verification token becomes an
 attempt holding the pending password, then the empty organizations are dropped.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-25
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
@@ -24,12 +18,9 @@ from migrations.roles import roles
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    r = roles()
     op.execute(
         """
         CREATE TABLE signup_attempts (
@@ -48,6 +39,7 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX signup_attempts_email_idx ON signup_attempts (email, created_at)")
     op.execute("CREATE INDEX signup_attempts_expires_at_idx ON signup_attempts (expires_at)")
+    r = roles()
     op.execute(f'GRANT SELECT, INSERT, DELETE ON signup_attempts TO "{r.auth}"')
 
     # Carry pending sign-ups over. This runs as the schema owner, which RLS binds only while it

@@ -2,20 +2,12 @@
 
 A disabled user cannot log in or refresh; disabling also revokes every session of the user, so
 its access tokens stop at once. NULL means enabled; the column keeps when it happened.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-25
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

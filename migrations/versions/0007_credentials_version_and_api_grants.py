@@ -8,13 +8,7 @@
   name; sessions: revocation; invitations: revocation; one-time tokens: consumption), and may
   INSERT one-time tokens of the invitation purpose only: an injection in the api could otherwise
   set password hashes or email addresses, or mint magic links and reset tokens.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-25
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
@@ -22,8 +16,6 @@ from migrations.roles import roles
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 API_UPDATABLE = {
     "users": "name, role, updated_at",

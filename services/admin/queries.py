@@ -9,6 +9,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.rows import all_of, ids_of, one_or_none
+
 
 @dataclass(frozen=True)
 class OrgRow:
@@ -32,6 +34,10 @@ class UserRow:
     live_sessions: int
 
 
+_ORG_SELECT = (
+    "SELECT o.id, o.name, o.created_at,"
+    " (SELECT count(*) FROM users u WHERE u.org_id = o.id) AS users FROM organizations o"
+)
 _USER_SELECT = (
     "SELECT u.id, u.org_id, o.name AS org_name, u.email, u.name, u.role, u.email_verified_at,"
     " u.disabled_at, u.created_at,"
@@ -53,50 +59,28 @@ async def bypasses_rls(db: AsyncSession) -> bool:
 
 
 async def list_orgs(db: AsyncSession) -> list[OrgRow]:
-    rows = await db.execute(
-        text(
-            "SELECT o.id, o.name, o.created_at,"
-            " (SELECT count(*) FROM users u WHERE u.org_id = o.id) AS users"
-            " FROM organizations o ORDER BY o.created_at, o.id"
-        )
-    )
-    return [OrgRow(**row._mapping) for row in rows]
+    """Every organization with its member count, oldest first."""
+    return await all_of(db, OrgRow, text(_ORG_SELECT + " ORDER BY o.created_at, o.id"), {})
 
 
 async def find_org(db: AsyncSession, org_id: UUID) -> OrgRow | None:
-    row = (
-        await db.execute(
-            text(
-                "SELECT o.id, o.name, o.created_at,"
-                " (SELECT count(*) FROM users u WHERE u.org_id = o.id) AS users"
-                " FROM organizations o WHERE o.id = :id"
-            ),
-            {"id": org_id},
-        )
-    ).one_or_none()
-    return None if row is None else OrgRow(**row._mapping)
+    """One organization with its member count."""
+    return await one_or_none(db, OrgRow, text(_ORG_SELECT + " WHERE o.id = :id"), {"id": org_id})
 
 
 async def list_users(db: AsyncSession, org_id: UUID | None) -> list[UserRow]:
-    rows = await db.execute(
-        text(
-            _USER_SELECT + " WHERE CAST(:org AS uuid) IS NULL OR u.org_id = CAST(:org AS uuid)"
-            " ORDER BY o.created_at, u.org_id, u.created_at, u.id"
-        ),
-        {"org": org_id},
+    """Every user (of one org, when given), by org then age."""
+    statement = text(
+        _USER_SELECT + " WHERE CAST(:org AS uuid) IS NULL OR u.org_id = CAST(:org AS uuid)"
+        " ORDER BY o.created_at, u.org_id, u.created_at, u.id"
     )
-    return [UserRow(**row._mapping) for row in rows]
+    return await all_of(db, UserRow, statement, {"org": org_id})
 
 
 async def find_user(db: AsyncSession, *, user_id: UUID | None, email: str | None) -> UserRow | None:
     """One user by id or by email (case-insensitive)."""
-    row = (
-        await db.execute(
-            text(_USER_SELECT + " WHERE u.id = :id OR lower(u.email) = lower(:email)"),
-            {"id": user_id, "email": email},
-        )
-    ).one_or_none()
-    return None if row is None else UserRow(**row._mapping)
+    statement = text(_USER_SELECT + " WHERE u.id = :id OR lower(u.email) = lower(:email)")
+    return await one_or_none(db, UserRow, statement, {"id": user_id, "email": email})
 
 
 async def lock_user(db: AsyncSession, user_id: UUID) -> None:
@@ -139,14 +123,11 @@ class PendingSignup:
 
 async def lock_pending_signups(db: AsyncSession, email: str) -> list[PendingSignup]:
     """The live sign-up attempts of an address (no account yet), locked."""
-    rows = await db.execute(
-        text(
-            "SELECT id, email, name, org_name, password_hash FROM signup_attempts"
-            " WHERE email = lower(:email) AND expires_at > now() ORDER BY created_at FOR UPDATE"
-        ),
-        {"email": email},
+    statement = text(
+        "SELECT id, email, name, org_name, password_hash FROM signup_attempts"
+        " WHERE email = lower(:email) AND expires_at > now() ORDER BY created_at FOR UPDATE"
     )
-    return [PendingSignup(**row._mapping) for row in rows]
+    return await all_of(db, PendingSignup, statement, {"email": email})
 
 
 async def drop_signups(db: AsyncSession, email: str) -> None:
@@ -191,14 +172,11 @@ async def set_disabled(db: AsyncSession, user_id: UUID, *, disabled: bool) -> bo
 
 async def revoke_sessions(db: AsyncSession, user_id: UUID, *, reason: str) -> list[UUID]:
     """Revoke every not yet revoked session of the user; their ids (for the Redis markers)."""
-    rows = await db.execute(
-        text(
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = :reason"
-            " WHERE user_id = :id AND revoked_at IS NULL RETURNING id"
-        ),
-        {"id": user_id, "reason": reason},
+    statement = text(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = :reason"
+        " WHERE user_id = :id AND revoked_at IS NULL RETURNING id"
     )
-    return list(rows.scalars())
+    return await ids_of(db, statement, {"id": user_id, "reason": reason})
 
 
 async def public_table_count(db: AsyncSession) -> int:
@@ -211,8 +189,5 @@ async def public_table_count(db: AsyncSession) -> int:
 
 async def recently_revoked_sessions(db: AsyncSession, seconds: int) -> list[UUID]:
     """Sessions revoked in the last `seconds` (their access tokens may still be unexpired)."""
-    rows = await db.execute(
-        text("SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => :s)"),
-        {"s": seconds},
-    )
-    return list(rows.scalars())
+    statement = text("SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => :s)")
+    return await ids_of(db, statement, {"s": seconds})

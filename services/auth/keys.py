@@ -22,7 +22,7 @@ from functools import cached_property
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.access_tokens import b64url_decode, b64url_encode, jwk_thumbprint, public_jwk
+from shared.access_tokens import b64url_encode, decode_ed25519, jwk_thumbprint, public_jwk
 from shared.settings import Environment, Settings, SettingsError
 
 logger = logging.getLogger("blockbot.auth.keys")
@@ -69,16 +69,14 @@ def generate_seed() -> str:
 
 
 def parse_private_key(value: str) -> Ed25519PrivateKey:
-    text = value.strip()
-    if text.startswith("-----BEGIN"):
-        key = serialization.load_pem_private_key(text.encode(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("not an Ed25519 private key")
-        return key
-    seed = b64url_decode(text)
-    if len(seed) != 32:
-        raise ValueError("an Ed25519 seed is 32 bytes")
-    return Ed25519PrivateKey.from_private_bytes(seed)
+    """A private key given as PEM (PKCS#8) or as base64url of its 32-byte seed."""
+    return decode_ed25519(
+        value,
+        pem=lambda data: serialization.load_pem_private_key(data, password=None),
+        raw=Ed25519PrivateKey.from_private_bytes,
+        kind=Ed25519PrivateKey,  # type: ignore[type-abstract]  # mypy#4717: isinstance takes it
+        what="private key (seed)",
+    )
 
 
 def signing_key(private_key: Ed25519PrivateKey) -> SigningKey:

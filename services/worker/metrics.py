@@ -18,15 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import orjson
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from shared.metrics import exposition
 
 logger = logging.getLogger("blockbot.worker.metrics")
 
@@ -117,7 +111,7 @@ class MetricsServer:
                     await asyncio.wait_for(self._refresh(), REFRESH_TIMEOUT_SECONDS)
                 except Exception as error:  # serve what we have; the gauge keeps its last value
                     logger.warning("metrics refresh failed", extra={"error": type(error).__name__})
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            return 200, CONTENT_TYPE_LATEST, exposition(self._registry)
         return 404, "application/json", b'{"status":404,"title":"Not Found"}'
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -7,17 +7,16 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.rows import ids_of
+
 
 async def lock_live_user_sessions(db: AsyncSession, user_id: UUID) -> list[UUID]:
     """The ids of the user's live (unrevoked, unexpired) sessions, locked FOR UPDATE."""
-    ids = await db.execute(
-        text(
-            "SELECT id FROM sessions WHERE user_id = :user AND revoked_at IS NULL"
-            " AND expires_at > now() FOR UPDATE"
-        ),
-        {"user": user_id},
+    statement = text(
+        "SELECT id FROM sessions WHERE user_id = :user AND revoked_at IS NULL"
+        " AND expires_at > now() FOR UPDATE"
     )
-    return list(ids.scalars())
+    return await ids_of(db, statement, {"user": user_id})
 
 
 async def mark_revoked(db: AsyncSession, ids: list[UUID], reason: str) -> None:

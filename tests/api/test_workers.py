@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from devstack.ports import free_port, wait_for_port
+from devstack.ports import free_port
 from tests.api.helpers import HIGH
+from tests.helpers import uvicorn_process
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 30
 
 
@@ -41,30 +38,8 @@ def two_workers(database, redis_url, redis_prefix, minter, tmp_path) -> Iterator
         "WEB_CONCURRENCY": "2",
         "TMPDIR": str(tmp_path),
     }
-    log = (tmp_path / "api.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "services.api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, timeout=60)
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    with uvicorn_process("services.api.main:app", env, port, tmp_path / "api.log") as pid:
+        yield f"http://127.0.0.1:{port}", pid
 
 
 def _me_count(exposition: str) -> float:

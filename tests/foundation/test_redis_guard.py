@@ -180,3 +180,18 @@ async def test_a_call_left_waiting_gives_up_when_another_finds_redis_silent():
         await g.run(never)  # nothing answered since this one began: Redis is silent
     with pytest.raises(RedisUnavailable):
         await waiting
+
+
+async def test_a_call_given_up_on_because_the_breaker_opened_does_not_extend_it():
+    """Only the call that found Redis silent sets the breaker's time; those it releases do not."""
+    clock = Clock()
+    g = guard(clock, call_timeout=0.15, breaker_seconds=2.0)
+    waiting = asyncio.create_task(g.run(never))
+    await g.run(answer_after(0.01))  # `waiting` has seen an answer: it does not judge Redis itself
+    with pytest.raises(RedisUnavailable):
+        await g.run(never)  # opens the breaker until 1002.0 on the fake clock
+    clock.now = 1001.9  # `waiting` is released after this, by its next timer tick
+    with pytest.raises(RedisUnavailable):
+        await waiting
+    clock.now = 1002.1
+    assert not g.is_open  # half-open on time: the next call may try Redis

@@ -19,11 +19,12 @@ import httpx
 import jwt
 import pytest
 
-from devstack.ports import free_port, wait_for_port
+from devstack.ports import free_port
 from devstack.run import read_env_file
 from services.auth import key_rotation
 from services.auth.key_rotation import EnvFile, RotationError
 from services.auth.keys import generate_seed, load_keyring
+from tests.helpers import uvicorn_process
 from tests.ops.helpers import FAST_HASHING, ROOT, AdminCli
 
 OWNER_PASSWORD = "rotation owner passphrase"
@@ -47,28 +48,8 @@ def auth_process(env_file: Path, database, redis_url: str, redis_prefix: str, po
         "RATELIMIT_AUTH_EMAIL_PER_HOUR": "100000",
         "JWT_PRIVATE_KEYS": EnvFile.read(env_file).get("JWT_PRIVATE_KEYS") or "",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "services.auth.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port, timeout=90)
+    with uvicorn_process("services.auth.main:app", env, port, env_file.with_name("auth.log")):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def rotate(step: str, env_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.tables.queries import Table
 from shared.roles import Role
+from shared.rows import ids_of
 
 INVITATION_COLUMNS = (
     "id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at,"
@@ -54,14 +55,11 @@ async def member_exists(session: AsyncSession, email: str) -> bool:
 
 async def revoke_expired_pending(session: AsyncSession, email: str) -> list[UUID]:
     """Revoke the address's expired, never-answered invitations; their ids."""
-    ids = await session.execute(
-        text(
-            f"UPDATE invitations SET revoked_at = now() WHERE lower(email) = lower(:email)"
-            f" AND {PENDING} AND expires_at <= now() RETURNING id"
-        ),
-        {"email": email},
+    statement = text(
+        f"UPDATE invitations SET revoked_at = now() WHERE lower(email) = lower(:email)"
+        f" AND {PENDING} AND expires_at <= now() RETURNING id"
     )
-    return list(ids.scalars().all())
+    return await ids_of(session, statement, {"email": email})
 
 
 async def insert_pending(
@@ -131,8 +129,5 @@ async def revoke_pending_sent_by(session: AsyncSession, inviter_id: UUID, roles:
         ),
         params,
     )
-    rows = await session.execute(
-        text(f"UPDATE invitations SET revoked_at = now() WHERE id IN ({pending}) RETURNING id"),
-        params,
-    )
-    return list(rows.scalars())
+    statement = text(f"UPDATE invitations SET revoked_at = now() WHERE id IN ({pending}) RETURNING id")
+    return await ids_of(session, statement, params)

@@ -12,6 +12,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.rows import ids_of
+
 # Rows are kept `:keep` seconds past their death.
 _DEAD_SESSION = (
     "(expires_at < now() - make_interval(secs => :keep) OR revoked_at < now() - make_interval(secs => :keep))"
@@ -38,22 +40,18 @@ def _count(result: object) -> int:
 
 async def orgs_with_dead_sessions(db: AsyncSession, *, keep_seconds: int, batch: int) -> list[UUID]:
     """Up to `batch` orgs with sessions dead for longer than `keep_seconds`."""
-    rows = await db.execute(text(_ORGS_WITH_DEAD_SESSIONS), {"keep": keep_seconds, "batch": batch})
-    return [row.org_id for row in rows]
+    return await ids_of(db, text(_ORGS_WITH_DEAD_SESSIONS), {"keep": keep_seconds, "batch": batch})
 
 
 async def orgs_with_spent_tokens(db: AsyncSession, *, keep_seconds: int, batch: int) -> list[UUID]:
     """Up to `batch` orgs with one-time tokens spent for longer than `keep_seconds`."""
-    rows = await db.execute(text(_ORGS_WITH_SPENT_TOKENS), {"keep": keep_seconds, "batch": batch})
-    return [row.org_id for row in rows]
+    return await ids_of(db, text(_ORGS_WITH_SPENT_TOKENS), {"keep": keep_seconds, "batch": batch})
 
 
 async def lock_dead_sessions(db: AsyncSession, org_id: UUID, *, keep_seconds: int, batch: int) -> list[UUID]:
     """Lock up to `batch` of the org's dead sessions not locked by a concurrent purger."""
-    result = await db.execute(
-        text(_DEAD_SESSIONS_OF_ORG), {"org": org_id, "keep": keep_seconds, "batch": batch}
-    )
-    return list(result.scalars())
+    params = {"org": org_id, "keep": keep_seconds, "batch": batch}
+    return await ids_of(db, text(_DEAD_SESSIONS_OF_ORG), params)
 
 
 async def delete_sessions(db: AsyncSession, ids: list[UUID]) -> tuple[int, int]:
