@@ -21,7 +21,7 @@ from devstack.readiness import readiness
 from devstack.run import LocalStack, Ports
 from devstack.stop import read_pids, stop
 from devstack.supervisor import ProcessSpec, Supervisor
-from tests.e2e.conftest import STACK_ENV, _pids_using
+from tests.e2e.processes import STACK_ENV, pids_using
 
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]
 FAILING = [sys.executable, "-c", "raise SystemExit(3)"]
@@ -117,7 +117,7 @@ def test_make_run_restarts_killed_services_and_sighup_stops_everything(stack_roo
     assert "api exited with code -9" in log and "worker exited with code -9" in log
     # Services first, Redis and PostgreSQL last.
     assert log.index("stopping worker") < log.index("stopping Redis") < log.index("stopping PostgreSQL")
-    assert not _pids_using(stack_root), stack.log_tail()
+    assert not pids_using(stack_root), stack.log_tail()
     assert not [port for port in asdict(stack.ports).values() if port_in_use(port)]
 
 
@@ -131,13 +131,13 @@ def test_make_stop_cleans_up_after_a_killed_make_run(stack_root: Path) -> None:
         # Its services die with it; Redis and PostgreSQL are left behind...
         for name in ("auth", "api", "worker", "traefik"):
             wait_until(lambda name=name: not alive(pids[name]), 30, f"{name} gone")
-        assert _pids_using(stack_root)
+        assert pids_using(stack_root)
         # ...until `make stop`.
         done = stop(stack.root, grace=10)
         assert "stopped PostgreSQL" in done
     finally:
         stack.stop()
-    wait_until(lambda: not _pids_using(stack_root), 30, "all gone")
+    wait_until(lambda: not pids_using(stack_root), 30, "all gone")
     assert not [port for port in asdict(stack.ports).values() if port_in_use(port)]
 
 

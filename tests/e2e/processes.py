@@ -1,9 +1,44 @@
-"""Which processes still belong to a stack: its directory in their command line or environment."""
+"""The local stack's processes: the environment the tests start a stack with (STACK_ENV), and which
+processes still belong to a stack (its directory in their command line or environment)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+# Fast password hashing and a one-second refresh grace (so reuse is observable quickly);
+# the per-IP auth limit is raised because every request of the suite comes from 127.0.0.1.
+STACK_ENV = {
+    "ARGON2_MEMORY_KIB": "8192",
+    "ARGON2_TIME_COST": "1",
+    "ARGON2_PARALLELISM": "1",
+    "REFRESH_REUSE_GRACE_SECONDS": "1",
+    "RATELIMIT_AUTH_IP_PER_MINUTE": "1000",
+    "LOG_LEVEL": "WARNING",
+    # Outage bounds sized for a loaded test machine, not production (the outage tests in
+    # tests/api set the production ones): a slow connect here is load, not an outage.
+    "DATABASE_POOL_TIMEOUT_SECONDS": "60",
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": "60",
+    "DATABASE_COMMAND_TIMEOUT_SECONDS": "60",
+    "REDIS_CALL_TIMEOUT_MS": "2000",
+    "REDIS_QUEUE_TIMEOUT_MS": "60000",
+}
+
+
+def pids_using(root: Path) -> list[int]:
+    """Processes (other than this one) whose command line names `root` (PostgreSQL, Redis, ...);
+    `pids_mentioning` also reads their environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(root) in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
 
 
 def pids_mentioning(root: Path) -> list[int]:
