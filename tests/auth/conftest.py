@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from services.auth.app import create_auth_app
-from services.auth.keys import KeyRing
 from shared.settings import Settings
-from tests.auth.helpers import (
-    GENEROUS,
-    KEYRING,
-    AuthApp,
-)
+from tests.auth.helpers import AuthApp, auth_starter
 
 
 @pytest.fixture(scope="session")
 def start_auth(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
     """`async with start_auth(**overrides) as auth:` runs a real auth app with its lifespan."""
-
-    @asynccontextmanager
-    async def start(keyring: KeyRing | None = KEYRING, **overrides: Any) -> AsyncIterator[AuthApp]:
-        settings = make_settings("auth", **{**GENEROUS, **overrides})
-        app = create_auth_app(settings, keyring=keyring)
-        async with app.router.lifespan_context(app):
-            yield AuthApp(app, settings)
-
-    return start
+    return auth_starter(make_settings)
 
 
 @pytest.fixture(scope="session")

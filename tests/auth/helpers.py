@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
+from services.auth.app import create_auth_app
 from services.auth.keys import KeyRing, parse_private_key, signing_key
 from services.auth.state import AuthState
 from shared.redis import create_redis, email_queue_name
@@ -52,6 +53,23 @@ class AuthApp:
     def client(self, ip: str = "198.51.100.7") -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False, client=(ip, 40000))
         return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+def auth_starter(
+    make_settings: Callable[..., Settings],
+) -> Callable[..., AbstractAsyncContextManager[AuthApp]]:
+    """What the `start_auth` fixtures (tests/auth, tests/ops) give: `async with start(**overrides)
+    as auth:` runs a real auth app with its lifespan, GENEROUS limits and the run's KEYRING unless
+    overridden."""
+
+    @asynccontextmanager
+    async def start(keyring: KeyRing | None = KEYRING, **overrides: Any) -> AsyncIterator[AuthApp]:
+        settings = make_settings("auth", **{**GENEROUS, **overrides})
+        app = create_auth_app(settings, keyring=keyring)
+        async with app.router.lifespan_context(app):
+            yield AuthApp(app, settings)
+
+    return start
 
 
 @asynccontextmanager

@@ -14,8 +14,7 @@ import pytest
 from devstack.databases import MigratedDatabase
 from shared.settings import Settings
 from tests.api.helpers import Api, running
-from tests.auth.conftest import start_auth  # noqa: F401  (a fixture, re-exported)
-from tests.auth.helpers import KEYRING
+from tests.auth.helpers import KEYRING, auth_starter
 from tests.ops.helpers import FAST_HASHING, AdminCli, public_keys_of
 
 
@@ -31,6 +30,13 @@ def admin_cli(database: MigratedDatabase, redis_url: str, redis_prefix: str) -> 
             **FAST_HASHING,
         }
     )
+
+
+@pytest.fixture(scope="session")
+def start_auth(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
+    """`async with start_auth(**overrides) as auth:` the auth app of tests/auth, sharing the run's
+    database, Redis and key prefix with the command line."""
+    return auth_starter(make_settings)
 
 
 @pytest.fixture(scope="session")
