@@ -10,7 +10,7 @@ from http.cookies import SimpleCookie
 
 import httpx
 
-from tests.compose.conftest import ComposeStack
+from tests.compose.stack import ComposeStack
 from tests.e2e import helpers
 from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, Account, account_from
 

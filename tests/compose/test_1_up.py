@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from tests.compose.conftest import FACTS, HTTP_PORT, IMAGE_TAG, ROOT, ComposeStack, docker_inspect, timed
+from tests.compose.stack import HTTP_PORT, IMAGE_TAG, ROOT, ComposeStack, docker_inspect
+from tests.compose.timings import FACTS, timed
 
 pytestmark = pytest.mark.compose
 LONG_RUNNING = {"postgres", "redis", "auth", "api", "worker", "traefik", "gateway-problems"}

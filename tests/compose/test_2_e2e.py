@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from tests.compose.accounts import refresh_cookie, register
-from tests.compose.conftest import ComposeStack, part_timer
+from tests.compose.stack import ComposeStack
+from tests.compose.timings import part_timer
 from tests.e2e.helpers import (
     OPERATIONAL_PATHS,
     PASSWORD,

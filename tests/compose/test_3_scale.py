@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from tests.compose.accounts import login, register
-from tests.compose.conftest import FACTS, HTTP_PORT, ComposeStack, part_timer, timed
+from tests.compose.stack import HTTP_PORT, ComposeStack
+from tests.compose.timings import FACTS, part_timer, timed
 from tests.e2e.helpers import PROBLEM, REFRESH_COOKIE, account_from, assert_problem
 
 pytestmark = pytest.mark.compose

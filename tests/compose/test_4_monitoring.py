@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.compose.conftest import FACTS, PROMETHEUS_PORT, ROOT, ComposeStack, part_timer
+from tests.compose.stack import PROMETHEUS_PORT, ROOT, ComposeStack
+from tests.compose.timings import FACTS, part_timer
 
 pytestmark = pytest.mark.compose
 _part = part_timer("part 4: monitoring profile")

@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from tests.compose.accounts import login, register
-from tests.compose.conftest import FACTS, ComposeStack, docker_inspect, part_timer, timed
+from tests.compose.stack import ComposeStack, docker_inspect
+from tests.compose.timings import FACTS, part_timer, timed
 from tests.e2e.helpers import PASSWORD, PROBLEM, Account, assert_problem
 
 pytestmark = pytest.mark.compose

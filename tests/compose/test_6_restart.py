@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.compose.accounts import login, register
-from tests.compose.conftest import FACTS, PROJECT, ComposeStack, part_timer, timed
+from tests.compose.stack import PROJECT, ComposeStack
+from tests.compose.timings import FACTS, part_timer, timed
 from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, account_from, assert_problem
 
 pytestmark = pytest.mark.compose

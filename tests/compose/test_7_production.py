@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from tests.compose.accounts import SECURE_REFRESH_COOKIE, refresh_cookie, register
-from tests.compose.conftest import HTTP_PORT, HTTPS_PORT, SENDER, ComposeStack, part_timer, timed
+from tests.compose.stack import HTTP_PORT, HTTPS_PORT, SENDER, ComposeStack
+from tests.compose.timings import part_timer, timed
 from tests.e2e.helpers import PASSWORD, PROBLEM
 
 pytestmark = pytest.mark.compose
