@@ -23,15 +23,7 @@ import httpx
 import pytest
 
 from devstack.secrets import write_env_file
-from tests.compose.stack import (
-    HTTP_PORT,
-    PROJECT,
-    SENDER,
-    TEST_ENV,
-    ComposeStack,
-    build_image,
-    docker_ready,
-)
+from tests.compose.stack import HTTP_PORT, PROJECT, SENDER, TEST_ENV, ComposeStack, build_image, docker_ready
 from tests.compose.timings import FACTS, TIMINGS
 
 
