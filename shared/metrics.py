@@ -16,13 +16,12 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
 )
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from shared import multiprocess_metrics
+from shared.multiprocess_metrics import exposition
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -107,14 +106,3 @@ def metrics_endpoint(
         return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
 
     return handler
-
-
-def exposition(registry: CollectorRegistry = REGISTRY) -> bytes:
-    """The registry in the Prometheus text format (`CONTENT_TYPE_LATEST`); every process's sum
-    when this one runs under a supervisor (shared/multiprocess_metrics.py)."""
-    if multiprocess_metrics.enabled():
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return generate_latest(registry)

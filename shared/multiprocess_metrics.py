@@ -24,6 +24,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported for real only after the multiprocess directory is chosen
+    from prometheus_client import CollectorRegistry
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "blockbot-metrics-"
@@ -77,3 +81,18 @@ def process_exited() -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def exposition(registry: CollectorRegistry | None = None) -> bytes:
+    """The registry (default: prometheus_client's) in the Prometheus text format; in
+    multiprocess mode, the aggregate of every worker of this supervisor instead.
+
+    Here, not in shared/metrics.py, so that a process rendering its metrics (the email worker)
+    does not register the HTTP services' metrics by importing it.
+    """
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+
+    if enabled():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(REGISTRY if registry is None else registry)

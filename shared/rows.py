@@ -33,6 +33,8 @@ async def all_of(
     return [row_type(**row._mapping) for row in await db.execute(statement, params)]
 
 
-async def ids_of(db: AsyncSession, statement: Executable, params: Mapping[str, Any]) -> list[UUID]:
-    """The first column of every row: the ids a statement selects, locks or returns."""
-    return list((await db.execute(statement, params)).scalars())
+async def ids_of(
+    db: AsyncSession, statement: Executable, params: Mapping[str, Any], *, column: str = "id"
+) -> list[UUID]:
+    """The ids a statement selects, locks or returns: its `column` of every row, by name."""
+    return [row._mapping[column] for row in await db.execute(statement, params)]

@@ -61,4 +61,8 @@ def uvicorn_process(app: str, env: Mapping[str, str], port: int, log: Path) -> I
             yield process.pid
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -75,7 +75,7 @@ def parse_private_key(value: str) -> Ed25519PrivateKey:
         pem=lambda data: serialization.load_pem_private_key(data, password=None),
         raw=Ed25519PrivateKey.from_private_bytes,
         kind=Ed25519PrivateKey,  # type: ignore[type-abstract]  # mypy#4717: isinstance takes it
-        what="private key (seed)",
+        what="private key",
     )
 
 

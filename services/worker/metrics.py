@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from shared.metrics import exposition
+from shared.multiprocess_metrics import exposition
 
 logger = logging.getLogger("blockbot.worker.metrics")
 

@@ -113,6 +113,8 @@ async def test_sigterm_lets_the_in_flight_job_finish(
             await wait_until(healthy, STARTUP_SECONDS, "the worker's /health")
             metrics = (await client.get("/metrics")).text
             assert "email_queue_depth" in metrics
+            # Only the worker's own series: no zero-valued HTTP or pool series of the web services.
+            assert "http_requests" not in metrics and "db_pool_connections" not in metrics
 
         fake_resend.delay_next(1, 2.0)
         await enqueue_email(

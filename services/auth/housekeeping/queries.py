@@ -40,12 +40,14 @@ def _count(result: object) -> int:
 
 async def orgs_with_dead_sessions(db: AsyncSession, *, keep_seconds: int, batch: int) -> list[UUID]:
     """Up to `batch` orgs with sessions dead for longer than `keep_seconds`."""
-    return await ids_of(db, text(_ORGS_WITH_DEAD_SESSIONS), {"keep": keep_seconds, "batch": batch})
+    params = {"keep": keep_seconds, "batch": batch}
+    return await ids_of(db, text(_ORGS_WITH_DEAD_SESSIONS), params, column="org_id")
 
 
 async def orgs_with_spent_tokens(db: AsyncSession, *, keep_seconds: int, batch: int) -> list[UUID]:
     """Up to `batch` orgs with one-time tokens spent for longer than `keep_seconds`."""
-    return await ids_of(db, text(_ORGS_WITH_SPENT_TOKENS), {"keep": keep_seconds, "batch": batch})
+    params = {"keep": keep_seconds, "batch": batch}
+    return await ids_of(db, text(_ORGS_WITH_SPENT_TOKENS), params, column="org_id")
 
 
 async def lock_dead_sessions(db: AsyncSession, org_id: UUID, *, keep_seconds: int, batch: int) -> list[UUID]:
