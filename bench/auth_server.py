@@ -13,6 +13,7 @@ from pathlib import Path
 
 from devstack.databases import MigratedDatabase
 from devstack.ports import free_port, wait_for_port
+from devstack.processes import stop_process
 from services.auth.keys import generate_seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +56,4 @@ def auth_server(
             wait_for_port(port, timeout=60)
             yield AuthServer(f"http://127.0.0.1:{port}", redis_url, prefix)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_process(server)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from devstack.databases import MigratedDatabase, migrated_database
 from devstack.postgres import EmbeddedPostgres
+from devstack.processes import stop_process
 from devstack.redis import LocalRedis
 
 
@@ -83,12 +84,9 @@ def stopped_on_exit() -> Iterator[list[subprocess.Popen[bytes]]]:
         yield processes
     finally:
         for process in processes:
-            process.terminate()
+            process.terminate()  # all at once: their grace periods overlap
         for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
 
 
 @dataclass(frozen=True)

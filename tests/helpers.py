@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from devstack.ports import wait_for_port
+from devstack.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,9 +61,4 @@ def uvicorn_process(app: str, env: Mapping[str, str], port: int, log: Path) -> I
             wait_for_port(port, timeout=90)
             yield process.pid
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, grace=30)

@@ -36,15 +36,7 @@ def test_make_revision_takes_the_next_number_and_passes_ruff(tmp_path: Path):
     source = created.read_text()
     assert re.search(rf'^revision: str = "{last + 1:04d}"$', source, re.M)
     assert re.search(rf'^down_revision: str \| None = "{last:04d}"$', source, re.M)
-    for command in (["check"], ["format", "--check"]):
-        linted = subprocess.run(
-            [sys.executable, "-m", "ruff", *command, str(created)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert_ruff_clean(created, tmp_path)
 
 
 def test_a_revision_keeps_the_dependencies_and_branch_labels_it_is_given(tmp_path: Path):
@@ -82,10 +74,15 @@ def test_a_revision_keeps_the_dependencies_and_branch_labels_it_is_given(tmp_pat
     assert script.branch_labels == {"widgets"}
     assert script.dependencies == "0003"
     created = next((tmp_path / "migrations" / "versions").glob("9001_*.py"))
+    assert_ruff_clean(created, tmp_path)
+
+
+def assert_ruff_clean(source: Path, project: Path) -> None:
+    """`ruff check` and `ruff format --check` pass on `source` under the project's settings."""
     for command in (["check"], ["format", "--check"]):
         linted = subprocess.run(
-            [sys.executable, "-m", "ruff", *command, str(created)],
-            cwd=tmp_path,
+            [sys.executable, "-m", "ruff", *command, str(source)],
+            cwd=project,
             capture_output=True,
             text=True,
             timeout=120,
