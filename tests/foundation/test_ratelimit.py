@@ -45,7 +45,24 @@ async def test_500_concurrent_requests_against_limit_100_let_exactly_100_through
     assert len(allowed) == 100
     assert sorted(d.remaining for d in allowed) == list(range(100))
     refused = [d for d in decisions if not d.allowed]
-    assert all(d.retry_after is not None and 1 <= d.retry_after <= 3600 for d in refused)
+    # A full bucket frees a request only once the next bucket has drained 1/limit of it: up to
+    # period * (1 + 1/limit) from now when the burst comes just after an edge (3636 s here).
+    assert all(d.retry_after is not None and 1 <= d.retry_after <= 3636 for d in refused)
+
+
+async def test_a_bucket_filled_just_after_its_edge_frees_a_request_after_the_next_edge(
+    redis_client, redis_settings
+):
+    """One second into the hour, 100/hour used up: a request is next allowed 36 s (1/100 of the
+    period) into the NEXT bucket, 3635 s from now, when the sliding estimate drops below 100."""
+    clock = Clock(EDGE + 1)
+    limiter = RateLimiter(redis_client, redis_settings, clock=clock)
+    window = [Window("user_endpoint", "u-edge:GET /me", 100, 3600)]
+    assert all([(await limiter.check(window)).allowed for _ in range(100)])
+    refused = await limiter.check(window)
+    assert not refused.allowed and refused.retry_after == 3600 - 1 + 36
+    clock.now += 3600 - 1 + 36
+    assert (await limiter.check(window)).allowed
 
 
 async def test_window_slides_and_allows_again_after_the_period(redis_client, redis_settings):
