@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.rows import all_of, ids_of, one_or_none
+from shared.rows import all_of, exists, ids_of, one_or_none
 
 
 @dataclass(frozen=True)
@@ -136,15 +136,11 @@ async def drop_signups(db: AsyncSession, email: str) -> None:
 
 async def mark_email_verified(db: AsyncSession, user_id: UUID) -> bool:
     """Set `email_verified_at` and spend the pending verification links; False if already set."""
-    changed = (
-        await db.execute(
-            text(
-                "UPDATE users SET email_verified_at = now(), updated_at = now()"
-                " WHERE id = :id AND email_verified_at IS NULL RETURNING id"
-            ),
-            {"id": user_id},
-        )
-    ).one_or_none()
+    verify = text(
+        "UPDATE users SET email_verified_at = now(), updated_at = now()"
+        " WHERE id = :id AND email_verified_at IS NULL RETURNING id"
+    )
+    changed = await exists(db, verify, {"id": user_id})
     await db.execute(
         text(
             "UPDATE one_time_tokens SET consumed_at = now() WHERE user_id = :id"
@@ -152,22 +148,16 @@ async def mark_email_verified(db: AsyncSession, user_id: UUID) -> bool:
         ),
         {"id": user_id},
     )
-    return changed is not None
+    return changed
 
 
 async def set_disabled(db: AsyncSession, user_id: UUID, *, disabled: bool) -> bool:
     """Disable (now) or re-enable a user; False when it already was in that state."""
-    changed = (
-        await db.execute(
-            text(
-                "UPDATE users SET disabled_at = CASE WHEN :disabled THEN now() END,"
-                " updated_at = now()"
-                " WHERE id = :id AND (disabled_at IS NOT NULL) <> :disabled RETURNING id"
-            ),
-            {"id": user_id, "disabled": disabled},
-        )
-    ).one_or_none()
-    return changed is not None
+    statement = text(
+        "UPDATE users SET disabled_at = CASE WHEN :disabled THEN now() END, updated_at = now()"
+        " WHERE id = :id AND (disabled_at IS NOT NULL) <> :disabled RETURNING id"
+    )
+    return await exists(db, statement, {"id": user_id, "disabled": disabled})
 
 
 async def revoke_sessions(db: AsyncSession, user_id: UUID, *, reason: str) -> list[UUID]:

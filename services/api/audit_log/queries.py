@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.audit_log.schemas import AuditEventOut
+from shared.rows import all_of
 
 
 async def list_events(session: AsyncSession, *, limit: int, before: int | None) -> list[AuditEventOut]:
@@ -15,12 +16,9 @@ async def list_events(session: AsyncSession, *, limit: int, before: int | None) 
     if before is not None:
         params["before"] = before
         where = "WHERE id < :before"
-    rows = await session.execute(
-        text(
-            "SELECT id::text AS id, actor_user_id, action, target_type, target_id, details,"
-            " request_id, host(ip_address) AS ip_address, created_at"
-            f" FROM audit_log {where} ORDER BY id DESC LIMIT :limit"
-        ),
-        params,
+    statement = text(
+        "SELECT id::text AS id, actor_user_id, action, target_type, target_id, details,"
+        " request_id, host(ip_address) AS ip_address, created_at"
+        f" FROM audit_log {where} ORDER BY id DESC LIMIT :limit"
     )
-    return [AuditEventOut.model_validate(row._mapping) for row in rows]
+    return await all_of(session, AuditEventOut, statement, params)

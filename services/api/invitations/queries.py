@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.tables.queries import Table
 from shared.roles import Role
-from shared.rows import ids_of
+from shared.rows import exists, ids_of
 
 INVITATION_COLUMNS = (
     "id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at,"
@@ -47,10 +47,8 @@ INVITATIONS = Table("invitations", INVITATION_COLUMNS, InvitationRow, newest_fir
 
 async def member_exists(session: AsyncSession, email: str) -> bool:
     """Whether a member of THIS org has the address (case-insensitive)."""
-    found = await session.execute(
-        text("SELECT 1 FROM users WHERE lower(email) = lower(:email)"), {"email": email}
-    )
-    return found.first() is not None
+    statement = text("SELECT 1 FROM users WHERE lower(email) = lower(:email)")
+    return await exists(session, statement, {"email": email})
 
 
 async def revoke_expired_pending(session: AsyncSession, email: str) -> list[UUID]:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.pagination import TimeIdRow, decode_time_id_cursor, time_id_bound, time_id_page
+from shared.rows import all_of, one_or_none
 
 R = TypeVar("R", bound=TimeIdRow)
 
@@ -32,12 +33,8 @@ class Table(Generic[R]):
     async def get(self, session: AsyncSession, row_id: UUID, *, lock: bool = False) -> R | None:
         """The row with this id (locked FOR UPDATE when `lock`), None when absent."""
         suffix = " FOR UPDATE" if lock else ""
-        found = (
-            await session.execute(
-                text(f"SELECT {self.columns} FROM {self.name} WHERE id = :id{suffix}"), {"id": row_id}
-            )
-        ).one_or_none()
-        return None if found is None else self.row(**found._mapping)
+        statement = text(f"SELECT {self.columns} FROM {self.name} WHERE id = :id{suffix}")
+        return await one_or_none(session, self.row, statement, {"id": row_id})
 
     async def page(
         self, session: AsyncSession, *, limit: int, cursor: str | None
@@ -48,7 +45,5 @@ class Table(Generic[R]):
         where, params = time_id_bound(key, "<" if self.newest_first else ">")
         order = "created_at DESC, id DESC" if self.newest_first else "created_at, id"
         bound: dict[str, Any] = {**params, "limit": limit + 1}  # one more: is there a next page?
-        rows = await session.execute(
-            text(f"SELECT {self.columns} FROM {self.name} {where} ORDER BY {order} LIMIT :limit"), bound
-        )
-        return time_id_page([self.row(**found._mapping) for found in rows], limit)
+        statement = text(f"SELECT {self.columns} FROM {self.name} {where} ORDER BY {order} LIMIT :limit")
+        return time_id_page(await all_of(session, self.row, statement, bound), limit)

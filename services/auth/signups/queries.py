@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.rows import one_or_none
+from shared.rows import exists, one_or_none
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,8 @@ async def find_live(db: AsyncSession, digest: bytes) -> Attempt | None:
 
 async def claim(db: AsyncSession, attempt_id: UUID) -> bool:
     """Delete a live attempt; False when it was used concurrently or has expired."""
-    row = (
-        await db.execute(
-            text("DELETE FROM signup_attempts WHERE id = :id AND expires_at > now() RETURNING id"),
-            {"id": attempt_id},
-        )
-    ).one_or_none()
-    return row is not None
+    statement = text("DELETE FROM signup_attempts WHERE id = :id AND expires_at > now() RETURNING id")
+    return await exists(db, statement, {"id": attempt_id})
 
 
 async def drop_for_email(db: AsyncSession, email: str) -> None:
