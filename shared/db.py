@@ -310,13 +310,13 @@ class TenantScope:
         self, statement: Statement, params: Mapping[str, object], row: Callable[..., T]
     ) -> list[T]:
         """The rows of a `tenant_bound` statement, each made into `row(**columns)`."""
+        if self.session is None and self._sessionmaker is None:
+            assert self._engine is not None, "a scope without a transaction reads through an engine"
+            return [row(**r) for r in await tenant_read(self._engine, self.org_id, statement, params)]
         bound = {**params, TENANT_PARAM: str(self.org_id)}
         if self.session is not None:
             result = await self.session.execute(statement.clause, bound)
             return [row(**r._mapping) for r in result]
-        if self._sessionmaker is None:
-            assert self._engine is not None, "a scope without a transaction reads through an engine"
-            return [row(**r) for r in await read_once(self._engine, statement, bound)]
         return [row(**r._mapping) for r in await self._open(statement, bound)]
 
     async def transaction(self) -> AsyncSession:
