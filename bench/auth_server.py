@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,10 +11,8 @@ from pathlib import Path
 
 from devstack.databases import MigratedDatabase
 from devstack.ports import free_port, wait_for_port
-from devstack.processes import stop_process
+from devstack.processes import start_uvicorn, stop_process
 from services.auth.keys import generate_seed
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -48,12 +44,9 @@ def auth_server(
         "RATELIMIT_AUTH_MAILS_PER_ADDRESS_PER_HOUR": "1000000",
         **env_overrides,
     }
-    command = [sys.executable, "-m", "uvicorn", "services.auth.main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log"]
-    with open(tmp / "auth.log", "w") as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            wait_for_port(port, timeout=60)
-            yield AuthServer(f"http://127.0.0.1:{port}", redis_url, prefix)
-        finally:
-            stop_process(server)
+    server = start_uvicorn("services.auth.main:app", port, env, tmp / "auth.log", "--no-access-log")
+    try:
+        wait_for_port(port, timeout=60)
+        yield AuthServer(f"http://127.0.0.1:{port}", redis_url, prefix)
+    finally:
+        stop_process(server)

@@ -9,16 +9,15 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import processes
 from devstack.databases import MigratedDatabase, migrated_database
 from devstack.postgres import EmbeddedPostgres
-from devstack.processes import stop_process
 from devstack.redis import LocalRedis
 
 
@@ -45,9 +44,6 @@ def bench_servers(root: Path) -> Iterator[tuple[MigratedDatabase, str]]:
             postgres.destroy()
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 def start_uvicorn(
     app: str, port: int, env: dict[str, str], log: Path, workers: int = 1
 ) -> subprocess.Popen[bytes]:
@@ -57,36 +53,21 @@ def start_uvicorn(
     `uvicorn[standard]`), the same for every server a benchmark compares. No --workers flag:
     uvicorn reads WEB_CONCURRENCY, the same variable the services' settings use.
     """
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-server-header",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env, "WEB_CONCURRENCY": str(workers)},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    environment = {**os.environ, **env, "WEB_CONCURRENCY": str(workers)}
+    return processes.start_uvicorn(app, port, environment, log, "--no-server-header")
 
 
 @contextmanager
 def stopped_on_exit() -> Iterator[list[subprocess.Popen[bytes]]]:
     """A list to put started processes in; all are stopped on exit (killed after 15 s)."""
-    processes: list[subprocess.Popen[bytes]] = []
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        yield processes
+        yield started
     finally:
-        for process in processes:
+        for process in started:
             process.terminate()  # all at once: their grace periods overlap
-        for process in processes:
-            stop_process(process)
+        for process in started:
+            processes.stop_process(process)
 
 
 @dataclass(frozen=True)

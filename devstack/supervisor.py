@@ -195,14 +195,3 @@ def write_pidfile(path: Path, pids: dict[str, int]) -> None:
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-
-
-def stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
-    """Send `sig` to the process group of a process started with `start_new_session`; SIGKILL
-    the group if the process has not exited within `timeout` seconds (its children with it)."""
-    os.killpg(process.pid, sig)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _signal_group(process, signal.SIGKILL)
-        process.wait()

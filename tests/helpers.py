@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -15,9 +13,7 @@ from typing import Any
 import asyncpg
 
 from devstack.ports import wait_for_port
-from devstack.processes import stop_process
-
-ROOT = Path(__file__).resolve().parents[1]
+from devstack.processes import start_uvicorn, stop_process
 
 
 def access_claims(ttl: int = 900, **overrides: Any) -> dict[str, Any]:
@@ -54,11 +50,9 @@ async def fetch_each(url: str, *statements: tuple[str, tuple[Any, ...]]) -> list
 def uvicorn_process(app: str, env: Mapping[str, str], port: int, log: Path) -> Iterator[int]:
     """`app` ("services.api.main:app") served by a real uvicorn process on 127.0.0.1:`port`, its
     output appended to `log`; yields its pid once the port answers, and stops it afterwards."""
-    with log.open("ab") as output:
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-        process = subprocess.Popen(command, cwd=ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(port, timeout=90)
-            yield process.pid
-        finally:
-            stop_process(process, grace=30)
+    process = start_uvicorn(app, port, env, log)
+    try:
+        wait_for_port(port, timeout=90)
+        yield process.pid
+    finally:
+        stop_process(process, grace=30)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import stop_process
 from devstack.run import ROOT, Ports, wait_ready
-from devstack.supervisor import stop_group
 from tests.e2e.processes import command_line, pids_mentioning
 
 README = ROOT / "README.md"
@@ -71,7 +71,7 @@ def _make_run(root: Path) -> Iterator[tuple[dict[str, str], Path]]:
         yield env, log_path
     finally:
         # Ctrl-C in the terminal: SIGINT to the whole foreground process group.
-        stop_group(process, signal.SIGINT, timeout=60)
+        stop_process(process, grace=60, sig=signal.SIGINT, group=True)
         # Ports are not checked: on a shared machine any process may reuse a freed port.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and pids_mentioning(root):

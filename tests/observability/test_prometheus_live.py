@@ -9,7 +9,6 @@ tests share one registry, these are the real per-process outputs.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import tempfile
 import time
@@ -25,8 +24,8 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from devstack.ports import free_port
+from devstack.processes import stop_process
 from devstack.run import LocalStack, Ports
-from devstack.supervisor import stop_group
 from tests.observability.helpers import (
     PROMETHEUS_DIR,
     REQUIRED_METRICS,
@@ -121,7 +120,7 @@ def prometheus(stack: LocalStack, prometheus_binary: str) -> Iterator[str]:
             yield url
         finally:
             if process.poll() is None:
-                stop_group(process, signal.SIGTERM, timeout=20)
+                stop_process(process, grace=20, group=True)
             log.close()
 
 
