@@ -37,6 +37,8 @@ def generate() -> dict[str, str]:
     values = {name: secrets.token_urlsafe(32) for name in PASSWORDS}
     seed = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     values["JWT_PRIVATE_KEYS"] = seed
+    # An AES-256 key of the TOTP secrets at rest: 32 random bytes as unpadded base64url.
+    values["TOTP_ENCRYPTION_KEYS"] = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     return values
 
 

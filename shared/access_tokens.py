@@ -141,6 +141,11 @@ class AccessClaims:
     token_id: str
     issued_at: int
     expires_at: int
+    # How and when the user authenticated (RFC 8176 `amr`, `acr`, OIDC `auth_time`). A token
+    # without them is treated as the lowest level, authenticated at its epoch (never recent).
+    amr: tuple[str, ...] = ()
+    acr: str = "aal1"
+    auth_time: int = 0
 
 
 def token_kid(token: str) -> str:
@@ -196,9 +201,25 @@ def verify_access_token(
             token_id=claims["jti"],
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
+            **_authentication_claims(claims),
         )
     except (jwt.PyJWTError, ValueError, TypeError):
         raise Unauthorized(INVALID_TOKEN_DETAIL) from None
+
+
+def _authentication_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """`amr`, `acr` and `auth_time` when present and well-formed (they are optional)."""
+    found: dict[str, Any] = {}
+    amr = claims.get("amr")
+    if isinstance(amr, list) and all(isinstance(item, str) for item in amr):
+        found["amr"] = tuple(amr)
+    acr = claims.get("acr")
+    if isinstance(acr, str):
+        found["acr"] = acr
+    auth_time = claims.get("auth_time")
+    if isinstance(auth_time, int) and not isinstance(auth_time, bool):
+        found["auth_time"] = auth_time
+    return found
 
 
 class ClaimsCache:

@@ -36,6 +36,8 @@ class EmailTemplate(StrEnum):
     PASSWORD_RESET = "password_reset"
     INVITATION = "invitation"
     ACCOUNT_EXISTS = "account_exists"
+    RECOVERY_CODE_USED = "recovery_code_used"
+    SECOND_FACTORS_REMOVED = "second_factors_removed"
 
 
 def _absolute_http_url(value: str) -> str:
@@ -98,9 +100,32 @@ class AccountExistsProps(EmailProps):
     reset_link: Link
 
 
+class RecoveryCodeUsedProps(EmailProps):
+    """A recovery code of the account was used to sign in."""
+
+    template = EmailTemplate.RECOVERY_CODE_USED
+    remaining: Annotated[int, Field(strict=True, ge=0, le=100)]
+    account_link: Link
+
+
+class SecondFactorsRemovedProps(EmailProps):
+    """An operator removed the account's second factors (the lost-device path)."""
+
+    template = EmailTemplate.SECOND_FACTORS_REMOVED
+    account_link: Link
+
+
 PROPS: dict[EmailTemplate, type[EmailProps]] = {
     props.template: props
-    for props in (MagicLinkProps, VerifyEmailProps, PasswordResetProps, InvitationProps, AccountExistsProps)
+    for props in (
+        MagicLinkProps,
+        VerifyEmailProps,
+        PasswordResetProps,
+        InvitationProps,
+        AccountExistsProps,
+        RecoveryCodeUsedProps,
+        SecondFactorsRemovedProps,
+    )
 }
 
 

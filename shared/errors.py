@@ -117,6 +117,41 @@ class RateLimited(AppError, status=429): ...
 class ServiceUnavailable(AppError, status=503): ...
 
 
+# --- second factors and step-up (both services) ---------------------------------------------
+# 401s in the manner of RFC 9470 (OAuth 2.0 Step-up Authentication Challenge): the token is
+# valid, the authentication behind it is not enough for this request.
+
+
+class ReauthenticationRequired(Unauthorized):
+    """The action needs an authentication within the last REAUTHENTICATION_MAX_AGE_SECONDS."""
+
+    slug, title = "reauthentication-required", "Reauthentication Required"
+    default_detail = "Confirm it is you: re-authenticate (POST /api/v1/auth/reauthenticate), then retry."
+
+    def __init__(self, max_age: int, detail: str | None = None) -> None:
+        super().__init__(
+            detail,
+            headers={
+                "WWW-Authenticate": f'Bearer error="insufficient_user_authentication", max_age={max_age}'
+            },
+        )
+
+
+class SecondFactorRequired(Unauthorized):
+    """The organization requires a second factor and this token was issued without one."""
+
+    slug, title = "second-factor-required", "Second Factor Required"
+    default_detail = "Your organization requires a second factor: sign in with one (or enrol one first)."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail,
+            headers={
+                "WWW-Authenticate": 'Bearer error="insufficient_user_authentication", acr_values="aal2"'
+            },
+        )
+
+
 # The shape of every problem document: `components.schemas.Problem` of every OpenAPI document.
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",

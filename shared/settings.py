@@ -178,8 +178,27 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=10, ge=1, le=500)
     product_name: str = "BlockBot"
 
+    # --- second factors (auth; the api reads the step-up age) ---------------------------------
+    # AES-256-GCM keys of the TOTP secrets at rest: base64url of 32 random bytes each,
+    # comma-separated, newest last (it encrypts; every listed key decrypts, and a secret is
+    # re-encrypted under the newest when it is next used). Required by auth in production
+    # (`make secrets`); development and tests fall back to a fixed, public key.
+    totp_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The challenge a first factor yields for an account with a second factor: its lifetime and
+    # how many codes or assertions it takes before it dies.
+    second_factor_challenge_ttl_seconds: int = Field(default=300, ge=60, le=900)
+    second_factor_attempts_per_challenge: int = Field(default=5, ge=1, le=20)
+    # Second-factor attempts per account, over all its challenges, per hour and per day (the
+    # TOTP guessing bound in the README follows from the daily one).
+    ratelimit_second_factor_per_account_per_hour: int = Field(default=5, ge=1)
+    ratelimit_second_factor_per_account_per_day: int = Field(default=20, ge=1)
+    # Step-up: how recent an authentication the sensitive actions need.
+    reauthentication_max_age_seconds: int = Field(default=600, ge=60, le=3600)
+
     # --- validators -------------------------------------------------------------------------
-    @field_validator("cors_origins", "jwt_public_keys", "jwt_private_keys", mode="before")
+    @field_validator(
+        "cors_origins", "jwt_public_keys", "jwt_private_keys", "totp_encryption_keys", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -257,6 +276,7 @@ class Settings(BaseSettings):
             "GRAFANA_ADMIN_PASSWORD": reveal(self.grafana_admin_password),
             "RESEND_API_KEY": reveal(self.resend_api_key),
             "JWT_PRIVATE_KEYS": ",".join(reveal(k) for k in self.jwt_private_keys),
+            "TOTP_ENCRYPTION_KEYS": ",".join(reveal(k) for k in self.totp_encryption_keys),
         }
 
     @property

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from services.auth.accounts import routes as accounts
 from services.auth.deferred import drain
 from services.auth.discovery import routes as discovery
+from services.auth.factors import routes as factors
+from services.auth.factors.crypto import load_secret_box
 from services.auth.housekeeping.service import run_housekeeping
 from services.auth.invitations import routes as invitations
 from services.auth.keys import KeyRing, load_keyring
@@ -49,8 +51,10 @@ def create_auth_app(
     keyring: KeyRing | None = None,
     purge_interval_seconds: float = PURGE_INTERVAL_SECONDS,
 ) -> FastAPI:
-    """Build the auth app; refuses (SettingsError) to start in production without signing keys."""
+    """Build the auth app; refuses (SettingsError) to start in production without signing keys or
+    TOTP encryption keys."""
     ring = keyring or load_keyring(settings)
+    secret_box = load_secret_box(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI, res: Resources) -> AsyncIterator[None]:
@@ -63,6 +67,7 @@ def create_auth_app(
             keyring=ring,
             passwords=passwords,
             limiter=RateLimiter(res.redis, settings, res.redis_guard),
+            secret_box=secret_box,
         )
         app.state.auth = state
         purger = asyncio.create_task(_purge_periodically(state, purge_interval_seconds))
@@ -78,7 +83,14 @@ def create_auth_app(
     app = create_app(
         title="BlockBot auth",
         settings=settings,
-        routers=[signups.router, accounts.router, sessions.router, invitations.router, discovery.router],
+        routers=[
+            signups.router,
+            accounts.router,
+            sessions.router,
+            invitations.router,
+            discovery.router,
+            factors.router,
+        ],
         service_lifespan=lifespan,
         resources=resources,
     )

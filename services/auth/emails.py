@@ -10,6 +10,7 @@ from shared.email_queue import (
     EmailProps,
     MagicLinkProps,
     PasswordResetProps,
+    RecoveryCodeUsedProps,
     VerifyEmailProps,
     enqueue_email,
 )
@@ -56,3 +57,12 @@ async def send_password_reset(state: AuthState, *, to: str, token: str) -> None:
     link = app_link(state, "/auth/reset-password", token)
     ttl = state.settings.password_reset_ttl_seconds
     await _queue(state, to, PasswordResetProps(link=link, expires_in_seconds=ttl))
+
+
+ACCOUNT_PAGE = "/account/security"
+
+
+async def send_recovery_code_used(state: AuthState, *, to: str, remaining: int) -> None:
+    """Tell the user a recovery code of theirs signed someone in."""
+    link = app_link(state, ACCOUNT_PAGE)
+    await _queue(state, to, RecoveryCodeUsedProps(remaining=remaining, account_link=link))

@@ -95,3 +95,17 @@ async def enforce_ip(
     """
     window = Window("auth_ip", f"{endpoint}:{client_network(client.ip)}", limit, 60)
     return await _decide(state, request, [window])
+
+
+# --- second factors (issue 24) -------------------------------------------------------------------
+
+
+async def enforce_second_factor(state: AuthState, request: Request, account: str) -> Decision:
+    """Second-factor attempts of one account (codes, assertions, reauthentication), per hour and
+    per day, whatever the network: the daily window bounds TOTP guessing (README)."""
+    settings = state.settings
+    windows = [
+        Window("auth_2fa_hour", account, settings.ratelimit_second_factor_per_account_per_hour, 3600),
+        Window("auth_2fa_day", account, settings.ratelimit_second_factor_per_account_per_day, 86400),
+    ]
+    return await _decide(state, request, windows)

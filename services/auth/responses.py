@@ -6,6 +6,8 @@ from fastapi import Response
 
 from services.auth.accounts.service import Issued
 from services.auth.deps import COOKIE_PATH, refresh_cookie_name
+from services.auth.factors.challenges import Pending
+from services.auth.factors.errors import SecondFactorChallenge
 from services.auth.identities.service import Identity
 from services.auth.schemas import OrgOut, StatusResponse, TokenResponse
 from services.auth.state import AuthState
@@ -58,6 +60,12 @@ def token_response(
     return token_body(state, identity, access_token)
 
 
-def session_response(state: AuthState, response: Response, issued: Issued) -> TokenResponse:
-    """The token response of a new session."""
-    return token_response(state, response, issued.identity, issued.access_token, issued.refresh_token)
+def session_response(state: AuthState, response: Response, issued: Issued | Pending) -> TokenResponse:
+    """The token response of a new session; for an account with a second factor, the sign-in
+    challenge (a 401 `second-factor-challenge` problem, no tokens, no cookie)."""
+    if isinstance(issued, Pending):
+        raise SecondFactorChallenge(issued)
+    body = token_response(state, response, issued.identity, issued.access_token, issued.refresh_token)
+    if issued.second_factor_enrolment_required:
+        body.second_factor_enrolment_required = True
+    return body

@@ -76,6 +76,9 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    # True when the org requires a second factor and the user has none yet: the api refuses
+    # this token (`second-factor-required`) until one is enrolled (/api/v1/auth/factors/...).
+    second_factor_enrolment_required: bool = False
 
 
 class SessionOut(BaseModel):

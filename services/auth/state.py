@@ -1,4 +1,5 @@
-"""What the auth handlers work with: settings, database, Redis, keys, password pool, limiter."""
+"""What the auth handlers work with: settings, database, Redis, keys, password pool, limiter,
+the TOTP secret box."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.auth.factors.crypto import SecretBox
 from services.auth.keys import KeyRing
 from services.auth.passwords import Passwords
 from shared.ratelimit import RateLimiter
@@ -23,6 +25,7 @@ class AuthState:
     keyring: KeyRing
     passwords: Passwords
     limiter: RateLimiter
+    secret_box: SecretBox  # TOTP secrets at rest
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import jwt
 
+from services.auth.factors.level import SessionLevel
 from services.auth.keys import KeyRing
 from shared.access_tokens import ACCESS_TOKEN_TYPE, ALGORITHM
 from shared.settings import Settings
@@ -21,9 +22,10 @@ def mint_access_token(
     org_id: UUID,
     role: str,
     session_id: UUID,
+    level: SessionLevel,
     now: int | None = None,
 ) -> str:
-    """Sign an access token for one session with the newest key."""
+    """Sign an access token for one session with the newest key, at the session's level."""
     issued = int(time.time()) if now is None else now
     key = keyring.signing
     claims = {
@@ -36,6 +38,9 @@ def mint_access_token(
         "jti": secrets.token_urlsafe(16),
         "iat": issued,
         "exp": issued + settings.access_token_ttl_seconds,
+        "amr": list(level.amr),
+        "acr": level.acr,
+        "auth_time": level.auth_time,
     }
     return jwt.encode(
         claims,

@@ -28,6 +28,8 @@ SUBJECTS: dict[EmailTemplate, str] = {
     # No user-written text in subjects (names are chosen by whoever signs up or invites).
     EmailTemplate.INVITATION: "You are invited to join an organization on {{ product_name }}",
     EmailTemplate.ACCOUNT_EXISTS: "You already have a {{ product_name }} account",
+    EmailTemplate.RECOVERY_CODE_USED: "A recovery code was used to sign in to {{ product_name }}",
+    EmailTemplate.SECOND_FACTORS_REMOVED: "Second factors removed from your {{ product_name }} account",
 }
 
 

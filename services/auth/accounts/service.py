@@ -20,6 +20,10 @@ from services.auth import emails
 from services.auth.accounts import queries
 from services.auth.audit import audit_user_event
 from services.auth.deferred import detach
+from services.auth.factors import queries as factor_queries
+from services.auth.factors.challenges import Pending
+from services.auth.factors.gate import challenge_if_enrolled
+from services.auth.factors.level import SessionLevel, first_factor
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.queries import UserRecord
 from services.auth.identities.service import Identity, find_user_by_email, load_identity
@@ -53,10 +57,14 @@ class Issued:
     session_id: UUID
     refresh_token: str
     access_token: str
+    level: SessionLevel
+    # The org requires a second factor and the user has none: the api refuses these tokens
+    # until one is enrolled (the auth service's factor routes accept them).
+    second_factor_enrolment_required: bool = False
 
 
-def issue_access_token(state: AuthState, identity: Identity, session_id: UUID) -> str:
-    """A signed access token for one session of the identity's user."""
+def issue_access_token(state: AuthState, identity: Identity, session_id: UUID, level: SessionLevel) -> str:
+    """A signed access token for one session of the identity's user, at the session's level."""
     user = identity.user
     return mint_access_token(
         state.keyring,
@@ -65,6 +73,7 @@ def issue_access_token(state: AuthState, identity: Identity, session_id: UUID) -
         org_id=user.org_id,
         role=user.role,
         session_id=session_id,
+        level=level,
     )
 
 
@@ -75,11 +84,32 @@ async def start_session(
     client: ClientInfo,
     *,
     method: str,
-) -> Issued:
-    """Open a session for `user` (transaction bound to their org), audited; 401 when disabled."""
+) -> Issued | Pending:
+    """The seam of every first factor (transaction bound to the user's org); 401 when disabled.
+
+    An account with a second factor gets no session: a sign-in challenge (`Pending`) that only a
+    code or an assertion finishes (`factors/signin.py`). Otherwise a session at the first
+    factor's level, audited.
+    """
     if not await identity_queries.lock_if_enabled(db, user.id):
         # Disabled by an operator: the same answer as bad credentials, and nothing is written.
         raise Unauthorized(INVALID_CREDENTIALS)
+    pending = await challenge_if_enrolled(db, state, user, client, method=method)
+    if pending is not None:
+        return pending
+    return await open_session(db, state, user, client, method=method, level=first_factor(method))
+
+
+async def open_session(
+    db: AsyncSession,
+    state: AuthState,
+    user: UserRecord,
+    client: ClientInfo,
+    *,
+    method: str,
+    level: SessionLevel,
+) -> Issued:
+    """Open a session at `level` (the caller proved it and locked the enabled user row), audited."""
     session_id, refresh_token = await sessions.create_session(
         db,
         state,
@@ -87,6 +117,7 @@ async def start_session(
         user_id=user.id,
         client=client,
         method=method,
+        level=level,
     )
     await audit_user_event(
         db,
@@ -95,12 +126,14 @@ async def start_session(
         session_id=session_id,
         action="session.created",
         client=client,
-        details={"method": method},
+        details={"method": method, "amr": list(level.amr), "acr": level.acr},
     )
     identity = await load_identity(db, user.id)
     if identity is None:  # pragma: no cover - the user row is locked in this transaction
         raise Unauthorized(INVALID_CREDENTIALS)
-    return Issued(identity, session_id, refresh_token, issue_access_token(state, identity, session_id))
+    enrol = not level.multi_factor and await factor_queries.org_requires_second_factor(db, user.org_id)
+    access = issue_access_token(state, identity, session_id, level)
+    return Issued(identity, session_id, refresh_token, access, level, enrol)
 
 
 async def _consume_for_user(db: AsyncSession, purpose: Purpose, token: str) -> UserRecord:
@@ -138,7 +171,7 @@ async def _audit_failed_login(state: AuthState, user: UserRecord, client: Client
         await _audit(db, user, "auth.login_failed", client)
 
 
-async def login(state: AuthState, *, email: str, password: str, client: ClientInfo) -> Issued:
+async def login(state: AuthState, *, email: str, password: str, client: ClientInfo) -> Issued | Pending:
     """Log in with a password; 401 for an unknown address, a wrong password or an unverified one."""
     user = await find_user_by_email(state, email)
     matched = await state.passwords.verify(user.password_hash if user else None, password)
@@ -165,8 +198,9 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         if new_hash is not None:
             await queries.rehash_password(db, user.id, new_hash)
         issued = await start_session(db, state, user, client, method="password")
-        await _audit(db, user, "auth.login", client, {"method": "password"})
-    LOGINS.labels("success").inc()
+        if isinstance(issued, Issued):
+            await _audit(db, user, "auth.login", client, {"method": "password"})
+    LOGINS.labels("success" if isinstance(issued, Issued) else "second_factor_required").inc()
     return issued
 
 
@@ -191,7 +225,7 @@ async def request_magic_link(state: AuthState, *, email: str) -> None:
     await _mail_link(state, email, Purpose.MAGIC_LINK, emails.send_magic_link)
 
 
-async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo) -> Issued:
+async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo) -> Issued | Pending:
     """Consume a magic link (single use), mark the email verified, and log the user in."""
     async with transaction(state.sessionmaker) as db:
         user = await _consume_for_user(db, Purpose.MAGIC_LINK, token)
@@ -206,7 +240,8 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
         # owner is signed in now.
         await signup_queries.drop_for_email(db, user.email)
         issued = await start_session(db, state, user, client, method="magic_link")
-        await _audit(db, user, "auth.login", client, {"method": "magic_link"})
+        if isinstance(issued, Issued):
+            await _audit(db, user, "auth.login", client, {"method": "magic_link"})
     return issued
 
 

@@ -7,6 +7,7 @@ from uuid import uuid4
 from sqlalchemy.exc import IntegrityError
 
 from services.auth.accounts.service import InvalidLink, Issued, start_session
+from services.auth.factors.challenges import Pending
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.service import normalize_email
 from services.auth.invitations import queries
@@ -23,7 +24,7 @@ ACCOUNT_EXISTS = "An account already exists for this email address; sign in inst
 
 async def accept_invitation(
     state: AuthState, *, token: str, name: str, password: str, client: ClientInfo
-) -> Issued:
+) -> Issued | Pending:
     """Consume the invitation token, create the verified member and log them in."""
     # An invalid token costs no Argon2 time (it is checked again, and consumed, below).
     if not await is_live(state.sessionmaker, Purpose.INVITATION, token):

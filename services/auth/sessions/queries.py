@@ -48,6 +48,9 @@ class RefreshRow(SessionOwner):
     user_disabled: bool | None  # None: the user row is gone
     user: UserRecord | None  # None: the user row is gone
     org_name: str | None  # None: the user's org row is not visible (or the user is gone)
+    amr: list[str]
+    acr: str
+    auth_time: datetime
 
     def __post_init__(self) -> None:
         # The driver may hand back bytea as memoryview; the rules compare bytes.
@@ -81,13 +84,17 @@ async def insert(
     ttl_seconds: int,
     user_agent: str | None,
     ip: str | None,
+    amr: list[str],
+    acr: str,
+    auth_time: int,
 ) -> None:
-    """A new session whose current refresh token has `digest`."""
+    """A new session whose current refresh token has `digest`, entered at level (amr, acr)."""
     await db.execute(
         text(
             "INSERT INTO sessions (id, org_id, user_id, token_hash, expires_at, user_agent,"
-            " ip_address) VALUES (:id, :org, :user, :hash, now() + make_interval(secs => :ttl),"
-            " :ua, CAST(:ip AS inet))"
+            " ip_address, amr, acr, auth_time) VALUES (:id, :org, :user, :hash,"
+            " now() + make_interval(secs => :ttl), :ua, CAST(:ip AS inet), :amr, :acr,"
+            " to_timestamp(:auth_time))"
         ),
         {
             "id": session_id,
@@ -97,6 +104,9 @@ async def insert(
             "ttl": ttl_seconds,
             "ua": user_agent,
             "ip": ip,
+            "amr": amr,
+            "acr": acr,
+            "auth_time": auth_time,
         },
     )
 
@@ -127,7 +137,8 @@ _LOCK_FOR_REFRESH = tenant_bound(
     " s.rotated_at IS NOT NULL AND now() - s.rotated_at"
     "   < make_interval(secs => :grace) AS in_grace,"
     " CASE WHEN u.id IS NOT NULL THEN u.disabled_at IS NOT NULL END AS user_disabled,"
-    f" {', '.join(f'u.{c} AS u_{c}' for c in USER_COLUMNS)}, o.name AS org_name"
+    f" {', '.join(f'u.{c} AS u_{c}' for c in USER_COLUMNS)}, o.name AS org_name,"
+    " s.amr, s.acr, s.auth_time"
     " FROM sessions s LEFT JOIN users u ON u.id = s.user_id"
     " LEFT JOIN organizations o ON o.id = u.org_id"
     " WHERE s.id = :id FOR UPDATE OF s"
@@ -207,3 +218,21 @@ _LOCK_OWN = text("SELECT id, revoked_at FROM sessions WHERE id = :id AND user_id
 async def lock_own(db: AsyncSession, session_id: UUID, user_id: UUID) -> OwnSession | None:
     """Lock one session of this user; None when it is not theirs (or does not exist)."""
     return await one_or_none(db, OwnSession, _LOCK_OWN, {"id": session_id, "user": user_id})
+
+
+_REAUTHENTICATED = text(
+    "UPDATE sessions SET auth_time = now(), last_used_at = now() WHERE id = :id AND user_id = :user"
+    " AND revoked_at IS NULL RETURNING amr, acr, auth_time"
+)
+
+
+@dataclass(frozen=True)
+class LevelRow:
+    amr: list[str]
+    acr: str
+    auth_time: datetime
+
+
+async def mark_reauthenticated(db: AsyncSession, session_id: UUID, user_id: UUID) -> LevelRow | None:
+    """Record that the user of a live session proved it again now; its level, None if revoked."""
+    return await one_or_none(db, LevelRow, _REAUTHENTICATED, {"id": session_id, "user": user_id})

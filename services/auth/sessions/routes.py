@@ -23,7 +23,7 @@ async def refresh(
 ) -> TokenResponse:
     await enforce_ip(state, request, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
     refreshed = await service.refresh(state, token, client)
-    access = issue_access_token(state, refreshed.identity, refreshed.session_id)
+    access = issue_access_token(state, refreshed.identity, refreshed.session_id, refreshed.level)
     return token_response(state, response, refreshed.identity, access, refreshed.refresh_token)
 
 

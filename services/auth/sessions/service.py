@@ -26,6 +26,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.audit import audit_user_event
+from services.auth.factors.level import SessionLevel
 from services.auth.identities.service import Identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
 from services.auth.sessions import queries
@@ -50,6 +51,7 @@ class Refreshed:
     session_id: UUID
     refresh_token: str
     identity: Identity
+    level: SessionLevel  # the session's, as it was entered (a refresh never raises it)
 
 
 class Outcome(StrEnum):
@@ -107,8 +109,10 @@ async def create_session(
     user_id: UUID,
     client: ClientInfo,
     method: str,
+    level: SessionLevel,
 ) -> tuple[UUID, str]:
-    """Start a family (transaction bound to `org_id`); returns its id and first refresh token."""
+    """Start a family at `level` (transaction bound to `org_id`); returns its id and first
+    refresh token."""
     token, digest = new_token()
     session_id = uuid4()
     await queries.insert(
@@ -120,6 +124,9 @@ async def create_session(
         ttl_seconds=state.settings.refresh_token_ttl_seconds,
         user_agent=(client.user_agent or "")[:512] or None,
         ip=client.ip,
+        amr=list(level.amr),
+        acr=level.acr,
+        auth_time=level.auth_time,
     )
     SESSIONS_CREATED.labels(method).inc()
     return session_id, token
@@ -173,7 +180,7 @@ async def _refresh_locked(
             identity = _identity(row)
             if identity is None:
                 return Outcome.INVALID, None, None
-            return Outcome.ROTATED, Refreshed(row.id, successor, identity), None
+            return Outcome.ROTATED, Refreshed(row.id, successor, identity, _level(row)), None
 
         if row.previous_token_hash == digest and row.in_grace:
             with redis_or_503():
@@ -183,7 +190,7 @@ async def _refresh_locked(
             identity = _identity(row)
             if identity is None:
                 return Outcome.INVALID, None, None
-            return Outcome.GRACE_REPLAY, Refreshed(row.id, current, identity), None
+            return Outcome.GRACE_REPLAY, Refreshed(row.id, current, identity, _level(row)), None
 
         # A token of this family that is no longer current: someone replayed it.
         await _revoke_audited(
@@ -197,6 +204,10 @@ async def _refresh_locked(
         )
         SESSIONS_REVOKED.labels("reuse_detected").inc()
         return Outcome.REUSE_DETECTED, None, row.id
+
+
+def _level(row: RefreshRow) -> SessionLevel:
+    return SessionLevel(tuple(row.amr), row.acr, int(row.auth_time.timestamp()))
 
 
 def _identity(row: RefreshRow) -> Identity | None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from services.auth import emails
 from services.auth.accounts.service import InvalidLink, Issued, start_session
 from services.auth.audit import audit_user_event
+from services.auth.factors.challenges import Pending
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.service import find_user_by_email, normalize_email
 from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
@@ -79,7 +80,9 @@ async def request_verification(state: AuthState, *, email: str) -> None:
             await emails.send_verification(state, to=address, name=name, token=token)
 
 
-async def verify_email(state: AuthState, *, token: str, password: str, client: ClientInfo) -> Issued:
+async def verify_email(
+    state: AuthState, *, token: str, password: str, client: ClientInfo
+) -> Issued | Pending:
     """Activate the attempt this token belongs to, if `password` is the one chosen in it.
 
     Creates the organization and its owner (email verified), drops the address's other

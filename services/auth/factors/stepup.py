@@ -1,0 +1,23 @@
+"""Step-up for the auth service's sensitive routes: an authentication within the last
+REAUTHENTICATION_MAX_AGE_SECONDS (the token's `auth_time`), else `reauthentication-required`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.auth.deps import AuthDep, CurrentUser
+from shared.access_tokens import AccessClaims
+from shared.errors import ReauthenticationRequired
+
+
+async def require_recent_authentication(claims: CurrentUser, state: AuthDep) -> AccessClaims:
+    max_age = state.settings.reauthentication_max_age_seconds
+    if time.time() - claims.auth_time > max_age:
+        raise ReauthenticationRequired(max_age)
+    return claims
+
+
+RecentUser = Annotated[AccessClaims, Depends(require_recent_authentication)]
