@@ -10,6 +10,7 @@ every tenant), REDIS_URL and REDIS_KEY_PREFIX those of the services (revocation 
     python -m services.admin verify-email USER        # USER: an id or an email address
     python -m services.admin revoke-sessions USER
     python -m services.admin disable USER | enable USER
+    python -m services.admin remove-second-factors USER   # lost device: verify identity first
 
 Every change is written to the org's audit log with the operator's name (`--operator`, default
 $BLOCKBOT_OPERATOR or the login name). Exit status: 0 done, 1 refused (no such user, email
@@ -33,6 +34,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from services.admin import service
 from services.admin.queries import OrgRow, UserRow
+from services.admin.second_factors import service as second_factors
 from services.admin.service import Admin
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import AppError, ServiceUnavailable, ValidationFailed
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("revoke-sessions", "revoke every session of a user (access tokens stop at once)"),
         ("disable", "disable a user: no login, no refresh, sessions revoked at once"),
         ("enable", "re-enable a disabled user"),
+        ("remove-second-factors", "remove TOTP, passkeys and recovery codes (verify identity first)"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("user", metavar="USER", help="user id or email address")
@@ -195,6 +198,9 @@ async def _dispatch(
         _say(
             out, as_json, f"revoked {count} session(s) of {user.id}", user_id=user.id, sessions_revoked=count
         )
+    elif command == "remove-second-factors":
+        user, removed = await second_factors.remove_second_factors(admin, args.user)
+        _say(out, as_json, f"removed the second factors of {user.id}: {removed}", user_id=user.id)
     elif command in ("disable", "enable"):
         disabled = command == "disable"
         user, changed, count = await service.set_disabled(admin, args.user, disabled=disabled)

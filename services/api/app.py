@@ -16,6 +16,7 @@ from services.api.limits import RatePolicy
 from services.api.me import routes as me
 from services.api.members import routes as members
 from services.api.org import routes as org
+from services.api.second_factor import routes as second_factor
 from services.api.state import ApiState
 from shared.access_tokens import ClaimsCache
 from shared.api_keys import hashing_key
@@ -69,6 +70,7 @@ def create_api_app(settings: Settings, resources: Resources | None = None) -> Fa
             invitations.router,
             audit_log.router,
             api_keys.router,
+            second_factor.router,
         ],
         service_lifespan=lifespan,
         resources=resources,

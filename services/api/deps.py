@@ -57,6 +57,7 @@ from services.api.metrics import (
     REVOCATION_CHECK_FAIL_OPEN,
 )
 from services.api.principal import Principal
+from services.api.second_factor.policy import require_org_level
 from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key
 from shared.api_keys import is_api_key
@@ -290,6 +291,7 @@ async def _person(request: Request, claims: AccessClaims) -> Principal:
         if opened:  # this read opened the route's transaction: nothing will commit it now
             await tenant.finish(ok=False)
         raise
+    require_org_level(row, claims)  # the org's second-factor policy (issue 24)
     return Principal(
         **vars(row),
         claims=claims,

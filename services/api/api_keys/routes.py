@@ -12,6 +12,7 @@ from services.api.api_keys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 from services.api.deps import ApiDep, CurrentUser, TenantSession
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from services.api.prefix import API_PREFIX
+from services.api.stepup import RecentUser
 from shared.settings import Settings
 
 router = APIRouter(prefix=API_PREFIX, tags=["api-keys"])
@@ -33,9 +34,11 @@ def key_out(settings: Settings, row: ApiKeyRow) -> ApiKeyOut:
     )
 
 
-@router.post("/api-keys", status_code=201, summary="Create an API key, shown once (owner/admin)")
+@router.post(
+    "/api-keys", status_code=201, summary="Create an API key, shown once (owner/admin; recent authentication)"
+)
 async def create_api_key(
-    body: ApiKeyIn, me: CurrentUser, session: TenantSession, state: ApiDep, response: Response
+    body: ApiKeyIn, me: RecentUser, session: TenantSession, state: ApiDep, response: Response
 ) -> ApiKeyCreated:
     created = await service.create(
         session,

@@ -24,6 +24,8 @@ class CallerRow:
     org_name: str
     org_created_at: datetime
     org_updated_at: datetime
+    # The org's second-factor policy, read with the caller (no statement of its own).
+    org_requires_second_factor: bool
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))  # the driver hands back the text
@@ -31,7 +33,8 @@ class CallerRow:
 
 _CALLER = tenant_bound(
     "SELECT u.email, u.name, u.role, u.email_verified_at, u.created_at,"
-    " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at"
+    " o.name AS org_name, o.created_at AS org_created_at, o.updated_at AS org_updated_at,"
+    " o.require_second_factor AS org_requires_second_factor"
     " FROM users u JOIN organizations o ON o.id = u.org_id"
     " WHERE u.id = :id AND u.disabled_at IS NULL"
 )

@@ -11,6 +11,7 @@ from services.api.members import service
 from services.api.members.schemas import UserPatch, user_out
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from services.api.prefix import API_PREFIX
+from services.api.stepup import StepUpCheck
 from shared.jsonresponse import model_response
 from shared.user_schema import User
 
@@ -34,8 +35,15 @@ async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> Respons
     return model_response(user_out(await service.get_member(session, user_id)))
 
 
-@router.patch("/users/{user_id}", summary="Change a member's name (self) or role (owner/admin)")
-async def patch_user(user_id: UUID, body: UserPatch, me: CurrentUser, session: TenantSession) -> User:
+@router.patch(
+    "/users/{user_id}",
+    summary="Change a member's name (self) or role (owner/admin; a role change: recent authentication)",
+)
+async def patch_user(
+    user_id: UUID, body: UserPatch, me: CurrentUser, step_up: StepUpCheck, session: TenantSession
+) -> User:
+    if body.role is not None:
+        step_up.require()
     row = await service.change_member(session, me, user_id, name=body.name, role=body.role)
     return user_out(row)
 

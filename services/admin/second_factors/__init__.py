@@ -1,0 +1,1 @@
+"""`remove-second-factors`: the lost-device path (verify the person's identity first: README)."""
