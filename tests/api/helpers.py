@@ -75,6 +75,8 @@ class Minter:
             "jti": secrets.token_hex(8),
             "iat": now,
             "exp": now + 900,
+            # A fresh authentication, as a sign-in gives: step-up routes accept it.
+            "auth_time": now,
         }
         claims.update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in overrides.items()})
         claims = {k: v for k, v in claims.items() if v is not None}
