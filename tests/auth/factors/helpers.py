@@ -27,7 +27,7 @@ def auth_header(token: str) -> dict[str, str]:
 
 
 def code_at(secret: str, offset_steps: int = 0) -> str:
-    return pyotp.TOTP(secret).at(time.time() + offset_steps * STEP)
+    return pyotp.TOTP(secret).at(int(time.time()) + offset_steps * STEP)
 
 
 async def enrol_totp(client: httpx.AsyncClient, token: str, offset_steps: int = 0) -> tuple[str, list[str]]:

@@ -207,7 +207,7 @@ def test_matching_step_window() -> None:
     from services.auth.factors.totp import matching_step
 
     secret = pyotp.random_base32()
-    now = 1_700_000_015.0
+    now = 1_700_000_015
     totp = pyotp.TOTP(secret)
     current = int(now // 30)
     assert matching_step(secret, totp.at(now), after=0, now=now) == current
