@@ -151,6 +151,7 @@ async def test_secret_is_sealed_at_rest_and_follows_key_rotation(
         row = await conn.fetchrow(
             "SELECT secret_ciphertext, key_id FROM totp_factors WHERE user_id = $1", user_id
         )
+    assert row is not None
     assert secret.encode() not in bytes(row["secret_ciphertext"])
     old_kid = row["key_id"]
     assert old_kid == load_secret_box(auth.settings).current_kid
