@@ -217,3 +217,21 @@ def test_matching_step_window() -> None:
     assert matching_step(secret, totp.at(now + 60), after=0, now=now) is None
     assert matching_step(secret, totp.at(now), after=current, now=now) is None
     assert matching_step(secret, "12345", after=0, now=now) is None
+
+
+async def test_an_unconfirmed_enrolment_does_not_finish_a_sign_in(
+    auth: AuthApp, client: httpx.AsyncClient
+) -> None:
+    from tests.auth.factors.authenticator import SoftAuthenticator
+    from tests.auth.factors.helpers import enrol_passkey
+
+    email, verified = await signup(client, auth.settings)
+    token = verified.json()["access_token"]
+    assert (await enrol_passkey(client, token, SoftAuthenticator())).status_code == 201
+    started = await client.post(f"{PREFIX}/factors/totp", headers=auth_header(token))
+    pending_secret = started.json()["secret"]
+
+    body = challenge_of(await login(client, email))
+    assert "totp" not in body["methods"]
+    refused = await second_factor(client, body["challenge"], totp_code=code_at(pending_secret))
+    assert refused.status_code == 401
