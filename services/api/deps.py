@@ -287,11 +287,11 @@ async def _person(request: Request, claims: AccessClaims) -> Principal:
         if row is None:
             _AUTH_UNKNOWN_USER.inc()
             raise Unauthorized("The user of this access token no longer exists or is disabled.")
+        require_org_level(row, claims)  # the org's second-factor policy (issue 24)
     except BaseException:
         if opened:  # this read opened the route's transaction: nothing will commit it now
             await tenant.finish(ok=False)
         raise
-    require_org_level(row, claims)  # the org's second-factor policy (issue 24)
     return Principal(
         **vars(row),
         claims=claims,

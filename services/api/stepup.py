@@ -4,6 +4,9 @@
 `StepUpCheck` gives a route that needs it for some bodies only (a role change, not a rename) a
 `require()` to call. The token's `auth_time` must be within REAUTHENTICATION_MAX_AGE_SECONDS,
 else `reauthentication-required` (POST /api/v1/auth/reauthenticate gives a fresh token).
+
+Both read the verified claims only: `RecentUser` refuses before the caller's row is read, so no
+transaction is opened for a refused request.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from services.api.deps import ApiDep, CurrentUser
+from services.api.deps import ApiDep, CurrentUser, authenticate
 from services.api.principal import Principal
+from shared.access_tokens import AccessClaims
 from shared.errors import ReauthenticationRequired
 
 
@@ -23,26 +27,33 @@ from shared.errors import ReauthenticationRequired
 class StepUp:
     """Whether the caller authenticated recently enough, and the refusal when not."""
 
-    auth_time: int
+    auth_time: int | None  # None: an API key (refused by the person-only routes anyway)
     max_age: int
 
     @property
     def recent(self) -> bool:
-        return time.time() - self.auth_time <= self.max_age
+        return self.auth_time is None or time.time() - self.auth_time <= self.max_age
 
     def require(self) -> None:
         if not self.recent:
             raise ReauthenticationRequired(self.max_age)
 
 
-async def step_up(me: CurrentUser, state: ApiDep) -> StepUp:
-    return StepUp(me.claims.auth_time, state.settings.reauthentication_max_age_seconds)
-
-
-async def recent_user(me: CurrentUser, check: Annotated[StepUp, Depends(step_up)]) -> Principal:
-    check.require()
-    return me
+async def step_up(request: Request, state: ApiDep) -> StepUp:
+    credential = await authenticate(request)
+    auth_time = credential.auth_time if isinstance(credential, AccessClaims) else None
+    return StepUp(auth_time, state.settings.reauthentication_max_age_seconds)
 
 
 StepUpCheck = Annotated[StepUp, Depends(step_up)]
+
+
+async def require_recent(check: StepUpCheck) -> None:
+    check.require()
+
+
+async def recent_user(_recent: Annotated[None, Depends(require_recent)], me: CurrentUser) -> Principal:
+    return me
+
+
 RecentUser = Annotated[Principal, Depends(recent_user)]
