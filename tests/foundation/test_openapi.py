@@ -25,6 +25,9 @@ PUBLIC = {
     "acceptInvitation",
     "jwks",
     "openidConfiguration",
+    "secondFactor",
+    "passkeyOptions",
+    "passkeyAuthenticate",
 }
 COOKIE = {"refresh", "logout"}
 

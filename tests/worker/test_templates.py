@@ -24,7 +24,11 @@ CONTEXTS: dict[EmailTemplate, dict[str, Any]] = {
         "role": "admin",
     },
     EmailTemplate.ACCOUNT_EXISTS: {"login_link": LINK, "reset_link": LINK + "2"},
+    EmailTemplate.RECOVERY_CODE_USED: {"remaining": 9, "account_link": LINK},
+    EmailTemplate.SECOND_FACTORS_REMOVED: {"account_link": LINK},
 }
+# Security notices: their "not you" line says to act at once, never to ignore them.
+NOTICES = {EmailTemplate.RECOVERY_CODE_USED, EmailTemplate.SECOND_FACTORS_REMOVED}
 
 
 @pytest.mark.parametrize("template", list(EmailTemplate))
@@ -33,7 +37,10 @@ def test_every_template_renders_product_link_expiry_and_a_not_you_line(template:
     assert "BlockBot" in email.subject
     for body in (email.text, email.html):
         assert "BlockBot" in body
-        assert "ignore this email" in body
+        if template in NOTICES:
+            assert "at once" in body and "ignore" not in body
+        else:
+            assert "ignore this email" in body
     assert LINK in email.text  # verbatim in text
     assert LINK.replace("&", "&amp;") in email.html  # escaped in HTML, as an attribute must be
     if "expires_in_seconds" in CONTEXTS[template]:
