@@ -88,18 +88,21 @@ async def test_api_keys_and_role_changes_need_a_recent_authentication(
     )
     # A rename is not sensitive.
     owner_id = owner.json()["user"]["id"]
-    renamed = await api.client.patch(f"{API}/users/{owner_id}", json={"name": "Ada L."}, headers=auth_header(stale))
+    rename = {"name": "Ada L."}
+    renamed = await api.client.patch(f"{API}/users/{owner_id}", json=rename, headers=auth_header(stale))
     assert renamed.status_code == 200
 
-    wrong = await client.post(f"{PREFIX}/reauthenticate", json={"password": "nope nope"}, headers=auth_header(stale))
+    reauthenticate = f"{PREFIX}/reauthenticate"
+    wrong = await client.post(reauthenticate, json={"password": "nope nope"}, headers=auth_header(stale))
     assert wrong.status_code == 401
-    again = await client.post(f"{PREFIX}/reauthenticate", json={"password": PASSWORD}, headers=auth_header(stale))
+    again = await client.post(reauthenticate, json={"password": PASSWORD}, headers=auth_header(stale))
     assert again.status_code == 200, again.text
     renewed = again.json()["access_token"]
     assert claims_of(renewed)["auth_time"] > claims_of(stale)["auth_time"]
     assert claims_of(renewed)["sid"] == claims_of(stale)["sid"]
-    assert (await api.client.post(f"{API}/api-keys", json=key, headers=auth_header(renewed))).status_code == 201
-    promoted = await api.client.patch(f"{API}/users/{member_id}", json=role_change, headers=auth_header(renewed))
+    fresh_again = auth_header(renewed)
+    assert (await api.client.post(f"{API}/api-keys", json=key, headers=fresh_again)).status_code == 201
+    promoted = await api.client.patch(f"{API}/users/{member_id}", json=role_change, headers=fresh_again)
     assert promoted.status_code == 200
 
 
@@ -134,9 +137,8 @@ async def test_org_policy_refuses_tokens_below_the_level(
     api_key = created.json()["key"]
 
     # Only an owner sets it, and only from a session with a second factor.
-    assert (
-        await api.client.put(policy, json={"required": True}, headers=auth_header(member.json()["access_token"]))
-    ).status_code == 403
+    as_member = auth_header(member.json()["access_token"])
+    assert (await api.client.put(policy, json={"required": True}, headers=as_member)).status_code == 403
     refused = await api.client.put(policy, json={"required": True}, headers=auth_header(owner_token))
     assert refused.status_code == 409
     await enrol_totp(client, owner_token)
@@ -166,7 +168,8 @@ async def test_org_policy_refuses_tokens_below_the_level(
 
     async with admin(admin_dsn) as conn:
         actions = await conn.fetch(
-            "SELECT action, details FROM audit_log WHERE org_id = $1 AND action = 'org.second_factor_policy_changed'",
+            "SELECT action, details FROM audit_log WHERE org_id = $1"
+            " AND action = 'org.second_factor_policy_changed'",
             owner.json()["org"]["id"],
         )
     assert len(actions) == 1
