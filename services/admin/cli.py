@@ -200,7 +200,16 @@ async def _dispatch(
         )
     elif command == "remove-second-factors":
         user, removed = await second_factors.remove_second_factors(admin, args.user)
-        _say(out, as_json, f"removed the second factors of {user.id}: {removed}", user_id=user.id)
+        _say(
+            out,
+            as_json,
+            f"removed from {user.id}: {removed.totp} authenticator app(s), {removed.passkeys} passkey(s),"
+            f" {removed.recovery_codes} recovery code(s)",
+            user_id=user.id,
+            totp=removed.totp,
+            passkeys=removed.passkeys,
+            recovery_codes=removed.recovery_codes,
+        )
     elif command in ("disable", "enable"):
         disabled = command == "disable"
         user, changed, count = await service.set_disabled(admin, args.user, disabled=disabled)
