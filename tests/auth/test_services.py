@@ -57,6 +57,7 @@ async def test_login_refuses_a_wrong_password_and_audits_both_outcomes(
         await accounts.login(auth.state, email=email, password="not the password", client=CLIENT)
     await drain()  # the failed login's audit is written after the answer
     issued = await accounts.login(auth.state, email=email.upper(), password=PASSWORD, client=CLIENT)
+    assert isinstance(issued, Issued)  # no second factor: a session, not a challenge
     user = issued.identity.user
     assert user.email == email and user.role is Role.OWNER and user.verified
     events = await _events(admin_dsn, user.id)
@@ -118,9 +119,11 @@ async def test_an_invitation_is_only_as_good_as_its_senders_role_today(
             await conn.execute("UPDATE users SET role = $1 WHERE id = $2", role, owner_id)
 
     async def accept() -> Issued:
-        return await invitations.accept_invitation(
+        issued = await invitations.accept_invitation(
             auth.state, token=token, name="Ada", password=PASSWORD, client=CLIENT
         )
+        assert isinstance(issued, Issued)  # a new account has no second factor
+        return issued
 
     await set_owner_role("member")  # a member may invite nobody
     with pytest.raises(InvalidLink):

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
+from services.auth.factors.level import first_factor
 from services.auth.keys import KeyRing, generate_seed, load_keyring, parse_private_key, signing_key
 from services.auth.tokens import mint_access_token
 from shared.access_tokens import jwk_thumbprint, verify_access_token
@@ -134,6 +135,7 @@ async def test_rotation_publishes_all_keys_newest_signs(start_auth: Any, client:
             org_id=uuid.uuid4(),
             role="member",
             session_id=uuid.uuid4(),
+            level=first_factor("password"),
         )
         assert verify_access_token(old_token, ring.public_keys, rotated.settings).role == "member"
         assert (await c.get(f"{PREFIX}/sessions", headers=bearer(verified))).status_code == 200

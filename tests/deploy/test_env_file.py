@@ -11,6 +11,7 @@ from pathlib import Path
 from devstack.compose_check import compose_binary
 from devstack.secrets import PASSWORDS, fill
 from services.auth.keys import parse_private_key
+from shared.access_tokens import b64url_decode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +47,7 @@ def test_creates_a_ready_env_file_without_the_toolchain(tmp_path: Path) -> None:
     for name in (*PASSWORDS, "JWT_PRIVATE_KEYS"):
         assert len(found[name]) >= 40, name
     parse_private_key(found["JWT_PRIVATE_KEYS"])  # the auth service accepts the key
+    assert len(b64url_decode(found["TOTP_ENCRYPTION_KEYS"])) == 32  # an AES-256 key, as auth reads it
     assert oct(env.stat().st_mode & 0o777) == "0o600"
     # Compose accepts the file as it is (no echoed make commands, nothing to delete by hand).
     config = subprocess.run(

@@ -174,3 +174,25 @@ async def test_another_users_passkey_is_not_removable(auth: AuthApp, client: htt
         headers=auth_header(bob.json()["access_token"]),
     )
     assert refused.status_code == 404
+
+
+async def test_reauthenticate_with_a_passkey(auth: AuthApp, client: httpx.AsyncClient) -> None:
+    _, alice = await signup(client, auth.settings)
+    _, bob = await signup(client, auth.settings)
+    key, bobs_key = SoftAuthenticator(), SoftAuthenticator()
+    token = alice.json()["access_token"]
+    assert (await enrol_passkey(client, token, key)).status_code == 201
+    assert (await enrol_passkey(client, bob.json()["access_token"], bobs_key)).status_code == 201
+
+    async def reauthenticate(authenticator: SoftAuthenticator) -> httpx.Response:
+        options = await client.post(f"{PREFIX}/reauthenticate/options", headers=auth_header(token))
+        return await client.post(
+            f"{PREFIX}/reauthenticate",
+            json={"webauthn": authenticator.get(options.json())},
+            headers=auth_header(token),
+        )
+
+    assert (await reauthenticate(bobs_key)).status_code == 401  # someone else's passkey
+    again = await reauthenticate(key)
+    assert again.status_code == 200, again.text
+    assert claims_of(again.json()["access_token"])["sid"] == claims_of(token)["sid"]
