@@ -306,3 +306,27 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# --- external identity providers (services/auth/providers) -------------------------------------
+class ReauthenticationRequired(Forbidden):
+    """A sensitive action by a session whose sign-in is older than AUTH_REAUTHENTICATION_SECONDS."""
+
+    slug, title = "reauthentication-required", "Reauthentication Required"
+    default_detail = "Sign in again to do this: your last sign-in is too old."
+
+
+class LastSignInMethod(Conflict):
+    """Unlinking the identity would leave the account with no way to sign in."""
+
+    slug, title = "last-sign-in-method", "Last Sign-in Method"
+    default_detail = (
+        "This is the account's last way to sign in: set a password or link another provider first."
+    )
+
+
+class UnknownProvider(NotFound):
+    """A provider id that AUTH_PROVIDERS does not configure."""
+
+    slug, title = "unknown-provider", "Unknown Provider"
+    default_detail = "No such sign-in provider is configured."
