@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import uvicorn
 from joserfc import jwt
@@ -94,7 +94,7 @@ class _Endpoints:
     async def _redeem(self, request: Request) -> Grant | None:
         """The grant of a valid code (removed: single use), or None."""
         self.token_requests += 1
-        form = await request.form()
+        form = dict(parse_qsl((await request.body()).decode()))
         client_id, secret = form.get("client_id"), form.get("client_secret")
         authorization = request.headers.get("authorization", "")
         if authorization.startswith("Basic "):
@@ -169,11 +169,13 @@ class RogueOidc(_Endpoints):
         self.advertise_iss = True
         self.send_iss = True
         self.discovery_issuer: str | None = None
+        self.token_down = False
 
     def reset(self) -> None:
         self.tamper = {}
         self.advertise_iss = self.send_iss = True
         self.discovery_issuer = None
+        self.token_down = False
 
     def app(self) -> Starlette:
         async def discovery(request: Request) -> Response:
@@ -196,6 +198,8 @@ class RogueOidc(_Endpoints):
             return self._authorize(request, with_iss=self.send_iss)
 
         async def token(request: Request) -> Response:
+            if self.token_down:
+                return Response("<html>502 Bad Gateway</html>", status_code=502, media_type="text/html")
             grant = await self._redeem(request)
             if grant is None:
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
