@@ -50,7 +50,10 @@ async def _op_callback_url(browser: httpx.AsyncClient, openid_provider: OpenIdPr
 
 
 def _refused(response: httpx.Response, reason: str) -> None:
-    assert page(response) == ("/auth/sign-in", {"error": reason, "provider": response.url.path.split("/")[-2]})
+    assert page(response) == (
+        "/auth/sign-in",
+        {"error": reason, "provider": response.url.path.split("/")[-2]},
+    )
     assert not has_refresh_cookie(response)
 
 
@@ -153,6 +156,8 @@ async def test_a_missing_iss_is_refused_when_the_provider_advertises_it(
     [
         pytest.param({"iss": "https://accounts.evil.example"}, id="another-issuer"),
         pytest.param({"aud": "another-client"}, id="another-audience"),
+        # Authorized party ours, audience not: passes an azp check alone.
+        pytest.param({"aud": "another-client", "azp": "rogue-client"}, id="another-audience-our-azp"),
         pytest.param({"nonce": None}, id="nonce-missing"),
         pytest.param({"nonce": "not-the-nonce-of-this-attempt"}, id="nonce-wrong"),
         pytest.param({"exp": int(time.time()) - 3600}, id="expired"),
@@ -168,7 +173,9 @@ async def test_a_forged_id_token_is_refused(
 
     _refused(await sign_in_with_standin(browser, "rogue"), "invalid_id_token")
     async with admin(admin_dsn) as conn:
-        assert await conn.fetchval("SELECT count(*) FROM external_identities WHERE subject = $1", subject) == 0
+        assert (
+            await conn.fetchval("SELECT count(*) FROM external_identities WHERE subject = $1", subject) == 0
+        )
 
 
 async def test_an_honest_id_token_signs_in(browser: httpx.AsyncClient, rogue: RogueOidc) -> None:
@@ -208,7 +215,11 @@ async def test_the_providers_mfa_is_recorded_where_the_operator_trusts_it(
             "SELECT details FROM audit_log WHERE actor_user_id = $1 AND action = 'auth.login'",
             uuid.UUID(user_id),
         )
-    assert json.loads(details) == {"method": "external_provider", "provider": "rogue", "provider_mfa": counted}
+    assert json.loads(details) == {
+        "method": "external_provider",
+        "provider": "rogue",
+        "provider_mfa": counted,
+    }
 
 
 # --- providers that are down ------------------------------------------------------------------
@@ -229,7 +240,10 @@ async def test_a_provider_that_cannot_be_reached_ends_on_the_sign_in_page(
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     providers = [{"id": "down", "issuer": closed, "client_id": "c", "client_secret": "s"}]
-    async with start_auth(app_base_url=APP_BASE_URL, auth_providers=providers) as auth, auth.client() as browser:
+    async with (
+        start_auth(app_base_url=APP_BASE_URL, auth_providers=providers) as auth,
+        auth.client() as browser,
+    ):
         response = await browser.get("/api/v1/auth/providers/down/start")
         assert page(response) == ("/auth/sign-in", {"error": "provider_unavailable", "provider": "down"})
         invitation = await browser.post(
