@@ -25,6 +25,11 @@ PUBLIC = {
     "acceptInvitation",
     "jwks",
     "openidConfiguration",
+    # external providers: the browser's own navigation (the attempt cookie binds it)
+    "listProviders",
+    "startProviderSignIn",
+    "startProviderInvitation",
+    "providerCallback",
 }
 COOKIE = {"refresh", "logout"}
 

@@ -90,6 +90,7 @@ def _unavailable(failure: ProviderFailure) -> ServiceUnavailable:
 
 @router.get("/providers", response_model=ProviderList)
 async def list_providers(providers: ProvidersDep) -> ProviderList:
+    """The providers people may sign in with (AUTH_PROVIDERS), for the "Continue with …" buttons."""
     return ProviderList(items=[ProviderOut(id=p.key, name=p.name) for p in providers.all()])
 
 
@@ -106,6 +107,11 @@ async def list_providers(providers: ProvidersDep) -> ProviderList:
 async def start_provider_sign_in(
     state: AuthDep, client: Client, request: Request, provider: ProviderDep
 ) -> RedirectResponse:
+    """Sign in, or sign up, with a provider: a 302 to its authorization endpoint (authorization
+    code with PKCE S256, `state`, `nonce`), setting the attempt cookie that binds the attempt to
+    this browser (HttpOnly, SameSite=Lax, `Path=/api/v1/auth/providers`, Secure with
+    COOKIE_SECURE). A provider that cannot be reached sends the browser to
+    `/auth/sign-in#error=provider_unavailable&provider=<id>` instead."""
     await enforce_ip(state, request, "provider_start", client, state.settings.ratelimit_auth_ip_per_minute)
     try:
         started = await service.start(state, provider)
@@ -161,6 +167,16 @@ async def start_provider_link(
 async def provider_callback(
     state: AuthDep, client: Client, request: Request, provider: ProviderDep
 ) -> RedirectResponse:
+    """Where the provider sends the browser back (the redirect URI to register:
+    `APP_BASE_URL/api/v1/auth/providers/<id>/callback`). A sign-in sets the refresh cookie and
+    redirects to `/account` (the page restores the session with `POST /refresh`); a link
+    redirects to `/account#linked=<id>`. Anything else redirects, without a session, to
+    `/auth/sign-in#error=<reason>&provider=<id>` (`/account#error=…` when linking): `state_missing`,
+    `state_mismatch`, `expired` (unknown, used or timed-out attempt), `denied`, `provider_error`,
+    `provider_unavailable`, `issuer_mismatch`, `invalid_id_token`, `invalid_response`,
+    `email_unverified`, `account_exists` (the verified address has an account: sign in the usual
+    way and link from the account page), `invitation_invalid`, `invitation_email_mismatch`,
+    `sign_in_refused`, `session_ended`, `identity_linked_elsewhere`, `provider_already_linked`."""
     await enforce_ip(state, request, "provider_callback", client, state.settings.ratelimit_auth_ip_per_minute)
     params = {k: v for k, v in request.query_params.items() if k in ("state", "code", "error", "iss")}
     outcome = await service.callback(
@@ -194,6 +210,7 @@ async def provider_callback(
 
 @router.get("/identities", response_model=IdentityList)
 async def list_identities(state: AuthDep, claims: CurrentUser, providers: ProvidersDep) -> IdentityList:
+    """The caller's linked provider identities, oldest first."""
     found = await service.list_identities(state, claims)
     return IdentityList(
         items=[
@@ -212,5 +229,7 @@ async def list_identities(state: AuthDep, claims: CurrentUser, providers: Provid
 
 @router.delete("/identities/{identity_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def unlink_identity(identity_id: UUID, state: AuthDep, claims: CurrentUser, client: Client) -> Response:
+    """Unlink one of the caller's identities; 409 `last-sign-in-method` when the account would
+    be left with no way to sign in (no password and no other identity)."""
     await service.unlink(state, claims, identity_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
