@@ -30,7 +30,7 @@ from uuid import UUID, uuid4
 import orjson
 from sqlalchemy.exc import IntegrityError
 
-from services.auth.accounts.service import Issued, start_session
+from services.auth.accounts.service import InvalidLink, Issued, start_session
 from services.auth.audit import audit_user_event
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.queries import UserRecord
@@ -175,8 +175,6 @@ async def start_link(state: AuthState, provider: Provider, claims: AccessClaims)
 
 async def start_invitation(state: AuthState, provider: Provider, invitation_token: str) -> Started:
     """Begin accepting an invitation with a provider (the address must be the invited one)."""
-    from services.auth.accounts.service import InvalidLink
-
     if not await is_live(state.sessionmaker, Purpose.INVITATION, invitation_token):
         raise InvalidLink()
     return await start(state, provider, invitation_token=invitation_token)

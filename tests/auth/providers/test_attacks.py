@@ -250,3 +250,40 @@ async def test_a_provider_that_cannot_be_reached_ends_on_the_sign_in_page(
             "/api/v1/auth/providers/down/start", json={"invitation_token": "x" * 43}
         )
         assert invitation.status_code == 400  # the invitation is checked first, then the provider
+
+
+# --- accounts an operator disabled, and the metrics -------------------------------------------
+
+
+async def test_a_disabled_account_is_not_signed_in_by_its_identity(
+    provider_auth: AuthApp, rogue: RogueOidc, admin_dsn: str
+) -> None:
+    rogue.account = {"sub": uuid.uuid4().hex, "email": new_email(), "email_verified": True}
+    async with provider_auth.client() as browser:
+        await sign_in_with_standin(browser, "rogue")
+        user_id = (await session_of(browser)).json()["user"]["id"]
+    async with admin(admin_dsn) as conn:
+        await conn.execute("UPDATE users SET disabled_at = now() WHERE id = $1", uuid.UUID(user_id))
+
+    async with provider_auth.client() as browser:
+        _refused(await sign_in_with_standin(browser, "rogue"), "sign_in_refused")
+
+
+async def test_sign_ins_and_failures_are_counted_per_provider(
+    browser: httpx.AsyncClient, rogue: RogueOidc
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    signed_up = count("auth_provider_sign_ins_total", provider="rogue", outcome="signed_up")
+    forged = count("auth_provider_failures_total", provider="rogue", reason="invalid_id_token")
+    rogue.account = {"sub": uuid.uuid4().hex, "email": new_email(), "email_verified": True}
+    await sign_in_with_standin(browser, "rogue")
+    rogue.account = {"sub": uuid.uuid4().hex, "email": new_email(), "email_verified": True}
+    rogue.tamper = {"aud": "another-client"}
+    await sign_in_with_standin(browser, "rogue")
+
+    assert count("auth_provider_sign_ins_total", provider="rogue", outcome="signed_up") == signed_up + 1
+    assert count("auth_provider_failures_total", provider="rogue", reason="invalid_id_token") == forged + 1
