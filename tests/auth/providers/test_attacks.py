@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from devstack.ports import free_port
-from tests.auth.helpers import AuthApp, admin, new_email
+from tests.auth.helpers import AuthApp, admin, bearer, new_email, signup
 from tests.auth.providers.helpers import (
     APP_BASE_URL,
     OpenIdProvider,
@@ -287,3 +287,41 @@ async def test_sign_ins_and_failures_are_counted_per_provider(
 
     assert count("auth_provider_sign_ins_total", provider="rogue", outcome="signed_up") == signed_up + 1
     assert count("auth_provider_failures_total", provider="rogue", reason="invalid_id_token") == forged + 1
+
+
+# --- linking ---------------------------------------------------------------------------------
+
+
+async def _link_rogue(browser: httpx.AsyncClient, token: httpx.Response, rogue: RogueOidc) -> httpx.Response:
+    rogue.account = {"sub": uuid.uuid4().hex, "email": new_email(), "email_verified": True}
+    started = await browser.post("/api/v1/auth/providers/rogue/link", headers=bearer(token))
+    assert started.status_code == 200, started.text
+    return await callback(browser, await through_standin(started.json()["authorization_url"]))
+
+
+async def test_a_second_identity_of_one_provider_is_not_linked(
+    browser: httpx.AsyncClient, provider_auth: AuthApp, rogue: RogueOidc
+) -> None:
+    _, signed_up = await signup(browser, provider_auth.settings)
+    assert page(await _link_rogue(browser, signed_up, rogue)) == ("/account", {"linked": "rogue"})
+
+    second = await _link_rogue(browser, signed_up, rogue)
+
+    assert page(second) == ("/account", {"error": "provider_already_linked", "provider": "rogue"})
+
+
+async def test_a_link_finished_after_its_session_ended_is_refused(
+    browser: httpx.AsyncClient, provider_auth: AuthApp, rogue: RogueOidc
+) -> None:
+    _, signed_up = await signup(browser, provider_auth.settings)
+    rogue.account = {"sub": uuid.uuid4().hex, "email": new_email(), "email_verified": True}
+    started = await browser.post("/api/v1/auth/providers/rogue/link", headers=bearer(signed_up))
+    assert (await browser.post("/api/v1/auth/logout-all", headers=bearer(signed_up))).status_code == 204
+
+    arrived = await callback(browser, await through_standin(started.json()["authorization_url"]))
+
+    assert page(arrived) == ("/account", {"error": "session_ended", "provider": "rogue"})
+
+
+async def test_linking_needs_a_signed_in_caller(browser: httpx.AsyncClient) -> None:
+    assert (await browser.post("/api/v1/auth/providers/rogue/link")).status_code == 401
