@@ -245,7 +245,7 @@ def render_api(documents: Mapping[str, Mapping[str, Any]]) -> str:
         "  Passkeys also sign in alone: `POST /passkeys/options`, then `POST /passkeys/authenticate`.",
         "- **Step-up**: creating API keys, changing roles, removing or replacing second factors and",
         "  the org's second-factor policy need `auth_time` within `REAUTHENTICATION_MAX_AGE_SECONDS`",
-        "  (600): else 401 `reauthentication-required` (`WWW-Authenticate: Bearer",
+        "  (600): else 403 `reauthentication-required` (`WWW-Authenticate: Bearer",
         '  error="insufficient_user_authentication", max_age=600`, RFC 9470); `POST',
         "  /api/v1/auth/reauthenticate` with the password, a TOTP code or a passkey gives a fresh",
         "  access token of the same session. In an org that requires a second factor, the api",

@@ -118,23 +118,26 @@ class ServiceUnavailable(AppError, status=503): ...
 
 
 # --- second factors and step-up (both services) ---------------------------------------------
-# 401s in the manner of RFC 9470 (OAuth 2.0 Step-up Authentication Challenge): the token is
-# valid, the authentication behind it is not enough for this request.
+# In the manner of RFC 9470 (OAuth 2.0 Step-up Authentication Challenge): the token is valid,
+# the authentication behind it is not enough for this request, and `WWW-Authenticate` says why.
 
 
-class ReauthenticationRequired(Unauthorized):
-    """The action needs an authentication within the last REAUTHENTICATION_MAX_AGE_SECONDS."""
+class ReauthenticationRequired(Forbidden):
+    """A sensitive action by a session whose last authentication is too old (step-up: older than
+    REAUTHENTICATION_MAX_AGE_SECONDS; linking a provider: a sign-in older than
+    AUTH_REAUTHENTICATION_SECONDS). Re-authenticate (POST /api/v1/auth/reauthenticate), or
+    sign in again, and retry."""
 
     slug, title = "reauthentication-required", "Reauthentication Required"
-    default_detail = "Confirm it is you: re-authenticate (POST /api/v1/auth/reauthenticate), then retry."
+    default_detail = (
+        "Confirm it is you (re-authenticate or sign in again), then retry: your last sign-in is too old."
+    )
 
-    def __init__(self, max_age: int, detail: str | None = None) -> None:
-        super().__init__(
-            detail,
-            headers={
-                "WWW-Authenticate": f'Bearer error="insufficient_user_authentication", max_age={max_age}'
-            },
-        )
+    def __init__(self, max_age: int | None = None, detail: str | None = None) -> None:
+        challenge = 'Bearer error="insufficient_user_authentication"'
+        if max_age is not None:
+            challenge += f", max_age={max_age}"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class SecondFactorRequired(Unauthorized):
@@ -341,3 +344,20 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# --- external identity providers (services/auth/providers) -------------------------------------
+class LastSignInMethod(Conflict):
+    """Unlinking the identity would leave the account with no way to sign in."""
+
+    slug, title = "last-sign-in-method", "Last Sign-in Method"
+    default_detail = (
+        "This is the account's last way to sign in: set a password or link another provider first."
+    )
+
+
+class UnknownProvider(NotFound):
+    """A provider id that AUTH_PROVIDERS does not configure."""
+
+    slug, title = "unknown-provider", "Unknown Provider"
+    default_detail = "No such sign-in provider is configured."

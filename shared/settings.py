@@ -17,6 +17,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import (
     AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
     Field,
     PostgresDsn,
     RedisDsn,
@@ -48,6 +50,103 @@ def _split_csv(value: Any) -> Any:
 
 # `.env.example`'s secrets all start with this: a deployment that copied it unchanged.
 PLACEHOLDER_MARK = "change-me"
+
+
+# --- external identity providers (services/auth/providers) --------------------------------------
+class ProviderPreset(StrEnum):
+    """What a provider speaks: OpenID Connect by issuer URL, a preset of it, or GitHub's OAuth2."""
+
+    OIDC = "oidc"
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    GITLAB = "gitlab"
+    GITHUB = "github"
+
+
+class ProviderSettings(BaseModel):
+    """One entry of AUTH_PROVIDERS (JSON): a provider people may sign in with.
+
+    `id` names it in URLs and in the identities table (default: the preset's name); `issuer` is
+    required for a generic `oidc` provider and moves a `gitlab` preset to a self-managed instance;
+    `tenant` is Microsoft's (a tenant id, or `common` / `organizations` / `consumers`); `url` and
+    `api_url` move the `github` preset to GitHub Enterprise Server. `trust_mfa` lets the
+    provider's own `amr` claim count as a second factor (off unless the operator opts in).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    preset: ProviderPreset = ProviderPreset.OIDC
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    issuer: AnyHttpUrl | None = None
+    tenant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,100}$")
+    url: AnyHttpUrl | None = None
+    api_url: AnyHttpUrl | None = None
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: SecretStr
+    scopes: list[str] | None = None
+    trust_mfa: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.preset is ProviderPreset.OIDC and self.issuer is None:
+            raise ValueError("issuer is required for a generic oidc provider")
+        if self.preset is ProviderPreset.OIDC and self.id is None:
+            raise ValueError("id is required for a generic oidc provider")
+        if self.preset is not ProviderPreset.MICROSOFT and self.tenant is not None:
+            raise ValueError("tenant is for the microsoft preset only")
+        if self.preset is not ProviderPreset.GITHUB and (self.url or self.api_url):
+            raise ValueError("url and api_url are for the github preset only")
+        if self.preset in (ProviderPreset.GOOGLE, ProviderPreset.MICROSOFT, ProviderPreset.GITHUB) and (
+            self.issuer is not None
+        ):
+            raise ValueError(f"issuer is fixed for the {self.preset} preset")
+        if self.preset is ProviderPreset.GITHUB and self.trust_mfa:
+            raise ValueError("trust_mfa needs an amr claim, which github does not send")
+        if not self.client_secret.get_secret_value():
+            raise ValueError("client_secret must not be empty")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The provider's id: as configured, else the preset's name."""
+        return self.id or str(self.preset)
+
+
+def _parse_providers(value: Any) -> list[ProviderSettings]:
+    """AUTH_PROVIDERS: a JSON list of provider objects, each checked with its id named."""
+    import json
+
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("must be a JSON list of provider objects") from None
+    if not isinstance(value, list):
+        raise ValueError("must be a JSON list of provider objects")
+    providers: list[ProviderSettings] = []
+    problems: list[str] = []
+    for position, entry in enumerate(value, start=1):
+        label = f"provider {position}"
+        if isinstance(entry, dict) and isinstance(entry.get("id") or entry.get("preset"), str):
+            label += f" ({entry.get('id') or entry.get('preset')})"
+        if isinstance(entry, ProviderSettings):
+            providers.append(entry)
+            continue
+        try:
+            providers.append(ProviderSettings.model_validate(entry))
+        except ValidationError as error:
+            for item in error.errors(include_input=False, include_url=False):
+                where = ".".join(str(part) for part in item["loc"])
+                message = item["msg"].removeprefix("Value error, ")
+                problems.append(f"{label}: {where + ': ' if where else ''}{message}")
+    keys = [p.key for p in providers]
+    problems += [f"provider id {k!r} is used twice" for k in sorted({k for k in keys if keys.count(k) > 1})]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return providers
 
 
 class Settings(BaseSettings):
@@ -194,6 +293,15 @@ class Settings(BaseSettings):
     ratelimit_second_factor_per_account_per_day: int = Field(default=20, ge=1)
     # Step-up: how recent an authentication the sensitive actions need.
     reauthentication_max_age_seconds: int = Field(default=600, ge=60, le=3600)
+    # --- external identity providers (services/auth/providers) ------------------------------
+    # JSON list of ProviderSettings (README "Sign in with external providers"); empty: none.
+    auth_providers: Annotated[list[ProviderSettings], NoDecode] = Field(default_factory=list)
+    # How long a started sign-in may take at the provider (the attempt, single use, in Redis).
+    auth_provider_attempt_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    # Bound of each call to a provider (discovery, keys, token, user endpoints).
+    auth_provider_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # How recent the sign-in of the session must be to link a provider (DESIGN: 10 minutes).
+    auth_reauthentication_seconds: int = Field(default=600, ge=60, le=3600)
 
     # --- validators -------------------------------------------------------------------------
     @field_validator(
@@ -207,6 +315,11 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("auth_providers", mode="before")
+    @classmethod
+    def _providers(cls, value: Any) -> Any:
+        return _parse_providers(value)
 
     @field_validator("email_from")
     @classmethod
@@ -257,6 +370,11 @@ class Settings(BaseSettings):
             for name, value in self._secret_values().items()
             if PLACEHOLDER_MARK in value.lower()
         ]
+        problems += [
+            f"AUTH_PROVIDERS: provider {p.key!r} needs an https issuer/url in production"
+            for p in self.auth_providers
+            if any(u is not None and u.scheme != "https" for u in (p.issuer, p.url, p.api_url))
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -277,6 +395,7 @@ class Settings(BaseSettings):
             "RESEND_API_KEY": reveal(self.resend_api_key),
             "JWT_PRIVATE_KEYS": ",".join(reveal(k) for k in self.jwt_private_keys),
             "TOTP_ENCRYPTION_KEYS": ",".join(reveal(k) for k in self.totp_encryption_keys),
+            "AUTH_PROVIDERS": ",".join(reveal(p.client_secret) for p in self.auth_providers),
         }
 
     @property

@@ -17,7 +17,8 @@ from alembic import op
 from migrations.roles import roles
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+# After main's 0011 (external identities), which was merged first; the lead renumbers at merge.
+down_revision: str | None = "0011"
 
 FACTOR_TABLES = ("totp_factors", "recovery_codes", "webauthn_credentials")
 

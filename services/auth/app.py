@@ -18,6 +18,8 @@ from services.auth.housekeeping.service import run_housekeeping
 from services.auth.invitations import routes as invitations
 from services.auth.keys import KeyRing, load_keyring
 from services.auth.passwords import Passwords
+from services.auth.providers import routes as providers
+from services.auth.providers.protocol import Providers
 from services.auth.sessions import routes as sessions
 from services.auth.signups import routes as signups
 from services.auth.state import AuthState
@@ -90,9 +92,11 @@ def create_auth_app(
             invitations.router,
             discovery.router,
             factors.router,
+            providers.router,
         ],
         service_lifespan=lifespan,
         resources=resources,
     )
     install_body_limit(app, settings.auth_max_body_bytes)
+    app.state.providers = Providers(settings)
     return app

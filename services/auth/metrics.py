@@ -54,3 +54,16 @@ HOUSEKEEPING_DELETED = Counter(
     "one_time_tokens).",
     ["kind"],
 )
+PROVIDER_SIGN_INS = Counter(
+    "auth_provider_sign_ins_total",
+    "Completed external-provider attempts, by provider and outcome (signed_in, signed_up, "
+    "invitation_accepted, linked).",
+    ["provider", "outcome"],
+)
+PROVIDER_FAILURES = Counter(
+    "auth_provider_failures_total",
+    "External-provider attempts that failed, by provider and reason (state_missing, state_mismatch, "
+    "expired, denied, provider_error, provider_unavailable, issuer_mismatch, invalid_id_token, "
+    "invalid_response, email_unverified, account_exists, identity_linked_elsewhere, ...).",
+    ["provider", "reason"],
+)

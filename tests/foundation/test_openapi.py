@@ -28,6 +28,12 @@ PUBLIC = {
     "secondFactor",
     "passkeyOptions",
     "passkeyAuthenticate",
+    "describeChallenge",
+    # external providers: the browser's own navigation (the attempt cookie binds it)
+    "listProviders",
+    "startProviderSignIn",
+    "startProviderInvitation",
+    "providerCallback",
 }
 COOKIE = {"refresh", "logout"}
 

@@ -101,6 +101,12 @@ async def load(state: AuthState, token: str) -> Challenge | None:
     )
 
 
+async def remaining_seconds(state: AuthState, challenge: Challenge) -> int:
+    with redis_or_503():
+        ttl = int(await state.redis.ttl(challenge.key))
+    return max(ttl, 0)
+
+
 async def count_attempt(state: AuthState, challenge: Challenge) -> bool:
     """Count one attempt; False (and the challenge deleted) past the allowed number."""
     with redis_or_503():

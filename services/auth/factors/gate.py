@@ -7,6 +7,9 @@ methods that can finish it and, with passkeys, the WebAuthn options to answer.
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn.helpers.structs import UserVerificationRequirement
 
@@ -18,26 +21,40 @@ from services.auth.identities.queries import UserRecord
 from services.auth.state import AuthState, ClientInfo
 
 
-async def challenge_if_enrolled(
-    db: AsyncSession, state: AuthState, user: UserRecord, client: ClientInfo, *, method: str
-) -> Pending | None:
-    """A sign-in challenge when `user` has a second factor; None when the first factor suffices."""
-    enrolled = await queries.enrolled(db, user.id)
+async def offer(
+    db: AsyncSession, state: AuthState, user_id: UUID, webauthn_challenge: bytes | None = None
+) -> tuple[list[str], bytes | None, dict[str, Any] | None] | None:
+    """What a challenge offers the user: (methods, WebAuthn challenge, its request options);
+    None without a second factor. `webauthn_challenge` restates an existing challenge's."""
+    enrolled = await queries.enrolled(db, user_id)
     if not enrolled.any:
         return None
     methods = []
     if enrolled.totp:
         methods.append("totp")
     options = None
-    webauthn_challenge = None
     if enrolled.passkeys:
         methods.append("webauthn")
-        passkeys = await queries.passkeys_of(db, user.id)
+        passkeys = await queries.passkeys_of(db, user_id)
         webauthn_challenge, options = webauthn.assertion_options(
-            state.settings, passkeys, user_verification=UserVerificationRequirement.DISCOURAGED
+            state.settings,
+            passkeys,
+            user_verification=UserVerificationRequirement.DISCOURAGED,
+            challenge=webauthn_challenge,
         )
     if enrolled.recovery_codes:
         methods.append("recovery_code")
+    return methods, webauthn_challenge if options is not None else None, options
+
+
+async def challenge_if_enrolled(
+    db: AsyncSession, state: AuthState, user: UserRecord, client: ClientInfo, *, method: str
+) -> Pending | None:
+    """A sign-in challenge when `user` has a second factor; None when the first factor suffices."""
+    offered = await offer(db, state, user.id)
+    if offered is None:
+        return None
+    methods, webauthn_challenge, options = offered
     token = await challenges.create(
         state,
         user_id=user.id,

@@ -15,6 +15,8 @@ from services.auth.factors import service, signin
 from services.auth.factors.queries import PasskeyRow
 from services.auth.factors.schemas import (
     AssertionIn,
+    ChallengeIn,
+    ChallengeOut,
     FactorsOut,
     PasskeyCreatedOut,
     PasskeyIn,
@@ -166,6 +168,26 @@ async def second_factor(
         client=client,
     )
     return session_response(state, response, issued)
+
+
+@router.post(
+    "/second-factor/challenge",
+    response_model=ChallengeOut,
+    summary="What a sign-in challenge accepts (methods, WebAuthn options), from its token alone",
+)
+async def describe_challenge(
+    body: ChallengeIn, state: AuthDep, client: Client, request: Request, response: Response
+) -> ChallengeOut:
+    await enforce_ip(state, request, "second_factor", client, state.settings.ratelimit_auth_ip_per_minute)
+    pending = await signin.describe(state, body.challenge)
+    response.headers.update(NO_STORE)
+    return ChallengeOut(
+        second_factor_required=True,
+        challenge=pending.challenge,
+        methods=pending.methods,
+        expires_in=pending.expires_in,
+        webauthn=pending.webauthn,
+    )
 
 
 @router.post(

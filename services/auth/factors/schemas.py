@@ -98,3 +98,17 @@ class ReauthenticatedOut(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+
+
+class ChallengeIn(Body):
+    challenge: ChallengeToken
+
+
+class ChallengeOut(BaseModel):
+    """The fields of a `second-factor-challenge` problem, restated for a live challenge."""
+
+    second_factor_required: bool
+    challenge: str
+    methods: list[str]
+    expires_in: int
+    webauthn: dict[str, Any] | None

@@ -17,8 +17,8 @@ from webauthn.helpers.structs import UserVerificationRequirement
 
 from services.auth.accounts.service import INVALID_CREDENTIALS, Issued, issue_access_token, open_session
 from services.auth.audit import audit_user_event
-from services.auth.factors import challenges, queries, recovery, totp, webauthn
-from services.auth.factors.challenges import Challenge
+from services.auth.factors import challenges, gate, queries, recovery, totp, webauthn
+from services.auth.factors.challenges import Challenge, Pending
 from services.auth.factors.errors import InvalidChallenge, SecondFactorRejected
 from services.auth.factors.level import SessionLevel, passwordless, with_second
 from services.auth.identities import queries as identity_queries
@@ -87,6 +87,21 @@ async def _verify_passkey(
 
 
 # --- finishing a sign-in challenge -------------------------------------------------------------
+
+
+async def describe(state: AuthState, token: str) -> Pending:
+    """A live challenge restated (for a page that received only its token, e.g. after an
+    external provider's redirect): its methods, remaining lifetime and WebAuthn options."""
+    challenge = await challenges.load(state, token)
+    if challenge is None:
+        raise InvalidChallenge()
+    async with tenant_transaction(state.sessionmaker, challenge.org_id) as db:
+        offered = await gate.offer(db, state, challenge.user_id, challenge.webauthn_challenge)
+    if offered is None:
+        raise InvalidChallenge()
+    methods, _, options = offered
+    ttl = await challenges.remaining_seconds(state, challenge)
+    return Pending(challenge=token, methods=methods, expires_in=ttl, webauthn=options)
 
 
 async def finish(

@@ -84,12 +84,17 @@ def registration_options(
 
 
 def assertion_options(
-    settings: Settings, allowed: list[PasskeyRow], *, user_verification: UserVerificationRequirement
+    settings: Settings,
+    allowed: list[PasskeyRow],
+    *,
+    user_verification: UserVerificationRequirement,
+    challenge: bytes | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """(challenge, PublicKeyCredentialRequestOptions as JSON); no `allowCredentials` for a
-    discoverable (passwordless) sign-in."""
+    """(challenge, PublicKeyCredentialRequestOptions as JSON), for `challenge` or a new one; no
+    `allowCredentials` for a discoverable (passwordless) sign-in."""
     options = generate_authentication_options(
         rp_id=relying_party(settings).id,
+        challenge=challenge,
         timeout=TIMEOUT_MS,
         allow_credentials=[_descriptor(row) for row in allowed],
         user_verification=user_verification,

@@ -55,7 +55,7 @@ async def _aged(client: httpx.AsyncClient, admin_dsn: str, signed_in: httpx.Resp
 
 
 def _needs_reauthentication(response: httpx.Response) -> None:
-    assert response.status_code == 401, response.text
+    assert response.status_code == 403, response.text
     assert response.json()["type"].endswith("/reauthentication-required")
     assert 'error="insufficient_user_authentication"' in response.headers["www-authenticate"]
 

@@ -1,0 +1,1 @@
+"""Sign-in with external identity providers (OpenID Connect, GitHub) and linked identities."""
