@@ -8,6 +8,7 @@ a recovery code or a passkey; or a passkey with user verification alone). Values
 | password | `pwd` |
 | magic link | `email` |
 | sign-up verification, invitation | `pwd`, `email` |
+| external provider | `external_provider` (RFC 8176 has no value for a federated sign-in) |
 | TOTP code, recovery code (second) | + `otp`, `mfa` |
 | passkey (second) | + `hwk` (device-bound) or `swk` (synced), `mfa` |
 | passkey alone, user verified | `hwk`/`swk`, `user`, `mfa` |
