@@ -7,7 +7,8 @@
 * `webauthn_credentials`: passkeys; the auth role may read them across tenants (a passwordless
   sign-in learns the user from the credential), like users and sessions.
 * `sessions.amr`, `acr`, `auth_time`: how the session was entered and when the user last proved
-  it; a refresh mints tokens at that level.
+  it; a refresh mints tokens at that level. Sessions from before are `aal1`, authenticated at
+  the epoch.
 * `organizations.require_second_factor`: set by an owner through the api (which may update only
   that column and the name).
 """
@@ -83,11 +84,11 @@ def upgrade() -> None:
 
     op.execute("ALTER TABLE sessions ADD COLUMN amr text[] NOT NULL DEFAULT '{}'")
     op.execute("ALTER TABLE sessions ADD COLUMN acr text NOT NULL DEFAULT 'aal1'")
-    op.execute("ALTER TABLE sessions ADD COLUMN auth_time timestamptz")
-    op.execute("UPDATE sessions SET auth_time = created_at")
-    op.execute(
-        "ALTER TABLE sessions ALTER COLUMN auth_time SET NOT NULL, ALTER COLUMN auth_time SET DEFAULT now()"
-    )
+    # Sessions that exist already count as authenticated long ago (the epoch, as a token without
+    # `auth_time`): a step-up asks them to re-authenticate. (An UPDATE from created_at would see
+    # no row: RLS is forced and a migration binds no tenant.)
+    op.execute("ALTER TABLE sessions ADD COLUMN auth_time timestamptz NOT NULL DEFAULT 'epoch'")
+    op.execute("ALTER TABLE sessions ALTER COLUMN auth_time SET DEFAULT now()")
 
     op.execute("ALTER TABLE organizations ADD COLUMN require_second_factor boolean NOT NULL DEFAULT false")
     op.execute(f'GRANT UPDATE (require_second_factor) ON organizations TO "{r.api}"')
