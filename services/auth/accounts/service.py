@@ -84,20 +84,24 @@ async def start_session(
     client: ClientInfo,
     *,
     method: str,
+    level: SessionLevel | None = None,
 ) -> Issued | Pending:
     """The seam of every first factor (transaction bound to the user's org); 401 when disabled.
 
     An account with a second factor gets no session: a sign-in challenge (`Pending`) that only a
     code or an assertion finishes (`factors/signin.py`). Otherwise a session at the first
-    factor's level, audited.
+    factor's level, audited. `level` is for a first factor that proved more than itself (an
+    external provider's MFA the operator trusts): multi-factor, it opens the session at once.
     """
     if not await identity_queries.lock_if_enabled(db, user.id):
         # Disabled by an operator: the same answer as bad credentials, and nothing is written.
         raise Unauthorized(INVALID_CREDENTIALS)
-    pending = await challenge_if_enrolled(db, state, user, client, method=method)
-    if pending is not None:
-        return pending
-    return await open_session(db, state, user, client, method=method, level=first_factor(method))
+    level = level or first_factor(method)
+    if not level.multi_factor:
+        pending = await challenge_if_enrolled(db, state, user, client, method=method)
+        if pending is not None:
+            return pending
+    return await open_session(db, state, user, client, method=method, level=level)
 
 
 async def open_session(

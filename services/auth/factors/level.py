@@ -12,6 +12,7 @@ a recovery code or a passkey; or a passkey with user verification alone). Values
 | TOTP code, recovery code (second) | + `otp`, `mfa` |
 | passkey (second) | + `hwk` (device-bound) or `swk` (synced), `mfa` |
 | passkey alone, user verified | `hwk`/`swk`, `user`, `mfa` |
+| external provider whose MFA the operator trusts (`trust_mfa`) | `external_provider`, `mfa` |
 """
 
 from __future__ import annotations
@@ -73,3 +74,8 @@ def with_second(level: SessionLevel, amr: str) -> SessionLevel:
 def passwordless(key_kind: str) -> SessionLevel:
     """A passkey with user verification alone: possession plus the authenticator's PIN or biometric."""
     return SessionLevel((key_kind, "user", "mfa"), AAL2, int(time.time()))
+
+
+def trusted_external_mfa(method: str) -> SessionLevel:
+    """An external provider's sign-in that its own second factor backed (operator opted in)."""
+    return SessionLevel((method, "mfa"), AAL2, int(time.time()))

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from services.auth.accounts.service import InvalidLink, Issued, start_session
 from services.auth.audit import audit_user_event
 from services.auth.factors.challenges import Pending
+from services.auth.factors.level import trusted_external_mfa
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.queries import UserRecord
 from services.auth.identities.service import find_user_by_email
@@ -272,7 +273,9 @@ def _provider_mfa(provider: Provider, profile: Profile) -> bool:
 async def _open_session(
     db: Any, state: AuthState, provider: Provider, profile: Profile, user: UserRecord, client: ClientInfo
 ) -> Issued | Pending:
-    issued = await start_session(db, state, user, client, method=METHOD)
+    # The provider's own second factor, where the operator trusts it, counts as this one's.
+    level = trusted_external_mfa(METHOD) if _provider_mfa(provider, profile) else None
+    issued = await start_session(db, state, user, client, method=METHOD, level=level)
     if isinstance(issued, Pending):
         return issued  # audited as a challenge; the login is audited when it is finished
     await audit_user_event(

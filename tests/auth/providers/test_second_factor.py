@@ -4,12 +4,15 @@ its callback sets no cookie and sends the browser to the challenge page, which f
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
+
+import pytest
 
 from tests.auth.factors.helpers import claims_of, code_at, enrol_totp, second_factor
 from tests.auth.helpers import PREFIX, new_email
 from tests.auth.providers.helpers import has_refresh_cookie, page, session_of, sign_in_with_standin
-from tests.auth.providers.standins import FakeGitHub
+from tests.auth.providers.standins import FakeGitHub, RogueOidc
 
 
 async def test_a_provider_sign_in_of_an_account_with_totp_ends_on_the_challenge(
@@ -47,3 +50,24 @@ async def test_a_provider_sign_in_of_an_account_with_totp_ends_on_the_challenge(
         assert done.status_code == 200, done.text
         claims = claims_of(done.json()["access_token"])
         assert claims["acr"] == "aal2" and claims["amr"][-2:] == ["otp", "mfa"]
+
+
+@pytest.mark.parametrize(("amr", "trusted"), [(["pwd", "mfa"], True), (["pwd"], False)])
+async def test_a_trusted_providers_mfa_stands_for_the_second_factor(
+    provider_auth: Any, rogue: RogueOidc, amr: list[str], trusted: bool
+) -> None:
+    rogue.account = {"sub": uuid.uuid4().hex, "email": new_email(), "email_verified": True, "amr": amr}
+    async with provider_auth.client() as browser:
+        assert page(await sign_in_with_standin(browser, "rogue"))[0] == "/account"
+        first = (await session_of(browser)).json()["access_token"]
+        assert claims_of(first)["acr"] == ("aal2" if trusted else "aal1")
+        await enrol_totp(browser, first)
+
+    async with provider_auth.client() as browser:
+        path, _ = page(await sign_in_with_standin(browser, "rogue"))
+        if trusted:
+            assert path == "/account"
+            claims = claims_of((await session_of(browser)).json()["access_token"])
+            assert (claims["amr"], claims["acr"]) == (["external_provider", "mfa"], "aal2")
+        else:
+            assert path == "/auth/second-factor"
