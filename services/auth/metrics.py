@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 LOGINS = Counter(
     "auth_logins_total",
-    "Password logins, by result (success, invalid_credentials, unverified).",
+    "Sign-ins, by result (success, invalid_credentials, unverified; second_factor_required: a right"
+    " password for an account with a second factor; second_factor_rejected: a wrong code or passkey).",
     ["result"],
 )
 REFRESHES = Counter(
