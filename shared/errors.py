@@ -123,10 +123,9 @@ class ServiceUnavailable(AppError, status=503): ...
 
 
 class ReauthenticationRequired(Forbidden):
-    """A sensitive action by a session whose last authentication is too old (step-up: older than
-    REAUTHENTICATION_MAX_AGE_SECONDS; linking a provider: a sign-in older than
-    AUTH_REAUTHENTICATION_SECONDS). Re-authenticate (POST /api/v1/auth/reauthenticate), or
-    sign in again, and retry."""
+    """A sensitive action (linking a provider included) by a session whose last authentication
+    is older than REAUTHENTICATION_MAX_AGE_SECONDS. Re-authenticate (POST
+    /api/v1/auth/reauthenticate), or sign in again, and retry."""
 
     slug, title = "reauthentication-required", "Reauthentication Required"
     default_detail = (

@@ -300,8 +300,6 @@ class Settings(BaseSettings):
     auth_provider_attempt_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     # Bound of each call to a provider (discovery, keys, token, user endpoints).
     auth_provider_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    # How recent the sign-in of the session must be to link a provider (DESIGN: 10 minutes).
-    auth_reauthentication_seconds: int = Field(default=600, ge=60, le=3600)
 
     # --- validators -------------------------------------------------------------------------
     @field_validator(

@@ -83,24 +83,30 @@ async def delete_of_user(db: AsyncSession, identity_id: UUID, user_id: UUID) -> 
     return await one_or_none(db, ExternalIdentity, statement, {"id": identity_id, "user": user_id})
 
 
-async def lock_user_has_password(db: AsyncSession, user_id: UUID) -> bool | None:
-    """Lock the user row (unlinks and password changes take turns) and say whether a password is
-    set; None when the user is gone."""
+async def lock_user_has_other_sign_in(db: AsyncSession, user_id: UUID) -> bool | None:
+    """Lock the user row (unlinks and password changes take turns) and say whether the user can
+    sign in without a provider: a password or a passkey (passwordless); None when the user is
+    gone."""
     row = (
         await db.execute(
-            text("SELECT password_hash IS NOT NULL AS has_password FROM users WHERE id = :id FOR UPDATE"),
+            text(
+                "SELECT password_hash IS NOT NULL"
+                " OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id) AS other"
+                " FROM users u WHERE u.id = :id FOR UPDATE OF u"
+            ),
             {"id": user_id},
         )
     ).one_or_none()
-    return None if row is None else bool(row.has_password)
+    return None if row is None else bool(row.other)
 
 
 async def session_signed_in_at(db: AsyncSession, session_id: UUID, user_id: UUID) -> datetime | None:
-    """When the live session `session_id` of the user was signed in; None if it is not live."""
+    """When the user of the live session `session_id` last proved who they are (sign-in or
+    re-authentication); None if the session is not live."""
     signed_in = (
         await db.execute(
             text(
-                "SELECT created_at FROM sessions WHERE id = :id AND user_id = :user"
+                "SELECT auth_time FROM sessions WHERE id = :id AND user_id = :user"
                 " AND revoked_at IS NULL AND expires_at > now()"
             ),
             {"id": session_id, "user": user_id},

@@ -7,7 +7,7 @@ The rules that make linking safe by construction:
   that started it by a short-lived cookie whose hash it holds, so a callback URL carried to
   another browser (login CSRF) finds no attempt it may use.
 * An external identity is linked to an account only by that account's signed-in user, from a
-  session signed in within AUTH_REAUTHENTICATION_SECONDS. An email that matches never links:
+  session authenticated within REAUTHENTICATION_MAX_AGE_SECONDS. An email that matches never links:
   a first sign-in whose verified address already has an account gets no session and no link,
   and is told to sign in the usual way and link from the account page. An address the provider
   does not vouch for never creates or links anything.
@@ -172,7 +172,7 @@ async def start_link(state: AuthState, provider: Provider, claims: AccessClaims)
     async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
         signed_in = await queries.session_signed_in_at(db, claims.session_id, claims.user_id)
         age = None if signed_in is None else await queries.seconds_since(db, signed_in)
-    if age is None or age > state.settings.auth_reauthentication_seconds:
+    if age is None or age > state.settings.reauthentication_max_age_seconds:
         raise ReauthenticationRequired()
     return await start(state, provider, intent=Intent.LINK, claims=claims)
 
@@ -527,12 +527,12 @@ async def unlink(state: AuthState, claims: AccessClaims, identity_id: UUID, clie
     """Unlink one of the caller's identities, unless it is their last way to sign in."""
     async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
         # The user row's lock makes concurrent unlinks (and password removals) take turns.
-        has_password = await queries.lock_user_has_password(db, claims.user_id)
+        other_sign_in = await queries.lock_user_has_other_sign_in(db, claims.user_id)
         identities = await queries.of_user(db, claims.user_id)
         target = next((i for i in identities if i.id == identity_id), None)
-        if has_password is None or target is None:
+        if other_sign_in is None or target is None:
             raise NotFound("No such linked identity.")
-        if not has_password and len(identities) == 1:
+        if not other_sign_in and len(identities) == 1:
             raise LastSignInMethod()
         await queries.delete_of_user(db, identity_id, claims.user_id)
         await audit_user_event(

@@ -193,7 +193,7 @@ async def test_linking_needs_a_recent_sign_in(
     _, signed_up = await signup(browser, provider_auth.settings)
     async with admin(admin_dsn) as conn:
         await conn.execute(
-            "UPDATE sessions SET created_at = now() - interval '11 minutes' WHERE user_id = $1",
+            "UPDATE sessions SET auth_time = now() - interval '11 minutes' WHERE user_id = $1",
             uuid.UUID(signed_up.json()["user"]["id"]),
         )
 
@@ -217,6 +217,31 @@ async def test_the_last_way_to_sign_in_cannot_be_unlinked(
     assert refused.status_code == 409
     assert refused.json()["type"].endswith("/last-sign-in-method")
     assert len(await _identities(browser, session)) == 1
+
+
+async def test_a_passkey_is_another_way_to_sign_in(
+    browser: httpx.AsyncClient, openid_provider: OpenIdProvider, admin_dsn: str
+) -> None:
+    account = _login()
+    await openid_provider.add_account(account, new_email())
+    await sign_in_with_op(browser, account)
+    session = await session_of(browser)
+    [identity] = await _identities(browser, session)
+    user = session.json()["user"]
+    async with admin(admin_dsn) as conn:
+        await conn.execute(
+            "INSERT INTO webauthn_credentials (user_id, org_id, credential_id, public_key, name)"
+            " VALUES ($1, $2, $3, $4, 'laptop')",
+            uuid.UUID(user["id"]),
+            uuid.UUID(session.json()["org"]["id"]),
+            uuid.uuid4().bytes,
+            b"key",
+        )
+
+    removed = await browser.delete(f"{PREFIX}/identities/{identity['id']}", headers=bearer(session))
+
+    assert removed.status_code == 204
+    assert await _identities(browser, session) == []
 
 
 async def test_an_identity_is_unlinked_while_a_password_remains(
