@@ -112,22 +112,12 @@ async def insert_org_with_owner(
     )
 
 
-@dataclass(frozen=True)
-class PendingSignup:
-    id: UUID
-    email: str
-    name: str
-    org_name: str
-    password_hash: str
-
-
-async def lock_pending_signups(db: AsyncSession, email: str) -> list[PendingSignup]:
-    """The live sign-up attempts of an address (no account yet), locked."""
+async def pending_signup_count(db: AsyncSession, email: str) -> int:
+    """How many live sign-up attempts the address has (it has no account yet)."""
     statement = text(
-        "SELECT id, email, name, org_name, password_hash FROM signup_attempts"
-        " WHERE email = lower(:email) AND expires_at > now() ORDER BY created_at FOR UPDATE"
+        "SELECT count(*) FROM signup_attempts WHERE email = lower(:email) AND expires_at > now()"
     )
-    return await all_of(db, PendingSignup, statement, {"email": email})
+    return int((await db.execute(statement, {"email": email})).scalar_one())
 
 
 async def drop_signups(db: AsyncSession, email: str) -> None:
