@@ -139,7 +139,7 @@ admin: $(STAMP)
 ## admin-compose: the same inside Docker Compose, e.g. make admin-compose ARGS="orgs"
 admin-compose:
 	@$(COMPOSE_ADMIN) python -m services.admin $(ARGS)
-## rotate-key: one signing-key rotation step, STEP=status|add|promote|retire, in ENV_FILE
+## rotate-key: one signing-key rotation step, STEP=status|add|promote|retire|emergency, in ENV_FILE
 ##             (default .env for Compose; .dev/secrets.env for make run); then restart auth
 rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)

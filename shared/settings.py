@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     ratelimit_api_key_failures_per_minute: int = Field(default=20, ge=1)
     # The api: how old its JWKS copy may get before it is revalidated, and how long a key may go
     # unconfirmed by a successful fetch before it is no longer trusted (fail closed, 503).
-    jwks_revalidate_seconds: float = Field(default=30.0, gt=0)
+    jwks_revalidate_seconds: float = Field(default=10.0, gt=0)
     jwks_trust_seconds: float = Field(default=600.0, gt=0)
 
     # --- validators -------------------------------------------------------------------------
