@@ -34,7 +34,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from migrations.roles import Roles
 from services.admin import queries
+from services.admin.schema_check import schema_differences
 from services.migrate.__main__ import run_migrations
 from services.migrate.bootstrap import bootstrap_roles
 from shared.access_tokens import mark_sessions_revoked, revocation_ttl_seconds
@@ -251,64 +251,11 @@ def _scratch_database(settings: Settings) -> Iterator[Settings]:
         asyncio.run(_on_server(settings, partial(queries.drop_database, name=name)))
 
 
-def canonical_schema(settings: Settings) -> list[queries.SchemaItem]:
-    """The schema of `settings`' database as it reads after a schema-only dump and restore.
-
-    PostgreSQL stores expressions as trees and prints them back normalized (`(a AND b) AND c`
-    comes back `a AND b AND c`), so a restored object reads differently from one the migrations
-    just created; passing both sides through the same round trip compares what they mean.
-    """
-    url, env = libpq_env(database_url(settings))
-    with (
-        tempfile.TemporaryDirectory(prefix="bb-schema-") as directory,
-        _scratch_database(settings) as scratch,
-    ):
-        schema = Path(directory) / "schema.dump"
-        _run(
-            [
-                pg_tool("pg_dump"),
-                "--schema-only",
-                "--format=custom",
-                "--no-password",
-                f"--file={schema}",
-                f"--dbname={url}",
-            ],
-            env,
-        )
-        scratch_url, scratch_env = libpq_env(database_url(scratch))
-        _run(
-            [
-                pg_tool("pg_restore"),
-                "--exit-on-error",
-                "--single-transaction",
-                "--no-password",
-                f"--dbname={scratch_url}",
-                str(schema),
-            ],
-            scratch_env,
-        )
-        return asyncio.run(_schema_items(scratch))
-
-
 def migrations_schema(settings: Settings) -> list[queries.SchemaItem]:
     """The schema the migrations make, built in a scratch database on the same server."""
     with _scratch_database(settings) as reference:
         run_migrations(reference)
-        return canonical_schema(reference)
-
-
-def schema_differences(restored: list[queries.SchemaItem], expected: list[queries.SchemaItem]) -> list[str]:
-    """What a restored schema has that the migrations' has not, lacks, or has otherwise."""
-    have = {(item.kind, item.name): item.definition for item in restored}
-    want = {(item.kind, item.name): item.definition for item in expected}
-    lines = [f"unexpected {kind} {name}" for kind, name in sorted(have.keys() - want.keys())]
-    lines += [f"missing {kind} {name}" for kind, name in sorted(want.keys() - have.keys())]
-    lines += [
-        f"{kind} {name} differs from the migrations'"
-        for kind, name in sorted(have.keys() & want.keys())
-        if have[(kind, name)] != want[(kind, name)]
-    ]
-    return lines
+        return asyncio.run(_schema_items(reference))
 
 
 def verify_schema(settings: Settings) -> None:
@@ -319,7 +266,7 @@ def verify_schema(settings: Settings) -> None:
     migrate job (already at head) would change none of it. After the restore and the migrate
     job, every object is compared with what the migrations build in a scratch database.
     """
-    differences = schema_differences(canonical_schema(settings), migrations_schema(settings))
+    differences = schema_differences(asyncio.run(_schema_items(settings)), migrations_schema(settings))
     if differences:
         shown = "; ".join(differences[:12]) + (
             f"; and {len(differences) - 12} more" if len(differences) > 12 else ""

@@ -198,7 +198,7 @@ def _acl(column: str) -> str:
 
 _SCHEMA_ITEMS = text(
     f"""
-    SELECT 'schema' AS kind, n.nspname AS name,
+    SELECT 'schema'::text AS kind, n.nspname::text AS name,
            concat_ws(' ', pg_get_userbyid(n.nspowner), {_acl("n.nspacl")}) AS definition
       FROM pg_namespace n WHERE {_OWN_NAMESPACES}
     UNION ALL
