@@ -19,30 +19,12 @@ requests from an abusing network never keep the owner, elsewhere, from a reset o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv6Address, ip_address, ip_network
 
 from fastapi import Request
 
 from services.auth.state import AuthState, ClientInfo
-from shared.ratelimit import Decision, Window, hash_identifier, raise_if_limited
+from shared.ratelimit import Decision, Window, client_network, hash_identifier, raise_if_limited
 from shared.ratelimit_headers import remember
-
-IPV6_NETWORK_PREFIX = 64
-
-
-def client_network(ip: str | None) -> str:
-    """The rate-limit key of a client address: the IPv4 address itself, or its IPv6 /64."""
-    if not ip:
-        return "unknown"
-    try:
-        address = ip_address(ip)
-    except ValueError:
-        return "unknown"
-    if isinstance(address, IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ip_network(f"{address}/{IPV6_NETWORK_PREFIX}", strict=False))
-    return str(address)
 
 
 async def _decide(
