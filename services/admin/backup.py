@@ -40,7 +40,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
@@ -93,19 +92,13 @@ def libpq_env(url: str) -> tuple[str, dict[str, str]]:
     return parts._replace(netloc=netloc).geturl(), env
 
 
-def _run(command: list[str], env: dict[str, str], stdout: IO[bytes] | None = None) -> None:
-    """Run a PostgreSQL tool; its standard output goes to `stdout` when given."""
+def _run(command: list[str], env: dict[str, str]) -> None:
     # The commands are fixed tool paths and our own arguments; nothing comes from a shell.
     result = subprocess.run(  # noqa: S603
-        command,
-        env=env,
-        stdout=stdout if stdout is not None else subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        check=False,
+        command, env=env, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        stderr = result.stderr.decode(errors="replace").strip()
-        raise BackupError(f"{Path(command[0]).name} failed: {stderr[-2000:]}")
+        raise BackupError(f"{Path(command[0]).name} failed: {result.stderr.strip()[-2000:]}")
 
 
 def dump(settings: Settings, file: Path) -> float:
@@ -120,10 +113,14 @@ def dump(settings: Settings, file: Path) -> float:
     partial = file.with_name(file.name + ".partial")
     partial.unlink(missing_ok=True)  # left by a dump that was killed; a symlink is removed, not followed
     started = time.perf_counter()
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    # pg_dump then opens it for writing, and an existing file keeps its mode. (As --file rather
+    # than standard output, where pg_dump writes a larger custom-format archive.)
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
     try:
-        with os.fdopen(fd, "wb") as out:
-            _run([pg_tool("pg_dump"), "--format=custom", "--no-password", f"--dbname={url}"], env, stdout=out)
+        _run(
+            [pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={partial}", f"--dbname={url}"],
+            env,
+        )
         partial.replace(file)
     except BaseException:
         partial.unlink(missing_ok=True)
