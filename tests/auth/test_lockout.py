@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from services.auth.limits import client_network
+from shared.ratelimit import client_network
 from shared.settings import Settings
 from tests.auth.helpers import (
     PASSWORD,
