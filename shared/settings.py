@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     ratelimit_auth_email_per_hour: int = Field(default=10, ge=1)
     # Mails one address receives per hour from register, verify-request, magic-link and
     # password/forgot together (only mails sent count); beyond it the answer is still 202 and
-    # nothing is sent, except each network's first mail of the hour (services/auth/limits.py).
+    # nothing is sent, except each site's first mail of the hour (services/auth/limits.py).
     ratelimit_auth_mails_per_address_per_hour: int = Field(default=10, ge=1)
     # Invitation mails per organization and per recipient address, per day (the api; 429 beyond).
     invitations_per_org_per_day: int = Field(default=200, ge=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.auth.limits import client_site
 from shared.settings import Settings
 from tests.auth.helpers import (
     PREFIX,
@@ -103,6 +104,11 @@ async def test_abusing_networks_never_keep_the_owner_from_a_reset_or_magic_link(
         # 1 (sign-up) + 3 + 3 + 3 fill the global cap of 10; the fourth and fifth networks still
         # get one each (their first of the hour), and nothing more.
         assert len(sent) == 1 + 3 + 3 + 3 + 1 + 1
+        # The exception is per IPv6 site (/48), not per /64: another /64 of the attacker's /48
+        # adds nothing, so the volume an attacker causes is bounded by the sites they hold.
+        async with app.client("2001:db8:44:1::1") as same_site:
+            assert (await same_site.post(f"{PREFIX}/magic-link", json={"email": victim})).status_code == 202
+        assert len(await _templates(app.settings, victim)) == len(sent)
         async with app.client("198.51.100.99") as owner:
             assert (await owner.post(f"{PREFIX}/password/forgot", json={"email": victim})).status_code == 202
         after = await _templates(app.settings, victim)
@@ -112,3 +118,10 @@ async def test_abusing_networks_never_keep_the_owner_from_a_reset_or_magic_link(
                 await owner_elsewhere.post(f"{PREFIX}/magic-link", json={"email": victim})
             ).status_code == 202
         assert (await _templates(app.settings, victim))[len(after) :] == ["magic_link"]
+
+
+def test_the_first_mail_exception_is_per_ipv4_address_and_per_ipv6_site() -> None:
+    assert client_site("192.0.2.9") == "192.0.2.9"
+    assert client_site("::ffff:192.0.2.9") == "192.0.2.9"
+    assert client_site("2001:db8:44:1::1") == client_site("2001:db8:44:ffff::9") == "2001:db8:44::/48"
+    assert client_site(None) == "unknown"
