@@ -64,8 +64,8 @@ async def enforce(
     return await _decide(state, request, windows, report_first=True)
 
 
-# A network's first mail of the hour is granted per IPv4 address but per IPv6 /48 (not /64):
-# one site holds a /48, so /64s would make that exception 65,536 mails for one attacker.
+# The first-mail exception is per site: an IPv4 address, but an IPv6 /48 rather than a /64,
+# because one site holds a whole /48 (per /64 it would be 65,536 exceptions for one attacker).
 IPV6_SITE_PREFIX = 48
 UNBOUNDED = 2**31
 
