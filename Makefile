@@ -139,7 +139,7 @@ admin: $(STAMP)
 ## admin-compose: the same inside Docker Compose, e.g. make admin-compose ARGS="orgs"
 admin-compose:
 	@$(COMPOSE_ADMIN) python -m services.admin $(ARGS)
-## rotate-key: one signing-key rotation step, STEP=status|add|promote|retire, in ENV_FILE
+## rotate-key: one signing-key rotation step, STEP=status|add|promote|retire|emergency, in ENV_FILE
 ##             (default .env for Compose; .dev/secrets.env for make run); then restart auth
 rotate-key: $(STAMP)
 	@$(BIN)/python -m services.auth.key_rotation $(or $(STEP),status) --env-file $(ENV_FILE) $(if $(FORCE),--force)
@@ -156,9 +156,13 @@ restore: $(STAMP)
 	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore: FILE=<backup file> is required"; exit 2; }
 	@$(BIN)/python -m services.admin.backup restore $(FILE) --local $(DEV_ROOT)
 ## backup-compose: the same from Docker Compose's postgres (pg_dump inside the container)
+# The dump holds password hashes: created owner-only (umask 077) and new (noclobber, `set -C`)
+# before its first byte, and removed when pg_dump fails.
 backup-compose:
-	@mkdir -p $(dir $(FILE))
-	@$(COMPOSE) exec -T postgres sh -c 'pg_dump -U postgres --format=custom -d "$$POSTGRES_DB"' > $(FILE).partial && chmod 600 $(FILE).partial && mv $(FILE).partial $(FILE) && echo "backup written to $(FILE)"
+	@umask 077 && mkdir -p $(dir $(FILE)) && rm -f $(FILE).partial && set -C && \
+	if $(COMPOSE) exec -T postgres sh -c 'pg_dump -U postgres --format=custom -d "$$POSTGRES_DB"' > $(FILE).partial; \
+	then mv $(FILE).partial $(FILE) && echo "backup written to $(FILE)"; \
+	else rm -f $(FILE).partial; echo "backup-compose: pg_dump failed, nothing written" >&2; exit 1; fi
 ## restore-compose: FILE=... into an EMPTY Compose database (see README), migrate, then start
 restore-compose:
 	@test -n "$(FILE)" -a -f "$(FILE)" || { echo "restore-compose: FILE=<backup file> is required"; exit 2; }
@@ -166,6 +170,7 @@ restore-compose:
 	@$(COMPOSE_ADMIN) python -m services.admin.backup bootstrap-roles
 	$(COMPOSE) exec -T postgres sh -c 'pg_restore -U postgres -d "$$POSTGRES_DB" --exit-on-error --single-transaction' < $(FILE)
 	$(COMPOSE) run --rm migrate
+	@$(COMPOSE_ADMIN) python -m services.admin.backup verify
 	@$(COMPOSE_ADMIN) python -m services.admin.backup reconcile-redis
 	$(COMPOSE) up -d --wait
 

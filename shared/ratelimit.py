@@ -30,7 +30,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address, ip_network
 from typing import Any
 
 from prometheus_client import Counter
@@ -229,14 +229,14 @@ class RateLimiter:
         return counter
 
     async def check_fail_open(
-        self, windows: Sequence[Window], *, flag_keys: Sequence[str] = ()
+        self, windows: Sequence[Window], *, flag_keys: Sequence[str] = (), cost: int = 1
     ) -> Decision | None:
         """Check; when Redis is unavailable let the request through (None) and count it.
 
         An overloaded process sheds the request (503) instead: it never passes uncounted.
         """
         try:
-            return await self.check(windows, flag_keys=flag_keys)
+            return await self.check(windows, cost, flag_keys=flag_keys)
         except RedisUnavailable:
             RATELIMIT_DECISIONS.labels("all", "fail_open").inc()
             return None
@@ -323,3 +323,23 @@ def _trusted(address: str, settings: Settings) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in settings.trusted_proxies)
+
+
+# IPv6 clients are keyed by /64: one subscriber usually holds a whole /64, so per address it
+# would be 2^64 fresh budgets.
+IPV6_NETWORK_PREFIX = 64
+
+
+def client_network(ip: str | None) -> str:
+    """The rate-limit key of a client address: the IPv4 address itself, or its IPv6 /64."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ip_network(f"{address}/{IPV6_NETWORK_PREFIX}", strict=False))
+    return str(address)

@@ -255,7 +255,8 @@ class Settings(BaseSettings):
     # Per address AND client network (IPv4 address, IPv6 /64): never a lockout of other networks.
     ratelimit_auth_email_per_hour: int = Field(default=10, ge=1)
     # Mails one address receives per hour from register, verify-request, magic-link and
-    # password/forgot together; beyond it the answer is still 202, and nothing is sent.
+    # password/forgot together (only mails sent count); beyond it the answer is still 202 and
+    # nothing is sent, except each site's first mail of the hour (services/auth/limits.py).
     ratelimit_auth_mails_per_address_per_hour: int = Field(default=10, ge=1)
     # Invitation mails per organization and per recipient address, per day (the api; 429 beyond).
     invitations_per_org_per_day: int = Field(default=200, ge=1)
@@ -300,6 +301,16 @@ class Settings(BaseSettings):
     auth_provider_attempt_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     # Bound of each call to a provider (discovery, keys, token, user endpoints).
     auth_provider_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # --- mail budgets, API-key lookups, signing-key trust --------------------------------------
+    # Mails one address receives per hour from one client network (only mails sent count).
+    ratelimit_auth_mails_per_address_network_per_hour: int = Field(default=3, ge=1)
+    # The api: failed API-key lookups per client network per minute; beyond, key requests from
+    # that network are a 429 before any database work.
+    ratelimit_api_key_failures_per_minute: int = Field(default=20, ge=1)
+    # The api: how old its JWKS copy may get before it is revalidated, and how long a key may go
+    # unconfirmed by a successful fetch before it is no longer trusted (fail closed, 503).
+    jwks_revalidate_seconds: float = Field(default=10.0, gt=0)
+    jwks_trust_seconds: float = Field(default=600.0, gt=0)
 
     # --- validators -------------------------------------------------------------------------
     @field_validator(

@@ -3,6 +3,7 @@
     python -m services.admin.backup dump FILE            # DATABASE_URL: the administrator URL
     python -m services.admin.backup restore FILE         # + DB_ROLE_PREFIX, *_DB_PASSWORD, REDIS_URL
     python -m services.admin.backup bootstrap-roles      # Compose: before pg_restore in the container
+    python -m services.admin.backup verify               # Compose: after the migrate job
     python -m services.admin.backup reconcile-redis      # Compose: after the migrate job
     ... --local .dev                                     # `make run`'s servers (started if stopped)
 
@@ -12,7 +13,9 @@ reads one snapshot, so the file is consistent while the services run.
 
 Restore refuses a database that has tables, creates the roles, runs pg_restore in ONE
 transaction (all or nothing), then the migrate job (upgrades an older backup, re-asserts roles
-and grants), then reconciles Redis with the restored database:
+and grants), then checks that the schema is the migrations' own (`verify_schema`: a tampered
+dump cannot leave RLS unforced or a policy, function or grant of its own), then reconciles
+Redis with the restored database:
 
 * revocation markers: KEPT, and every session the restored database calls revoked within the
   access-token lifetime gets one, so none of its access tokens is accepted;
@@ -27,20 +30,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from migrations.roles import Roles
 from services.admin import queries
+from services.admin.schema_check import schema_differences
 from services.migrate.__main__ import run_migrations
 from services.migrate.bootstrap import bootstrap_roles
 from shared.access_tokens import mark_sessions_revoked, revocation_ttl_seconds
@@ -95,16 +102,29 @@ def _run(command: list[str], env: dict[str, str]) -> None:
 
 
 def dump(settings: Settings, file: Path) -> float:
-    """Write the custom-format dump to `file` (atomically); returns the seconds it took."""
+    """Write the custom-format dump to `file` (atomically); returns the seconds it took.
+
+    The dump holds password hashes, key HMACs and addresses: the file is created owner-only
+    (0600, `O_EXCL`, so never an existing file or a planted symlink) before pg_dump writes its
+    first byte to it, and removed if the dump fails.
+    """
     url, env = libpq_env(database_url(settings))
-    file.parent.mkdir(parents=True, exist_ok=True)
+    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = file.with_name(file.name + ".partial")
+    partial.unlink(missing_ok=True)  # left by a dump that was killed; a symlink is removed, not followed
     started = time.perf_counter()
-    _run(
-        [pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={partial}", f"--dbname={url}"], env
-    )
-    os.chmod(partial, 0o600)
-    partial.replace(file)
+    # pg_dump then opens it for writing, and an existing file keeps its mode. (As --file rather
+    # than standard output, where pg_dump writes a larger custom-format archive.)
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    try:
+        _run(
+            [pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={partial}", f"--dbname={url}"],
+            env,
+        )
+        partial.replace(file)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return time.perf_counter() - started
 
 
@@ -187,8 +207,73 @@ def restore(settings: Settings, file: Path) -> float:
         env,
     )
     run_migrations(settings)
+    verify_schema(settings)
     asyncio.run(reconcile_redis(settings))
     return time.perf_counter() - started
+
+
+async def _schema_items(settings: Settings) -> list[queries.SchemaItem]:
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_sessionmaker(engine)) as db:
+            return await queries.schema_items(db)
+    finally:
+        await engine.dispose()
+
+
+async def _on_server(settings: Settings, step: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+    """Run `step` outside any transaction (CREATE/DROP DATABASE) on the administrator URL."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            await step(await conn.execution_options(isolation_level="AUTOCOMMIT"))
+    finally:
+        await engine.dispose()
+
+
+def _with_database(settings: Settings, name: str) -> Settings:
+    url = urlsplit(str(settings.database_url))
+    return settings.model_copy(update={"database_url": url._replace(path=f"/{name}").geturl()})
+
+
+@contextmanager
+def _scratch_database(settings: Settings) -> Iterator[Settings]:
+    """A new empty database on the same server (same roles, same template), dropped after use."""
+    base = urlsplit(str(settings.database_url)).path.lstrip("/")[:30]
+    name = f"{base}_schema_check_{secrets.token_hex(4)}"
+    asyncio.run(_on_server(settings, partial(queries.create_database, name=name)))
+    try:
+        yield _with_database(settings, name)
+    finally:
+        asyncio.run(_on_server(settings, partial(queries.drop_database, name=name)))
+
+
+def migrations_schema(settings: Settings) -> list[queries.SchemaItem]:
+    """The schema the migrations make, built in a scratch database on the same server."""
+    with _scratch_database(settings) as reference:
+        run_migrations(reference)
+        return asyncio.run(_schema_items(reference))
+
+
+def verify_schema(settings: Settings) -> None:
+    """Refuse a restored database whose schema is not the migrations' own.
+
+    pg_restore runs as the administrator and trusts the dump: a tampered backup can turn off
+    forced RLS, loosen a policy, replace a SECURITY DEFINER function or add a grant, and the
+    migrate job (already at head) would change none of it. After the restore and the migrate
+    job, every object is compared with what the migrations build in a scratch database.
+    """
+    differences = schema_differences(asyncio.run(_schema_items(settings)), migrations_schema(settings))
+    if differences:
+        shown = "; ".join(differences[:12]) + (
+            f"; and {len(differences) - 12} more" if len(differences) > 12 else ""
+        )
+        raise BackupError(
+            "the restored schema is not the one the migrations make, so the backup may have been "
+            f"tampered with: {shown}. Do not start the services on this database: empty it "
+            "(make run: rm -rf .dev/postgres; Compose: docker volume rm <project>_pgdata) and "
+            "restore a backup you trust"
+        )
 
 
 @contextmanager
@@ -238,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m services.admin.backup", description="Back up and restore BlockBot's database."
     )
-    parser.add_argument("step", choices=("dump", "restore", "bootstrap-roles", "reconcile-redis"))
+    parser.add_argument("step", choices=("dump", "restore", "bootstrap-roles", "verify", "reconcile-redis"))
     parser.add_argument("file", nargs="?", type=Path)
     parser.add_argument(
         "--local",
@@ -260,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
             elif args.step == "bootstrap-roles":
                 bootstrap(settings)
                 print("database empty; roles ready for pg_restore")
+            elif args.step == "verify":
+                verify_schema(settings)
+                print("the restored schema is the migrations' own (RLS forced, policies, functions, grants)")
             else:
                 done = asyncio.run(reconcile_redis(settings))
                 print(

@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.rows import all_of, exists, ids_of, one_or_none
 
@@ -112,22 +112,12 @@ async def insert_org_with_owner(
     )
 
 
-@dataclass(frozen=True)
-class PendingSignup:
-    id: UUID
-    email: str
-    name: str
-    org_name: str
-    password_hash: str
-
-
-async def lock_pending_signups(db: AsyncSession, email: str) -> list[PendingSignup]:
-    """The live sign-up attempts of an address (no account yet), locked."""
+async def pending_signup_count(db: AsyncSession, email: str) -> int:
+    """How many live sign-up attempts the address has (it has no account yet)."""
     statement = text(
-        "SELECT id, email, name, org_name, password_hash FROM signup_attempts"
-        " WHERE email = lower(:email) AND expires_at > now() ORDER BY created_at FOR UPDATE"
+        "SELECT count(*) FROM signup_attempts WHERE email = lower(:email) AND expires_at > now()"
     )
-    return await all_of(db, PendingSignup, statement, {"email": email})
+    return int((await db.execute(statement, {"email": email})).scalar_one())
 
 
 async def drop_signups(db: AsyncSession, email: str) -> None:
@@ -181,3 +171,102 @@ async def recently_revoked_sessions(db: AsyncSession, seconds: int) -> list[UUID
     """Sessions revoked in the last `seconds` (their access tokens may still be unexpired)."""
     statement = text("SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => :s)")
     return await ids_of(db, statement, {"s": seconds})
+
+
+@dataclass(frozen=True)
+class SchemaItem:
+    """One object of the database's own schemas, as `kind`, qualified `name` and a canonical
+    text of everything that decides what it does (RLS flags, policy expressions, function
+    bodies and attributes, owners, grants, triggers, rules, defaults, constraints)."""
+
+    kind: str
+    name: str
+    definition: str
+
+
+# Every object outside the system schemas. ACLs are sorted so grant order does not matter.
+_SYSTEM = "('pg_catalog', 'information_schema', 'pg_toast')"
+_OWN_NAMESPACES = (
+    f"n.nspname NOT IN {_SYSTEM} AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+    " AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
+)
+
+
+def _acl(column: str) -> str:
+    return f"coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest({column}) x), '')"
+
+
+_SCHEMA_ITEMS = text(
+    f"""
+    SELECT 'schema'::text AS kind, n.nspname::text AS name,
+           concat_ws(' ', pg_get_userbyid(n.nspowner), {_acl("n.nspacl")}) AS definition
+      FROM pg_namespace n WHERE {_OWN_NAMESPACES}
+    UNION ALL
+    SELECT 'relation', n.nspname || '.' || c.relname,
+           concat_ws(' ', c.relkind, 'rls=' || c.relrowsecurity, 'forced=' || c.relforcerowsecurity,
+                     pg_get_userbyid(c.relowner), {_acl("c.relacl")},
+                     CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
+                     CASE WHEN c.relkind = 'i' THEN pg_get_indexdef(c.oid) END)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_OWN_NAMESPACES}
+    UNION ALL
+    SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname,
+           concat_ws(' ', format_type(a.atttypid, a.atttypmod), 'not_null=' || a.attnotnull,
+                     pg_get_expr(d.adbin, d.adrelid), {_acl("a.attacl")})
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+       AND {_OWN_NAMESPACES}
+    UNION ALL
+    -- Keyed by definition too: a table may hold two constraints of one name (NOT NULL and another).
+    SELECT 'constraint',
+           n.nspname || '.' || c.relname || '.' || k.conname || ' ' || pg_get_constraintdef(k.oid), ''
+      FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_OWN_NAMESPACES}
+    UNION ALL
+    SELECT 'policy', p.schemaname || '.' || p.tablename || '.' || p.policyname,
+           concat_ws(' ', p.permissive, p.roles::text, p.cmd, 'using=' || p.qual, 'check=' || p.with_check)
+      FROM pg_policies p
+    UNION ALL
+    SELECT 'function',
+           n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+           concat_ws(' ',
+           CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) ELSE p.prokind::text END,
+                     'definer=' || p.prosecdef, pg_get_userbyid(p.proowner), {_acl("p.proacl")})
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_OWN_NAMESPACES}
+    UNION ALL
+    SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname,
+           pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
+      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND {_OWN_NAMESPACES}
+    UNION ALL
+    SELECT 'rule', r.schemaname || '.' || r.tablename || '.' || r.rulename, r.definition
+      FROM pg_rules r WHERE r.schemaname NOT IN {_SYSTEM}
+    UNION ALL
+    SELECT 'event trigger', e.evtname, concat_ws(' ', e.evtevent, e.evtfoid::regproc::text, e.evtenabled)
+      FROM pg_event_trigger e
+    UNION ALL
+    SELECT 'extension', x.extname, x.extversion FROM pg_extension x
+    UNION ALL
+    SELECT 'type', n.nspname || '.' || t.typname, concat_ws(' ', t.typtype, pg_get_userbyid(t.typowner))
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE {_OWN_NAMESPACES} AND t.typrelid = 0 AND t.typelem = 0
+    ORDER BY 1, 2
+    """
+)
+
+
+async def schema_items(db: AsyncSession) -> list[SchemaItem]:
+    """What the database's own objects are and do (the catalog read with pg_catalog first, so
+    nothing a restored dump defined can stand in for a catalog function)."""
+    await db.execute(text("SET LOCAL search_path = pg_catalog"))
+    return await all_of(db, SchemaItem, _SCHEMA_ITEMS, {})
+
+
+async def create_database(conn: AsyncConnection, name: str) -> None:
+    """An empty database (outside a transaction); `name` is generated, never user input."""
+    await conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+
+async def drop_database(conn: AsyncConnection, name: str) -> None:
+    await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

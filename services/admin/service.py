@@ -155,47 +155,37 @@ async def create_org(admin: Admin, new: NewOrg) -> UserRow:
         raise Conflict(f"a user with the email {str(new.owner_email)!r} already exists") from None
 
 
-async def verify_email(admin: Admin, ref: str) -> tuple[UserRow, bool]:
-    """Mark the user's email verified, or activate the one pending sign-up of an address.
+SAFE_PATH = (
+    "create the account with create-org (any password, never sent to anyone), then send the "
+    "address a password reset (POST /api/v1/auth/password/forgot): only the mailbox owner "
+    "can then choose the password"
+)
 
-    Returns the user and whether anything changed.
+
+async def verify_email(admin: Admin, ref: str) -> tuple[UserRow, bool]:
+    """Mark an existing user's email verified. Returns the user and whether anything changed.
+
+    An address with no account is refused, pending sign-ups or not: an attempt's password was
+    chosen by whoever registered, and the operator cannot tell the mailbox owner's attempt from
+    a squatter's (even when there is only one: the owner's own may never have been recorded).
     """
     async with admin.transaction() as db:
         user_id, email = parse_user_ref(ref)
         found = await queries.find_user(db, user_id=user_id, email=email)
         if found is None and email is not None:
-            return await _activate_signup(admin, db, email), True
+            pending = await queries.pending_signup_count(db, email)
+            if pending:
+                raise Conflict(
+                    f"{email.strip()[:80]!r} has no account, only {pending} pending sign-up(s),"
+                    " whose password may have been chosen by someone else; verify-email never"
+                    f" activates one. Instead {SAFE_PATH}"
+                )
         user = await _user(db, ref)
         await queries.lock_user(db, user.id)
         changed = await queries.mark_email_verified(db, user.id)
         if changed:
             await admin._audit(db, user.org_id, "admin.email_verified", user)
         return user, changed
-
-
-async def _activate_signup(admin: Admin, db: AsyncSession, email: str) -> UserRow:
-    """Create the org and owner of the address's only pending sign-up (its own password)."""
-    pending = await queries.lock_pending_signups(db, email)
-    if not pending:
-        raise NotFound(f"no user and no pending sign-up for {email.strip()[:80]!r}")
-    if len(pending) > 1:
-        # Each attempt may come from a different person (one of them a squatter): the operator
-        # cannot tell which password belongs to the mailbox owner.
-        raise Conflict(
-            f"{len(pending)} pending sign-ups for {email.strip()[:80]!r}, possibly by different "
-            "people; activating one could hand the account to the wrong person. Create the "
-            "account with create-org instead (the owner then changes the password)"
-        )
-    (signup,) = pending
-    return await _insert_org_with_owner(
-        admin,
-        db,
-        "admin.signup_activated",
-        org_name=signup.org_name,
-        email=signup.email,
-        name=signup.name,
-        password_hash=signup.password_hash,
-    )
 
 
 class _Owner(TypedDict):

@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.api_keys import credential as api_key
 from services.api.api_keys.credential import ApiKeyNotAllowed, KeyCredential, KeyPrincipal
+from services.api.api_keys.lookup_budget import verify_within_budget
 from services.api.me import queries
 from services.api.metrics import (
     AUTH_FAILURES,
@@ -217,7 +218,7 @@ async def tenant_scope(request: Request) -> TenantScope:
     if isinstance(credential, AccessClaims):
         org_id = credential.org_id
     else:
-        key = await api_key.verify(state.engine, credential)
+        key = await verify_within_budget(request, state, credential)
         await _limit_key(request, state, key)
         api_key.require_scope(key, request.method)
         request.scope[_KEY] = key

@@ -2,17 +2,25 @@
 
 Only public keys are ever parsed here (shared.access_tokens cannot load a private key), so
 the api process cannot mint tokens whatever its environment holds. With `JWKS_URL` the
-document is fetched at start-up (best effort), cached, refreshed when older than
-`MAX_AGE_SECONDS` and refetched when a token names an unknown `kid` (key rotation), at most
-once per `MIN_REFETCH_SECONDS` once keys are known, so garbage `kid`s cannot turn the api into a
-JWKS flooder (before that, waiting requests share one fetch).
-A failed fetch keeps the previous keys.
+document is fetched at start-up (best effort) and cached:
+
+* the copy is revalidated once it is `JWKS_REVALIDATE_SECONDS` old (10 s), by the request that
+  finds it so (the others keep the copy meanwhile), so a key the auth service stops publishing
+  (a retired or compromised key) stops verifying tokens within seconds, with no restart;
+* a token naming an unknown `kid` triggers a refetch too (key rotation), at most once per
+  revalidation period once keys are known, so garbage `kid`s cannot turn the api into a JWKS
+  flooder (before that, waiting requests share one fetch);
+* a failed fetch keeps the previous keys only for a bounded time: a fetched key that no
+  successful fetch has confirmed for `JWKS_TRUST_SECONDS` (10 minutes) verifies nothing, and a
+  token naming it is a 503 (fail closed) until the auth service answers again. Keys from
+  `JWT_PUBLIC_KEYS` are configuration and always trusted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Mapping
 
@@ -21,14 +29,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.api.metrics import JWKS_FETCHES
 from shared.access_tokens import keys_by_kid, keys_from_jwks, parse_public_key, token_kid
-from shared.errors import Unauthorized
+from shared.errors import ServiceUnavailable, Unauthorized
 from shared.settings import Settings, SettingsError
 
 logger = logging.getLogger("blockbot.api.keys")
 
-MAX_AGE_SECONDS = 300.0
-MIN_REFETCH_SECONDS = 30.0
 FETCH_TIMEOUT_SECONDS = 5.0
+UNCONFIRMED_DETAIL = "The token signing keys cannot be confirmed right now; retry shortly."
+
+
+class KeysUnconfirmed(ServiceUnavailable):
+    """The JWKS could not be fetched for longer than keys are trusted without one."""
+
+    default_detail = UNCONFIRMED_DETAIL
 
 
 def static_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
@@ -40,7 +53,7 @@ def static_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
 
 
 class PublicKeys:
-    """Keys by kid; `for_kid` refreshes from the JWKS when needed."""
+    """Keys by kid; `for_kid` revalidates from the JWKS when needed."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self._static = static_keys(settings)
@@ -48,6 +61,9 @@ class PublicKeys:
         if not self._static and self._jwks_url is None:
             raise SettingsError(["JWKS_URL or JWT_PUBLIC_KEYS: required for the api service"])
         self._http = http
+        self._trust = settings.jwks_trust_seconds
+        # A copy due for revalidation is never older than the trust it may have.
+        self._revalidate = min(settings.jwks_revalidate_seconds, self._trust)
         self._fetched: dict[str, Ed25519PublicKey] = {}
         self._keys: dict[str, Ed25519PublicKey] = dict(self._static)
         self._fetched_at = float("-inf")
@@ -70,18 +86,23 @@ class PublicKeys:
         return await self.for_kid(kid)
 
     async def for_kid(self, kid: str) -> Mapping[str, Ed25519PublicKey]:
-        """The keys to verify a token naming `kid` with, refetching the JWKS if unknown or stale."""
+        """The keys to verify a token naming `kid` with, revalidating the JWKS if it is unknown
+        or the copy is due; a 503 (`KeysUnconfirmed`) for a fetched key past its trust."""
         if self._jwks_url is None:
             return self._keys
         arrived = time.monotonic()
-        stale = arrived - self._fetched_at > MAX_AGE_SECONDS
-        if not stale and kid in self._keys:
+        fresh = arrived - self._fetched_at <= self._revalidate
+        if fresh and kid in self._keys:
             return self._keys
-        if self._fetched and arrived - self._attempted_at < MIN_REFETCH_SECONDS:
+        if self._fetched and arrived - self._attempted_at < self._revalidate:
+            return self._confirmed(kid)  # tried lately (an unknown kid, or auth unreachable)
+        if self._lock.locked() and kid in self._keys and self._trusted(arrived):
+            # Another request is revalidating: its answer applies from the next request on,
+            # and this one is not held up by the fetch.
             return self._keys
         async with self._lock:
             if self._fetched:
-                due = time.monotonic() - self._attempted_at >= MIN_REFETCH_SECONDS
+                due = time.monotonic() - self._attempted_at >= self._revalidate
             else:
                 # No keys yet (auth was still starting): a fetch that began before this request
                 # arrived may have failed before auth could issue the token, so try once more,
@@ -90,10 +111,19 @@ class PublicKeys:
                 due = self._attempted_at < arrived
             if due:
                 await self.refresh()
+        return self._confirmed(kid)
+
+    def _trusted(self, now: float) -> bool:
+        return now - self._fetched_at <= self._trust
+
+    def _confirmed(self, kid: str) -> Mapping[str, Ed25519PublicKey]:
+        """The keys, unless `kid` is a fetched key no successful fetch confirmed for too long."""
+        if kid in self._fetched and kid not in self._static and not self._trusted(time.monotonic()):
+            raise KeysUnconfirmed(headers={"Retry-After": str(max(1, math.ceil(self._revalidate)))})
         return self._keys
 
     async def refresh(self) -> bool:
-        """Fetch the JWKS once; keep the previous keys on failure."""
+        """Fetch the JWKS once; keep the previous keys on failure (for at most their trust)."""
         if self._jwks_url is None or self._http is None:
             return False
         self._attempted_at = time.monotonic()
@@ -105,7 +135,10 @@ class PublicKeys:
         except (httpx.HTTPError, ValueError) as error:
             JWKS_FETCHES.labels("error").inc()
             if self._fetched:
-                logger.warning("JWKS fetch failed; keeping the cached keys", extra={"error": repr(error)})
+                logger.warning(
+                    "JWKS fetch failed; keeping the cached keys until they are no longer trusted",
+                    extra={"error": repr(error), "trust_seconds": self._trust},
+                )
             else:
                 # Nothing cached yet (typically the auth service is still starting): not a fault,
                 # the keys are fetched again when the first token needs them.

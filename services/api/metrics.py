@@ -21,7 +21,9 @@ JWKS_FETCHES = Counter(
 KEY_AUTH_FAILURES = Counter(
     "api_key_auth_failures_total",
     "Requests with an API key refused, by reason.",
-    ["reason"],  # malformed, wrong_env, unknown, bad_secret, revoked, expired, scope, not_allowed
+    # malformed, wrong_env, unknown (no key with that id and secret), revoked, expired, scope,
+    # not_allowed; bad_secret only if the database and the constant-time check ever disagree
+    ["reason"],
 )
 REQUESTS_BY_CREDENTIAL = Counter(
     "api_authenticated_requests_total",

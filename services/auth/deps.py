@@ -10,7 +10,7 @@ from fastapi import BackgroundTasks, Depends, Request, Security
 from fastapi.security import APIKeyCookie
 
 from services.auth.deferred import after_response
-from services.auth.limits import enforce, mail_allowed
+from services.auth.limits import MailBudget, enforce, mail_budget
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
@@ -49,12 +49,14 @@ Client = Annotated[ClientInfo, Depends(get_client)]
 
 
 class AddressWork(Protocol):
-    """What a mailing endpoint does for the address (look it up, write a token, queue a mail).
+    """What a mailing endpoint does for the address (look it up, write a token or an attempt,
+    queue a mail).
 
-    It is handed the address that was rate-limited and mail-capped, so a route cannot count one
-    address and mail another."""
+    It is handed the address that was rate-limited and that address's mail budget, so a route
+    cannot count one address and mail another; it takes a mail from the budget right before
+    queuing one, and does everything else (an attempt is recorded) whatever the budget says."""
 
-    def __call__(self, state: AuthState, *, email: str) -> Awaitable[None]: ...
+    def __call__(self, state: AuthState, *, email: str, mail: MailBudget) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,12 @@ class MailingRequest:
     background: BackgroundTasks
 
     async def after_response(self, endpoint: str, email: str, work: AddressWork) -> None:
-        """Check the caller's windows (429/503 when refused), then, within the address's hourly
-        mail cap, run `work` for that same address once the response has been sent."""
+        """Check the caller's windows (429/503 when refused), then run `work` for that same
+        address, with its mail budget for this caller's network, once the response has been sent.
+        """
         await enforce(self.state, self.request, endpoint, self.client, email)
-        if await mail_allowed(self.state, email):
-            after_response(self.background, endpoint, lambda: work(self.state, email=email))
+        budget = mail_budget(self.state, email, self.client)
+        after_response(self.background, endpoint, lambda: work(self.state, email=email, mail=budget))
 
 
 async def get_mailer(

@@ -4,14 +4,21 @@
     python -m services.auth.key_rotation add     --env-file .env   # staged: published, not signing
     python -m services.auth.key_rotation promote --env-file .env   # the staged key signs
     python -m services.auth.key_rotation retire  --env-file .env   # drop the keys before it
+    python -m services.auth.key_rotation emergency --env-file .env # a key is compromised
 
 Each step is followed by a restart of the auth service (it reads JWT_PRIVATE_KEYS at start-up);
-the api needs none: it refetches the JWKS when it is older than 5 minutes or when a token names
-an unknown kid. Between `add` and `promote` wait for the JWKS caches (5 minutes), so every
-verifier knows the new key before a token carries it; `retire` refuses until the access-token
-lifetime (plus leeway) has passed since `promote` (JWT_KEYS_PROMOTED_AT in the same file),
-because until then tokens signed by the old key are still valid. Private keys are never
+the api needs none: it revalidates the JWKS every `JWKS_REVALIDATE_SECONDS` (10 s) and when a
+token names an unknown kid. Between `add` and `promote` wait for the JWKS caches (5 minutes, for
+verifiers other than the api), so every verifier knows the new key before a token carries it;
+`retire` refuses until the access-token lifetime (plus leeway) has passed since `promote`
+(JWT_KEYS_PROMOTED_AT in the same file), because until then tokens signed by the old key are
+still valid. Private keys are never
 printed; only their kids (public thumbprints).
+
+`emergency` is for a compromised key: every key (signing, published, staged) is replaced by
+one new signing key at once. Once auth restarts, the api refuses every token signed before
+within `JWKS_REVALIDATE_SECONDS` (people refresh with their cookies, which are not signed), and
+tokens forged with the stolen key with them.
 """
 
 from __future__ import annotations
@@ -152,6 +159,13 @@ def retire(
     return [active[-1], *staged], retired
 
 
+def emergency(entries: list[str]) -> tuple[list[str], list[str], str]:
+    """Replace every key with one new signing key: the keys dropped and the new kid."""
+    dropped = [kid_of(e) for e in entries]
+    seed = generate_seed()
+    return [seed], dropped, kid_of(seed)
+
+
 def _default(field: str) -> int:
     return int(Settings.model_fields[field].default)
 
@@ -193,6 +207,17 @@ def run(step: str, path: Path, *, force: bool = False, now: float | None = None)
         env.set(VARIABLE, ",".join(entries))
         env.write()
         return [f"retired {kid}" for kid in retired] + [restart]
+    if step == "emergency":
+        entries, dropped, kid = emergency(entries)
+        env.set(VARIABLE, ",".join(entries))
+        env.set(PROMOTED_AT, str(int(moment)))
+        env.write()
+        return [
+            *(f"retired {old}" for old in dropped),
+            f"key {kid} signs new tokens",
+            restart,
+            "every token signed before is refused once the api revalidates its JWKS (seconds)",
+        ]
     raise RotationError(f"unknown step {step!r}")
 
 
@@ -200,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m services.auth.key_rotation", description="Rotate the access-token signing key."
     )
-    parser.add_argument("step", choices=("status", "add", "promote", "retire"))
+    parser.add_argument("step", choices=("status", "add", "promote", "retire", "emergency"))
     parser.add_argument(
         "--env-file",
         type=Path,

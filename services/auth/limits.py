@@ -7,36 +7,26 @@ Limits must not become a lockout weapon: an address's window is keyed by the add
 client network (IPv4 address, IPv6 /64), so failures from one network never refuse a correct
 password from another; each network also has its own window across addresses. IPv6 clients are
 keyed by /64 because one subscriber usually holds a whole /64: per address it would be 2^64
-fresh budgets. Email-sending endpoints additionally cap the mails an address receives per hour
-(the inbox is protected; the answer stays 202, so the cap says nothing about the account).
+fresh budgets.
+
+Email-sending endpoints also budget the mails an address receives (`MailBudget`; the answer
+stays 202 either way, so the budget says nothing about the account). Only mails actually sent
+are counted, per address AND network, plus a global per-address cap that only bounds volume:
+a site (IPv4 address, IPv6 /48) that has sent the address nothing in the last hour always gets
+its one mail, so requests from an abusing network never keep the owner, elsewhere, from a
+reset or magic link.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv6Address, ip_address, ip_network
+from dataclasses import dataclass
+from ipaddress import ip_network
 
 from fastapi import Request
 
 from services.auth.state import AuthState, ClientInfo
-from shared.ratelimit import Decision, Window, hash_identifier, raise_if_limited
+from shared.ratelimit import Decision, Window, client_network, hash_identifier, raise_if_limited
 from shared.ratelimit_headers import remember
-
-IPV6_NETWORK_PREFIX = 64
-
-
-def client_network(ip: str | None) -> str:
-    """The rate-limit key of a client address: the IPv4 address itself, or its IPv6 /64."""
-    if not ip:
-        return "unknown"
-    try:
-        address = ip_address(ip)
-    except ValueError:
-        return "unknown"
-    if isinstance(address, IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ip_network(f"{address}/{IPV6_NETWORK_PREFIX}", strict=False))
-    return str(address)
 
 
 async def _decide(
@@ -74,15 +64,67 @@ async def enforce(
     return await _decide(state, request, windows, report_first=True)
 
 
-async def mail_allowed(state: AuthState, email: str) -> bool:
-    """Whether one more mail may go to `email` this hour (counted for every address, known or not)."""
-    window = Window(
-        "auth_mail",
-        hash_identifier(email),
-        state.settings.ratelimit_auth_mails_per_address_per_hour,
-        3600,
-    )
-    return (await state.limiter.check_fail_closed([window])).allowed
+# The first-mail exception is per site: an IPv4 address, but an IPv6 /48 rather than a /64,
+# because one site holds a whole /48 (per /64 it would be 65,536 exceptions for one attacker).
+IPV6_SITE_PREFIX = 48
+UNBOUNDED = 2**31
+
+
+def client_site(ip: str | None) -> str:
+    """The key of a network's first-mail exception: an IPv4 address, or an IPv6 /48."""
+    network = client_network(ip)
+    if ":" not in network:
+        return network
+    return str(ip_network(network, strict=False).supernet(new_prefix=IPV6_SITE_PREFIX))
+
+
+@dataclass(frozen=True)
+class MailBudget:
+    """The mails one request may send to `email` (its caller's network), taken one at a time.
+
+    A mail goes when the address-and-network window (`RATELIMIT_AUTH_MAILS_PER_ADDRESS_NETWORK_PER_HOUR`)
+    and the address's global window (`RATELIMIT_AUTH_MAILS_PER_ADDRESS_PER_HOUR`) both allow it,
+    or, once the global window is full, when the caller's site (IPv4 address, IPv6 /48) has
+    sent the address nothing within the last hour: the global cap limits how much mail others
+    can cause, never whether the owner, from a network of their own, gets their link.
+    """
+
+    state: AuthState
+    email: str
+    network: str
+    site: str
+
+    async def take(self) -> bool:
+        """Count one mail about to be sent; False (count nothing) when the budget refuses it."""
+        settings = self.state.settings
+        address = hash_identifier(self.email)
+        per_network = Window(
+            "auth_mail_net",
+            f"{address}:{self.network}",
+            settings.ratelimit_auth_mails_per_address_network_per_hour,
+            3600,
+        )
+        limiter = self.state.limiter
+        decision = await limiter.check_fail_closed(
+            [
+                per_network,
+                Window("auth_mail", address, settings.ratelimit_auth_mails_per_address_per_hour, 3600),
+                # Never refuses: it records that the site has had a mail this hour.
+                Window("auth_mail_site", f"{address}:{self.site}", UNBOUNDED, 3600),
+            ]
+        )
+        if decision.allowed:
+            return True
+        if decision.scope != "auth_mail":
+            return False
+        # The site's window with a limit of one: allowed (and counted) only when it is empty.
+        first = Window("auth_mail_site", f"{address}:{self.site}", 1, 3600)
+        return (await limiter.check_fail_closed([per_network, first])).allowed
+
+
+def mail_budget(state: AuthState, email: str, client: ClientInfo) -> MailBudget:
+    """The mail budget of a request from `client` about `email`."""
+    return MailBudget(state, email, client_network(client.ip), client_site(client.ip))
 
 
 async def enforce_ip(

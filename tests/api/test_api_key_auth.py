@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -139,12 +141,14 @@ async def test_bad_keys_get_one_401_counted_by_reason(api, minter, make_org, adm
         token = token[:-1]
     else:
         token = token.replace("bb_test_", "bb_live_", 1)
-    before = key_failures(reason)
+    # A wrong secret reads as an unknown key in the database (finding 8a of the second review).
+    counted = "unknown" if reason == "bad_secret" else reason
+    before = key_failures(counted)
     response = await api.client.get("/api/v1/me", headers=bearer(token))
     assert_problem(response, 401, "unauthorized")
     assert response.json()["detail"] == "The API key is invalid, expired or revoked."
     assert response.headers["www-authenticate"] == "Bearer"
-    assert key_failures(reason) == before + 1
+    assert key_failures(counted) == before + 1
 
 
 async def test_verification_is_one_statement_and_last_used_is_written_at_most_once_a_minute(
@@ -251,3 +255,51 @@ def test_only_the_intended_routes_accept_keys(api_settings) -> None:
         ("GET", "/api/v1/users"),
         ("GET", "/api/v1/users/{user_id}"),
     }
+
+
+def client_from(api: Any, ip: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=api.app, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def test_failed_key_lookups_are_limited_per_network_before_the_database(
+    api_settings, minter, make_org
+) -> None:
+    """Second security review, finding 6, tried as an attacker would: 2,000 random keys were
+    2,000 database lookups and never a 429."""
+    org = await make_org("owner")
+    async with running(api_settings(ratelimit_api_key_failures_per_minute=5)) as api:
+        key = await new_key(api, minter, org.owner, "read")
+        good = key["key"]
+        prefix = "bb_test_"
+        async with client_from(api, "203.0.113.66") as guesser, client_from(api, "198.51.100.66") as bot:
+            assert (await bot.get("/api/v1/me", headers=bearer(good))).status_code == 200
+            statuses = []
+            for _ in range(8):
+                guess = f"{prefix}{secrets.token_hex(8)}_{good[-43:]}"
+                statuses.append((await guesser.get("/api/v1/me", headers=bearer(guess))).status_code)
+            assert statuses == [401] * 5 + [429] * 3
+            # Refused before the database: no lookup statement at all.
+            with round_trips(prepares=False) as statements:
+                limited = await guesser.get("/api/v1/me", headers=bearer(f"{prefix}{'1' * 16}_{good[-43:]}"))
+            assert_problem(limited, 429, "rate-limited")
+            assert int(limited.headers["retry-after"]) >= 1
+            assert statements == []
+            # The whole network's key requests wait (a valid key too); person tokens are not keys.
+            assert (await guesser.get("/api/v1/me", headers=bearer(good))).status_code == 429
+            assert (await guesser.get("/api/v1/me", headers=minter.headers(org.owner))).status_code == 200
+            # Another network is not affected, and a clean network pays no extra Redis call.
+            redis = api.app.state.resources.redis
+            commands: list[str] = []
+            original = redis.execute_command
+
+            async def counting(*args: Any, **kwargs: Any) -> Any:
+                commands.append(str(args[0]))
+                return await original(*args, **kwargs)
+
+            redis.execute_command = counting
+            try:
+                assert (await bot.get("/api/v1/me", headers=bearer(good))).status_code == 200
+            finally:
+                del redis.execute_command
+            assert commands == ["EVALSHA"]

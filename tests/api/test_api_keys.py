@@ -121,13 +121,75 @@ async def test_revoke_is_audited_idempotent_and_another_orgs_key_is_404(api, min
     assert missing.status_code == 404
 
 
-async def test_deleting_the_creator_keeps_the_key(api, minter, make_org, admin) -> None:
+async def test_removing_a_keys_creator_revokes_it_audited(api, minter, make_org, admin) -> None:
+    """Second security review, finding 5, tried as an attacker would: a removed admin kept a
+    key that read the org (members' emails and roles) after losing every right."""
     org = await make_org("owner", "admin")
     creator = org.by_role("admin")
     key = (await create_key(api, minter, creator)).json()
+    owners_key = (await create_key(api, minter, org.owner)).json()
+    assert (
+        await api.client.get("/api/v1/users", headers={"Authorization": f"Bearer {key['key']}"})
+    ).status_code == 200
     removed = await api.client.delete(f"/api/v1/users/{creator.id}", headers=minter.headers(org.owner))
     assert removed.status_code == 204, removed.text
-    row = await admin.fetchrow("SELECT created_by, revoked_at FROM api_keys WHERE id = $1", key["id"])
-    assert row["created_by"] is None and row["revoked_at"] is None
-    (event,) = [e for e in await audit_rows(admin, org) if e["action"] == "api_key.created"]
-    assert event["actor_user_id"] == creator.id
+    refused = await api.client.get("/api/v1/users", headers={"Authorization": f"Bearer {key['key']}"})
+    assert refused.status_code == 401
+    row = await admin.fetchrow(
+        "SELECT created_by, revoked_at, revoked_by FROM api_keys WHERE id = $1", key["id"]
+    )
+    assert row["created_by"] is None and row["revoked_at"] is not None and row["revoked_by"] == org.owner.id
+    (event,) = [e for e in await audit_rows(admin, org) if e["action"] == "api_key.revoked"]
+    assert event["actor_user_id"] == org.owner.id and event["target_id"] == key["id"]
+    details = json.loads(event["details"]) if isinstance(event["details"], str) else event["details"]
+    assert details["reason"] == "creator_removed" and details["creator"] == str(creator.id)
+    # The creation stays in the log, and other people's keys are untouched.
+    (created,) = [
+        e
+        for e in await audit_rows(admin, org)
+        if e["action"] == "api_key.created" and e["target_id"] == key["id"]
+    ]
+    assert created["actor_user_id"] == creator.id
+    assert await admin.fetchval("SELECT revoked_at FROM api_keys WHERE id = $1", owners_key["id"]) is None
+
+
+async def test_demoting_a_keys_creator_below_admin_revokes_it(api, minter, make_org, admin) -> None:
+    org = await make_org("owner", "admin", "admin")
+    demoted, promoted = [m for m in org.members if m.role == "admin"]
+    kept_key = (await create_key(api, minter, promoted)).json()
+    lost_key = (await create_key(api, minter, demoted)).json()
+    headers = minter.headers(org.owner)
+    # admin -> owner keeps the right to create keys: nothing is revoked.
+    up = await api.client.patch(f"/api/v1/users/{promoted.id}", json={"role": "owner"}, headers=headers)
+    assert up.status_code == 200, up.text
+    down = await api.client.patch(f"/api/v1/users/{demoted.id}", json={"role": "member"}, headers=headers)
+    assert down.status_code == 200, down.text
+    assert (
+        await api.client.get("/api/v1/org", headers={"Authorization": f"Bearer {lost_key['key']}"})
+    ).status_code == 401
+    assert (
+        await api.client.get("/api/v1/org", headers={"Authorization": f"Bearer {kept_key['key']}"})
+    ).status_code == 200
+    revoked = [e for e in await audit_rows(admin, org) if e["action"] == "api_key.revoked"]
+    assert [e["target_id"] for e in revoked] == [lost_key["id"]]
+    details = (
+        json.loads(revoked[0]["details"]) if isinstance(revoked[0]["details"], str) else revoked[0]["details"]
+    )
+    assert details["reason"] == "creator_role_changed"
+
+
+BAD_KEY_NAMES = ["deploy\x1b[31m bot", "line\nbreak", "tab\tbed", "evil\u202etxt.exe", "nul\x00"]
+
+
+async def test_key_names_follow_the_display_name_rule(api, minter, make_org, admin) -> None:
+    """Second security review, finding 7: names took ANSI escapes, line breaks and bidi overrides."""
+    org = await make_org("owner")
+    for name in BAD_KEY_NAMES:
+        response = await create_key(api, minter, org.owner, name=name)
+        assert response.status_code == 422, (name, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["errors"][0]["loc"] == ["body", "name"]
+    assert await admin.fetchval("SELECT count(*) FROM api_keys WHERE org_id = $1", org.id) == 0
+    assert (await create_key(api, minter, org.owner, name="  déploiement bot  ")).json()[
+        "name"
+    ] == "déploiement bot"

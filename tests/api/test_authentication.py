@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
-from services.api.keys import PublicKeys
+from services.api.keys import KeysUnconfirmed, PublicKeys
 from shared.access_tokens import mark_sessions_revoked, public_jwk
 from shared.redis import create_redis
 from shared.settings import SettingsError
@@ -151,8 +151,6 @@ def test_api_requires_public_keys(make_settings):
 
 
 async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, monkeypatch):
-    import services.api.keys as keys_module
-
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     published = [old]
     calls = []
@@ -162,6 +160,7 @@ async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, m
         return httpx.Response(200, json={"keys": [public_jwk(k.public_key()) for k in published]})
 
     settings = make_settings("api", jwks_url="http://auth.test/api/v1/auth/.well-known/jwks.json")
+    period = settings.jwks_revalidate_seconds
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
@@ -174,22 +173,80 @@ async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, m
         assert len(calls) == 1  # cached
         # Rotation: a token with an unknown kid triggers one refetch...
         published.append(new)
-        clock[0] += 31
+        clock[0] += period + 1
         assert rotated.kid in await keys.for_token(_token(rotated))
         assert len(calls) == 2
-        # ...but garbage kids cannot make it refetch more than once per 30 s.
+        # ...but garbage kids cannot make it refetch more than once per revalidation period.
         stranger = Minter(settings, Ed25519PrivateKey.generate())
         clock[0] += 1
         for _ in range(5):
             assert stranger.kid not in await keys.for_token(_token(stranger))
         assert len(calls) == 2
-        clock[0] += 31
+        clock[0] += period
         await keys.for_token(_token(stranger))
         assert len(calls) == 3
-        # A stale cache is refreshed even for a known kid.
-        clock[0] += keys_module.MAX_AGE_SECONDS + 1
+        # A copy due for revalidation is refreshed even for a known kid.
+        clock[0] += period + 1
         await keys.for_token(_token(known))
         assert len(calls) == 4
+
+
+async def test_a_key_no_longer_published_stops_verifying_within_seconds(make_settings, monkeypatch):
+    """Second security review, finding 3: a retired key kept verifying for up to 5 minutes."""
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    published = [old, new]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"keys": [public_jwk(k.public_key()) for k in published]})
+
+    settings = make_settings("api", jwks_url="http://auth.test/jwks.json")
+    assert settings.jwks_revalidate_seconds <= 10
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        keys = PublicKeys(settings, http)
+        assert await keys.refresh()
+        retired = Minter(settings, old)
+        assert retired.kid in await keys.for_token(_token(retired))
+        published.remove(old)  # `rotate-key retire` (or the emergency rotation) and an auth restart
+        clock[0] += settings.jwks_revalidate_seconds + 0.001
+        assert retired.kid not in await keys.for_token(_token(retired))
+
+
+async def test_a_failed_jwks_fetch_never_extends_trust_beyond_its_bound(make_settings, monkeypatch):
+    """Second security review, finding 3: a failed refetch kept the previous keys forever; now a
+    key no successful fetch confirmed for JWKS_TRUST_SECONDS is a 503, never a pass."""
+    key = Ed25519PrivateKey.generate()
+    auth_up = [True]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not auth_up[0]:
+            return httpx.Response(503)
+        return httpx.Response(200, json={"keys": [public_jwk(key.public_key())]})
+
+    settings = make_settings("api", jwks_url="http://auth.test/jwks.json")
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        keys = PublicKeys(settings, http)
+        assert await keys.refresh()
+        minter = Minter(settings, key)
+        auth_up[0] = False
+        # Within the trust period the cached key still verifies (auth restarting is no outage)...
+        clock[0] += settings.jwks_trust_seconds - 1
+        assert minter.kid in await keys.for_token(_token(minter))
+        # ...beyond it, fail closed.
+        clock[0] += 2
+        with pytest.raises(KeysUnconfirmed) as refused:
+            await keys.for_token(_token(minter))
+        assert refused.value.status == 503
+        clock[0] += settings.jwks_revalidate_seconds + 1
+        with pytest.raises(KeysUnconfirmed):
+            await keys.for_token(_token(minter))
+        # Once the auth service answers again, its keys verify again.
+        auth_up[0] = True
+        clock[0] += settings.jwks_revalidate_seconds + 1
+        assert minter.kid in await keys.for_token(_token(minter))
 
 
 def _token(minter: Minter) -> str:

@@ -37,6 +37,7 @@ GENEROUS = {
     "ratelimit_auth_email_per_hour": 1_000_000,
     "ratelimit_auth_refresh_ip_per_minute": 1_000_000,
     "ratelimit_auth_mails_per_address_per_hour": 1_000_000,
+    "ratelimit_auth_mails_per_address_network_per_hour": 1_000_000,
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from services.auth.limits import client_network
+from shared.ratelimit import client_network
 from shared.settings import Settings
 from tests.auth.helpers import (
     PASSWORD,
@@ -27,6 +27,7 @@ DEFAULTS = {
         "ratelimit_auth_ip_per_minute",
         "ratelimit_auth_email_per_hour",
         "ratelimit_auth_mails_per_address_per_hour",
+        "ratelimit_auth_mails_per_address_network_per_hour",
     )
 }
 
@@ -56,17 +57,32 @@ async def test_failures_from_one_network_never_lock_out_the_owner(start_auth: An
 
 
 async def test_mails_per_address_are_capped_and_the_answer_stays_202(start_auth: Any) -> None:
-    async with start_auth(ratelimit_auth_mails_per_address_per_hour=3) as app:
+    async with start_auth(
+        ratelimit_auth_mails_per_address_per_hour=3, ratelimit_auth_mails_per_address_network_per_hour=2
+    ) as app:
         async with app.client("198.51.100.202") as c:
             known, _ = await signup(c, app.settings)  # one verification mail
         unknown = new_email()
         for address in (known, unknown):
-            for index in range(6):  # from six networks: no network window is involved
-                async with app.client(f"192.0.2.{100 + index}") as c:
+            for _ in range(4):  # from one network: two mails, then none (the answer is the same)
+                async with app.client("192.0.2.100") as c:
                     r = await c.post(f"{PREFIX}/magic-link", json={"email": address})
                     assert r.status_code == 202
-        sent = [e["template"] for e in await queued_emails(app.settings, known)]
-        assert sent == ["verify_email", "magic_link", "magic_link"]
+        assert [e["template"] for e in await queued_emails(app.settings, known)] == [
+            "verify_email",
+            "magic_link",
+            "magic_link",
+        ]
+        # The global cap (3) is full: another network that already had a mail gets no more...
+        async with app.client("198.51.100.202") as c:
+            assert (await c.post(f"{PREFIX}/magic-link", json={"email": known})).status_code == 202
+        assert len(await queued_emails(app.settings, known)) == 3
+        # ...while a network that sent the address nothing this hour gets its one mail.
+        for _ in range(2):
+            async with app.client("192.0.2.101") as c:
+                assert (await c.post(f"{PREFIX}/magic-link", json={"email": known})).status_code == 202
+        assert len(await queued_emails(app.settings, known)) == 4
+        assert await queued_emails(app.settings, unknown) == []
 
 
 async def test_ipv6_clients_share_the_window_of_their_64(start_auth: Any) -> None:

@@ -15,6 +15,7 @@ from services.auth.accounts.service import InvalidLink, Issued
 from services.auth.deferred import drain
 from services.auth.housekeeping.service import purge_dead_sessions
 from services.auth.invitations import service as invitations
+from services.auth.limits import mail_budget
 from services.auth.sessions import service as sessions
 from services.auth.state import ClientInfo
 from shared.errors import NotFound, Unauthorized
@@ -142,10 +143,10 @@ async def test_sign_in_and_reset_links_are_mailed_to_accounts_only(
 ) -> None:
     email, _ = await signup(client, auth.settings)
     stranger = new_email()
-    await accounts.request_magic_link(auth.state, email=email)
-    await accounts.request_password_reset(auth.state, email=email)
-    await accounts.request_magic_link(auth.state, email=stranger)
-    await accounts.request_password_reset(auth.state, email=stranger)
+    for address in (email, stranger):
+        budget = mail_budget(auth.state, address, CLIENT)
+        await accounts.request_magic_link(auth.state, email=address, mail=budget)
+        await accounts.request_password_reset(auth.state, email=address, mail=budget)
     mailed = [e["template"] for e in await queued_emails(auth.settings, email)]
     assert mailed[-2:] == ["magic_link", "password_reset"]
     assert await queued_emails(auth.settings, stranger) == []

@@ -132,7 +132,8 @@ def test_signing_key_rotation_add_promote_retire(stack: ComposeStack, client: ht
 
     step("retire", "FORCE=1")  # FORCE: the access-token lifetime has not passed yet
     assert jwks_kids(client) == staged
-    # The api drops the retired key at its next JWKS refresh (at most 5 minutes): forced here.
+    # The api drops the retired key at its next JWKS revalidation (JWKS_REVALIDATE_SECONDS);
+    # restarting it here keeps the test off the clock.
     stack.up("--force-recreate", "--no-deps", "api")
     assert_problem(client.get("/api/v1/me", headers=account.auth), 401)  # the old key's token
     assert client.get("/api/v1/me", headers=new.auth).status_code == 200

@@ -61,9 +61,10 @@ async def test_a_valid_key_binds_its_org_and_nothing_else_does(admin, api_conn) 
     first_use = await admin.fetchval("SELECT last_used_at FROM api_keys WHERE id = $1", key_id)
     assert first_use is not None
 
-    # A wrong secret: the row is described (the api tells the reason) but no tenant is bound.
+    # A wrong secret reads as an unknown id: no row (not the key's org, name or hash), no tenant.
+    # (Second security review, finding 8a: the row used to be returned for any public id.)
     row, tenant, visible = await authenticate(api_conn, public_id, secret_hash(HASH_KEY, public_id, "x" * 43))
-    assert row is not None and tenant is None and visible == 0
+    assert row is None and tenant is None and visible == 0
     # Unknown public id: nothing at all.
     row, tenant, visible = await authenticate(api_conn, "0" * 16, right)
     assert row is None and tenant is None and visible == 0

@@ -17,9 +17,11 @@ import httpx
 
 from tests.auth.helpers import (
     PASSWORD,
+    PREFIX,
     bearer,
     comparable,
     do_refresh,
+    last_token,
     login,
     new_email,
     refresh_cookie,
@@ -185,8 +187,6 @@ async def test_disabled_user_cannot_start_a_session_by_magic_link(
     start_auth,
     db_admin,
 ):
-    from tests.auth.helpers import PREFIX, last_token
-
     async with start_auth() as auth, auth.client() as client:
         email, _ = await signup(client, auth.settings)
         assert (await admin_cli("disable", email)).returncode == 0
@@ -241,30 +241,50 @@ async def _pending_signup(start_auth: Callable[..., Any]) -> AsyncIterator[tuple
         yield client, email
 
 
-async def test_verify_email_activates_the_only_pending_signup(admin_cli: AdminCli, start_auth, db_admin):
-    async with _pending_signup(start_auth) as (client, email):
-        assert (await login(client, email)).status_code == 401
+async def test_verify_email_never_activates_a_pending_signup(admin_cli: AdminCli, start_auth, db_admin):
+    """Second security review, finding 1, tried as an attacker would: the attacker registers the
+    victim's address; the victim's own sign-up is lost (it was never recorded when the address's
+    mail budget was full); the operator runs verify-email for the victim as the README said for a
+    lost mail, and the attacker's single attempt became the victim's account."""
+    async with _pending_signup(start_auth) as (client, email):  # the attacker's attempt, alone
         result = await admin_cli("verify-email", email)
-        assert result.returncode == 0, result.stderr
-        assert (await login(client, email, PASSWORD)).status_code == 200
-        again = await admin_cli("verify-email", email)
-        assert "already verified" in again.stdout
-    user_id = await db_admin.fetchval("SELECT id FROM users WHERE lower(email) = $1", email)
-    assert [e["action"] for e in await operator_events(db_admin, user_id)] == ["admin.signup_activated"]
-    assert await db_admin.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email) == 0
+        assert result.returncode == 1
+        assert "1 pending sign-up" in result.stderr
+        # The safe path is printed: create the account, then a password reset for the owner.
+        assert "create-org" in result.stderr and "password/forgot" in result.stderr
+        assert (await login(client, email)).status_code == 401
+    assert await db_admin.fetchval("SELECT count(*) FROM users WHERE lower(email) = $1", email) == 0
+    assert await db_admin.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email) == 1
 
 
-async def test_verify_email_refuses_to_choose_between_several_signups(
-    admin_cli: AdminCli, start_auth, db_admin
-):
+async def test_verify_email_refuses_several_signups_too(admin_cli: AdminCli, start_auth, db_admin):
     async with _pending_signup(start_auth) as (client, email):
         assert (await register(client, email, "a squatter's password")).status_code == 202
         result = await admin_cli("verify-email", email)
         assert result.returncode == 1
-        assert "2 pending sign-ups" in result.stderr and "create-org" in result.stderr
+        assert "2 pending sign-up" in result.stderr and "create-org" in result.stderr
         assert (await login(client, email)).status_code == 401
     assert await db_admin.fetchval("SELECT count(*) FROM users WHERE lower(email) = $1", email) == 0
     assert await db_admin.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email) == 2
+
+
+async def test_the_safe_path_gives_the_mailbox_owner_the_account(admin_cli: AdminCli, start_auth, db_admin):
+    """What verify-email's refusal says to do: create-org drops the pending attempts (the
+    attacker's password is gone), and the password reset reaches only the mailbox owner."""
+    async with start_auth() as auth, auth.client() as client:
+        email = new_email()
+        assert (await register(client, email)).status_code == 202  # PASSWORD: the attacker's
+        created = await admin_cli(*_create_org("Victim Org", email, "Vic"), stdin=OWNER_PASSWORD + "\n")
+        assert created.returncode == 0, created.stderr
+        assert await db_admin.fetchval("SELECT count(*) FROM signup_attempts WHERE email = $1", email) == 0
+        assert (await login(client, email, PASSWORD)).status_code == 401  # the attempt's password
+        assert (await client.post(f"{PREFIX}/password/forgot", json={"email": email})).status_code == 202
+        token = await last_token(auth.settings, email, "password_reset")
+        reset = await client.post(
+            f"{PREFIX}/password/reset", json={"token": token, "password": "owner's choice 1"}
+        )
+        assert reset.status_code == 204, reset.text
+        assert (await login(client, email, "owner's choice 1")).status_code == 200
 
 
 async def test_verify_email_marks_an_unverified_user(admin_cli: AdminCli, db_admin):

@@ -232,7 +232,128 @@ async def test_backup_destroy_restore(stack: StackRunner):
     assert head == sorted(p.name.split("_")[0] for p in (ROOT / "migrations" / "versions").glob("0*.py"))[-1]
 
 
+async def test_restore_refuses_a_tampered_dump(stack: StackRunner):
+    """Tried as an attacker would: pg_restore runs as the administrator and trusted the dump, so
+    a backup edited to stop forcing RLS (and to give the api role more rights) came back so."""
+    runner = stack
+    backup = runner.root.parent / "backups" / "tampered.dump"
+    api_role = f"{runner.role_prefix}_api"
+    admin = await asyncpg.connect(runner.admin_url)
+    try:
+        # The attacker's edits, made to the database before dumping it (as editing the file would).
+        await admin.execute("ALTER TABLE users NO FORCE ROW LEVEL SECURITY")
+        await admin.execute(f'GRANT DELETE ON sessions TO "{api_role}"')
+    finally:
+        await admin.close()
+    result = await asyncio.to_thread(backup_cli, "dump", backup, runner.root, runner.ports)
+    assert result.returncode == 0, result.stderr
+    assert runner._postgres is not None
+    runner._postgres.stop()
+    runner._postgres = None
+    shutil.rmtree(runner.root / "postgres")
+    refused = await asyncio.to_thread(backup_cli, "restore", backup, runner.root, runner.ports)
+    assert refused.returncode == 1
+    assert "tampered" in refused.stderr
+    assert "relation public.users differs" in refused.stderr  # forced RLS
+    assert "relation public.sessions differs" in refused.stderr  # the extra grant
+    assert "restore a backup you trust" in refused.stderr
+    # The scratch database the check builds is gone.
+    await asyncio.to_thread(runner.start_postgres)
+    admin = await asyncpg.connect(runner.admin_url)
+    try:
+        names = await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE '%schema_check%'")
+        assert names == []
+    finally:
+        await admin.close()
+
+
 def _sid(response: Any) -> str:
     import jwt
 
     return str(jwt.decode(response.json()["access_token"], options={"verify_signature": False})["sid"])
+
+
+# --- the backup file's mode (second security review, finding 4) --------------------------------
+
+# A stand-in for pg_dump: it records the mode of the file it writes to (its --file, or its
+# standard output) before the first byte, writes part of a dump, then succeeds or fails.
+FAKE_PG_DUMP = """#!{python}
+import os, sys
+target = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--file=")]
+out = open(target[0], "wb") if target else sys.stdout.buffer
+with open({seen!r}, "w") as seen:
+    seen.write(oct(os.fstat(out.fileno()).st_mode & 0o777))
+out.write(b"PGDMP password hashes and key HMACs")
+out.flush()
+sys.exit(int(os.environ.get("FAKE_PG_DUMP_EXIT", "0")))
+"""
+
+
+def _fake_pg_dump(directory: Path) -> Path:
+    bin_dir = directory / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "pg_dump"
+    tool.write_text(FAKE_PG_DUMP.format(python=sys.executable, seen=str(directory / "seen")))
+    tool.chmod(0o755)
+    return bin_dir
+
+
+def test_the_dump_is_owner_only_before_its_first_byte_and_removed_on_failure(
+    tmp_path: Path, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried as an attacker would: another local user read the file while pg_dump wrote it
+    (created under umask 022, chmod 600 only after success) and a failed dump stayed readable."""
+    from services.admin.backup import BackupError, dump
+
+    monkeypatch.setenv("PG_BIN_DIR", str(_fake_pg_dump(tmp_path)))
+    old_umask = os.umask(0o022)
+    try:
+        file = tmp_path / "backups" / "blockbot.dump"
+        dump(make_settings("admin"), file)
+        assert (tmp_path / "seen").read_text() == "0o600"
+        assert (file.stat().st_mode & 0o777) == 0o600
+        assert file.read_bytes().startswith(b"PGDMP")
+
+        monkeypatch.setenv("FAKE_PG_DUMP_EXIT", "1")
+        failed = tmp_path / "backups" / "failed.dump"
+        with pytest.raises(BackupError, match="pg_dump failed"):
+            dump(make_settings("admin"), failed)
+        assert (tmp_path / "seen").read_text() == "0o600"
+        assert sorted(p.name for p in failed.parent.iterdir()) == ["blockbot.dump"]  # no .partial left
+    finally:
+        os.umask(old_umask)
+
+
+FAKE_COMPOSE = """#!/bin/sh
+# `docker compose ... exec -T postgres sh -c 'pg_dump ...'`: part of a dump, then the exit status.
+stat -L -c %a /proc/self/fd/1 > {seen}
+printf 'PGDMP password hashes'
+exit ${{FAKE_COMPOSE_EXIT:-0}}
+"""
+
+
+@pytest.mark.parametrize("exit_status", [0, 1])
+def test_backup_compose_writes_owner_only_and_removes_a_failed_dump(tmp_path: Path, exit_status: int) -> None:
+    compose = tmp_path / "compose"
+    seen = tmp_path / "seen"
+    compose.write_text(FAKE_COMPOSE.format(seen=seen))
+    compose.chmod(0o755)
+    file = tmp_path / "backups" / "blockbot.dump"
+    make = ["make", "--no-print-directory", "-C", str(ROOT)]
+    result = subprocess.run(
+        [*make, "backup-compose", f"FILE={file}", f"DOCKER_COMPOSE={compose}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "FAKE_COMPOSE_EXIT": str(exit_status)},
+        preexec_fn=lambda: os.umask(0o022),  # the operator's usual umask
+    )
+    assert seen.read_text().strip() == "600"
+    if exit_status == 0:
+        assert result.returncode == 0, result.stderr
+        assert (file.stat().st_mode & 0o777) == 0o600
+    else:
+        assert result.returncode != 0
+        assert not file.exists()
+        assert list(file.parent.iterdir()) == []

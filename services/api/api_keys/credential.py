@@ -4,10 +4,12 @@ Per request with `Authorization: Bearer bb_...`:
 
 1. `presented`: the key's shape and `<env>` checked, its keyed hash computed; no I/O.
 2. `verify`: ONE statement, in a transaction of its own (`api_key_authenticate`), finds the row
-   by public id and, for a live key with the right hash, binds that statement to the key's org
-   (RLS), reads the org and touches `last_used_at` at most once a minute. The hash is compared
-   again here in constant time. Every request reads the row, so a revoked key is refused from
-   the next request on. The request then runs bound to the verified org, as with a token.
+   by public id AND hash (a wrong secret finds nothing, like an unknown id) and, for a live
+   key, binds that statement to the key's org (RLS), reads the org and touches `last_used_at`
+   at most once a minute. The hash is compared again here in constant time. Every request
+   reads the row, so a revoked key is refused from the next request on. The request then runs
+   bound to the verified org, as with a token. Refused lookups are bounded per client network
+   before the database (`lookup_budget.py`).
 3. `require_scope`: `read` allows GET and HEAD, `write` allows those and every other method.
    Whether the endpoint accepts keys at all is the route's choice (`Caller` vs `CurrentUser`).
 
@@ -99,7 +101,7 @@ async def verify(engine: AsyncEngine, credential: KeyCredential) -> KeyPrincipal
     """Verify the key (one statement); the key, its scopes and its org, or a 401."""
     row = await queries.authenticate(engine, credential.key.public_id, credential.presented_hash)
     if row is None:
-        raise refuse("unknown")
+        raise refuse("unknown")  # no key with this public id, or not with this secret
     if not hashes_match(row.secret_hash, credential.presented_hash):
         raise refuse("bad_secret")
     if row.revoked_at is not None:

@@ -116,6 +116,25 @@ async def mark_revoked(session: AsyncSession, key_id: UUID, revoked_by: UUID) ->
     )
 
 
+@dataclass(frozen=True)
+class RevokedKey:
+    id: UUID
+    name: str
+    scopes: list[str]
+
+
+async def revoke_live_created_by(session: AsyncSession, user_id: UUID, revoked_by: UUID) -> list[RevokedKey]:
+    """Revoke the org's working keys that `user_id` created; the keys revoked."""
+    rows = await session.execute(
+        text(
+            "UPDATE api_keys SET revoked_at = now(), revoked_by = :by"
+            " WHERE created_by = :user AND revoked_at IS NULL RETURNING id, name, scopes"
+        ),
+        {"user": user_id, "by": revoked_by},
+    )
+    return [RevokedKey(**row._mapping) for row in rows]
+
+
 # The org is read in a LATERAL subquery that refers to the key row, and neither side can be
 # flattened (OFFSET 0): PostgreSQL must run the function (and its set_config) before it scans
 # organizations, whose RLS then sees the key's org (the ordering of shared.db.tenant_bound).
@@ -130,9 +149,10 @@ _AUTHENTICATE = Statement(
 
 
 async def authenticate(engine: AsyncEngine, public_id: str, secret_hash: bytes) -> KeyAuthRow | None:
-    """Look a presented key up by public id, as ONE statement in a transaction of its own.
+    """Look a presented key up by public id and hash, as ONE statement in a transaction of its own
+    (no row for a wrong secret, as for an unknown id).
 
-    When its hash matches and it is live, the statement binds the key's org (so RLS shows it
+    When it is live, the statement binds the key's org (so RLS shows it
     the org row it reads) and touches `last_used_at` (at most once a minute, committed at once).
     The caller still compares the hash in constant time and reads the reason.
     """

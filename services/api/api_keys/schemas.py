@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.names import DisplayName
 
 Scope = Literal["read", "write"]
-KeyName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$")
-]
+# Shown in lists, the audit log and `/me`: the same one-line visible-text rule as user and org
+# names (no control characters, so no ANSI escapes or line breaks, and no bidi overrides).
+KeyName = DisplayName
 
 
 class ApiKeyIn(BaseModel):

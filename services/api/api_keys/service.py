@@ -7,6 +7,9 @@
 - Revoking is immediate (every request verifies the key row) and idempotent; keys are never
   deleted, so the list keeps their history. Another org's key is a 404 (RLS hides it).
 - Creating and revoking are audited with the key's id, name and scopes, never its secret.
+- Keys never outlive their creator's right to create them: removing a member, or demoting one
+  below admin, revokes the working keys they created (audited as `api_key.revoked` with the
+  reason `creator_removed` / `creator_role_changed`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from services.api.api_keys.queries import ApiKeyRow
 from services.api.principal import Principal
 from shared.api_keys import KEY_PREFIX, SCOPES, generate_key, hashing_key, key_env
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.roles import MANAGERS, Role
 from shared.settings import Settings
 
 MAX_LIVE_KEYS = 100
@@ -127,3 +131,23 @@ async def revoke(session: AsyncSession, me: Principal, key_id: UUID) -> None:
         target_id=row.id,
         details={"name": row.name, "scopes": row.scopes},
     )
+
+
+async def revoke_beyond_creator_rights(
+    session: AsyncSession, me: Principal, creator_id: UUID, role: Role | None
+) -> None:
+    """Revoke the working keys `creator_id` made if `role` may not create keys (None: the
+    creator is being removed), audited with the reason."""
+    if role in MANAGERS:
+        return
+    revoked = await queries.revoke_live_created_by(session, creator_id, me.user_id)
+    reason = "creator_removed" if role is None else "creator_role_changed"
+    for key in revoked:
+        await audit.record(
+            session,
+            me,
+            "api_key.revoked",
+            target_type="api_key",
+            target_id=key.id,
+            details={"name": key.name, "scopes": key.scopes, "reason": reason, "creator": str(creator_id)},
+        )

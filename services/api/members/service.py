@@ -6,6 +6,9 @@
 - The last owner can never be demoted or removed. Checked under a lock on the org row
   (`lock_org`) so two concurrent demotions cannot both pass.
 - A removed member's sessions are revoked with them, and their access tokens refused at once.
+- Invitations and API keys never outlive their creator's rights: removing or demoting a member
+  revokes the pending invitations they could no longer send and, below admin, the API keys
+  they created.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import audit
+from services.api.api_keys.service import revoke_beyond_creator_rights
 from services.api.invitations import queries as invitation_queries
 from services.api.members import queries
 from services.api.members.queries import UserRow
@@ -125,6 +129,7 @@ async def change_member(
         )
         assert role is not None
         await _revoke_invitations_beyond(session, me, target.id, Role(role))
+        await revoke_beyond_creator_rights(session, me, target.id, Role(role))
     if name_change:
         await audit.record(
             session,
@@ -154,6 +159,7 @@ async def remove_member(
         session, redis, settings, target.id, reason="user_removed", redis_required=False
     )
     await _revoke_invitations_beyond(session, me, target.id, None)
+    await revoke_beyond_creator_rights(session, me, target.id, None)
     await queries.delete_user(session, target.id)
     await audit.record(
         session,

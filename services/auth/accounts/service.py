@@ -27,6 +27,7 @@ from services.auth.factors.level import SessionLevel, first_factor
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.queries import UserRecord
 from services.auth.identities.service import Identity, find_user_by_email, load_identity
+from services.auth.limits import MailBudget
 from services.auth.metrics import LOGINS
 from services.auth.one_time_tokens.service import Purpose, consume, is_live, issue, retire_outstanding
 from services.auth.sessions import service as sessions
@@ -211,10 +212,13 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
 # --- emailed links -----------------------------------------------------------------------------
 
 
-async def _mail_link(state: AuthState, email: str, purpose: Purpose, send: emails.LinkMail) -> None:
-    """Issue a one-time token for the account of `email` and mail its link; nothing without one."""
+async def _mail_link(
+    state: AuthState, email: str, mail: MailBudget, purpose: Purpose, send: emails.LinkMail
+) -> None:
+    """Issue a one-time token for the account of `email` and mail its link; nothing without an
+    account or without a mail left in the budget."""
     user = await find_user_by_email(state, email)
-    if user is None:
+    if user is None or not await mail.take():
         return
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
         token = await issue(db, state.settings, purpose=purpose, org_id=user.org_id, user_id=user.id)
@@ -224,9 +228,9 @@ async def _mail_link(state: AuthState, email: str, purpose: Purpose, send: email
 # --- magic links -------------------------------------------------------------------------------
 
 
-async def request_magic_link(state: AuthState, *, email: str) -> None:
+async def request_magic_link(state: AuthState, *, email: str, mail: MailBudget) -> None:
     """Mail a sign-in link to the address if it has an account; nothing otherwise."""
-    await _mail_link(state, email, Purpose.MAGIC_LINK, emails.send_magic_link)
+    await _mail_link(state, email, mail, Purpose.MAGIC_LINK, emails.send_magic_link)
 
 
 async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo) -> Issued | Pending:
@@ -252,9 +256,9 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
 # --- password reset ----------------------------------------------------------------------------
 
 
-async def request_password_reset(state: AuthState, *, email: str) -> None:
+async def request_password_reset(state: AuthState, *, email: str, mail: MailBudget) -> None:
     """Mail a password-reset link to the address if it has an account; nothing otherwise."""
-    await _mail_link(state, email, Purpose.PASSWORD_RESET, emails.send_password_reset)
+    await _mail_link(state, email, mail, Purpose.PASSWORD_RESET, emails.send_password_reset)
 
 
 async def reset_password(state: AuthState, *, token: str, password: str, client: ClientInfo) -> None:

@@ -22,6 +22,7 @@ from services.auth.audit import audit_user_event
 from services.auth.factors.challenges import Pending
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.service import find_user_by_email, normalize_email
+from services.auth.limits import MailBudget
 from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
 from services.auth.signups import queries
 from services.auth.state import AuthState, ClientInfo
@@ -32,16 +33,27 @@ logger = logging.getLogger("blockbot.auth.signups")
 
 
 async def register(
-    state: AuthState, *, email: str, password: str, name: str, org_name: str, client: ClientInfo
+    state: AuthState,
+    *,
+    email: str,
+    password: str,
+    name: str,
+    org_name: str,
+    client: ClientInfo,
+    mail: MailBudget,
 ) -> None:
-    """Record a sign-up attempt and mail its link, or tell an existing account's owner."""
+    """Record a sign-up attempt and mail its link, or tell an existing account's owner.
+
+    The attempt is recorded even when the address's mail budget is spent (only the mail is
+    left out): the owner's attempt must exist for `verify-request` to mail its link later."""
     address = normalize_email(email)
     # Hash first for every outcome: same cost whether or not the address is taken, and no
     # database connection is held while hashing.
     password_hash = await state.passwords.hash(password)
     existing = await find_user_by_email(state, address)
     if existing is not None:
-        await emails.send_account_exists(state, to=existing.email)
+        if await mail.take():
+            await emails.send_account_exists(state, to=existing.email)
         REGISTRATIONS.labels("existing_account").inc()
         return
     settings = state.settings
@@ -56,11 +68,12 @@ async def register(
             org_name=org_name,
             ttl_seconds=min(settings.email_verification_ttl_seconds, settings.unverified_signup_ttl_seconds),
         )
-        await emails.send_verification(state, to=address, name=name, token=token)
+        if await mail.take():
+            await emails.send_verification(state, to=address, name=name, token=token)
     REGISTRATIONS.labels("attempt").inc()
 
 
-async def request_verification(state: AuthState, *, email: str) -> None:
+async def request_verification(state: AuthState, *, email: str, mail: MailBudget) -> None:
     """Mail a new link for the newest pending attempt of an address; nothing otherwise.
 
     The new link is a copy of that attempt (same password; it lives no longer than the sign-up
@@ -76,7 +89,7 @@ async def request_verification(state: AuthState, *, email: str) -> None:
             link_ttl=state.settings.email_verification_ttl_seconds,
             signup_ttl=state.settings.unverified_signup_ttl_seconds,
         )
-        if name is not None:
+        if name is not None and await mail.take():
             await emails.send_verification(state, to=address, name=name, token=token)
 
 

@@ -11,8 +11,8 @@ from alembic import op
 
 from migrations.roles import roles
 
-revision: str = "0011"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 
 
 def upgrade() -> None:

@@ -17,10 +17,8 @@ from alembic import op
 
 from migrations.roles import roles
 
-revision: str = "0012"
-# Numbered 0010 in the plan; main's 0011 (external identities) was merged first, so this one
-# follows it (the highest number stays the head). The lead renumbers at merge.
-down_revision: str | None = "0011"
+revision: str = "0010"
+down_revision: str | None = "0009"
 
 FACTOR_TABLES = ("totp_factors", "recovery_codes", "webauthn_credentials")
 
