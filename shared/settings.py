@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=10, ge=1, le=500)
     product_name: str = "BlockBot"
 
+    # --- account pages (auth serves them; services/pages) -----------------------------------
+    # The sign-up, sign-in, account and org pages at APP_BASE_URL's /auth/*, /account and /org.
+    # False for an operator whose own web app serves those paths (README: "Account pages").
+    pages_enabled: bool = True
+
     # --- validators -------------------------------------------------------------------------
     @field_validator("cors_origins", "jwt_public_keys", "jwt_private_keys", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from services.auth.passwords import Passwords
 from services.auth.sessions import routes as sessions
 from services.auth.signups import routes as signups
 from services.auth.state import AuthState
+from services.pages import routes as pages
 from shared.app import create_app
 from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
@@ -82,5 +83,7 @@ def create_auth_app(
         service_lifespan=lifespan,
         resources=resources,
     )
+    if settings.pages_enabled:
+        app.include_router(pages.router)
     install_body_limit(app, settings.auth_max_body_bytes)
     return app
