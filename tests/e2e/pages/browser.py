@@ -126,3 +126,27 @@ class Outbox:
                     return match.group(1)
             assert time.monotonic() < deadline, f"no {page} link to {to} in {self.directory}"
             time.sleep(0.1)
+
+
+def run_sql(admin_url: str, statement: str, *args: object) -> str:
+    """One statement as the database administrator (in a thread: Playwright's sync API owns
+    this thread's event loop)."""
+    import asyncio
+    import threading
+
+    import asyncpg
+
+    result: list[str] = []
+
+    async def execute() -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            result.append(await connection.execute(statement, *args))
+        finally:
+            await connection.close()
+
+    worker = threading.Thread(target=lambda: asyncio.run(execute()))
+    worker.start()
+    worker.join(60)
+    assert result, "the statement did not complete"
+    return result[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from devstack.run import LocalStack
+from devstack.run import DATABASE_NAME, LocalStack
 from tests.e2e.pages.browser import REPORT_VIOLATIONS, Outbox, Watch, chromium_path
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
@@ -41,6 +41,11 @@ def base_url(stack: LocalStack) -> str:
 @pytest.fixture(scope="session")
 def outbox(stack: LocalStack) -> Outbox:
     return Outbox(stack.outbox)
+
+
+@pytest.fixture(scope="session")
+def admin_url(stack: LocalStack) -> str:
+    return f"postgresql://postgres@127.0.0.1:{stack.ports.postgres}/{DATABASE_NAME}"
 
 
 class Tab:

@@ -1,33 +1,17 @@
-"""Every flow of the account pages, end to end in Chromium through Traefik, mail from the outbox."""
+"""Sign-up, verification, sign-in and the account page, end to end in Chromium through
+Traefik, the mail read from the outbox."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 
-from playwright.sync_api import Page, expect
+import httpx
+from playwright.sync_api import expect
 
 from tests.e2e.helpers import PASSWORD
 from tests.e2e.pages.browser import Outbox
 from tests.e2e.pages.conftest import Tab
-
-XSS_ORG = "<img src=x onerror=alert(1)>"
-
-
-def address(label: str) -> str:
-    return f"{label}-{secrets.token_hex(4)}@example.org"
-
-
-def sign_up(page: Page, outbox: Outbox, email: str, *, org: str = XSS_ORG, name: str = "Ada") -> str:
-    """Fill the sign-up form with the keyboard; return the verification link from the mail."""
-    page.goto("/auth/sign-up")
-    page.get_by_label("Your name").fill(name)
-    page.get_by_label("Organization name").fill(org)
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-    return outbox.link(email, "/auth/verify-email")
+from tests.e2e.pages.flows import XSS_ORG, address, assert_no_markup_from, ready, sign_in, sign_up, signed_up
 
 
 def test_sign_up_then_verify_with_a_wrong_then_the_right_password(
@@ -48,10 +32,11 @@ def test_sign_up_then_verify_with_a_wrong_then_the_right_password(
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Password").press("Enter")
     page.wait_for_url("**/account")
+    ready(page)
     expect(page.get_by_label("Name")).to_have_value("Ada")
     # The org name (someone's text) is shown as text, never as markup.
     expect(page.locator("#org-name")).to_have_text(XSS_ORG)
-    assert page.locator("img").count() == 0
+    assert_no_markup_from(page)
 
 
 def test_validation_errors_beside_their_field(new_tab: Callable[..., Tab]) -> None:
@@ -64,21 +49,17 @@ def test_validation_errors_beside_their_field(new_tab: Callable[..., Tab]) -> No
     page.get_by_role("button", name="Sign up").click()
     password = page.get_by_label("Password")
     expect(password).to_have_attribute("aria-invalid", "true")
-    error = page.locator("#password-error")
-    expect(error).to_contain_text("10 characters")
+    expect(page.locator("#password-error")).to_contain_text("10 characters")
     assert password.get_attribute("aria-describedby") == "password-error"
     expect(page.get_by_label("Email")).not_to_have_attribute("aria-invalid", "true")
+    expect(password).to_be_focused()
 
 
-def test_sign_in_account_sessions_and_sign_out(new_tab: Callable[..., Tab], outbox: Outbox) -> None:
+def test_sign_in_account_rename_sessions_and_sign_out(new_tab: Callable[..., Tab], outbox: Outbox) -> None:
     page = new_tab().new_page()
     email = address("account")
-    page.goto(sign_up(page, outbox, email, org="Engines"))
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    page.wait_for_url("**/account")
+    signed_up(page, outbox, email, org="Engines")
 
-    # Rename, then sign out and back in with the password.
     page.get_by_label("Name").fill("Ada Lovelace")
     page.get_by_role("button", name="Save name").click()
     expect(page.get_by_role("status")).to_have_text("Name saved.")
@@ -91,11 +72,57 @@ def test_sign_in_account_sessions_and_sign_out(new_tab: Callable[..., Tab], outb
     page.goto("/account")
     page.wait_for_url("**/auth/sign-in?next=%2Faccount")
 
-    page.get_by_label("Email", exact=True).fill(email)  # the password form
+    page.locator("#password-sign-in").get_by_label("Email").fill(email)
     page.get_by_label("Password").fill("wrong password entirely")
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_be_visible()
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    page.wait_for_url("**/account")
+    sign_in(page, email)
     expect(page.get_by_label("Name")).to_have_value("Ada Lovelace")
+
+
+def test_a_revoked_session_is_signed_out_in_its_own_tab(new_tab: Callable[..., Tab], outbox: Outbox) -> None:
+    laptop = new_tab().new_page()
+    email = address("revoke")
+    signed_up(laptop, outbox, email)
+    phone = new_tab().new_page()
+    sign_in(phone, email)
+
+    laptop.reload()
+    ready(laptop)
+    rows = laptop.locator("tr[data-session]")
+    expect(rows).to_have_count(2)
+    other = laptop.locator("tr[data-current=false]")
+    other.get_by_role("button").click()
+    expect(rows).to_have_count(1)
+
+    # The phone's tab notices when it is looked at again (or on its next request).
+    phone.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(phone.get_by_role("heading", name="You have been signed out")).to_be_visible()
+    phone.get_by_role("link", name="Sign in").click()
+    phone.wait_for_url("**/auth/sign-in?next=%2Faccount")
+
+    # Sign out everywhere ends the laptop's own session too.
+    laptop.get_by_role("button", name="Sign out everywhere").click()
+    laptop.wait_for_url("**/auth/sign-in")
+    laptop.goto("/account")
+    laptop.wait_for_url("**/auth/sign-in?next=%2Faccount")
+
+
+def test_rate_limit_shows_the_wait(new_tab: Callable[..., Tab], outbox: Outbox, base_url: str) -> None:
+    page = new_tab().new_page()
+    email = address("limited")
+    signed_up(page, outbox, email, org="Engines")
+    page.get_by_role("button", name="Sign out", exact=True).first.click()
+    page.wait_for_url("**/auth/sign-in")
+    # Wrong passwords for this address until its window is full (10 an hour by default).
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for _ in range(30):
+            answer = client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password 1"})
+            if answer.status_code == 429:
+                break
+        assert answer.status_code == 429, answer.text
+    page.locator("#password-sign-in").get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Too many attempts. Try again in")
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_disabled()

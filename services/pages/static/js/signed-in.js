@@ -59,8 +59,11 @@ export async function requireSession() {
   return current;
 }
 
-/** Run each section module's `mount(section, current)`: a section's failure shows in it. */
+/** Run each section module's `mount(section, current)`: a section's failure shows in it.
+ * `<main>` is busy meanwhile; `<body data-ready>` says when every section is filled in. */
 export async function mountSections(current, sections) {
+  const main = $("main");
+  main.setAttribute("aria-busy", "true");
   for (const [id, mount] of sections) {
     const section = document.getElementById(id);
     try {
@@ -69,4 +72,6 @@ export async function mountSections(current, sections) {
       section.append(el("p", { class: "alert", role: "alert" }, error.detail || error.message));
     }
   }
+  main.removeAttribute("aria-busy");
+  document.body.dataset.ready = "true";
 }
