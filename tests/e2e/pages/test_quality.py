@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +20,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from devstack.paths import ROOT
+from devstack.run import LocalStack
 from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, refresh_cookie
 from tests.e2e.pages.browser import REPORT_VIOLATIONS, Outbox, axe_source
 from tests.e2e.pages.conftest import SCREENSHOTS, Tab
-from tests.e2e.pages.flows import address, ready, sign_up, signed_up
+from tests.e2e.pages.flows import address, ready, signed_up
 
 # Each page as it first shows (the link pages with a token in their fragment).
 PAGES = {
@@ -216,22 +222,37 @@ def test_screenshots_are_in_the_readme() -> None:
         assert (SCREENSHOTS / f"{name}.png").exists()
 
 
-def test_signing_up_in_the_readme_is_what_the_pages_say(new_tab: Callable[..., Tab], outbox: Outbox) -> None:
-    """README's "in the browser" path, step by step (sign_up follows the same labels)."""
+def test_the_readme_in_the_browser_path(new_tab: Callable[..., Tab], stack: LocalStack) -> None:
+    """README's "In the browser" steps, as written: its labels and buttons, and the link read
+    with the command it shows."""
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("### In the browser", 1)[1].split("\n## ", 1)[0]
-    for words in (
-        "/auth/sign-up",
-        "Sign up",
-        "Verify and sign in",
-        "/account",
-        "/org",
-        "devstack.outbox --link",
-    ):
+    command = re.search(r"`(\.venv/bin/python -m devstack\.outbox [^`]*)`", section)
+    assert command, section
+    steps = ("/auth/sign-up", "**Sign up**", "**Verify and sign in**", "/account", "**Organization**", "/org")
+    for words in steps:
         assert words in section, words
     page = new_tab().new_page()
     email = address("readme")
-    page.goto(sign_up(page, outbox, email))
+    page.goto("/auth/sign-up")
+    page.get_by_label("Your name").fill("Ada")
+    page.get_by_label("Organization name").fill("Engines")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    argv = shlex.split(command.group(1).replace("$EMAIL", email).replace("ada@example.com", email))
+    link = subprocess.run(
+        [sys.executable, *argv[1:]],
+        env={**os.environ, "DEVSTACK_ROOT": str(stack.root)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert link.startswith(f"http://localhost:{stack.ports.http}/auth/verify-email#token="), link
+    page.goto(link)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Verify and sign in").click()
     page.wait_for_url("**/account")
