@@ -15,6 +15,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from devstack.run import DATABASE_NAME, LocalStack
 from tests.e2e.pages.browser import REPORT_VIOLATIONS, Outbox, Watch, chromium_path
 
+# As root, without a sandbox; no background connections (the network here is closed to them).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
@@ -28,7 +38,7 @@ def playwright() -> Iterator[Playwright]:
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # Debian's chromium (`playwright install` cannot download browsers here); as root, no sandbox.
-    launched = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+    launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
     yield launched
     launched.close()
 
