@@ -28,14 +28,16 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API runs, its event loop counts as
+# running in this thread, which the asyncio tests of other modules could not start under.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     chromium_path()  # skipped (or failed, where required) before starting the driver
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # Debian's chromium (`playwright install` cannot download browsers here); as root, no sandbox.
     launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
