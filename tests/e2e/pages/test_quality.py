@@ -260,3 +260,22 @@ def test_the_readme_in_the_browser_path(new_tab: Callable[..., Tab], stack: Loca
     page.get_by_role("link", name="Organization").click()
     page.wait_for_url("**/org")
     ready(page)
+
+
+def test_the_csp_watch_sees_a_violation(new_tab: Callable[..., Tab]) -> None:
+    """What every flow's tabs are checked for (conftest `tabs`): an inline script, as an
+    injected one would be, is refused by the pages' policy and reported."""
+    opened = new_tab()
+    page = opened.new_page()
+    page.goto("/auth/sign-in")
+    with page.expect_console_message(lambda message: "CSP violation" in message.text):
+        page.evaluate(
+            """() => {
+              const script = document.createElement("script");
+              script.textContent = "window.injected = true";
+              document.body.append(script);
+            }"""
+        )
+    assert page.evaluate("window.injected === undefined")
+    assert opened.watch.csp_violations, opened.watch.console_errors
+    opened.watch.console_errors.clear()  # expected here: the tab is otherwise clean
