@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from devstack.run import DATABASE_NAME, LocalStack
 from tests.e2e.pages.browser import REPORT_VIOLATIONS, Outbox, Watch, chromium_path
@@ -25,6 +25,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The machine may be loaded: an assertion waits this long for the page to get there (a
+# page that never does still fails, only later).
+expect.set_options(timeout=20_000)
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 

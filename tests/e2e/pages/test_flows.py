@@ -49,8 +49,8 @@ def test_validation_errors_beside_their_field(new_tab: Callable[..., Tab]) -> No
     page.get_by_role("button", name="Sign up").click()
     password = page.get_by_label("Password")
     expect(password).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#password-error")).to_contain_text("10 characters")
-    assert password.get_attribute("aria-describedby") == "password-error"
+    expect(page.locator("#sign-up-password-error")).to_contain_text("10 characters")
+    assert password.get_attribute("aria-describedby") == "sign-up-password-error"
     expect(page.get_by_label("Email")).not_to_have_attribute("aria-invalid", "true")
     expect(password).to_be_focused()
 

@@ -73,17 +73,20 @@ export function showProblem(form, problem) {
   let placed = 0;
   for (const item of problem.errors) {
     const name = (item.loc || []).at(-1);
-    const input = name && form.elements.namedItem(name);
-    if (!input || !input.id) continue;
-    const id = `${input.id}-error`;
+    const named = name && form.elements.namedItem(name);
+    // A group of checkboxes is one field: its <fieldset>.
+    const input = named instanceof RadioNodeList ? named[0]?.closest("fieldset") : named;
+    if (!input) continue;
+    const id = `${form.id}-${name}-error`;
     if (document.getElementById(id)) continue;
     input.setAttribute("aria-invalid", "true");
     input.setAttribute("aria-describedby", id);
-    (input.closest(".field") || input.parentElement).append(el("p", { class: "error", id }, item.msg || "Invalid value"));
+    (input.closest(".field") || input).append(el("p", { class: "error", id }, item.msg || "Invalid value"));
     placed += 1;
   }
   if (placed) {
-    form.querySelector("[aria-invalid=true]").focus();
+    const first = form.querySelector("[aria-invalid=true]");
+    (first.matches("fieldset") ? first.querySelector("input") : first).focus();
     return;
   }
   if (problem.status === 429) {
@@ -96,6 +99,28 @@ export function showProblem(form, problem) {
     return;
   }
   formAlert(form, problem.detail || problem.title);
+}
+
+/** A line where a section's actions report a problem (read out politely). */
+export function statusLine(section) {
+  const line = el("p", { class: "error", "aria-live": "polite" });
+  section.append(line);
+  return line;
+}
+
+/** Run a control's action (`await fn()`): disabled meanwhile, a Problem shown in `status`
+ * (a `statusLine`) instead of being lost. */
+export async function act(button, status, fn) {
+  status.textContent = "";
+  button.disabled = true;
+  try {
+    await fn();
+  } catch (error) {
+    if (!(error instanceof Problem)) throw error;
+    status.textContent = error.status === 429 ? waitText(error.retryAfter) : error.detail || error.title;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 /** The form's fields as an object (checkbox groups as arrays of their checked values). */

@@ -1,7 +1,7 @@
 // Org: API keys (GET /api-keys, POST /api-keys {name, scopes, expires_at}: the key itself is
 // in that one answer only, shown once with a copy button; DELETE /api-keys/{id}).
 import { call } from "../api.js";
-import { $, el, onSubmit, when } from "../ui.js";
+import { $, act, el, onSubmit, statusLine, when } from "../ui.js";
 import { pagedTable } from "../list.js";
 
 export async function mount(section) {
@@ -10,6 +10,7 @@ export async function mount(section) {
   const value = $("#new-key-value", section);
   const copied = $("#copy-state", section);
   const table = pagedTable(section, "/api/v1/api-keys", row);
+  const status = statusLine(section);
 
   function state(key) {
     if (key.revoked) return "revoked";
@@ -23,10 +24,12 @@ export async function mount(section) {
       ? el("button", { type: "button", class: "danger", "aria-label": `Revoke the key ${key.name}` }, "Revoke")
       : el("span", { class: "muted" }, "");
     if (live) {
-      action.addEventListener("click", async () => {
-        await call("DELETE", `/api/v1/api-keys/${key.id}`);
-        await table.reload();
-      });
+      action.addEventListener("click", () =>
+        act(action, status, async () => {
+          await call("DELETE", `/api/v1/api-keys/${key.id}`);
+          await table.reload();
+        }),
+      );
     }
     return el(
       "tr",

@@ -1,11 +1,12 @@
 // Org: invitations (GET /invitations, POST /invitations {email, role}, DELETE /invitations/{id}).
 import { call } from "../api.js";
-import { $, el, onSubmit, when } from "../ui.js";
+import { $, act, el, onSubmit, statusLine, when } from "../ui.js";
 import { pagedTable } from "../list.js";
 
 export async function mount(section) {
   const form = $("#invite-form", section);
   const table = pagedTable(section, "/api/v1/invitations", row);
+  const status = statusLine(section);
 
   function row(invitation) {
     const action =
@@ -13,10 +14,12 @@ export async function mount(section) {
         ? el("button", { type: "button", class: "danger", "aria-label": `Revoke the invitation of ${invitation.email}` }, "Revoke")
         : el("span", { class: "muted" }, "");
     if (invitation.status === "pending") {
-      action.addEventListener("click", async () => {
-        await call("DELETE", `/api/v1/invitations/${invitation.id}`);
-        await table.reload();
-      });
+      action.addEventListener("click", () =>
+        act(action, status, async () => {
+          await call("DELETE", `/api/v1/invitations/${invitation.id}`);
+          await table.reload();
+        }),
+      );
     }
     return el(
       "tr",

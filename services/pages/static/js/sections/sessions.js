@@ -1,7 +1,7 @@
 // Account: where this user is signed in (GET /api/v1/auth/sessions), this one marked; revoke
 // one (DELETE /sessions/{id}), or all (POST /logout-all, which ends this one too).
 import { call, signOut } from "../api.js";
-import { $, el, when } from "../ui.js";
+import { $, act, el, statusLine, when } from "../ui.js";
 
 function device(item) {
   return item.user_agent ? item.user_agent.slice(0, 120) : "Unknown device";
@@ -9,13 +9,15 @@ function device(item) {
 
 export async function mount(section) {
   const body = $("tbody", section);
+  const status = statusLine(section);
   async function load() {
     const { items } = await call("GET", "/api/v1/auth/sessions");
     body.replaceChildren(
       ...items.map((item) => {
         const action = item.current
           ? el("span", { class: "tag" }, "This session")
-          : el("button", { type: "button", class: "danger", "aria-label": `Sign out session ${when(item.created_at)}`, onclick: () => revoke(item.id) }, "Sign out");
+          : el("button", { type: "button", class: "danger", "aria-label": `Sign out the session of ${when(item.created_at)}` }, "Sign out");
+        if (!item.current) action.addEventListener("click", () => act(action, status, () => revoke(item.id)));
         return el(
           "tr",
           { "data-session": item.id, "data-current": item.current ? "true" : "false" },
@@ -30,11 +32,15 @@ export async function mount(section) {
     await call("DELETE", `/api/v1/auth/sessions/${id}`);
     await load();
   }
-  $("#sessions-reload", section).addEventListener("click", () => load().catch(() => {}));
-  $("#sign-out-everywhere", section).addEventListener("click", async () => {
-    await call("POST", "/api/v1/auth/logout-all");
-    await signOut().catch(() => {});
-    location.assign("/auth/sign-in");
-  });
+  const reload = $("#sessions-reload", section);
+  reload.addEventListener("click", () => act(reload, status, load));
+  const everywhere = $("#sign-out-everywhere", section);
+  everywhere.addEventListener("click", () =>
+    act(everywhere, status, async () => {
+      await call("POST", "/api/v1/auth/logout-all");
+      await signOut().catch(() => {});
+      location.assign("/auth/sign-in");
+    }),
+  );
   await load();
 }
