@@ -63,7 +63,9 @@ def test_members_invitations_and_the_org_name_as_text(new_tab: Callable[..., Tab
     ready(owner)
     member = owner.locator("#members tr", has_text=newcomer_email)
     expect(member).to_contain_text("Grace")
-    member.get_by_label("Role of Grace").select_option("admin")
+    with owner.expect_response(lambda response: response.request.method == "PATCH") as changed:
+        member.get_by_label("Role of Grace").select_option("admin")
+    assert changed.value.status == 200
     owner.reload()
     ready(owner)
     role = owner.locator("#members tr", has_text=newcomer_email).get_by_label("Role of Grace")
