@@ -2,7 +2,7 @@
 // as the contract requires); it signs in. A wrong password or a dead link is the same 400
 // `invalid-token`: the form stays, with a way to get a new link.
 import { auth } from "./api.js";
-import { finish } from "./steps.js";
+import { continueSignIn } from "./steps.js";
 import { $, el, formAlert, onSubmit, showPage, takeLinkToken } from "./ui.js";
 
 const token = takeLinkToken();
@@ -17,7 +17,7 @@ if (!token) {
 } else {
   onSubmit(
     $("#verify"),
-    async (form) => finish(await auth("POST", "/email/verify", { token, password: form.password })),
+    async (form) => continueSignIn(await auth("POST", "/email/verify", { token, password: form.password })),
     (problem, form) => {
       if (problem.kind !== "invalid-token") return false;
       formAlert(
