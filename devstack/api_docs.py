@@ -261,9 +261,9 @@ def render_api(documents: Mapping[str, Mapping[str, Any]]) -> str:
         "  a 429 also carries `Retry-After`.",
         "",
         "Emailed links (`/auth/verify-email#token=…`, `/auth/magic#token=…`,",
-        "`/auth/reset-password#token=…`, `/auth/accept-invitation#token=…`) point at the web app at",
-        "`APP_BASE_URL`, which is not part of this repository: its pages POST the token to the",
-        "endpoints below, and so can you.",
+        "`/auth/reset-password#token=…`, `/auth/accept-invitation#token=…`) open the account pages at",
+        "`APP_BASE_URL` (served by BlockBot unless `PAGES_ENABLED=false`; README, *Account pages*):",
+        "they POST the token to the endpoints below, and so can you.",
         "",
     ]
     for name, document in documents.items():

@@ -1,7 +1,8 @@
 """Read the local outbox of `make run`: print the token of the newest email's link.
 
 `python -m devstack.outbox --to ada@example.com` waits (up to `--wait` seconds) for a message to
-that address and prints the `#token=` of its link, which the web app page would POST.
+that address and prints the `#token=` of its link, which the web app page would POST;
+`--link` prints the whole link instead, to open in a browser (the account pages).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = re.compile(r"#token=([A-Za-z0-9_\-.~%]+)")
+LINK = re.compile(r"https?://[^\s\"'<>]+#token=[A-Za-z0-9_\-.~%]+")
 
 
 def default_outbox() -> Path:
@@ -43,6 +45,11 @@ def link_token(message: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
+def link_url(message: dict[str, Any]) -> str | None:
+    match = LINK.search(str(message.get("text", "")))
+    return match.group(0) if match else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.outbox", description=__doc__.split("\n\n")[0])
     parser.add_argument("--to", help="only messages to this address")
@@ -50,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         "--outbox", type=Path, default=None, help="default $DEVSTACK_ROOT/outbox, or .dev/outbox"
     )
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a message (default 30)")
+    parser.add_argument("--link", action="store_true", help="print the whole link, not only its token")
     args = parser.parse_args(argv)
     outbox = args.outbox or default_outbox()
     deadline = time.monotonic() + args.wait
     while True:
         message = newest_message(outbox, args.to)
         if message is not None:
-            token = link_token(message)
+            token = link_url(message) if args.link else link_token(message)
             if token is None:
                 print(
                     f"outbox: the newest message has no #token= link: {message.get('subject')!r}",

@@ -311,6 +311,7 @@ class StackRunner:
                 "",
                 "BlockBot core is ready",
                 f"  gateway (Traefik)   {self.http_url}   /api/v1/auth/* -> auth, /api/v1/* -> api",
+                f"  account pages       {self.http_url}/auth/sign-up   (/auth/sign-in, /account, /org)",
                 f"  auth                http://127.0.0.1:{p.auth}   (/docs, /health, /ready, /metrics)",
                 f"  api                 http://127.0.0.1:{p.api}   (/docs, /health, /ready, /metrics)",
                 f"  worker metrics      http://127.0.0.1:{p.worker_metrics}/metrics",

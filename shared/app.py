@@ -14,7 +14,7 @@ from shared.errors import PROBLEM_RESPONSES, install_problem_handlers
 from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, metrics_endpoint
-from shared.openapi import gateway_url, install_openapi, operation_id
+from shared.openapi import gateway_url, install_docs, install_openapi, operation_id
 from shared.request_context import RequestEdgeMiddleware
 from shared.resources import Resources
 from shared.settings import Settings
@@ -90,6 +90,9 @@ def create_app(
         default_response_class=ORJSONResponse,
         responses=PROBLEM_RESPONSES,
         generate_unique_id_function=operation_id,
+        # /docs is install_docs' (Swagger UI served from this package, not a CDN); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     for router in routers:
@@ -97,6 +100,7 @@ def create_app(
     # Probes and metrics are not routed by the gateway: a generated client could not call them.
     app.include_router(health.router, include_in_schema=False)
     install_openapi(app, server_url=gateway_url(str(settings.app_base_url)))
+    install_docs(app)
 
     def refresh_pool_gauges() -> None:
         res: Resources | None = getattr(app.state, "resources", None)

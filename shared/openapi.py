@@ -7,15 +7,19 @@ security schemes on the operations that need them, and the gateway as the only s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from shared.errors import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA, PROBLEM_SCHEMA_REF
+from shared.errors import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA, PROBLEM_SCHEMA_REF, NotFound
 
 BEARER_AUTH = "bearerAuth"
 REFRESH_COOKIE_AUTH = "refreshCookie"
@@ -111,3 +115,44 @@ def install_openapi(app: FastAPI, *, server_url: str) -> None:
         return document
 
     app.openapi = build  # type: ignore[method-assign]
+
+
+# Swagger UI's files, from this package (shared/swagger_ui/, npm swagger-ui-dist): /docs works
+# without internet, where FastAPI's default page would load them from a CDN.
+SWAGGER_UI_DIR = Path(__file__).resolve().parent / "swagger_ui"
+SWAGGER_UI_FILES = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+DOCS_ASSET_PREFIX = "/docs/assets/"
+
+
+@cache
+def _swagger_ui_file(name: str) -> bytes:
+    # Read on first use: most processes never serve /docs.
+    return (SWAGGER_UI_DIR / name).read_bytes()
+
+
+def install_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI for `/openapi.json`, every file of it served by the service itself.
+    (Create the app with `docs_url=None, redoc_url=None`.)"""
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=DOCS_ASSET_PREFIX + "swagger-ui-bundle.js",
+            swagger_css_url=DOCS_ASSET_PREFIX + "swagger-ui.css",
+            swagger_favicon_url=DOCS_ASSET_PREFIX + "favicon-32x32.png",
+        )
+
+    async def asset(name: str) -> Response:
+        content_type = SWAGGER_UI_FILES.get(name)
+        if content_type is None:
+            raise NotFound()
+        headers = {"Cache-Control": "public, max-age=86400"}
+        return Response(_swagger_ui_file(name), media_type=content_type, headers=headers)
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+    app.add_api_route(DOCS_ASSET_PREFIX + "{name}", asset, methods=["GET"], include_in_schema=False)

@@ -311,6 +311,10 @@ class Settings(BaseSettings):
     # unconfirmed by a successful fetch before it is no longer trusted (fail closed, 503).
     jwks_revalidate_seconds: float = Field(default=10.0, gt=0)
     jwks_trust_seconds: float = Field(default=600.0, gt=0)
+    # --- account pages (auth serves them; services/pages) -----------------------------------
+    # The sign-up, sign-in, account and org pages at APP_BASE_URL's /auth/*, /account and /org.
+    # False for an operator whose own web app serves those paths (README: "Account pages").
+    pages_enabled: bool = True
 
     # --- validators -------------------------------------------------------------------------
     @field_validator(

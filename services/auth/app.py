@@ -23,6 +23,7 @@ from services.auth.providers.protocol import Providers
 from services.auth.sessions import routes as sessions
 from services.auth.signups import routes as signups
 from services.auth.state import AuthState
+from services.pages import routes as pages
 from shared.app import create_app
 from shared.bodylimit import install_body_limit
 from shared.ratelimit import RateLimiter
@@ -97,6 +98,8 @@ def create_auth_app(
         service_lifespan=lifespan,
         resources=resources,
     )
+    if settings.pages_enabled:
+        app.include_router(pages.router)
     install_body_limit(app, settings.auth_max_body_bytes)
     app.state.providers = Providers(settings)
     return app

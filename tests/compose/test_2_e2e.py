@@ -8,7 +8,9 @@ issue 12's body limit at Traefik are checked here; an unreachable backend is in 
 
 from __future__ import annotations
 
+import re
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -106,3 +108,35 @@ def test_gateway_refuses_oversized_bodies(client: httpx.Client) -> None:
     response = client.post("/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"})
     body_json = assert_problem(response, 413)
     assert "64 KiB" in body_json["detail"]
+
+
+def test_account_pages_through_traefik(client: httpx.Client, stack: ComposeStack) -> None:
+    """The emailed links open the account pages (served by auth, routed by Traefik), with the
+    pages' own CSP; the JSON routes keep theirs (tests/e2e/pages drives them in Chromium)."""
+    alice = register(client, stack, "pages")
+    mailed = stack.wait_for_email(alice.email, "/auth/verify-email")["text"]
+    link = re.search(r"https?://[^\s]+/auth/verify-email#token=", mailed)
+    assert link, mailed
+    for path in (
+        urlsplit(link.group(0)).path,
+        "/auth/sign-up",
+        "/auth/sign-in",
+        "/auth/forgot-password",
+        "/auth/magic",
+        "/auth/reset-password",
+        "/auth/accept-invitation",
+        "/account",
+        "/org",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200, (path, page.text[:200])
+        assert page.headers["content-type"].startswith("text/html"), path
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, policy
+        assert "unsafe" not in policy
+        assert page.headers["referrer-policy"] == "no-referrer"
+    script = client.get("/pages/js/api.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    jwks = client.get("/api/v1/auth/.well-known/jwks.json")
+    assert jwks.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert_problem(client.get("/pages/nope.js"), 404)

@@ -258,7 +258,7 @@ def test_traefik_routes_only_the_public_prefixes(config: dict[str, Any]) -> None
     ]
     dynamic = render_dynamic(traefik_environment(config))
     routers = dynamic["routers"]
-    assert set(routers) == {"auth", "api", "not-found"}
+    assert set(routers) == {"auth", "api", "pages", "not-found"}
     assert "PathPrefix(`/api/v1/auth/`)" in routers["auth"]["rule"]
     assert "PathPrefix(`/api/v1/`)" in routers["api"]["rule"]
     assert routers["auth"]["priority"] > routers["api"]["priority"] > routers["not-found"]["priority"]
@@ -269,7 +269,12 @@ def test_traefik_routes_only_the_public_prefixes(config: dict[str, Any]) -> None
         # every rule is anchored under /api/v1/, so /metrics, /health, /ready never match
         prefixes = re.findall(r"Path(?:Prefix)?\(`([^`]*)`\)", rule)
         assert prefixes and all(p.startswith("/api/v1") for p in prefixes), rule
-        assert routers[name]["middlewares"] == ["gateway-problems", "body-limit"]
+        assert routers[name]["middlewares"] == ["gateway-problems", "body-limit", "api-csp"]
+    # The account pages: their own paths only (never the services' root), their own CSP.
+    pages = routers["pages"]
+    assert pages["service"] == "auth" and pages["middlewares"] == ["gateway-problems", "body-limit"]
+    paths = re.findall(r"Path(?:Prefix)?\(`([^`]*)`\)", pages["rule"])
+    assert sorted(paths) == ["/account", "/auth/", "/org", "/pages/"], pages["rule"]
     command = " ".join(config["services"]["traefik"]["command"])
     assert "--providers.file.directory=/etc/traefik/dynamic" in command
     assert "--ping=true" in command
@@ -304,11 +309,13 @@ def test_local_stack_renders_the_same_routes_without_gateway_problems() -> None:
     same and Traefik answers its own 404."""
     local = render_dynamic({})
     compose_routes = render_dynamic({"BLOCKBOT_PROBLEMS_UPSTREAM": "http://x"})["routers"]
-    assert set(local["routers"]) == {"auth", "api"}
-    for name in ("auth", "api"):
+    assert set(local["routers"]) == {"auth", "api", "pages"}
+    for name in ("auth", "api", "pages"):
         assert local["routers"][name]["rule"] == compose_routes[name]["rule"]
         assert local["routers"][name]["entryPoints"] == ["web"]
-        assert local["routers"][name]["middlewares"] == ["body-limit"]
+    assert local["routers"]["pages"]["middlewares"] == ["body-limit"]
+    for name in ("auth", "api"):
+        assert local["routers"][name]["middlewares"] == ["body-limit", "api-csp"]
 
 
 def test_traefik_entry_points_drop_alias_headers(config: dict[str, Any]) -> None:

@@ -1,0 +1,35 @@
+// /auth/accept-invitation#token=…: POST /invitations/accept {token, name, password} creates
+// the member and signs in (201). An address that already has an account is a 409: sign in.
+import { auth } from "./api.js";
+import { continueSignIn } from "./steps.js";
+import { $, el, onSubmit, showLinkFailed, showPage, takeLinkToken } from "./ui.js";
+
+const token = takeLinkToken();
+
+if (!token) {
+  showLinkFailed("invitation", "/auth/sign-in", "Sign in");
+} else {
+  onSubmit(
+    $("#accept"),
+    async (form) => continueSignIn(await auth("POST", "/invitations/accept", { token, ...form })),
+    (problem) => {
+      if (problem.kind === "invalid-token") {
+        showPage(
+          "This invitation no longer works",
+          "It has expired, was revoked, or has already been used. Ask whoever invited you to send a new one.",
+          el("a", { href: "/auth/sign-in" }, "Sign in"),
+        );
+        return true;
+      }
+      if (problem.kind === "conflict") {
+        showPage(
+          "You already have an account",
+          "An account already exists for this email address: an address belongs to one organization. Sign in with it, or ask to be invited at another address.",
+          el("a", { class: "button", href: "/auth/sign-in" }, "Sign in"),
+        );
+        return true;
+      }
+      return false;
+    },
+  );
+}

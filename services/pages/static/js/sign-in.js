@@ -1,0 +1,22 @@
+// /auth/sign-in: a password, or "email me a link" (POST /magic-link, always 202).
+import { auth, restore } from "./api.js";
+import { continueSignIn } from "./steps.js";
+import { $, el, nextPath, onSubmit, showPage } from "./ui.js";
+
+onSubmit($("#password-sign-in"), async (form) => {
+  await continueSignIn(await auth("POST", "/login", form));
+});
+
+onSubmit($("#magic-link"), async (form) => {
+  await auth("POST", "/magic-link", form);
+  showPage(
+    "Check your email",
+    `If ${form.email} has an account, a sign-in link is on its way. It works once, for a few minutes.`,
+    el("a", { href: "/auth/sign-in" }, "Back to sign in"),
+  );
+});
+
+// Already signed in (the refresh cookie still holds a session): go on.
+restore().then((current) => {
+  if (current) location.replace(nextPath());
+}, () => {});
