@@ -5,25 +5,26 @@ Row Level Security is the tenant boundary: `app.current_org_id` is always set wi
 leak to the next user of a pooled connection.
 
 * `tenant_transaction`: BEGIN, `set_config`, the statements, COMMIT (writes, pages);
-* `read_in_one_round_trip`: ONE statement that binds and reads (`tenant_bound`), in autocommit:
-  PostgreSQL runs it in an implicit transaction of its own, which ends with it, and the binding
-  with it. Every authenticated api request loads its caller this way.
+* `read_in_one_round_trip`: ONE statement that binds and reads (`tenant_bound`), outside any
+  explicit transaction: PostgreSQL runs it in an implicit transaction of its own, which ends
+  with it, and the binding with it. Every authenticated api request loads its caller this way.
 
 The SQL lives in shared/queries.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import RowMapping, event
+from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from shared.queries import BIND_TENANT, PING, TENANT_PARAM, Statement, tenant_bound
 from shared.settings import Settings
@@ -145,20 +146,51 @@ async def ping(engine: AsyncEngine) -> None:
 
 async def read_in_one_round_trip(
     engine: AsyncEngine, statement: Statement, params: Mapping[str, object], *, org_id: UUID | None = None
-) -> Sequence[RowMapping]:
-    """The rows of one idempotent statement, run in autocommit: one round trip, no BEGIN/COMMIT.
+) -> list[asyncpg.Record]:
+    """The rows of one idempotent statement in an implicit transaction of its own: one round trip.
 
-    With `org_id` the statement is a `tenant_bound` one, bound to that org. A statement whose
-    connection was lost under it (SQLAlchemy then replaces the pool's connections as old) is
-    retried once on a new connection; a statement that timed out is not (it would double the wait).
+    With `org_id` the statement is a `tenant_bound` one, bound to that org. It runs on the pooled
+    connection's asyncpg connection (SQLAlchemy keeps the pool; asyncpg prepares the statement
+    once per connection), which skips SQLAlchemy's execution layer: every authenticated api
+    request pays for this call. A connection lost under the statement is discarded and the
+    statement retried once on another, unless it timed out (a retry would double the wait).
     """
-    bound = dict(params) if org_id is None else {**params, TENANT_PARAM: str(org_id)}
+    arguments = statement.arguments(params if org_id is None else {**params, TENANT_PARAM: str(org_id)})
     for attempt in (1, 2):
+        # In SQLAlchemy's greenlet: checking out may open a connection.
+        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
         try:
-            async with engine.connect() as conn:
-                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return (await auto.execute(statement.clause, bound)).mappings().all()
-        except DBAPIError as error:
-            if attempt == 2 or not error.connection_invalidated:
+            driver = pooled.driver_connection
+            assert isinstance(driver, asyncpg.Connection), "the engine's driver is asyncpg (async_url)"
+            return await driver.fetch(statement.positional, *arguments)
+        except asyncpg.PostgresError as error:
+            if not _connection_level(error):
+                raise  # the statement's own error: the connection is idle again, and kept
+            await greenlet_spawn(pooled.invalidate, error)
+            if attempt == 2:
                 raise
+        except BaseException as error:  # lost, timed out or cancelled: its state is unknown
+            await greenlet_spawn(pooled.invalidate, error if isinstance(error, Exception) else None)
+            if attempt == 2 or not isinstance(error, Exception) or isinstance(error, TimeoutError):
+                raise
+        finally:
+            await _check_in(engine, pooled)
     raise AssertionError("unreachable")
+
+
+async def _check_in(engine: AsyncEngine, pooled: PoolProxiedConnection) -> None:
+    """Give the connection back. Into a pool with room that is bookkeeping only; otherwise (an
+    overflow connection) the pool closes it, which is I/O and must run in SQLAlchemy's greenlet."""
+    pool = engine.sync_engine.pool
+    if isinstance(pool, QueuePool) and pool.checkedin() < pool.size():
+        pooled.close()
+    else:
+        await greenlet_spawn(pooled.close)
+
+
+def _connection_level(error: asyncpg.PostgresError) -> bool:
+    """An error about the session rather than the statement (server shutting down, connection
+    failures); a statement timeout is the statement's own."""
+    if isinstance(error, asyncpg.QueryCanceledError):
+        return False
+    return isinstance(error, asyncpg.exceptions.OperatorInterventionError | asyncpg.PostgresConnectionError)

@@ -23,32 +23,6 @@ from shared.settings import Settings, load_settings
 
 RUN_ID = secrets.token_hex(4)
 
-# Markers by where a test lives (declared in pyproject.toml); new files in these places get them.
-_MARKERS_BY_PATH: dict[str, tuple[str, ...]] = {
-    "tests/e2e/": ("e2e", "slow"),
-    "tests/deploy/": ("deploy", "slow"),
-    "tests/compose/": ("compose", "slow"),
-    "tests/observability/test_prometheus_config.py": ("prometheus",),
-    "tests/observability/test_prometheus_live.py": ("prometheus", "slow"),
-    # processes started and killed, outages injected: seconds each
-    "tests/worker/test_process.py": ("slow",),
-    "tests/foundation/test_migrate.py": ("slow",),
-    "tests/foundation/test_ready.py": ("slow",),
-    # operator tasks: real CLI processes, auth restarts, a whole backup/restore cycle
-    "tests/ops/": ("slow",),
-}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    root = Path(str(config.rootpath))
-    for item in items:
-        where = Path(str(item.path)).relative_to(root).as_posix()
-        for prefix, names in _MARKERS_BY_PATH.items():
-            if where.startswith(prefix):
-                for name in names:
-                    item.add_marker(name)
-
-
 @pytest.fixture(scope="session")
 def tmp_root() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix=f"bbtest-{RUN_ID}-") as d:

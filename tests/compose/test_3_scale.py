@@ -25,7 +25,7 @@ from tests.compose.stack import HTTP_PORT, ComposeStack
 from tests.compose.timings import FACTS, part_timer, timed
 from tests.e2e.helpers import PROBLEM, REFRESH_COOKIE, account_from, assert_problem
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 _part = part_timer("part 3: scale api=2 auth=2 (total)")
 SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (\S+)$", flags=re.MULTILINE)
 

@@ -26,7 +26,7 @@ ONE_USER = tenant_bound("SELECT id, org_id FROM users WHERE id = :id")
 
 
 async def tenant_read(engine: AsyncEngine, org: uuid.UUID, statement, params) -> list[dict[str, Any]]:
-    return [dict(r) for r in await read_in_one_round_trip(engine, statement, params, org_id=org)]
+    return [dict(r.items()) for r in await read_in_one_round_trip(engine, statement, params, org_id=org)]
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from services.auth.keys import generate_seed, load_keyring
 from tests.helpers import uvicorn_process
 from tests.ops.helpers import FAST_HASHING, ROOT, AdminCli
 
+pytestmark = pytest.mark.slow
+
 OWNER_PASSWORD = "rotation owner passphrase"
 PREFIX = "/api/v1/auth"
 
