@@ -23,6 +23,7 @@ from shared.settings import Settings, load_settings
 
 RUN_ID = secrets.token_hex(4)
 
+
 @pytest.fixture(scope="session")
 def tmp_root() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix=f"bbtest-{RUN_ID}-") as d:
