@@ -21,7 +21,7 @@ from uuid import UUID
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
@@ -157,8 +157,7 @@ async def read_in_one_round_trip(
     """
     arguments = statement.arguments(params if org_id is None else {**params, TENANT_PARAM: str(org_id)})
     for attempt in (1, 2):
-        # In SQLAlchemy's greenlet: checking out may open a connection.
-        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+        pooled = await _check_out(engine)
         try:
             driver = pooled.driver_connection
             assert isinstance(driver, asyncpg.Connection), "the engine's driver is asyncpg (async_url)"
@@ -176,6 +175,17 @@ async def read_in_one_round_trip(
         finally:
             await _check_in(engine, pooled)
     raise AssertionError("unreachable")
+
+
+async def _check_out(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A pooled connection, in SQLAlchemy's greenlet (checking out may open one); a failure to
+    connect is wrapped as `engine.connect()` wraps it, so it is the same 503."""
+    try:
+        return await greenlet_spawn(engine.sync_engine.raw_connection)
+    except engine.dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(
+            None, None, error, engine.dialect.loaded_dbapi.Error, hide_parameters=True, dialect=engine.dialect
+        ) from error
 
 
 async def _check_in(engine: AsyncEngine, pooled: PoolProxiedConnection) -> None:
