@@ -79,8 +79,8 @@ def create_redis(
     settings: Settings, guard: RedisGuard | None = None, *, socket_timeout: float = SOCKET_TIMEOUT_SECONDS
 ) -> ArqRedis:
     """The process's client: at most `redis_max_connections`, a caller waits for a free one; a
-    dropped connection (Redis restarted) is retried once on a new one. An `ArqRedis`, so it also
-    enqueues jobs; traced (command names only) when tracing is on."""
+    failed connect is tried once more (a command is never sent twice: it may have run). An
+    `ArqRedis`, so it also enqueues jobs; traced (command names only) when tracing is on."""
     settings.require("redis_url")
     instrument_redis()
     pool = BlockingConnectionPool.from_url(
