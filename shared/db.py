@@ -15,10 +15,11 @@ The SQL lives in shared/queries.py.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from uuid import UUID
 
 import asyncpg
+from opentelemetry import trace
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
@@ -28,10 +29,11 @@ from sqlalchemy.util import greenlet_spawn
 
 from shared.queries import BIND_TENANT, PING, TENANT_PARAM, Statement, tenant_bound
 from shared.settings import Settings
-from shared.tracing import instrument_engine
+from shared.tracing import instrument_engine, tracing_active
 
 # `Statement` and `tenant_bound` are re-exported: a statement is written in a queries.py and
 # run with the functions here.
+_tracer = trace.get_tracer("blockbot.db")
 __all__ = [
     "Statement",
     "async_url",
@@ -161,7 +163,11 @@ async def read_in_one_round_trip(
         try:
             driver = pooled.driver_connection
             assert isinstance(driver, asyncpg.Connection), "the engine's driver is asyncpg (async_url)"
-            return await driver.fetch(statement.positional, *arguments)
+            if not tracing_active():
+                return await driver.fetch(statement.positional, *arguments)
+            # Past SQLAlchemy, so past its instrumentation: the statement's span is made here.
+            with _span(statement):
+                return await driver.fetch(statement.positional, *arguments)
         except asyncpg.PostgresError as error:
             if not _connection_level(error):
                 raise  # the statement's own error: the connection is idle again, and kept
@@ -175,6 +181,11 @@ async def read_in_one_round_trip(
         finally:
             await _check_in(engine, pooled)
     raise AssertionError("unreachable")
+
+
+def _span(statement: Statement) -> AbstractContextManager[trace.Span]:
+    attributes = {"db.system": "postgresql", "db.statement": statement.named}  # no bound values
+    return _tracer.start_as_current_span("SELECT", kind=trace.SpanKind.CLIENT, attributes=attributes)
 
 
 async def _check_out(engine: AsyncEngine) -> PoolProxiedConnection:
