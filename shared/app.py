@@ -15,6 +15,7 @@ from shared.jsonresponse import ORJSONResponse
 from shared.logging import configure_logging
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, metrics_endpoint
 from shared.openapi import gateway_url, install_docs, install_openapi, operation_id
+from shared.overload import install_overload_guards, loop_lag_watched
 from shared.request_context import RequestEdgeMiddleware
 from shared.resources import Resources
 from shared.settings import Settings
@@ -70,11 +71,13 @@ def create_app(
         try:
             if service_lifespan is None:
                 with settled_heap():
-                    yield
+                    async with loop_lag_watched():
+                        yield
             else:
                 async with service_lifespan(app, res):
                     with settled_heap():
-                        yield
+                        async with loop_lag_watched():
+                            yield
         finally:
             if owned:
                 await res.close()
@@ -95,6 +98,7 @@ def create_app(
         redoc_url=None,
     )
     install_problem_handlers(app)
+    install_overload_guards(app, settings.max_requests_in_flight)
     for router in routers:
         app.include_router(router)
     # Probes and metrics are not routed by the gateway: a generated client could not call them.

@@ -1,47 +1,39 @@
-"""The SQL of shared/db.py: the tenant binding, the liveness probe, and statements for both drivers.
+"""The SQL of shared/db.py: the tenant binding, the liveness probe, and the statements it runs.
 
-A `Statement` is written once with named parameters (`:name`, SQLAlchemy's `text()` syntax)
-and runs either way: as a `TextClause` in a SQLAlchemy session (transactions), or as its
-positional form (`$1, $2, ...`) prepared on the asyncpg connection under SQLAlchemy's pool
-(the single-statement reads of the request path, shared/db.py `read_once`).
+A `Statement` is one constant SQL statement with named parameters (`:name`, SQLAlchemy's `text()`
+syntax), run in a session (`session.execute(statement.clause, ...)`) or, in its positional form
+compiled by SQLAlchemy for asyncpg, on its own (`shared.db.read_in_one_round_trip`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import TextClause, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 TENANT_SETTING = "app.current_org_id"
 # The parameter `tenant_bound` adds; shared/db.py passes the org id under this name.
 TENANT_PARAM = "tenant_org_id"
-
-# What `text()` takes for a bound parameter: `:name`, not a `::type` cast.
-_NAMED = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+_ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
 class Statement:
-    """One constant SQL statement, in both drivers' parameter styles."""
+    """One constant SQL statement: its `text()` clause, and its asyncpg form (`$1, $2, ...`)."""
 
     named: str
-    positional: str = field(init=False)
-    names: tuple[str, ...] = field(init=False)
     clause: TextClause = field(init=False, repr=False, compare=False)
+    positional: str = field(init=False, repr=False, compare=False)
+    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            if match[1] not in names:
-                names.append(match[1])
-            return f"${names.index(match[1]) + 1}"
-
-        object.__setattr__(self, "positional", _NAMED.sub(number, self.named))
-        object.__setattr__(self, "names", tuple(names))
-        object.__setattr__(self, "clause", text(self.named))
+        clause = text(self.named)
+        compiled = clause.compile(dialect=_ASYNCPG)
+        object.__setattr__(self, "clause", clause)
+        object.__setattr__(self, "positional", str(compiled))
+        object.__setattr__(self, "names", tuple(compiled.positiontup or ()))
 
     def arguments(self, params: Mapping[str, object]) -> list[object]:
         """The values in `$n` order (a missing one is a KeyError: a bug in the caller)."""

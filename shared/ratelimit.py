@@ -15,9 +15,9 @@ any rolling period the count can exceed the limit, because the previous bucket's
 all have come at its very end: each bucket records at most `limit`, and a rolling period spans
 at most two, so the worst case is just under 2x the limit (see the README's figures).
 
-Redis calls go through the process's `RedisGuard`: when Redis is unreachable the decision is
-`None` (fail open, counted) or a 503 (fail closed); when this process is too overloaded to get
-an answer in time the request is shed with a 503, never let through uncounted.
+Redis calls go through the process's `RedisGuard`: when Redis is unavailable the decision is
+`None` (fail open, counted) or a 503 (fail closed); a call with no answer in time (the breaker
+closed) sheds the request with a 503: it is never let through uncounted.
 
 The same call can also report whether some other keys exist (`flag_keys`, e.g. the api's
 revoked-session marker), so a request needs a single Redis round trip for both. Flags do not
@@ -39,7 +39,7 @@ from redis.exceptions import NoScriptError
 from starlette.requests import Request
 
 from shared.errors import RateLimited, ServiceUnavailable
-from shared.redis import RedisGuard, RedisOverloaded, RedisUnavailable
+from shared.redis import RedisGuard, RedisTimeout, RedisUnavailable
 from shared.settings import Settings
 
 logger = logging.getLogger("blockbot.ratelimit")
@@ -174,7 +174,7 @@ class RateLimiter:
     ) -> Decision:
         """Evaluate and (if all pass) record the windows.
 
-        Raises `RedisUnavailable` or `RedisOverloaded` (see shared/redis.py). `flag_keys` (full
+        Raises `RedisUnavailable` or `RedisTimeout` (see shared/redis.py). `flag_keys` (full
         Redis keys) are only tested for existence, in the same atomic call: `Decision.flagged`
         is true when at least one exists. With `report_first`, an allowed decision describes
         the first window rather than the one with least left (whose count may be none of the
@@ -233,14 +233,14 @@ class RateLimiter:
     ) -> Decision | None:
         """Check; when Redis is unavailable let the request through (None) and count it.
 
-        An overloaded process sheds the request (503) instead: it never passes uncounted.
+        A call with no answer in time sheds the request (503) instead: it never passes uncounted.
         """
         try:
             return await self.check(windows, cost, flag_keys=flag_keys)
         except RedisUnavailable:
             RATELIMIT_DECISIONS.labels("all", "fail_open").inc()
             return None
-        except RedisOverloaded as error:
+        except RedisTimeout as error:
             raise _shed(error) from error
 
     async def check_fail_closed(self, windows: Sequence[Window], *, report_first: bool = False) -> Decision:
@@ -252,13 +252,13 @@ class RateLimiter:
             raise ServiceUnavailable(
                 "Rate limiting is unavailable; retry later.", headers={"Retry-After": "1"}
             ) from error
-        except RedisOverloaded as error:
+        except RedisTimeout as error:
             raise _shed(error) from error
 
 
-def _shed(error: RedisOverloaded) -> ServiceUnavailable:
+def _shed(error: RedisTimeout) -> ServiceUnavailable:
     RATELIMIT_DECISIONS.labels("all", "shed").inc()
-    logger.warning("overloaded: request shed before its rate-limit decision", extra={"error": str(error)})
+    logger.warning("overloaded: request shed without its rate-limit decision", extra={"error": str(error)})
     return ServiceUnavailable("The service is overloaded; retry shortly.", headers={"Retry-After": "1"})
 
 

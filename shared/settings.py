@@ -190,12 +190,16 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(default="bb:", pattern=r"^[A-Za-z0-9:_\-]{1,64}$")
     # Bounded, reused connections; a caller waits for a free one (see shared/redis.py).
     redis_max_connections: int = Field(default=32, ge=2, le=1000)
-    # No answer within this while the process is responsive: Redis counts as down (api rate
-    # limits fail open, auth fails closed) and the circuit breaker skips it for a while.
+    # The bound of one request-path call; a call past it while the breaker is closed is shed
+    # (503). The breaker opens after this many consecutive failures with no success between
+    # them (see shared/redis.py), then skips Redis for `redis_breaker_seconds`.
     redis_call_timeout_ms: int = Field(default=150, ge=10, le=10_000)
-    # How long a call may wait when THIS process is overloaded before the request is shed (503).
-    redis_queue_timeout_ms: int = Field(default=5_000, ge=100, le=60_000)
+    redis_breaker_failures: int = Field(default=3, ge=1, le=100)
     redis_breaker_seconds: float = Field(default=2.0, ge=0.1, le=60)
+
+    # --- overload (shared/overload.py) ------------------------------------------------------
+    # Requests a process serves at once; beyond, a 503 at the edge before any work (0: no bound).
+    max_requests_in_flight: int = Field(default=512, ge=0, le=100_000)
 
     # --- http -------------------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -32,7 +32,7 @@ from services.worker.jobs import (
 )
 from services.worker.metrics import EMAIL_DEAD_LETTERS, EMAIL_QUEUE_DEPTH, MetricsServer
 from services.worker.outbox import OutboxSender
-from services.worker.resilient import RedisHealth, ResilientWorker
+from services.worker.resilient import RedisHealth, ResilientWorker, run_outliving_redis
 from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB
@@ -149,7 +149,15 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
         )
         ctx["metrics_server"] = metrics_server
 
+    started = False
+
     async def on_startup(_: dict[str, Any]) -> None:
+        # arq runs it again each time `run_outliving_redis` restarts its loop after an outage.
+        nonlocal started
+        health.succeeded()
+        if started:
+            return
+        started = True
         install_log_filter()
         await sender.start()
         if metrics_server is not None:
@@ -203,7 +211,7 @@ def worker_settings(settings: Settings, options: WorkerOptions | None = None) ->
 def create_worker(settings: Settings, options: WorkerOptions | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for the email queue; create it inside the event loop that will run it."""
     kwargs = {**worker_kwargs(settings, options), **overrides}
-    return ResilientWorker(health=kwargs["ctx"]["redis_health"], **kwargs)
+    return ResilientWorker(**kwargs)
 
 
 def check_settings(settings: Settings) -> None:
@@ -217,7 +225,7 @@ async def serve(settings: Settings, options: WorkerOptions | None = None) -> Non
     """Run until SIGTERM/SIGINT (or, in burst mode, until the queue is empty)."""
     worker = create_worker(settings, options)
     try:
-        await worker.async_run()
+        await run_outliving_redis(worker, worker.ctx["redis_health"])
     except asyncio.CancelledError:
         # The signal handler cancels arq's main task once in-flight jobs are done (or returned).
         current = asyncio.current_task()

@@ -1,11 +1,11 @@
-"""arq's worker, made to outlive Redis outages.
+"""arq's worker, made to outlive Redis outages, from outside arq.
 
-arq lets a Redis error in its poll loop end `Worker.main`, and the process exits 1: a Redis
-pause of a few seconds, or any restart, stopped the email worker. Here a Redis error pauses
-polling instead: the worker stays up, retries with a backoff (0.5 s doubling, at most 10 s),
-reports not-ready on /ready meanwhile, logs one line when Redis goes away and one when it is
-back, and drains the queue afterwards. Nothing is lost (the jobs stay in Redis) and nothing is
-sent twice (a job interrupted after its send is retried with the same provider idempotency key).
+A Redis error in arq's poll loop ends `Worker.main`. `run_outliving_redis` runs it again
+instead: the worker stays up, tries again with a backoff (0.5 s doubling, at most 10 s), reports
+not-ready on /ready meanwhile, logs one line when Redis goes away and one when it is back, and
+drains the queue afterwards; jobs already running go on meanwhile. Nothing is lost (the jobs
+stay in Redis) and nothing is sent twice (a job interrupted after its send is retried with the
+same provider idempotency key).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from arq import Worker
 from redis.exceptions import RedisError
@@ -58,19 +57,7 @@ class RedisHealth:
 
 
 class ResilientWorker(Worker):
-    """An arq `Worker` whose poll loop survives Redis errors (see the module docstring)."""
-
-    def __init__(self, *args: Any, health: RedisHealth, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.redis_health = health
-
-    async def _poll_iteration(self) -> None:
-        try:
-            await super()._poll_iteration()
-        except REDIS_FAILURES as error:
-            await asyncio.sleep(self.redis_health.failed(error))
-            return
-        self.redis_health.succeeded()
+    """An arq `Worker` that gives back a concurrency slot when a job's start fails on Redis."""
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         # arq takes a concurrency slot before its Redis transaction and does not give it back
@@ -84,3 +71,32 @@ class ResilientWorker(Worker):
                     self.job_counter -= 1
                     self.sem.release()
                 raise
+
+
+async def run_outliving_redis(worker: Worker, health: RedisHealth) -> None:
+    """Run arq's `Worker.main` until it returns (burst mode) or a shutdown; a Redis failure ends it,
+    and it runs again, after a backoff while Redis does not answer (its start-up hook then marks
+    Redis reachable). arq also re-raises a job's Redis error once the job is over, possibly after
+    Redis is back: such an error ends the run without counting as an outage."""
+    stopped = asyncio.Event()
+    worker.on_stop = lambda _signal: stopped.set()  # arq's public hook, after a shutdown signal
+    while True:
+        try:
+            await worker.async_run()
+            return
+        except REDIS_FAILURES as error:
+            if health.up and await _answers(worker):
+                continue
+            delay = health.failed(error)
+        try:
+            await asyncio.wait_for(stopped.wait(), delay)
+        except TimeoutError:
+            continue
+        return
+
+
+async def _answers(worker: Worker) -> bool:
+    try:
+        return bool(await worker.pool.ping())
+    except REDIS_FAILURES:
+        return False

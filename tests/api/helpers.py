@@ -164,13 +164,19 @@ async def snapshot(admin: asyncpg.Connection, org: Org) -> dict[str, Any]:
 @contextmanager
 def round_trips(*, prepares: bool = True) -> Iterator[list[str]]:
     """Every PostgreSQL round trip asyncpg makes meanwhile: simple queries, prepares (unless
-    `prepares=False`), executions of prepared statements."""
+    `prepares=False`), executions of prepared statements and of statements asyncpg prepares and
+    caches itself (`Connection.fetch`, shared.db.read_in_one_round_trip)."""
     sent: list[str] = []
     originals = (
         asyncpg.connection.Connection.execute,
         asyncpg.connection.Connection.prepare,
         PreparedStatement.fetch,
+        asyncpg.connection.Connection.fetch,
     )
+
+    async def fetch_query(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await originals[3](self, query, *args, **kwargs)
 
     async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         sent.append(query.strip().rstrip(";").upper())
@@ -188,9 +194,11 @@ def round_trips(*, prepares: bool = True) -> Iterator[list[str]]:
     asyncpg.connection.Connection.execute = execute  # type: ignore[method-assign]
     asyncpg.connection.Connection.prepare = prepare  # type: ignore[method-assign]
     PreparedStatement.fetch = fetch  # type: ignore[method-assign]
+    asyncpg.connection.Connection.fetch = fetch_query  # type: ignore[method-assign]
     try:
         yield sent
     finally:
         asyncpg.connection.Connection.execute = originals[0]  # type: ignore[method-assign]
         asyncpg.connection.Connection.prepare = originals[1]  # type: ignore[method-assign]
         PreparedStatement.fetch = originals[2]  # type: ignore[method-assign]
+        asyncpg.connection.Connection.fetch = originals[3]  # type: ignore[method-assign]

@@ -1,8 +1,9 @@
 """The api with its own redis-server frozen (SIGSTOP), thawed, stopped and restarted under load.
 
-Wanted: no 5xx at all (rate limits fail open, counted), each request decided fast even while
-Redis hangs (per-call bound and circuit breaker, not one request per 2 s behind a pool lock),
-and limits back by themselves once Redis answers again.
+Wanted: no 500s and no hangs. While Redis is frozen and the breaker is still closed, a request
+whose Redis call gets no answer within the bound is shed (a 503 problem, never passed); once
+consecutive failures open the breaker, rate limits fail open (200s, counted); each request is
+answered fast throughout, and limits are back by themselves once Redis answers again.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def test_api_survives_redis_frozen_then_restarted(api_settings, minter, ma
     org = await make_org("owner")
     headers = minter.headers(org.owner)
     # The production bounds (the suite's harness raises them for tests about other things).
-    settings = api_settings(redis_url=server.url, redis_call_timeout_ms=150, redis_queue_timeout_ms=5_000)
+    settings = api_settings(redis_url=server.url, redis_call_timeout_ms=150)
     before = fail_opens()
     try:
         async with running(settings) as api:
@@ -60,7 +61,15 @@ async def test_api_survives_redis_frozen_then_restarted(api_settings, minter, ma
         server.stop()
     load.report("api, Redis frozen 3 s then stopped 3 s")
     print(f"[figures] api recovery: after thaw {thaw_recovery:.2f} s, after restart {restart_recovery:.2f} s")
-    assert set(load.statuses()) == {200}, load.statuses()
+    assert set(load.statuses()) <= {200, 503}, load.statuses()
+    # Sheds come only from calls that timed out before the breaker opened: a few per failure,
+    # never the whole outage; the stopped Redis refuses at once, which fails open without one.
+    frozen = load.statuses("frozen")
+    assert frozen.get(200, 0) >= 1, frozen
+    for sample in load.of("frozen") + load.of("stopped"):
+        if sample.response.status_code == 503:
+            assert sample.response.json()["type"].endswith("/service-unavailable")
+            assert sample.response.headers["retry-after"] == "1"
     assert load.of("frozen") and load.of("stopped")
     assert load.over("frozen", SLOW_SECONDS) == 0
     assert load.over("stopped", SLOW_SECONDS) == 0

@@ -1,14 +1,14 @@
-"""The per-request path: one PostgreSQL round trip for /me, the token verified once, still robust."""
+"""The per-request path: the token verified once, its revocation checked every time, robust to
+dropped connections, a small pool and a lost script. (Its statements are bench/auth_paths.py's.)"""
 
 from __future__ import annotations
 
 import asyncio
-
-import pytest
+import logging
 
 from shared.access_tokens import mark_sessions_revoked
 from shared.redis import create_redis
-from tests.api.helpers import add_session, round_trips, running
+from tests.api.helpers import add_session, running
 
 
 async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter, make_org, admin):
@@ -26,35 +26,6 @@ async def test_pooled_connections_killed_by_the_server_are_replaced(api, minter,
     for _ in range(3):
         response = await api.client.get("/api/v1/me", headers=headers)
         assert response.status_code == 200, response.text
-
-
-@pytest.mark.parametrize("path", ["/api/v1/me", "/api/v1/org"])
-async def test_an_authenticated_read_is_one_statement(api, minter, make_org, path):
-    """No BEGIN, no ping, no separate set_config: one statement binds the tenant and reads."""
-    org = await make_org("owner")
-    headers = minter.headers(org.owner)
-    assert (await api.client.get(path, headers=headers)).status_code == 200  # warm: prepared
-    with round_trips() as sent:
-        response = await api.client.get(path, headers=headers)
-    assert response.status_code == 200
-    assert response.json()["id" if path.endswith("org") else "user"]
-    assert len(sent) == 1, sent
-    assert "set_config('app.current_org_id'" in sent[0] and "FROM users" in sent[0]
-
-
-async def test_a_route_with_a_transaction_binds_the_tenant_with_its_first_statement(api, minter, make_org):
-    """GET /users: BEGIN, the caller's row (binding the tenant), the page, COMMIT."""
-    org = await make_org("owner", "member")
-    headers = minter.headers(org.owner)
-    assert (await api.client.get("/api/v1/users", headers=headers)).status_code == 200
-    with round_trips() as sent:
-        response = await api.client.get("/api/v1/users", headers=headers)
-    assert response.status_code == 200
-    assert {u["id"] for u in response.json()["items"]} == {str(m.id) for m in org.members}
-    assert len(sent) == 4, sent
-    assert sent[0] == "BEGIN" and sent[3] == "COMMIT"
-    assert "set_config('app.current_org_id'" in sent[1]
-    assert "set_config" not in sent[2] and "FROM users" in sent[2]
 
 
 async def test_a_token_is_verified_once_and_its_revocation_still_checked_every_request(
@@ -109,11 +80,11 @@ async def test_the_limiter_reloads_its_script_when_redis_lost_it(api, minter, ma
     assert int(response.headers["ratelimit-remaining"]) >= 0
 
 
-async def test_a_caller_refused_after_opening_the_transaction_gives_its_connection_back(
+async def test_a_refused_caller_opens_no_transaction_and_holds_no_connection(
     api_settings, minter, make_org, admin
 ):
-    """GET /users opens its transaction with the caller's read; a caller deleted since the
-    token (401) must roll it back and release the connection: the pool here has ONE."""
+    """A caller deleted since the token (401) is refused before the route's transaction: the
+    pool here has ONE connection, and it serves the next request at once."""
     org = await make_org("owner", "member")
     member = org.by_role("member")
     async with running(api_settings(database_pool_size=1, database_max_overflow=0)) as api:
@@ -122,7 +93,28 @@ async def test_a_caller_refused_after_opening_the_transaction_gives_its_connecti
         for _ in range(3):
             refused = await api.client.get("/api/v1/users", headers=gone)
             assert refused.status_code == 401, refused.text
-        # Nothing was left open: the one connection serves the next transaction at once.
         response = await api.client.get("/api/v1/users", headers=minter.headers(org.owner))
         assert response.status_code == 200, response.text
         assert api.app.state.resources.engine.pool.checkedout() == 0
+
+
+async def test_concurrent_requests_over_a_small_pool_all_answer_and_close_cleanly(
+    api_settings, minter, make_org
+):
+    """60 requests at once (reads and transactions) over a pool of one plus overflow: all 200,
+    and no connection is closed outside SQLAlchemy's greenlet (MissingGreenlet) or left logged."""
+    org = await make_org("owner", "member")
+    headers = minter.headers(org.owner)
+    paths = ["/api/v1/me", "/api/v1/users", "/api/v1/org"] * 20
+    logged: list[logging.LogRecord] = []
+    keep = logging.Handler(logging.WARNING)
+    keep.emit = logged.append  # type: ignore[method-assign, assignment]
+    async with running(api_settings(database_pool_size=1, database_max_overflow=4)) as api:
+        logging.getLogger().addHandler(keep)  # after the app configured logging
+        try:
+            responses = await asyncio.gather(*(api.client.get(p, headers=headers) for p in paths))
+        finally:
+            logging.getLogger().removeHandler(keep)
+    assert [r.status_code for r in responses] == [200] * len(paths), {r.text for r in responses}
+    troubles = [r for r in logged if r.name.startswith("sqlalchemy") or "greenlet" in r.getMessage()]
+    assert troubles == [], [r.getMessage() for r in troubles]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from devstack.ports import free_port
 from services.api.invitations import service as invitations
@@ -24,7 +24,7 @@ from services.api.members import service as members
 from services.api.org import service as org_service
 from services.api.principal import NotManager, Principal
 from shared.access_tokens import AccessClaims
-from shared.db import TenantScope, create_engine, create_sessionmaker, tenant_transaction
+from shared.db import create_engine, create_sessionmaker, tenant_transaction
 from shared.errors import Conflict, ServiceUnavailable, error_response
 from shared.redis import create_redis
 from shared.roles import Role
@@ -42,7 +42,8 @@ async def sessions(api_settings: Callable[..., Settings]) -> AsyncIterator[async
 
 async def principal(session: AsyncSession, member: Member) -> Principal:
     """The caller as `deps.current_user` builds it, loaded through the same query."""
-    row = await me_queries.caller(TenantScope.in_transaction(session, member.org_id), member.id)
+    assert isinstance(session.bind, AsyncEngine)
+    row = await me_queries.caller(session.bind, member.org_id, member.id)
     assert row is not None
     now = int(time.time())
     claims = AccessClaims(member.id, member.org_id, member.role, uuid.uuid4(), "jti", now, now + 900)

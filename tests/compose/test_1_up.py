@@ -18,7 +18,7 @@ import pytest
 from tests.compose.stack import HTTP_PORT, IMAGE_TAG, ROOT, ComposeStack, docker_inspect
 from tests.compose.timings import FACTS, timed
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 LONG_RUNNING = {"postgres", "redis", "auth", "api", "worker", "traefik", "gateway-problems"}
 
 

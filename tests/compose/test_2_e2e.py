@@ -30,7 +30,7 @@ from tests.e2e.helpers import (
     link_token,
 )
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 _part = part_timer("part 2: e2e through Traefik")
 
 

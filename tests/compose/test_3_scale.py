@@ -25,7 +25,7 @@ from tests.compose.stack import HTTP_PORT, ComposeStack
 from tests.compose.timings import FACTS, part_timer, timed
 from tests.e2e.helpers import PROBLEM, REFRESH_COOKIE, account_from, assert_problem
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 _part = part_timer("part 3: scale api=2 auth=2 (total)")
 SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (\S+)$", flags=re.MULTILINE)
 
@@ -174,9 +174,9 @@ def burst(stack: ComposeStack, token: str) -> tuple[list[list[Answer]], list[tup
 def assert_exact(
     stack: ComposeStack, user_id: str, answers: list[Answer], before: list[str], label: str
 ) -> list[float]:
-    """Exactly LIMIT of the burst passed, the rest were refused with 429 (or shed with a
-    counted 503), each replica decided every request it got, and Redis' window counted exactly
-    the admitted ones. Returns the requests each api replica served."""
+    """At most LIMIT of the burst passed, the rest were refused with 429 (or shed with a counted
+    503), each replica decided every request it got, and Redis' window counted exactly LIMIT.
+    Returns the requests each api replica served."""
     after = replica_metrics(stack, "api")
 
     def delta(*labels: str) -> list[float]:
@@ -196,7 +196,6 @@ def assert_exact(
         reason: delta("redis_unavailable_total", f'reason="{reason}"')
         for reason in ("timeout", "error", "breaker_open")
     }
-    guard["overloaded"] = delta("redis_overloaded_total")
     stats = stack.exec("redis", "redis-cli", "INFO", "commandstats").stdout
     per_call = re.findall(r"^cmdstat_evalsha:.*usec_per_call=([\d.]+)", stats, flags=re.MULTILINE)
     key = f"bb:rl:user_endpoint:{WINDOW_MS // 1000}:{user_id}:GET /api/v1/me"
@@ -207,10 +206,12 @@ def assert_exact(
         f"window counted {counted}; Redis' own time per EVALSHA {per_call} us"
     )
     FACTS[f"part 3: {label}"] = explained
-    assert passed == LIMIT and sum(fail_open) == 0, explained
+    # A shed request's script may have run in Redis (its answer came past the call bound): it
+    # used quota without passing, so at most LIMIT pass and the passed and shed cover LIMIT.
+    assert passed <= LIMIT <= passed + len(shed) and sum(fail_open) == 0, explained
     assert set(statuses) <= {200, 429, 503}, statuses
-    assert statuses[429] + len(shed) == BURST - LIMIT, statuses
-    assert sum(allowed) == LIMIT and sum(limited) == statuses[429], explained
+    assert statuses[429] + len(shed) == BURST - passed, statuses
+    assert sum(allowed) == passed and sum(limited) == statuses[429], explained
     assert sum(shed_counted) == len(shed), explained  # every 503 a counted shed
     for answer in shed:
         assert answer.content_type.startswith(PROBLEM) and "overloaded" in answer.body, answer

@@ -16,7 +16,7 @@ import pytest
 from tests.compose.stack import PROMETHEUS_PORT, ROOT, ComposeStack
 from tests.compose.timings import FACTS, part_timer
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 _part = part_timer("part 4: monitoring profile")
 GRAFANA_IMAGE = "grafana/grafana:12.2.1"  # compose.yaml's (checked below)
 JOBS = {"auth", "api", "worker", "traefik", "prometheus"}

@@ -25,7 +25,7 @@ from tests.compose.stack import ComposeStack, docker_inspect
 from tests.compose.timings import FACTS, part_timer, timed
 from tests.e2e.helpers import PASSWORD, PROBLEM, Account, assert_problem
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 _part = part_timer("part 5: faults (total)")
 RECOVERY_SECONDS = 15.0
 

@@ -19,7 +19,7 @@ from tests.compose.stack import PROJECT, ComposeStack
 from tests.compose.timings import FACTS, part_timer, timed
 from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, account_from, assert_problem
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 _part = part_timer("part 6: down + up persistence (total)")
 
 

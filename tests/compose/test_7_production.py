@@ -18,7 +18,7 @@ from tests.compose.stack import HTTP_PORT, HTTPS_PORT, SENDER, ComposeStack
 from tests.compose.timings import part_timer, timed
 from tests.e2e.helpers import PASSWORD, PROBLEM
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
 _part = part_timer("part 7: production overlay (total)")
 PROD_HTTP_PORT = HTTP_PORT + 1
 SERVICES = {"postgres", "redis", "auth", "api", "worker", "traefik", "gateway-problems"}

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "auth", "api", "worker", "gateway-problems")
 LONG_RUNNING = (

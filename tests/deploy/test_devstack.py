@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from devstack.run import (
     Ports,
     StackRunner,
@@ -12,6 +14,8 @@ from devstack.run import (
     traefik_command,
     traefik_tracing_flags,
 )
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
 
 
 def runner(tmp_path: Path) -> StackRunner:

@@ -10,6 +10,8 @@ import pytest
 from devstack.run import Ports, StackRunner, shown_url
 from shared.settings import ENV_FILE_VARIABLE, load_settings
 
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+
 
 def test_every_process_of_the_local_stack_ignores_the_dotenv_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

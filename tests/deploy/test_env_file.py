@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devstack.compose_check import compose_binary
 from devstack.secrets import PASSWORDS, fill
 from services.auth.keys import parse_private_key
 from shared.access_tokens import b64url_decode
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from services.gateway.app import app
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
 
 
 async def fetch(method: str, url: str) -> httpx.Response:

@@ -10,7 +10,10 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "infra" / "requirements.lock"

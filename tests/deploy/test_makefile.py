@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from devstack.run import ROOT
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
 
 MAKEFILE = (ROOT / "Makefile").read_text()
 

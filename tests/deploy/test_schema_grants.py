@@ -8,8 +8,11 @@ schema, PUBLIC has nothing on it and auth/api have USAGE by explicit grant.
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from devstack.databases import MigratedDatabase
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
 
 
 async def test_owner_owns_the_schema_and_grants_are_explicit(database: MigratedDatabase) -> None:

@@ -23,6 +23,8 @@ from devstack.stop import read_pids, stop
 from devstack.supervisor import ProcessSpec, Supervisor
 from tests.e2e.processes import STACK_ENV, pids_using
 
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]
 FAILING = [sys.executable, "-c", "raise SystemExit(3)"]
 

@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from devstack.run import LocalStack
 from tests.e2e.helpers import Account, assert_problem, register
 from tests.e2e.test_stack import alice, bob, client, mailbox  # fixtures reused; mailbox for register
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 KEYS = "/api/v1/api-keys"
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import httpx
 import jwt
+import pytest
 
 from devstack.run import LocalStack
 from tests.e2e.helpers import Account
 from tests.e2e.test_stack import alice, client  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_pyjwt_discovers_the_keys_and_verifies_a_token(

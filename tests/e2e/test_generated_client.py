@@ -20,6 +20,8 @@ import pytest
 from devstack.outbox import link_token, newest_message
 from devstack.run import LocalStack
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 PASSWORD = "correct horse battery staple 42"
 BIN = Path(sys.executable).parent
 

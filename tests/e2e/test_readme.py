@@ -20,6 +20,8 @@ from devstack.processes import stop_process
 from devstack.run import ROOT, Ports, wait_ready
 from tests.e2e.processes import command_line, pids_mentioning
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 README = ROOT / "README.md"
 SECTION = "## First five minutes"
 

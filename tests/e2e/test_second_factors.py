@@ -7,10 +7,14 @@ import time
 
 import httpx
 import pyotp
+import pytest
 
 from devstack.run import LocalStack
 from tests.e2e.helpers import PASSWORD, Account, account_from, assert_problem, link_token, register
 from tests.e2e.test_stack import client, mailbox, wait_for_email
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 
 AUTH = "/api/v1/auth"
 

@@ -30,6 +30,8 @@ from tests.e2e.helpers import (
     register,
 )
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 # --- helpers ------------------------------------------------------------------------------
 
 

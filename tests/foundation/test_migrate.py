@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from devstack.databases import MigratedDatabase, migrate_env, run_migrate
+
+pytestmark = pytest.mark.slow
 
 CATALOG_SNAPSHOT = """
 SELECT

@@ -6,11 +6,14 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis import LocalRedis
 from shared.app import create_app
 from shared.settings import load_settings
+
+pytestmark = pytest.mark.slow
 
 
 async def ready_status(client: httpx.AsyncClient) -> tuple[int, dict[str, object]]:

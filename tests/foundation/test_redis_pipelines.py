@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from devstack.redis import LocalRedis
 from shared.access_tokens import mark_sessions_revoked
 from shared.email_queue import MagicLinkProps, enqueue_email
 from shared.errors import ServiceUnavailable
-from shared.redis import REDIS_UNAVAILABLE, RedisGuard, RedisUnavailable, create_redis
+from shared.redis import RedisGuard, RedisTimeout, create_redis
 from shared.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -36,13 +37,16 @@ def frozen_redis() -> Iterator[LocalRedis]:
 
 
 def _timeouts() -> float:
-    return float(REDIS_UNAVAILABLE.labels("timeout")._value.get())
+    return REGISTRY.get_sample_value("redis_unavailable_total", {"reason": "timeout"}) or 0.0
 
 
 @pytest.fixture
 def guarded_settings(make_settings: Callable[..., Settings], frozen_redis: LocalRedis) -> Settings:
     # A call bound well below the socket timeout: the guard, not the socket, must end the unit.
-    return make_settings("auth", redis_url=frozen_redis.url, redis_call_timeout_ms=300)
+    # One failure opens the breaker here, so that the test sees the guard count it.
+    return make_settings(
+        "auth", redis_url=frozen_redis.url, redis_call_timeout_ms=300, redis_breaker_failures=1
+    )
 
 
 async def test_an_email_enqueue_against_a_frozen_redis_is_a_guarded_503(guarded_settings: Settings) -> None:
@@ -65,7 +69,7 @@ async def test_revocation_markers_against_a_frozen_redis_are_guarded(guarded_set
     client = create_redis(guarded_settings, guard)
     before = _timeouts()
     try:
-        with pytest.raises(RedisUnavailable):
+        with pytest.raises(RedisTimeout):
             await mark_sessions_revoked(client, guarded_settings, ["sid-1", "sid-2"])
     finally:
         await client.aclose()

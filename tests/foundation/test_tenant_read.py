@@ -1,4 +1,4 @@
-"""Single-statement tenant binding (`shared.db.tenant_read`): one round trip, RLS still the boundary.
+"""Single-statement tenant binding (`shared.db.read_in_one_round_trip`): RLS still the boundary.
 
 The binding lives in the statement's implicit transaction: nothing of it may survive on the
 pooled connection for the next request, whatever the interleaving.
@@ -7,8 +7,10 @@ pooled connection for the next request, whatever the interleaving.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,11 +18,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.databases import MigratedDatabase
-from shared.db import create_engine, tenant_bound, tenant_read
+from shared.db import create_engine, read_in_one_round_trip, tenant_bound
 from shared.settings import Settings
 
 USERS = tenant_bound("SELECT id, org_id, email FROM users ORDER BY email")
 ONE_USER = tenant_bound("SELECT id, org_id FROM users WHERE id = :id")
+
+
+async def tenant_read(engine: AsyncEngine, org: uuid.UUID, statement, params) -> list[dict[str, Any]]:
+    return [dict(r.items()) for r in await read_in_one_round_trip(engine, statement, params, org_id=org)]
 
 
 @pytest.fixture
@@ -58,8 +64,8 @@ async def test_a_bound_read_sees_its_org_only_and_leaves_nothing_bound(one_conne
 
     rows_a = await tenant_read(one_connection_engine, org_a, USERS, {})
     rows_b = await tenant_read(one_connection_engine, org_b, USERS, {})
-    assert {r.id for r in rows_a} == users_a and {r.org_id for r in rows_a} == {org_a}
-    assert {r.id for r in rows_b} == users_b
+    assert {r["id"] for r in rows_a} == users_a and {r["org_id"] for r in rows_a} == {org_a}
+    assert {r["id"] for r in rows_b} == users_b
     # A user of the other org, asked for by id: RLS hides it (the binding came first).
     assert await tenant_read(one_connection_engine, org_a, ONE_USER, {"id": next(iter(users_b))}) == []
 
@@ -80,7 +86,7 @@ async def test_no_tenant_leaks_between_concurrent_requests_on_one_pooled_connect
     expected = {org_a: users_a, org_b: users_b}
 
     async def bound(org: uuid.UUID) -> tuple[uuid.UUID, set[uuid.UUID]]:
-        return org, {r.id for r in await tenant_read(one_connection_engine, org, USERS, {})}
+        return org, {r["id"] for r in await tenant_read(one_connection_engine, org, USERS, {})}
 
     async def unbound() -> int:
         async with one_connection_engine.connect() as conn:
@@ -99,10 +105,27 @@ async def test_no_tenant_leaks_between_concurrent_requests_on_one_pooled_connect
 
 async def test_a_read_on_a_connection_the_server_dropped_is_retried_once(one_connection_engine, admin):
     org, users = await _org_with_users(admin, 1)
-    assert {r.id for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
+    assert {r["id"] for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
     killed = await admin.fetchval(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
         " WHERE datname = current_database() AND application_name = 'api' AND pid <> pg_backend_pid()"
     )
     assert killed >= 1
-    assert {r.id for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
+    assert {r["id"] for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
+
+
+async def test_concurrent_reads_beyond_the_pool_give_every_connection_back_cleanly(
+    make_settings: Callable[..., Settings], admin, caplog
+):
+    """A pool of one plus overflow, 60 reads at once: every read answers, and the overflow
+    connections are closed properly (no MissingGreenlet, nothing logged by the pool)."""
+    org, users = await _org_with_users(admin, 2)
+    engine = create_engine(make_settings("api", database_pool_size=1, database_max_overflow=5))
+    try:
+        with caplog.at_level(logging.WARNING):
+            results = await asyncio.gather(*(tenant_read(engine, org, USERS, {}) for _ in range(60)))
+    finally:
+        await engine.dispose()
+    assert all({r["id"] for r in rows} == users for rows in results)
+    logged = [r for r in caplog.records if r.name.startswith("sqlalchemy") or "greenlet" in r.getMessage()]
+    assert logged == [], [r.getMessage() for r in logged]

@@ -13,6 +13,8 @@ import yaml  # type: ignore[import-untyped]
 
 from tests.observability.helpers import GRAFANA_DIR, PROMETHEUS_DIR, ROOT, promtool, sample_names
 
+pytestmark = pytest.mark.prometheus
+
 CONFIGS = ["prometheus.yml", "prometheus.local.yml"]
 # Series that exist without any of our services: Prometheus' own and Traefik's (compose only).
 EXTERNAL = re.compile(r"^(up|scrape_\w+|traefik_\w+)$")

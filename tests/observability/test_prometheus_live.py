@@ -34,6 +34,8 @@ from tests.observability.helpers import (
     require_binary,
 )
 
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
 STACK_ENV = {
     "ARGON2_MEMORY_KIB": "8192",
     "ARGON2_TIME_COST": "1",

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.auth.helpers import (
     PASSWORD,
@@ -29,6 +30,8 @@ from tests.auth.helpers import (
     signup,
 )
 from tests.ops.helpers import AdminCli
+
+pytestmark = pytest.mark.slow
 
 OWNER_PASSWORD = "operator chosen passphrase 1"
 

@@ -40,6 +40,8 @@ from tests.auth.helpers import (
 )
 from tests.ops.helpers import FAST_HASHING, ROOT, public_keys_of
 
+pytestmark = pytest.mark.slow
+
 TENANT_TABLES = (
     "organizations",
     "users",

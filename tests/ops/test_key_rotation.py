@@ -29,6 +29,8 @@ from tests.api.helpers import Member, Minter
 from tests.helpers import uvicorn_process
 from tests.ops.helpers import FAST_HASHING, ROOT, AdminCli
 
+pytestmark = pytest.mark.slow
+
 OWNER_PASSWORD = "rotation owner passphrase"
 PREFIX = "/api/v1/auth"
 

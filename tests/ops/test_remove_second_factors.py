@@ -11,11 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.auth.factors.authenticator import SoftAuthenticator
 from tests.auth.factors.helpers import challenge_of, enrol_passkey, enrol_totp
 from tests.auth.helpers import login, queued_emails, signup
 from tests.ops.helpers import AdminCli
+
+pytestmark = pytest.mark.slow
 
 
 async def test_removes_every_factor_audited_and_mailed(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.admin.queries import SchemaItem
 from services.admin.schema_check import flatten_boolean_groups, schema_differences
+
+pytestmark = pytest.mark.slow
 
 
 def test_nested_groups_of_one_connective_merge_and_nothing_else_does() -> None:

@@ -30,6 +30,8 @@ from tests.auth.helpers import GENEROUS, KEYRING, PASSWORD, AuthApp, bearer, log
 from tests.helpers import fetch_each
 from tests.ops.helpers import ROOT
 
+pytestmark = pytest.mark.slow
+
 FIRST_RELEASE = "0001"
 ORG_A, ORG_B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
@@ -18,6 +19,8 @@ from shared.email_queue import MagicLinkProps, enqueue_email
 from shared.redis import email_queue_name
 from shared.settings import Settings
 from tests.worker.helpers import wait_until
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK = "http://localhost:8080/auth/magic#token=proc-secret-token"

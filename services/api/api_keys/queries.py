@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.api.tables.queries import Table
-from shared.db import read_once
+from shared.db import read_in_one_round_trip
 from shared.queries import Statement
 
 KEY_COLUMNS = (
@@ -156,5 +156,5 @@ async def authenticate(engine: AsyncEngine, public_id: str, secret_hash: bytes) 
     the org row it reads) and touches `last_used_at` (at most once a minute, committed at once).
     The caller still compares the hash in constant time and reads the reason.
     """
-    rows = await read_once(engine, _AUTHENTICATE, {"pid": public_id, "hash": secret_hash})
+    rows = await read_in_one_round_trip(engine, _AUTHENTICATE, {"pid": public_id, "hash": secret_hash})
     return KeyAuthRow(**rows[0]) if rows else None

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.api.deps import ApiDep, CurrentUser, TenantSession
+from services.api.deps import ApiDep, CurrentUser, Manager, TenantSession
 from services.api.invitations import service
 from services.api.invitations.queries import InvitationRow
 from services.api.invitations.schemas import InvitationIn, InvitationOut
@@ -32,7 +32,7 @@ def invitation_out(row: InvitationRow) -> InvitationOut:
 
 @router.post("/invitations", status_code=201, summary="Invite someone by email (owner/admin)")
 async def create_invitation(
-    body: InvitationIn, me: CurrentUser, session: TenantSession, state: ApiDep
+    body: InvitationIn, me: Manager, session: TenantSession, state: ApiDep
 ) -> InvitationOut:
     row = await service.invite(
         session,
@@ -48,7 +48,7 @@ async def create_invitation(
 
 @router.get("/invitations", summary="The organization's invitations, newest first (owner/admin)")
 async def list_invitations(
-    me: CurrentUser, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    me: Manager, session: TenantSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[InvitationOut]:
     rows, next_cursor = await service.list_invitations(session, me, limit=limit, cursor=cursor)
     return Page[InvitationOut](items=[invitation_out(r) for r in rows], next_cursor=next_cursor)

@@ -1,8 +1,5 @@
-"""SQL of the caller: their user row and organization, read on every authenticated request.
-
-It is the statement that binds the request's tenant (`tenant_bound`): for `GET /me` the one
-PostgreSQL round trip, in a transaction its first statement.
-"""
+"""SQL of the caller: their user row and organization, read on every authenticated request
+(`GET /me` is this one statement, bound to the caller's org: one PostgreSQL round trip)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from shared.db import TenantScope, tenant_bound
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import read_in_one_round_trip, tenant_bound
 from shared.roles import Role
 
 
@@ -40,11 +39,11 @@ _CALLER = tenant_bound(
 )
 
 
-async def caller(tenant: TenantScope, user_id: UUID) -> CallerRow | None:
+async def caller(engine: AsyncEngine, org_id: UUID, user_id: UUID) -> CallerRow | None:
     """The user and their org, or None when the user no longer exists or is disabled.
 
     RLS hides other orgs; a user disabled by an operator is refused here even if the Redis
     revocation check failed open.
     """
-    rows = await tenant.read(_CALLER, {"id": user_id}, CallerRow)
-    return rows[0] if rows else None
+    rows = await read_in_one_round_trip(engine, _CALLER, {"id": user_id}, org_id=org_id)
+    return CallerRow(**rows[0]) if rows else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from services.api.deps import Caller, CurrentUser, TenantSession
+from services.api.deps import Caller, Manager, TenantSession
 from services.api.org import service
 from services.api.org.schemas import OrgOut, OrgPatch, key_org, org_out, principal_org
 from services.api.prefix import API_PREFIX
@@ -21,7 +21,7 @@ async def get_org(me: Caller) -> Response:
 
 
 @router.patch("/org", summary="Rename the organization (owner or admin)")
-async def patch_org(body: OrgPatch, me: CurrentUser, session: TenantSession) -> OrgOut:
+async def patch_org(body: OrgPatch, me: Manager, session: TenantSession) -> OrgOut:
     row = await service.rename(session, me, body.name)
     if row is None:
         return principal_org(me)

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.identities.queries import UserRecord
-from shared.db import TenantScope, tenant_bound
+from shared.db import tenant_bound
+from shared.queries import TENANT_PARAM
 from shared.rows import all_of, one_or_none
 
 
@@ -157,9 +158,9 @@ async def lock_for_refresh(
 ) -> RefreshRow | None:
     """Bind the transaction to `org_id`, lock a session and read its state, user and org (one
     statement)."""
-    scope = TenantScope.in_transaction(db, org_id)
-    rows = await scope.read(_LOCK_FOR_REFRESH, {"id": session_id, "grace": grace_seconds}, _refresh_row)
-    return rows[0] if rows else None
+    bound = {"id": session_id, "grace": grace_seconds, TENANT_PARAM: str(org_id)}
+    rows = (await db.execute(_LOCK_FOR_REFRESH.clause, bound)).mappings().all()
+    return _refresh_row(**rows[0]) if rows else None
 
 
 _ROTATE = text(

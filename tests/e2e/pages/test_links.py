@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import PASSWORD
 from tests.e2e.pages.browser import Outbox, run_sql
 from tests.e2e.pages.conftest import Tab
 from tests.e2e.pages.flows import address, sign_in, signed_up
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 
 NEW_PASSWORD = "a brand new password 77"
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import PASSWORD
 from tests.e2e.pages.browser import Outbox
 from tests.e2e.pages.conftest import Tab
 from tests.e2e.pages.flows import XSS_ORG, address, assert_no_markup_from, ready, signed_up
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def open_org(page: Page) -> None:

@@ -27,6 +27,9 @@ from tests.e2e.pages.browser import REPORT_VIOLATIONS, Outbox, axe_source
 from tests.e2e.pages.conftest import SCREENSHOTS, Tab
 from tests.e2e.pages.flows import address, ready, signed_up
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
 # Each page as it first shows (the link pages with a token in their fragment).
 PAGES = {
     "sign-up": "/auth/sign-up",
