@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from services.api.deps import ApiDep, CurrentUser, authenticate
+from services.api.deps import ApiDep, Credential, CurrentUser
 from services.api.principal import Principal
 from shared.access_tokens import AccessClaims
 from shared.errors import ReauthenticationRequired
@@ -39,8 +39,8 @@ class StepUp:
             raise ReauthenticationRequired(self.max_age)
 
 
-async def step_up(request: Request, state: ApiDep) -> StepUp:
-    credential = await authenticate(request)
+async def step_up(credential: Credential, state: ApiDep) -> StepUp:
+    """The caller's step-up state, from the credential FastAPI verified once for the request."""
     auth_time = credential.auth_time if isinstance(credential, AccessClaims) else None
     return StepUp(auth_time, state.settings.reauthentication_max_age_seconds)
 
