@@ -25,7 +25,7 @@ from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, link_token, refresh_cook
 from tests.e2e.pages.browser import Outbox, axe_source, run_sql
 from tests.e2e.pages.conftest import Tab
 from tests.e2e.pages.flows import address, ready, signed_up
-from tests.e2e.pages.test_quality import AXE_RUN, TRANSFERRED, WEIGHT_LIMIT
+from tests.e2e.pages.test_quality import AXE_RUN, NARROW, TRANSFERRED, WEIGHT_LIMIT, tab_to
 
 NAME = "Test OP"
 CONTINUE = f"Continue with {NAME}"
@@ -177,13 +177,13 @@ def through_provider(
     raise AssertionError(f"still at the provider: {page.url}")
 
 
-def continue_with_keyboard(page: Page) -> Callable[[], None]:
-    """Focus "Continue with …" and press Enter (keyboard only)."""
+def continue_with_keyboard(page: Page, role: str = "link") -> Callable[[], None]:
+    """Tab to "Continue with …" and press Enter (the keyboard alone)."""
 
     def press() -> None:
-        button = page.get_by_role("link", name=CONTINUE)
-        expect(button).to_be_visible()
-        button.focus()
+        expect(page.get_by_role(role, name=CONTINUE)).to_be_visible()  # type: ignore[arg-type]
+        tab_to(page, ".provider")
+        assert page.evaluate("document.activeElement.textContent") == CONTINUE
         page.keyboard.press("Enter")
 
     return press
@@ -327,9 +327,7 @@ def test_an_invitation_accepted_with_the_provider(
     login = provider_account(op, invitee)
     page = tab(new_tab)
     page.goto(f"/auth/accept-invitation#token={token}")
-    button = page.get_by_role("button", name=CONTINUE)
-    button.focus()
-    through_provider(page, base_url, login, lambda: page.keyboard.press("Enter"))
+    through_provider(page, base_url, login, continue_with_keyboard(page, "button"))
     page.wait_for_url("**/account")
     ready(page)
     expect(header_email(page)).to_contain_text(invitee)
@@ -367,8 +365,8 @@ def test_every_callback_error_shows_a_message_never_the_reason(
 def test_buttons_keep_the_pages_accessible_and_light(
     browser: Browser, new_tab: Callable[..., Tab], base_url: str, owner: str
 ) -> None:
-    """axe-core in both color schemes and the weight limit on every page with the buttons or a
-    provider's outcome; the tabs' CSP watch sees no violation."""
+    """axe-core in both color schemes, the weight limit and no horizontal scrolling at 360 px on
+    every page with the buttons or a provider's outcome; the tabs' CSP watch sees no violation."""
     pages = {
         "sign-in": "/auth/sign-in",
         "sign-in with an error": "/auth/sign-in#error=account_exists&provider=op",
@@ -379,13 +377,14 @@ def test_buttons_keep_the_pages_accessible_and_light(
     }
     found: dict[str, Any] = {}
     sizes: dict[str, int] = {}
+    too_wide: dict[str, int] = {}
     for scheme in ("light", "dark"):
         for name, path in pages.items():
             signed_in = name.startswith("account")
             page = (
-                signed_in_tab(new_tab, base_url, owner, color_scheme=scheme)
+                signed_in_tab(new_tab, base_url, owner, color_scheme=scheme, viewport=NARROW)
                 if signed_in
-                else tab(new_tab, color_scheme=scheme)
+                else tab(new_tab, color_scheme=scheme, viewport=NARROW)
             )
             page.context.add_init_script(axe_source())
             page.context.new_cdp_session(page).send("Network.clearBrowserCache")
@@ -402,6 +401,9 @@ def test_buttons_keep_the_pages_accessible_and_light(
             if scheme == "light":
                 entries = [(n, size) for n, size in page.evaluate(TRANSFERRED) if "axe" not in n]
                 sizes[name] = sum(size for _, size in entries)
+                if (width := page.evaluate("document.documentElement.scrollWidth")) > NARROW["width"]:
+                    too_wide[name] = width
     print("\ntransferred per page with providers (bytes):", json.dumps(sizes))
     assert not found, json.dumps(found, indent=1)
     assert max(sizes.values()) < WEIGHT_LIMIT, sizes
+    assert not too_wide, too_wide
