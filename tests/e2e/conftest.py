@@ -8,7 +8,8 @@ port where the contract says so: /metrics). Stopping it with SIGTERM must leave 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,14 +19,15 @@ from devstack.run import LocalStack, Ports, port_in_use
 from tests.e2e.processes import STACK_ENV, pids_using
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[LocalStack]:
+@contextmanager
+def running_stack(env: Mapping[str, str] = {}, ports: Ports | None = None) -> Iterator[LocalStack]:
+    """A stack of its own in a temporary directory (STACK_ENV plus `env`), stopped cleanly at the
+    end: exit status 0, no process left, every port free."""
     with tempfile.TemporaryDirectory(prefix="bbe2e-") as directory:
         root = Path(directory)
-        env = {key: value for key, value in STACK_ENV.items()}
         # A stack of our own: never a server the caller's environment points at.
-        env.update({"DATABASE_URL": "", "REDIS_URL": ""})
-        local = LocalStack(root / "stack", ports=Ports.free(), env=env)
+        stack_env = {**STACK_ENV, "DATABASE_URL": "", "REDIS_URL": "", **env}
+        local = LocalStack(root / "stack", ports=ports or Ports.free(), env=stack_env)
         local.start()
         try:
             local.wait_ready(timeout=180)
@@ -38,3 +40,9 @@ def stack() -> Iterator[LocalStack]:
             assert returncode == 0, local.log_tail()
             assert not leftovers, f"processes left running: {leftovers}\n{local.log_tail()}"
             assert not listening, f"ports still in use after stop: {listening}"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    with running_stack() as local:
+        yield local

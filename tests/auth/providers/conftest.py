@@ -3,9 +3,6 @@ the GitHub and rogue OpenID stand-ins, and one auth app configured with all thre
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,53 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.ports import free_port, wait_for_port
-from devstack.processes import stop_process
 from tests.auth.helpers import AuthApp
-from tests.auth.providers.helpers import APP_BASE_URL, OpenIdProvider
+from tests.auth.providers.helpers import APP_BASE_URL, CLIENT_SECRET, OpenIdProvider, run_openid_provider
 from tests.auth.providers.standins import FakeGitHub, RogueOidc, served
-
-OP_DIR = Path(__file__).parent / "op"
-CLIENT_SECRET = "test-client-secret-0123456789abcdef"
-
-
-def _node_modules() -> Path:
-    """The provider's packages: installed by `.ci/run` (npm ci), or here on first use."""
-    modules = OP_DIR / "node_modules" / "oidc-provider"
-    if not modules.exists():
-        npm = shutil.which("npm")
-        assert npm, "npm (node 20+) is needed for the external-provider tests"
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(OP_DIR)], check=True, timeout=600
-        )
-    return modules
 
 
 @pytest.fixture(scope="session")
 def openid_provider(tmp_root: Path) -> Iterator[OpenIdProvider]:
     """The `oidc-provider` package on a free port, with a client for BlockBot's callback."""
-    _node_modules()
-    node = shutil.which("node")
-    assert node, "node 20+ is needed for the external-provider tests"
-    port = free_port()
-    client_id = "blockbot-test"
-    env = {
-        **os.environ,
-        "OP_PORT": str(port),
-        "OP_CLIENT_ID": client_id,
-        "OP_CLIENT_SECRET": CLIENT_SECRET,
-        "OP_REDIRECT_URIS": f"{APP_BASE_URL}/api/v1/auth/providers/op/callback",
-    }
-    log = tmp_root / "oidc-provider.log"
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [node, "server.mjs"], cwd=OP_DIR, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for_port(port, timeout=60)
-        yield OpenIdProvider(f"http://127.0.0.1:{port}", client_id, CLIENT_SECRET)
-    finally:
-        stop_process(process, grace=10)
+    redirect_uri = f"{APP_BASE_URL}/api/v1/auth/providers/op/callback"
+    with run_openid_provider(tmp_root / "oidc-provider.log", redirect_uri) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

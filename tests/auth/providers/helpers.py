@@ -4,16 +4,27 @@ and comes back to BlockBot's callback with the cookies a browser would carry."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
+
+from devstack.ports import free_port, wait_for_port
+from devstack.processes import stop_process
 
 # The web app's origin in these tests: the ASGI client's base URL, so the callback that the
 # provider redirects to is a request this client can make.
 APP_BASE_URL = "http://testserver"
 PREFIX = "/api/v1/auth"
+OP_DIR = Path(__file__).parent / "op"
+CLIENT_SECRET = "test-client-secret-0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,45 @@ class OpenIdProvider:
                 json={"id": account_id, "email": email, "email_verified": verified, "name": name},
             )
             assert response.status_code == 204, response.text
+
+
+def _node_modules() -> Path:
+    """The provider's packages: installed by `.ci/run` (npm ci), or here on first use."""
+    modules = OP_DIR / "node_modules" / "oidc-provider"
+    if not modules.exists():
+        npm = shutil.which("npm")
+        assert npm, "npm (node 20+) is needed for the external-provider tests"
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(OP_DIR)], check=True, timeout=600
+        )
+    return modules
+
+
+@contextmanager
+def run_openid_provider(log: Path, *redirect_uris: str) -> Iterator[OpenIdProvider]:
+    """The `oidc-provider` package in a node process on a free loopback port, with one
+    confidential client (`blockbot-test`) whose redirect URIs are `redirect_uris` exactly."""
+    _node_modules()
+    node = shutil.which("node")
+    assert node, "node 20+ is needed for the external-provider tests"
+    port = free_port()
+    client_id = "blockbot-test"
+    env = {
+        **os.environ,
+        "OP_PORT": str(port),
+        "OP_CLIENT_ID": client_id,
+        "OP_CLIENT_SECRET": CLIENT_SECRET,
+        "OP_REDIRECT_URIS": ",".join(redirect_uris),
+    }
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [node, "server.mjs"], cwd=OP_DIR, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_port(port, timeout=60)
+        yield OpenIdProvider(f"http://127.0.0.1:{port}", client_id, CLIENT_SECRET)
+    finally:
+        stop_process(process, grace=10)
 
 
 def page(response: httpx.Response) -> tuple[str, dict[str, str]]:

@@ -42,6 +42,16 @@ def test_sign_up_then_verify_with_a_wrong_then_the_right_password(
     assert_no_markup_from(page)
 
 
+def test_no_provider_buttons_when_none_are_configured(new_tab: Callable[..., Tab]) -> None:
+    page = new_tab().new_page()
+    for path in ("/auth/sign-in", "/auth/sign-up", "/auth/accept-invitation#token=not-a-real-token"):
+        with page.expect_response("**/api/v1/auth/providers") as listed:
+            page.goto(path)
+        assert listed.value.json() == {"items": []}
+        expect(page.locator("#providers")).to_be_hidden()
+        expect(page.get_by_text("Continue with")).to_have_count(0)
+
+
 def test_validation_errors_beside_their_field(new_tab: Callable[..., Tab]) -> None:
     page = new_tab().new_page()
     page.goto("/auth/sign-up")
@@ -69,6 +79,8 @@ def test_sign_in_account_rename_sessions_and_sign_out(new_tab: Callable[..., Tab
     rows = page.locator("tr[data-session]")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("This session")
+    # No provider configured (AUTH_PROVIDERS empty) and none linked: no providers' section.
+    expect(page.locator("#identities")).to_be_hidden()
 
     page.get_by_role("button", name="Sign out", exact=True).first.click()
     page.wait_for_url("**/auth/sign-in")

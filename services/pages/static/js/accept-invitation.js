@@ -1,6 +1,8 @@
 // /auth/accept-invitation#token=…: POST /invitations/accept {token, name, password} creates
 // the member and signs in (201). An address that already has an account is a 409: sign in.
+// "Continue with …" a provider POSTs the token to its start (kept out of URLs) and goes there.
 import { auth } from "./api.js";
+import { showButtons, toProvider } from "./providers.js";
 import { continueSignIn } from "./steps.js";
 import { $, el, onSubmit, showLinkFailed, showPage, takeLinkToken } from "./ui.js";
 
@@ -9,6 +11,9 @@ const token = takeLinkToken();
 if (!token) {
   showLinkFailed("invitation", "/auth/sign-in", "Sign in");
 } else {
+  showButtons(async (provider) =>
+    toProvider(await auth("POST", `/providers/${encodeURIComponent(provider.id)}/start`, { invitation_token: token })),
+  );
   onSubmit(
     $("#accept"),
     async (form) => continueSignIn(await auth("POST", "/invitations/accept", { token, ...form })),

@@ -4,10 +4,12 @@ import { requireSession, mountSections } from "./signed-in.js";
 import * as profile from "./sections/profile.js";
 import * as password from "./sections/password.js";
 import * as sessions from "./sections/sessions.js";
+import * as identities from "./sections/identities.js";
 
 const current = await requireSession();
 await mountSections(current, [
   ["profile", profile.mount],
   ["password", password.mount],
   ["sessions", sessions.mount],
+  ["identities", identities.mount],
 ]);

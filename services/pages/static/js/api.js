@@ -68,6 +68,11 @@ export function signedIn(tokens) {
   return current;
 }
 
+/** A fresh access token for the same session (a re-authentication's answer). */
+export function useAccessToken(token) {
+  accessToken = token;
+}
+
 export function session() {
   return current;
 }

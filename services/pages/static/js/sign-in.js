@@ -1,7 +1,13 @@
-// /auth/sign-in: a password, or "email me a link" (POST /magic-link, always 202).
+// /auth/sign-in: a password, or "email me a link" (POST /magic-link, always 202), or "Continue
+// with …" a provider, whose failures come back here in the fragment (#error=…&provider=…).
 import { auth, restore } from "./api.js";
+import { showButtons, showOutcome, takeOutcome } from "./providers.js";
 import { continueSignIn } from "./steps.js";
 import { $, el, nextPath, onSubmit, showPage } from "./ui.js";
+
+const outcome = takeOutcome();
+if (outcome) showOutcome($("main h1"), outcome);
+showButtons();
 
 onSubmit($("#password-sign-in"), async (form) => {
   await continueSignIn(await auth("POST", "/login", form));

@@ -1,6 +1,8 @@
 // /auth/sign-up: POST /api/v1/auth/register, then "check your email" (the same answer for
-// every address: the API never says whether one has an account).
+// every address: the API never says whether one has an account); or "Continue with …" a
+// provider.
 import { auth } from "./api.js";
+import { showButtons } from "./providers.js";
 import { $, el, onSubmit, showPage } from "./ui.js";
 
 onSubmit($("#sign-up"), async (form) => {
@@ -11,3 +13,5 @@ onSubmit($("#sign-up"), async (form) => {
     el("a", { href: "/auth/sign-in" }, "Back to sign in"),
   );
 });
+
+showButtons();
