@@ -27,6 +27,9 @@ from tests.e2e.pages.conftest import Tab
 from tests.e2e.pages.flows import address, ready, signed_up
 from tests.e2e.pages.test_quality import AXE_RUN, NARROW, TRANSFERRED, WEIGHT_LIMIT, tab_to
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
 NAME = "Test OP"
 CONTINUE = f"Continue with {NAME}"
 # Every reason the callback may put in the fragment (its docstring, docs/api.md), with words of
