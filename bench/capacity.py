@@ -359,9 +359,10 @@ def measure(
     return result
 
 
-def settle(stack: StackProcesses, limit: float = 30.0) -> None:
+def settle(stack: StackProcesses, limit: float = 180.0) -> None:
     """Wait until the stack is idle (under 2% of a CPU over half a second, at most `limit` s):
-    work a request leaves behind (a sign-up's deferred hash, a mail queued) belongs to it."""
+    work a request leaves behind belongs to it (sign-up answers 202 and hashes the password
+    after the response: at saturation a backlog of hashes outlives the load by seconds)."""
     deadline = time.monotonic() + limit
     last = stack.cpu()
     while time.monotonic() < deadline:
@@ -880,9 +881,10 @@ def main() -> None:
         report["load_average_after"] = os.getloadavg()
     print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
-    print(f"wrote {args.out.with_suffix('.json')}")
-    chart(report, args.out.with_suffix(".png"))
+    data, picture = Path(f"{args.out}.json"), Path(f"{args.out}.png")
+    data.write_text(json.dumps(report, indent=1, default=str))
+    print(f"wrote {data}")
+    chart(report, picture)
 
 
 def fmt_by_process(by: dict[str, float]) -> str:
