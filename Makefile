@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: help install run stop test test-fast lint typecheck pytest docs migrate migrate-local revision up down logs ps \
-        build secrets env compose-config clean lock lock-check local-images compose-test
+        build secrets env compose-config clean lock lock-check local-images compose-test bench-capacity
 .DEFAULT_GOAL := help
 
 ## help: list the documented targets (also what `make` alone does)
@@ -121,6 +121,12 @@ lock-check: $(UV)
 ## packages under the official tags (no image registry needed; infra/local-images/build.sh)
 local-images:
 	bash infra/local-images/build.sh
+## bench-capacity: what one vCPU serves, empty and at scale (bench/capacity.py; ARGS="--small" for a
+## one-minute run, ARGS="--scale 0.1" for a tenth of 10,000 orgs / 1M users / 10M audit events)
+bench-capacity: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/capacity.py $(ARGS)
+
 ## compose-test: the Docker Compose stack for real (tests/compose; needs a Docker engine)
 compose-test: $(STAMP)
 	$(BIN)/pytest -m compose tests/compose -p no:cacheprovider $(PYTEST_ARGS)

@@ -167,8 +167,13 @@ class Settings(BaseSettings):
     # Required by auth, api and the migrate job (checked when they create their engine); the
     # worker never touches the database and runs without it.
     database_url: PostgresDsn | None = None
-    database_pool_size: int = Field(default=10, ge=1, le=200)
-    database_max_overflow: int = Field(default=5, ge=0, le=200)
+    # A pool that never churns: overflow connections are closed when checked in, so under a
+    # steady concurrency above the pool size they would be opened and closed all the time
+    # (authentication, backend start) at several times the cost of the requests themselves. A
+    # request beyond the pool waits for a connection (at most the pool timeout) instead.
+    # 20 per process keeps auth + api with two workers each within PostgreSQL's default 100.
+    database_pool_size: int = Field(default=20, ge=1, le=200)
+    database_max_overflow: int = Field(default=0, ge=0, le=200)
     database_statement_timeout_ms: int = Field(default=15_000, ge=100)
     # Outage bounds (see shared/db_outage.py): a request that cannot get a connection within
     # the pool or connect timeout, or whose statement gets no answer within the command

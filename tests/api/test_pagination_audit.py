@@ -109,3 +109,26 @@ async def test_cursor_with_out_of_range_timestamp_is_a_422_problem(client, minte
             assert response.status_code == 422, (path, stamp, response.text)
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["errors"][0]["loc"] == ["query", "cursor"]
+
+
+async def test_audit_log_orders_and_pages_by_the_numeric_id_across_digit_boundaries(
+    client, minter, make_org, admin
+):
+    """Ids crossing powers of ten (999,999 -> 1,000,000 and 9,999,999 -> 10,000,000) are listed
+    newest first and each exactly once, on one page and walked a few at a time: text order
+    would put 9999999 before 10000004 and the numeric cursor would then skip the newest."""
+    org = await make_org("owner")
+    ids = [*range(999_995, 1_000_005), *range(9_999_995, 10_000_005)]
+    await admin.executemany(
+        "INSERT INTO audit_log (id, org_id, action) OVERRIDING SYSTEM VALUE VALUES ($1, $2, 'test.event')",
+        [(i, org.id) for i in ids],
+    )
+    newest_first = sorted(ids, reverse=True)
+    headers = minter.headers(org.owner)
+    one_page = (await client.get("/api/v1/audit-log", params={"limit": 100}, headers=headers)).json()
+    assert [int(i["id"]) for i in one_page["items"]] == newest_first
+    assert one_page["next_cursor"] is None
+    for limit in (3, 7):
+        items, pages = await walk(client, "/api/v1/audit-log", headers, limit)
+        assert [int(i["id"]) for i in items] == newest_first
+        assert pages == -(-len(ids) // limit)
