@@ -35,7 +35,7 @@ from services.auth.identities import queries as identity_queries
 from services.auth.one_time_tokens import queries as token_queries
 from services.auth.sessions import queries as session_queries
 from services.auth.signups import queries as signup_queries
-from shared.db import TenantScope, create_engine, create_sessionmaker, ping, tenant_transaction, transaction
+from shared.db import create_engine, create_sessionmaker, ping, tenant_transaction, transaction
 from shared.sessions import queries as revocation_queries
 from shared.settings import load_settings
 
@@ -219,7 +219,7 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
 
     # The api: GET /me with a token, with an API key, a members page, an audit-log page, each
     # deep in its cursor, in the big org and in a small one.
-    assert await me_queries.caller(TenantScope(BIG_ORG, stack.api), member) is not None
+    assert await me_queries.caller(stack.api, BIG_ORG, member) is not None
     found = await api_key_queries.authenticate(stack.api, f"{1000:016x}", _digest("k1000"))
     assert found is not None and found.bound
     for org in (BIG_ORG, SMALL_ORG):
