@@ -225,7 +225,10 @@ async def reauthenticate_options(state: AuthDep, claims: CurrentUser) -> dict[st
 @router.post(
     "/reauthenticate",
     response_model=ReauthenticatedOut,
-    summary="Prove it is you again (password, TOTP code or passkey): a fresh access token for step-up",
+    summary=(
+        "Prove it is you again (a second factor when enrolled: TOTP, passkey or recovery code;"
+        " else the password): a fresh access token for step-up"
+    ),
 )
 async def reauthenticate(
     body: ReauthenticateIn,
@@ -241,6 +244,7 @@ async def reauthenticate(
         claims,
         password=body.password,
         totp_code=body.totp_code,
+        recovery_code=body.recovery_code,
         credential=body.webauthn,
         client=client,
     )

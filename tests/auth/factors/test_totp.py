@@ -100,7 +100,7 @@ async def test_code_valid_once_then_replay_refused_and_skew_of_one_step(
 async def test_wrong_codes_are_limited_per_challenge(start_auth: Callable[..., Any]) -> None:
     async with (
         start_auth(
-            ratelimit_second_factor_per_account_per_hour=1000,
+            ratelimit_second_factor_per_account_network_per_hour=1000,
             ratelimit_second_factor_per_account_per_day=1000,
         ) as auth,
         auth.client() as client,
@@ -126,7 +126,7 @@ async def test_wrong_codes_are_limited_per_account_across_challenges(
     email, verified = await signup(client, auth.settings)
     secret, _ = await enrol_totp(client, verified.json()["access_token"])
     wrong = "".join(str((int(d) + 5) % 10) for d in code_at(secret, 1))
-    budget = auth.settings.ratelimit_second_factor_per_account_per_hour
+    budget = auth.settings.ratelimit_second_factor_per_account_network_per_hour
     used = 0
     while used < budget:  # bounded: at most `budget` attempts over fresh challenges
         challenge = challenge_of(await login(client, email))["challenge"]
