@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.auth.factors.challenges import Pending
-from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unauthorized
 
 
 class SecondFactorChallenge(Unauthorized):
@@ -105,3 +105,11 @@ class SecondFactorNeeded(Unauthorized):
     default_detail = (
         "Confirm with your authenticator app, a passkey or a recovery code: this account has a second factor."
     )
+
+
+class TotpKeyUnavailable(ServiceUnavailable):
+    """The user's TOTP secret is sealed under a key the service is not configured with
+    (TOTP_ENCRYPTION_KEYS lost a key still in use): logged as an error for the operator."""
+
+    slug, title = "totp-key-unavailable", "Authenticator App Unavailable"
+    default_detail = "Authenticator app codes cannot be checked now; use a passkey or a recovery code."
