@@ -77,6 +77,10 @@ class PasskeyNotVerified(BadRequest):
     default_detail = "The passkey could not be verified; start the registration again."
 
 
+class NoPendingPasskey(BadRequest):
+    default_detail = "No passkey registration is in progress (or it expired); start again."
+
+
 class PasskeyRefused(Unauthorized):
     """A passkey assertion that is malformed, does not verify, or names no enabled user's passkey."""
 
@@ -108,8 +112,7 @@ class SecondFactorNeeded(Unauthorized):
 
 
 class TotpKeyUnavailable(ServiceUnavailable):
-    """The user's TOTP secret is sealed under a key the service is not configured with
-    (TOTP_ENCRYPTION_KEYS lost a key still in use): logged as an error for the operator."""
+    """A TOTP secret sealed under a key TOTP_ENCRYPTION_KEYS lacks (an error in the log, too)."""
 
     slug, title = "totp-key-unavailable", "Authenticator App Unavailable"
     default_detail = "Authenticator app codes cannot be checked now; use a passkey or a recovery code."

@@ -22,6 +22,7 @@ from services.auth.audit import audit_user_event
 from services.auth.factors import challenges, queries, recovery, totp, webauthn
 from services.auth.factors.errors import (
     LastSecondFactor,
+    NoPendingPasskey,
     NoPendingTotp,
     NoSecondFactor,
     PasskeyExists,
@@ -185,7 +186,7 @@ async def register_passkey(
 ) -> Registered:
     challenge = await challenges.take_ceremony(state, REGISTER, str(claims.user_id))
     if challenge is None:
-        raise PasskeyNotVerified("No passkey registration is in progress (or it expired); start again.")
+        raise NoPendingPasskey()
     try:
         new = webauthn.verify_registration(state.settings, credential, challenge)
     except webauthn.InvalidCredential:
