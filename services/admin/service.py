@@ -245,11 +245,8 @@ async def set_disabled(admin: Admin, ref: str, *, disabled: bool) -> tuple[UserR
                 user.org_id,
                 "admin.user_disabled" if disabled else "admin.user_enabled",
                 user,
-                **(
-                    {"sessions_revoked": len(sids), "api_keys_revoked": [str(k.id) for k in keys]}
-                    if disabled
-                    else {}
-                ),
+                **({"sessions_revoked": len(sids)} if disabled else {}),
+                **({"api_keys_revoked": [str(k.id) for k in keys]} if keys else {}),
             )
         await admin._mark_revoked(sids)
         return user, changed, len(sids)
