@@ -355,6 +355,12 @@ class LastSignInMethod(Conflict):
     )
 
 
+class LinkedIdentityNotFound(NotFound):
+    """An identity id that is not one of the caller's linked identities."""
+
+    default_detail = "No such linked identity."
+
+
 class UnknownProvider(NotFound):
     """A provider id that AUTH_PROVIDERS does not configure."""
 

@@ -297,9 +297,10 @@ class Settings(BaseSettings):
     # how many codes or assertions it takes before it dies.
     second_factor_challenge_ttl_seconds: int = Field(default=300, ge=60, le=900)
     second_factor_attempts_per_challenge: int = Field(default=5, ge=1, le=20)
-    # Second-factor attempts per account, over all its challenges, per hour and per day (the
-    # TOTP guessing bound in the README follows from the daily one).
-    ratelimit_second_factor_per_account_per_hour: int = Field(default=5, ge=1)
+    # Guessable second-factor attempts (TOTP codes, reauthentication passwords), over all the
+    # account's challenges: per account and network per hour, per account per day across
+    # networks (the TOTP guessing bound in the README follows from the daily one).
+    ratelimit_second_factor_per_account_network_per_hour: int = Field(default=5, ge=1)
     ratelimit_second_factor_per_account_per_day: int = Field(default=20, ge=1)
     # Step-up: how recent an authentication the sensitive actions need.
     reauthentication_max_age_seconds: int = Field(default=600, ge=60, le=3600)

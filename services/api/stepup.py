@@ -1,12 +1,13 @@
 """Step-up at the api: routes that change who can do what need a recent authentication.
 
-`RecentUser` replaces `CurrentUser` on a route that always needs it (creating an API key);
-`StepUpCheck` gives a route that needs it for some bodies only (a role change, not a rename) a
-`require()` to call. The token's `auth_time` must be within REAUTHENTICATION_MAX_AGE_SECONDS,
-else `reauthentication-required` (POST /api/v1/auth/reauthenticate gives a fresh token).
+`RecentUser` replaces `CurrentUser` on a route that always needs it (creating an API key,
+removing a member), `RecentManager` replaces `Manager` (inviting someone); `StepUpCheck` gives
+a route that needs it for some bodies only (a role change, not a rename) a `require()` to call.
+The token's `auth_time` must be within REAUTHENTICATION_MAX_AGE_SECONDS, else
+`reauthentication-required` (POST /api/v1/auth/reauthenticate gives a fresh token).
 
-Both read the verified claims only: `RecentUser` refuses before the caller's row is read, so no
-transaction is opened for a refused request.
+They read the verified claims only: `RecentUser` and `RecentManager` refuse before the caller's
+row is read, so no transaction is opened for a refused request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.api.deps import ApiDep, Credential, CurrentUser
+from services.api.deps import ApiDep, Credential, CurrentUser, Manager
 from services.api.principal import Principal
 from shared.access_tokens import AccessClaims
 from shared.errors import ReauthenticationRequired
@@ -57,3 +58,10 @@ async def recent_user(_recent: Annotated[None, Depends(require_recent)], me: Cur
 
 
 RecentUser = Annotated[Principal, Depends(recent_user)]
+
+
+async def recent_manager(_recent: Annotated[None, Depends(require_recent)], me: Manager) -> Principal:
+    return me
+
+
+RecentManager = Annotated[Principal, Depends(recent_manager)]

@@ -142,12 +142,29 @@ async def enforce_ip(
 # --- second factors (issue 24) -------------------------------------------------------------------
 
 
-async def enforce_second_factor(state: AuthState, request: Request, account: str) -> Decision:
-    """Second-factor attempts of one account (codes, assertions, reauthentication), per hour and
-    per day, whatever the network: the daily window bounds TOTP guessing (README)."""
+async def enforce_second_factor(
+    state: AuthState, request: Request, account: str, client: ClientInfo, *, guessable: bool
+) -> Decision | None:
+    """Windows of an account's second-factor attempts (codes, assertions, reauthentication).
+
+    Guessable proofs (TOTP codes, passwords) count per account AND network per hour, so that
+    failures from one network never lock the owner out from another, and per account per day
+    across networks: the daily window bounds TOTP guessing (README). Recovery codes (50 random
+    bits) and passkey assertions (signatures) cannot be guessed: they count in no account
+    window, so an attacker filling those windows never keeps the owner from them (each
+    challenge and each network's endpoint window still bound them).
+    """
+    if not guessable:
+        return None
     settings = state.settings
+    network = client_network(client.ip)
     windows = [
-        Window("auth_2fa_hour", account, settings.ratelimit_second_factor_per_account_per_hour, 3600),
+        Window(
+            "auth_2fa_hour",
+            f"{account}:{network}",
+            settings.ratelimit_second_factor_per_account_network_per_hour,
+            3600,
+        ),
         Window("auth_2fa_day", account, settings.ratelimit_second_factor_per_account_per_day, 86400),
     ]
     return await _decide(state, request, windows)

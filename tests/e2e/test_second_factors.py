@@ -71,5 +71,11 @@ def test_totp_sign_in_org_policy_and_step_up_through_the_gateway(
     # Step-up: a fresh sign-in may create an API key; reauthentication is routed too.
     key = client.post("/api/v1/api-keys", json={"name": "bot", "scopes": ["read"]}, headers=signed_in.auth)
     assert key.status_code == 201, key.text
-    again = client.post(f"{AUTH}/reauthenticate", json={"password": PASSWORD}, headers=signed_in.auth)
+    # With a second factor enrolled the password alone does not step up; a recovery code does.
+    password_only = client.post(f"{AUTH}/reauthenticate", json={"password": PASSWORD}, headers=signed_in.auth)
+    assert assert_problem(password_only, 401)["type"].endswith("/reauthentication-needs-second-factor")
+    recovery_code = enabled.json()["recovery_codes"][0]
+    again = client.post(
+        f"{AUTH}/reauthenticate", json={"recovery_code": recovery_code}, headers=signed_in.auth
+    )
     assert again.status_code == 200, again.text

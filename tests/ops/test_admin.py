@@ -302,3 +302,24 @@ async def test_verify_email_marks_an_unverified_user(admin_cli: AdminCli, db_adm
     assert result.returncode == 0, result.stderr
     assert await db_admin.fetchval("SELECT email_verified_at FROM users WHERE id = $1", user_id)
     assert [e["action"] for e in await operator_events(db_admin, user_id)] == ["admin.email_verified"]
+
+
+async def test_disable_revokes_the_api_keys_the_user_created(
+    admin_cli: AdminCli, start_auth, start_api, db_admin
+):
+    async with start_auth() as auth, start_api() as api, auth.client() as client:
+        email, verified = await signup(client, auth.settings)
+        created = await api.client.post(
+            "/api/v1/api-keys", json={"name": "bot", "scopes": ["read"]}, headers=bearer(verified)
+        )
+        assert created.status_code == 201, created.text
+        key_id = uuid.UUID(created.json()["id"])
+
+        result = await admin_cli("disable", email)
+        assert result.returncode == 0, result.stderr
+        assert await db_admin.fetchval("SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = $1", key_id)
+        event = await db_admin.fetchrow(
+            "SELECT details FROM audit_log WHERE action = 'admin.user_disabled' AND target_id = $1",
+            verified.json()["user"]["id"],
+        )
+        assert json.loads(event["details"])["api_keys_revoked"] == [str(key_id)]

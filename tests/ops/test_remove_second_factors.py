@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from tests.auth.factors.authenticator import SoftAuthenticator
-from tests.auth.factors.helpers import challenge_of, enrol_passkey, enrol_totp
-from tests.auth.helpers import login, queued_emails, signup
+from tests.auth.factors.helpers import challenge_of, code_at, enrol_passkey, enrol_totp, second_factor
+from tests.auth.helpers import do_refresh, login, queued_emails, refresh_cookie, signup
 from tests.ops.helpers import AdminCli
 
 pytestmark = pytest.mark.slow
@@ -65,3 +65,20 @@ async def test_unknown_user_is_refused(admin_cli: AdminCli) -> None:
     result = await admin_cli("remove-second-factors", "nobody-here@example.com")
     assert result.returncode == 1
     assert "no user" in result.stderr
+
+
+async def test_removal_revokes_every_session_of_the_user(
+    admin_cli: AdminCli, start_auth: Callable[..., Any]
+) -> None:
+    async with start_auth() as auth, auth.client() as client:
+        email, verified = await signup(client, auth.settings)
+        secret, _ = await enrol_totp(client, verified.json()["access_token"])
+        elsewhere = await second_factor(
+            client, challenge_of(await login(client, email))["challenge"], totp_code=code_at(secret, 1)
+        )
+        assert elsewhere.status_code == 200
+
+        result = await admin_cli("remove-second-factors", email)
+        assert result.returncode == 0, result.stderr
+        for signed_in in (verified, elsewhere):
+            assert (await do_refresh(client, refresh_cookie(signed_in))).status_code == 401

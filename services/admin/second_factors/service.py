@@ -1,11 +1,12 @@
 """Removing every second factor of a user (TOTP, passkeys, recovery codes): audited with the
-operator's name and mailed to the user, so a removal they did not ask for does not go unseen."""
+operator's name and mailed to the user, so a removal they did not ask for does not go unseen.
+Every session of the user is revoked: their aal2 level rested on the factors removed."""
 
 from __future__ import annotations
 
 from arq.connections import ArqRedis
 
-from services.admin.queries import UserRow, find_user
+from services.admin.queries import UserRow, find_user, revoke_sessions
 from services.admin.second_factors import queries
 from services.admin.second_factors.queries import Removed
 from services.admin.service import Admin, parse_user_ref
@@ -25,6 +26,7 @@ async def remove_second_factors(admin: Admin, ref: str) -> tuple[UserRow, Remove
         await set_tenant(db, user.org_id)
         removed = await queries.remove_all(db, user.id)
         if removed.any:
+            sids = await revoke_sessions(db, user.id, reason="second_factors_removed")
             await admin._audit(
                 db,
                 user.org_id,
@@ -33,6 +35,7 @@ async def remove_second_factors(admin: Admin, ref: str) -> tuple[UserRow, Remove
                 totp=removed.totp,
                 passkeys=removed.passkeys,
                 recovery_codes=removed.recovery_codes,
+                sessions_revoked=len(sids),
             )
             # Queued before the commit: a removal the user is not told about does not happen.
             assert isinstance(admin.redis, ArqRedis)
@@ -40,4 +43,5 @@ async def remove_second_factors(admin: Admin, ref: str) -> tuple[UserRow, Remove
             await enqueue_email(
                 admin.redis, admin.settings, to=user.email, props=SecondFactorsRemovedProps(account_link=link)
             )
+            await admin._mark_revoked(sids)
     return user, removed

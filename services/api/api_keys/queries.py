@@ -123,8 +123,11 @@ class RevokedKey:
     scopes: list[str]
 
 
-async def revoke_live_created_by(session: AsyncSession, user_id: UUID, revoked_by: UUID) -> list[RevokedKey]:
-    """Revoke the org's working keys that `user_id` created; the keys revoked."""
+async def revoke_live_created_by(
+    session: AsyncSession, user_id: UUID, revoked_by: UUID | None
+) -> list[RevokedKey]:
+    """Revoke the org's working keys that `user_id` created; the keys revoked (`revoked_by`
+    None: an operator, who is no user)."""
     rows = await session.execute(
         text(
             "UPDATE api_keys SET revoked_at = now(), revoked_by = :by"

@@ -12,6 +12,7 @@ from services.api.invitations.queries import InvitationRow
 from services.api.invitations.schemas import InvitationIn, InvitationOut
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from services.api.prefix import API_PREFIX
+from services.api.stepup import RecentManager
 
 router = APIRouter(prefix=API_PREFIX, tags=["invitations"])
 
@@ -30,10 +31,14 @@ def invitation_out(row: InvitationRow) -> InvitationOut:
     )
 
 
-@router.post("/invitations", status_code=201, summary="Invite someone by email (owner/admin)")
+@router.post(
+    "/invitations", status_code=201, summary="Invite someone by email (owner/admin; recent authentication)"
+)
 async def create_invitation(
-    body: InvitationIn, me: Manager, session: TenantSession, state: ApiDep
+    body: InvitationIn, me: RecentManager, session: TenantSession, state: ApiDep
 ) -> InvitationOut:
+    # Whatever the role, an accepted invitation is a lasting way into the org's data (it outlives
+    # this token and any session revocation), as an API key is: always a recent authentication.
     row = await service.invite(
         session,
         me,

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from services.api.deps import ApiDep, Caller, CurrentUser, TenantSession
 from services.api.members import service
 from services.api.members.schemas import UserPatch, user_out
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from services.api.prefix import API_PREFIX
-from services.api.stepup import StepUpCheck
+from services.api.principal import Principal
+from services.api.stepup import RecentUser, StepUpCheck
 from shared.jsonresponse import model_response
 from shared.user_schema import User
 
 router = APIRouter(prefix=API_PREFIX, tags=["users"])
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A member patch its caller may send: a role change came with a recent authentication."""
+
+    me: Principal
+    body: UserPatch
+
+
+async def authorize_patch(body: UserPatch, me: CurrentUser, step_up: StepUpCheck) -> Patch:
+    # A role change grants or withdraws rights (like an API key): it needs a recent
+    # authentication; a rename does not.
+    if body.role is not None:
+        step_up.require()
+    return Patch(me, body)
+
+
+AuthorizedPatch = Annotated[Patch, Depends(authorize_patch)]
 
 
 @router.get(
@@ -39,16 +61,15 @@ async def get_user(user_id: UUID, me: Caller, session: TenantSession) -> Respons
     "/users/{user_id}",
     summary="Change a member's name (self) or role (owner/admin; a role change: recent authentication)",
 )
-async def patch_user(
-    user_id: UUID, body: UserPatch, me: CurrentUser, step_up: StepUpCheck, session: TenantSession
-) -> User:
-    if body.role is not None:
-        step_up.require()
-    row = await service.change_member(session, me, user_id, name=body.name, role=body.role)
+async def patch_user(user_id: UUID, patch: AuthorizedPatch, session: TenantSession) -> User:
+    body = patch.body
+    row = await service.change_member(session, patch.me, user_id, name=body.name, role=body.role)
     return user_out(row)
 
 
-@router.delete("/users/{user_id}", status_code=204, summary="Remove a member (owner/admin)")
-async def delete_user(user_id: UUID, me: CurrentUser, session: TenantSession, state: ApiDep) -> Response:
+@router.delete(
+    "/users/{user_id}", status_code=204, summary="Remove a member (owner/admin; recent authentication)"
+)
+async def delete_user(user_id: UUID, me: RecentUser, session: TenantSession, state: ApiDep) -> Response:
     await service.remove_member(session, me, user_id, redis=state.redis, settings=state.settings)
     return Response(status_code=204)

@@ -4,7 +4,8 @@ A sign-in challenge is what a first factor yields for an account with a second f
 opaque token (only its SHA-256 names the Redis key) bound to that attempt: the user, the first
 factor's level, the WebAuthn challenge offered with it, and its attempts. It dies on success
 (deleted: exactly one caller finishes it), after SECOND_FACTOR_ATTEMPTS_PER_CHALLENGE attempts,
-or after SECOND_FACTOR_CHALLENGE_TTL_SECONDS.
+or after SECOND_FACTOR_CHALLENGE_TTL_SECONDS. It also records the user's credentials version: a
+password reset since the first factor voids it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +25,25 @@ from shared.redis import redis_key
 from shared.redis_errors import redis_or_503
 
 CEREMONY_TTL_SECONDS = 300
+
+# One step, so that an attempt on a challenge another request has just ended (deleted) never
+# recreates its key (without a TTL, reopening it): -1 when gone, 0 when out of attempts (then
+# deleted), else the attempt's number.
+_COUNT_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if attempts > tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return attempts
+"""
+
+
+class Attempt(Enum):
+    COUNTED = "counted"
+    EXHAUSTED = "exhausted"  # past the allowed number: the challenge is deleted
+    GONE = "gone"  # expired, or ended by another request
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,7 @@ class Challenge:
     method: str
     level: SessionLevel
     webauthn_challenge: bytes | None
+    credentials_version: int
 
 
 def _key(state: AuthState, digest: bytes) -> str:
@@ -57,6 +79,7 @@ async def create(
     method: str,
     level: SessionLevel,
     webauthn_challenge: bytes | None,
+    credentials_version: int,
 ) -> str:
     token, digest = new_token()
     record = {
@@ -65,6 +88,7 @@ async def create(
         "method": method,
         "level": json.dumps([list(level.amr), level.acr, level.auth_time]),
         "webauthn": b64url_encode(webauthn_challenge) if webauthn_challenge else "",
+        "credentials_version": credentials_version,
         "attempts": 0,
     }
     ttl = state.settings.second_factor_challenge_ttl_seconds
@@ -90,15 +114,20 @@ async def load(state: AuthState, token: str) -> Challenge | None:
     if not found:
         return None
     fields = {_text(k): _text(v) for k, v in found.items()}
-    amr, acr, auth_time = json.loads(fields["level"])
-    return Challenge(
-        key=key,
-        user_id=UUID(fields["user"]),
-        org_id=UUID(fields["org"]),
-        method=fields["method"],
-        level=SessionLevel(tuple(amr), str(acr), int(auth_time)),
-        webauthn_challenge=b64url_decode(fields["webauthn"]) if fields.get("webauthn") else None,
-    )
+    try:
+        amr, acr, auth_time = json.loads(fields["level"])
+        return Challenge(
+            key=key,
+            user_id=UUID(fields["user"]),
+            org_id=UUID(fields["org"]),
+            method=fields["method"],
+            level=SessionLevel(tuple(amr), str(acr), int(auth_time)),
+            webauthn_challenge=b64url_decode(fields["webauthn"]) if fields.get("webauthn") else None,
+            credentials_version=int(fields["credentials_version"]),
+        )
+    except (KeyError, ValueError, TypeError):
+        # Not a whole record (e.g. only the attempts counter of a key being deleted): no challenge.
+        return None
 
 
 async def remaining_seconds(state: AuthState, challenge: Challenge) -> int:
@@ -107,14 +136,14 @@ async def remaining_seconds(state: AuthState, challenge: Challenge) -> int:
     return max(ttl, 0)
 
 
-async def count_attempt(state: AuthState, challenge: Challenge) -> bool:
-    """Count one attempt; False (and the challenge deleted) past the allowed number."""
+async def count_attempt(state: AuthState, challenge: Challenge) -> Attempt:
+    """Count one attempt on a live challenge (never recreating an ended one)."""
+    limit = state.settings.second_factor_attempts_per_challenge
     with redis_or_503():
-        attempts: int = await state.redis.hincrby(challenge.key, "attempts", 1)  # type: ignore[misc]
-        if attempts > state.settings.second_factor_attempts_per_challenge:
-            await state.redis.delete(challenge.key)
-            return False
-    return True
+        result = int(await state.redis.eval(_COUNT_ATTEMPT, 1, challenge.key, str(limit)))  # type: ignore[misc]
+    if result < 0:
+        return Attempt.GONE
+    return Attempt.EXHAUSTED if result == 0 else Attempt.COUNTED
 
 
 async def consume(state: AuthState, challenge: Challenge) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.auth.factors.challenges import Pending
-from shared.errors import Conflict, NotFound, Unauthorized
+from shared.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unauthorized
 
 
 class SecondFactorChallenge(Unauthorized):
@@ -63,3 +63,56 @@ class PasskeyNotFound(NotFound):
 
 class PasskeyExists(Conflict):
     default_detail = "This passkey is registered already."
+
+
+class TotpNotEnrolled(NotFound):
+    default_detail = "No authenticator app is enrolled."
+
+
+class WrongCode(BadRequest):
+    default_detail = "The code is not the one your authenticator app shows now; try the next one."
+
+
+class PasskeyNotVerified(BadRequest):
+    default_detail = "The passkey could not be verified; start the registration again."
+
+
+class NoPendingPasskey(BadRequest):
+    default_detail = "No passkey registration is in progress (or it expired); start again."
+
+
+class PasskeyRefused(Unauthorized):
+    """A passkey assertion that is malformed, does not verify, or names no enabled user's passkey."""
+
+    default_detail = "The passkey was not accepted."
+
+
+class PasskeyChallengeUnknown(Unauthorized):
+    default_detail = "The passkey challenge is unknown, expired or used; start again."
+
+
+class ReauthenticationRefused(Unauthorized):
+    default_detail = "The code or passkey was not accepted."
+
+
+class LastSecondFactor(Conflict):
+    """Removing the user's last second factor while their organization requires one."""
+
+    slug, title = "last-second-factor", "Last Second Factor"
+    default_detail = "Your organization requires a second factor: add another one before removing this one."
+
+
+class SecondFactorNeeded(Unauthorized):
+    """Reauthentication with a password alone for an account that has a second factor."""
+
+    slug, title = "reauthentication-needs-second-factor", "Reauthentication Needs a Second Factor"
+    default_detail = (
+        "Confirm with your authenticator app, a passkey or a recovery code: this account has a second factor."
+    )
+
+
+class TotpKeyUnavailable(ServiceUnavailable):
+    """A TOTP secret sealed under a key TOTP_ENCRYPTION_KEYS lacks (an error in the log, too)."""
+
+    slug, title = "totp-key-unavailable", "Authenticator App Unavailable"
+    default_detail = "Authenticator app codes cannot be checked now; use a passkey or a recovery code."

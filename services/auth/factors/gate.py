@@ -62,6 +62,7 @@ async def challenge_if_enrolled(
         method=method,
         level=first_factor(method),
         webauthn_challenge=webauthn_challenge,
+        credentials_version=user.credentials_version,
     )
     await audit_user_event(
         db,

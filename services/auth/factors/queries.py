@@ -286,3 +286,12 @@ async def single_factor_sessions(db: AsyncSession, user_id: UUID, *, keep: UUID 
         ),
         {"u": user_id, "keep": keep},
     )
+
+
+async def other_live_sessions(db: AsyncSession, user_id: UUID, *, keep: UUID) -> list[UUID]:
+    """The user's live sessions except `keep`."""
+    return await ids_of(
+        db,
+        text("SELECT id FROM sessions WHERE user_id = :u AND revoked_at IS NULL AND id <> :keep"),
+        {"u": user_id, "keep": keep},
+    )

@@ -116,7 +116,12 @@ async def regenerate_recovery_codes(
     "/factors/passkeys/options",
     summary="PublicKeyCredentialCreationOptions for a new passkey (recent authentication)",
 )
-async def passkey_registration_options(state: AuthDep, claims: RecentUser) -> dict[str, Any]:
+async def passkey_registration_options(
+    state: AuthDep, claims: RecentUser, client: Client, request: Request
+) -> dict[str, Any]:
+    # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
+    limit = state.settings.ratelimit_auth_ip_per_minute
+    await enforce_ip(state, request, "passkey_registration_options", client, limit)
     return await service.passkey_registration_options(state, claims)
 
 
@@ -218,14 +223,22 @@ async def passkey_authenticate(
     "/reauthenticate/options",
     summary="PublicKeyCredentialRequestOptions for reauthenticating with a passkey",
 )
-async def reauthenticate_options(state: AuthDep, claims: CurrentUser) -> dict[str, Any]:
+async def reauthenticate_options(
+    state: AuthDep, claims: CurrentUser, client: Client, request: Request
+) -> dict[str, Any]:
+    # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
+    limit = state.settings.ratelimit_auth_ip_per_minute
+    await enforce_ip(state, request, "reauthenticate_options", client, limit)
     return await signin.passkey_options(state, signin.REAUTHENTICATE)
 
 
 @router.post(
     "/reauthenticate",
     response_model=ReauthenticatedOut,
-    summary="Prove it is you again (password, TOTP code or passkey): a fresh access token for step-up",
+    summary=(
+        "Prove it is you again (a second factor when enrolled: TOTP, passkey or recovery code;"
+        " else the password): a fresh access token for step-up"
+    ),
 )
 async def reauthenticate(
     body: ReauthenticateIn,
@@ -241,6 +254,7 @@ async def reauthenticate(
         claims,
         password=body.password,
         totp_code=body.totp_code,
+        recovery_code=body.recovery_code,
         credential=body.webauthn,
         client=client,
     )

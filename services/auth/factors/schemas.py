@@ -84,13 +84,20 @@ class SecondFactorIn(Body):
 
 
 class ReauthenticateIn(Body):
+    """One proof: with a second factor enrolled, `totp_code`, `recovery_code` or `webauthn` (a
+    password alone is refused with `reauthentication-needs-second-factor`); without, `password`."""
+
     password: AnyPassword | None = None
     totp_code: Code | None = None
+    recovery_code: Code | None = None
     webauthn: Credential | None = None
 
     @model_validator(mode="after")
     def _one_proof(self) -> ReauthenticateIn:
-        _exactly_one([self.password, self.totp_code, self.webauthn], "password, totp_code, webauthn")
+        _exactly_one(
+            [self.password, self.totp_code, self.recovery_code, self.webauthn],
+            "password, totp_code, recovery_code, webauthn",
+        )
         return self
 
 

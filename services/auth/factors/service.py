@@ -3,7 +3,9 @@
 Every change runs in a transaction bound to the caller's org and is audited. Adding a factor
 proves it in the current session, which is raised to `aal2`; the user's other sessions that
 were entered with one factor are revoked (they would otherwise outlive the new requirement).
-Removing the last factor also removes the recovery codes (they only back a factor up).
+Removing the last factor is refused while the org requires one (`last-second-factor`); otherwise
+it also removes the recovery codes (they only back a factor up) and revokes the user's other
+sessions (entered with the factor, they would otherwise keep an aal2 level nothing backs now).
 The routes require a recent authentication for all of these (`stepup.RecentUser`).
 """
 
@@ -15,14 +17,20 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.auth.accounts import queries as account_queries
 from services.auth.audit import audit_user_event
 from services.auth.factors import challenges, queries, recovery, totp, webauthn
 from services.auth.factors.errors import (
+    LastSecondFactor,
+    NoPendingPasskey,
     NoPendingTotp,
     NoSecondFactor,
     PasskeyExists,
     PasskeyNotFound,
+    PasskeyNotVerified,
     TotpAlreadyEnabled,
+    TotpNotEnrolled,
+    WrongCode,
 )
 from services.auth.factors.level import AAL2
 from services.auth.factors.queries import Enrolled, PasskeyRow
@@ -32,14 +40,10 @@ from services.auth.metrics import SESSIONS_REVOKED
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims
 from shared.db import tenant_transaction
-from shared.errors import BadRequest, NotFound
+from shared.errors import NotFound
 from shared.sessions import revocation
 
 REGISTER = "register"
-
-
-class PasskeyNotVerified(BadRequest):
-    default_detail = "The passkey could not be verified; start the registration again."
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,21 @@ async def _after_enrolment(
     return await recovery.replace_codes(db, user_id=claims.user_id, org_id=claims.org_id)
 
 
-async def _after_removal(db: AsyncSession, claims: AccessClaims) -> None:
-    if not (await queries.enrolled(db, claims.user_id)).any:
-        await queries.delete_recovery_codes(db, claims.user_id)
+async def _lock_factors(db: AsyncSession, claims: AccessClaims) -> None:
+    # The user row's update lock serializes a user's removals: two concurrent ones (the TOTP
+    # and the last passkey) cannot each see the other factor and leave none.
+    await account_queries.lock_credentials_version(db, claims.user_id)
+
+
+async def _after_removal(db: AsyncSession, state: AuthState, claims: AccessClaims) -> None:
+    if (await queries.enrolled(db, claims.user_id)).any:
+        return
+    if await queries.org_requires_second_factor(db, claims.org_id):
+        raise LastSecondFactor()  # the removal rolls back with the transaction
+    await queries.delete_recovery_codes(db, claims.user_id)
+    others = await queries.other_live_sessions(db, claims.user_id, keep=claims.session_id)
+    await revocation.revoke_sessions(db, state.redis, state.settings, others, reason="second_factor_removed")
+    SESSIONS_REVOKED.labels("second_factor_removed").inc(len(others))
 
 
 # --- TOTP --------------------------------------------------------------------------------------
@@ -104,10 +120,6 @@ async def begin_totp(state: AuthState, claims: AccessClaims, client: ClientInfo)
             raise TotpAlreadyEnabled()
         await _audit(db, claims, "second_factor.totp_enrolment_started", client)
     return totp.provisioning(secret, email=user.email, issuer=state.settings.product_name)
-
-
-class WrongCode(BadRequest):
-    default_detail = "The code is not the one your authenticator app shows now; try the next one."
 
 
 async def enable_totp(
@@ -129,9 +141,10 @@ async def enable_totp(
 
 async def disable_totp(state: AuthState, claims: AccessClaims, client: ClientInfo) -> None:
     async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+        await _lock_factors(db, claims)
         if not await queries.delete_totp(db, claims.user_id):
-            raise NotFound("No authenticator app is enrolled.")
-        await _after_removal(db, claims)
+            raise TotpNotEnrolled()
+        await _after_removal(db, state, claims)
         await _audit(db, claims, "second_factor.totp_disabled", client)
 
 
@@ -173,7 +186,7 @@ async def register_passkey(
 ) -> Registered:
     challenge = await challenges.take_ceremony(state, REGISTER, str(claims.user_id))
     if challenge is None:
-        raise PasskeyNotVerified("No passkey registration is in progress (or it expired); start again.")
+        raise NoPendingPasskey()
     try:
         new = webauthn.verify_registration(state.settings, credential, challenge)
     except webauthn.InvalidCredential:
@@ -203,7 +216,8 @@ async def remove_passkey(
     state: AuthState, claims: AccessClaims, passkey_id: UUID, client: ClientInfo
 ) -> None:
     async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+        await _lock_factors(db, claims)
         if not await queries.delete_passkey(db, claims.user_id, passkey_id):
             raise PasskeyNotFound()
-        await _after_removal(db, claims)
+        await _after_removal(db, state, claims)
         await _audit(db, claims, "second_factor.passkey_removed", client, passkey_id=str(passkey_id))

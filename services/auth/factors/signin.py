@@ -18,8 +18,15 @@ from webauthn.helpers.structs import UserVerificationRequirement
 from services.auth.accounts.service import INVALID_CREDENTIALS, Issued, issue_access_token, open_session
 from services.auth.audit import audit_user_event
 from services.auth.factors import challenges, gate, queries, recovery, totp, webauthn
-from services.auth.factors.challenges import Challenge, Pending
-from services.auth.factors.errors import InvalidChallenge, SecondFactorRejected
+from services.auth.factors.challenges import Attempt, Challenge, Pending
+from services.auth.factors.errors import (
+    InvalidChallenge,
+    PasskeyChallengeUnknown,
+    PasskeyRefused,
+    ReauthenticationRefused,
+    SecondFactorNeeded,
+    SecondFactorRejected,
+)
 from services.auth.factors.level import SessionLevel, passwordless, with_second
 from services.auth.identities import queries as identity_queries
 from services.auth.identities.queries import UserRecord
@@ -34,7 +41,6 @@ from shared.errors import AppError, Unauthorized
 
 PASSWORDLESS = "passwordless"
 REAUTHENTICATE = "reauthenticate"
-PASSKEY_REFUSED = "The passkey was not accepted."
 
 
 async def _verify_passkey(
@@ -118,8 +124,13 @@ async def finish(
     challenge = await challenges.load(state, token)
     if challenge is None:
         raise InvalidChallenge()
-    await enforce_second_factor(state, request, str(challenge.user_id))
-    if not await challenges.count_attempt(state, challenge):
+    await enforce_second_factor(
+        state, request, str(challenge.user_id), client, guessable=totp_code is not None
+    )
+    attempt = await challenges.count_attempt(state, challenge)
+    if attempt is Attempt.GONE:
+        raise InvalidChallenge()
+    if attempt is Attempt.EXHAUSTED:
         raise InvalidChallenge("Too many attempts for this sign-in; sign in again.")
     outcome = await _attempt(state, challenge, totp_code, recovery_code, credential, client)
     if isinstance(outcome, AppError):
@@ -138,8 +149,11 @@ async def _attempt(
     client: ClientInfo,
 ) -> Issued | AppError:
     async with tenant_transaction(state.sessionmaker, challenge.org_id) as db:
-        user = await identity_queries.user_by_id(db, challenge.user_id)
-        if user is None or not await identity_queries.lock_if_enabled(db, user.id):
+        # Read under the share lock: a password reset (which bumps the credentials version)
+        # either committed before, and voids the challenge, or waits for this transaction.
+        enabled = await identity_queries.lock_if_enabled(db, challenge.user_id)
+        user = await identity_queries.user_by_id(db, challenge.user_id) if enabled else None
+        if user is None or user.credentials_version != challenge.credentials_version:
             await challenges.consume(state, challenge)
             return InvalidChallenge()
         method, amr = await _prove(db, state, user, challenge, totp_code, recovery_code, credential, client)
@@ -220,10 +234,10 @@ async def passkey_options(state: AuthState, kind: str = PASSWORDLESS) -> dict[st
 async def _taken_challenge(state: AuthState, credential: dict[str, Any], kind: str) -> bytes:
     presented = webauthn.presented_challenge(credential)
     if presented is None:
-        raise Unauthorized(PASSKEY_REFUSED)
+        raise PasskeyRefused()
     challenge = await challenges.take_ceremony(state, kind, _ceremony_name(presented))
     if challenge is None:
-        raise Unauthorized("The passkey challenge is unknown, expired or used; start again.")
+        raise PasskeyChallengeUnknown()
     return challenge
 
 
@@ -232,12 +246,12 @@ async def sign_in_with_passkey(state: AuthState, credential: dict[str, Any], cli
     challenge = await _taken_challenge(state, credential, PASSWORDLESS)
     credential_id = webauthn.presented_credential_id(credential)
     if credential_id is None:
-        raise Unauthorized(PASSKEY_REFUSED)
+        raise PasskeyRefused()
     async with transaction(state.sessionmaker) as lookup:
         found = await queries.passkey_by_credential_id(lookup, credential_id)
     handle = webauthn.user_handle(credential)
     if found is None or (handle is not None and handle != found.user_id.bytes):
-        raise Unauthorized(PASSKEY_REFUSED)
+        raise PasskeyRefused()
     outcome: Issued | AppError
     async with tenant_transaction(state.sessionmaker, found.org_id) as db:
         amr = await _verify_passkey(
@@ -251,7 +265,7 @@ async def sign_in_with_passkey(state: AuthState, credential: dict[str, Any], cli
         )
         user = await identity_queries.user_by_id(db, found.user_id)
         if amr is None or user is None or not await identity_queries.lock_if_enabled(db, found.user_id):
-            outcome = Unauthorized(PASSKEY_REFUSED)
+            outcome = PasskeyRefused()
         else:
             outcome = await open_session(db, state, user, client, method="passkey", level=passwordless(amr))
             await audit_user_event(
@@ -279,25 +293,34 @@ async def reauthenticate(
     *,
     password: str | None,
     totp_code: str | None,
+    recovery_code: str | None,
     credential: dict[str, Any] | None,
     client: ClientInfo,
 ) -> str:
-    """Prove again, in the caller's session, its password, a TOTP code or one of its passkeys;
-    an access token of the session with `auth_time` now."""
-    await enforce_second_factor(state, request, str(claims.user_id))
+    """Prove again, in the caller's session, a factor it has: a TOTP code, a passkey or a
+    recovery code when the user has a second factor, else the password; an access token of the
+    session with `auth_time` now."""
+    await enforce_second_factor(
+        state, request, str(claims.user_id), client, guessable=password is not None or totp_code is not None
+    )
     challenge = await _taken_challenge(state, credential, REAUTHENTICATE) if credential is not None else None
-    user = None
+    matched = False
     if password is not None:
         async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+            # A stolen session that knows the password must not pass for the person with the
+            # factor; refused before the password is checked (no password oracle either).
+            if (await queries.enrolled(db, claims.user_id)).any:
+                raise SecondFactorNeeded()
             user = await identity_queries.user_by_id(db, claims.user_id)
         matched = await state.passwords.verify(user.password_hash if user else None, password)
-        if not matched:
-            user = None
     outcome: str | AppError
     async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        proven = user is not None
+        proven = matched
         if totp_code is not None:
             proven = bool(await totp.check(db, state.secret_box, claims.user_id, totp_code))
+        elif recovery_code is not None:
+            user = await identity_queries.user_by_id(db, claims.user_id)
+            proven = user is not None and await recovery.spend(db, state, user, recovery_code, client)
         elif challenge is not None and credential is not None:
             proven = (
                 await _verify_passkey(
@@ -325,9 +348,7 @@ async def reauthenticate(
                 action="auth.reauthentication_failed",
                 client=client,
             )
-            outcome = Unauthorized(
-                INVALID_CREDENTIALS if password is not None else "The code or passkey was not accepted."
-            )
+            outcome = Unauthorized(INVALID_CREDENTIALS) if password is not None else ReauthenticationRefused()
         else:
             await audit_user_event(
                 db, org_id=claims.org_id, user_id=claims.user_id, action="auth.reauthenticated", client=client

@@ -9,6 +9,7 @@ code either. The check and the record of the step happen under the factor's row 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,8 +20,11 @@ import segno
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.factors import queries
-from services.auth.factors.crypto import SecretBox
+from services.auth.factors.crypto import SecretBox, UnknownKey
+from services.auth.factors.errors import TotpKeyUnavailable
 from services.auth.factors.queries import TotpRow
+
+logger = logging.getLogger("blockbot.auth.totp")
 
 SKEW_STEPS = 1
 
@@ -68,7 +72,16 @@ async def check(
     row = await queries.lock_totp(db, user_id)
     if row is None or (row.enabled_at is None) != enable:
         return None
-    secret = box.open(row.key_id, row.secret_ciphertext, user_id.bytes).decode()
+    try:
+        secret = box.open(row.key_id, row.secret_ciphertext, user_id.bytes).decode()
+    except UnknownKey:
+        # An operator's mistake (a key dropped from TOTP_ENCRYPTION_KEYS too early), not the
+        # user's: said so in the log, and a 503 rather than a wrong-code answer.
+        logger.error(
+            "a TOTP secret is sealed under a key TOTP_ENCRYPTION_KEYS does not hold",
+            extra={"key_id": row.key_id, "user_id": str(user_id)},
+        )
+        raise TotpKeyUnavailable() from None
     step = matching_step(secret, code, after=row.last_used_step)
     if step is None:
         return False

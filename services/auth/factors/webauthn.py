@@ -42,6 +42,31 @@ class InvalidCredential(Exception):
     """A registration or assertion that does not verify (malformed, wrong RP, bad signature...)."""
 
 
+# What parsing a client's JSON can raise, at any depth (py_webauthn, CBOR, base64, JSON): the
+# body is the client's to make up, so each of these is a refusal, never a server error.
+_MALFORMED = (WebAuthnException, ValueError, LookupError, TypeError, AttributeError, RecursionError)
+ATTESTATION_FIELDS = ("clientDataJSON", "attestationObject")
+ASSERTION_FIELDS = ("clientDataJSON", "authenticatorData", "signature")
+
+
+def well_formed(credential: object, fields: tuple[str, ...]) -> bool:
+    """Whether `credential` has the JSON types of a PublicKeyCredential: string `id`, `rawId`,
+    `type` and response `fields`; `userHandle` and `authenticatorAttachment` a string or absent,
+    `transports` a list, `clientExtensionResults` an object."""
+    if not isinstance(credential, dict):
+        return False
+    response = credential.get("response")
+    return (
+        all(isinstance(credential.get(name), str) for name in ("id", "rawId", "type"))
+        and isinstance(response, dict)
+        and all(isinstance(response.get(name), str) for name in fields)
+        and isinstance(response.get("userHandle"), str | None)
+        and isinstance(response.get("transports", []), list)
+        and isinstance(credential.get("authenticatorAttachment"), str | None)
+        and isinstance(credential.get("clientExtensionResults", {}), dict)
+    )
+
+
 @dataclass(frozen=True)
 class RelyingParty:
     id: str
@@ -113,6 +138,8 @@ class NewCredential:
 
 def verify_registration(settings: Settings, credential: dict[str, Any], challenge: bytes) -> NewCredential:
     rp = relying_party(settings)
+    if not well_formed(credential, ATTESTATION_FIELDS):
+        raise InvalidCredential("not a PublicKeyCredential")
     try:
         verified = verify_registration_response(
             credential=credential,
@@ -120,7 +147,7 @@ def verify_registration(settings: Settings, credential: dict[str, Any], challeng
             expected_rp_id=rp.id,
             expected_origin=rp.origin,
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
+    except _MALFORMED as error:
         raise InvalidCredential(str(error)) from None
     response = credential.get("response")
     transports = response.get("transports") if isinstance(response, dict) else None
@@ -135,26 +162,33 @@ def verify_registration(settings: Settings, credential: dict[str, Any], challeng
 
 def presented_challenge(credential: dict[str, Any]) -> bytes | None:
     """The challenge an assertion answers (from its clientDataJSON), to find its ceremony."""
+    if not well_formed(credential, ASSERTION_FIELDS):
+        return None
     try:
         client_data = parse_client_data_json(b64url_decode(credential["response"]["clientDataJSON"]))
-    except (WebAuthnException, ValueError, KeyError, TypeError):
+    except _MALFORMED:
         return None
     return client_data.challenge
 
 
 def presented_credential_id(credential: dict[str, Any]) -> bytes | None:
+    raw = credential.get("rawId")
+    if not isinstance(raw, str) or not raw:
+        return None
     try:
-        raw = credential.get("rawId") or credential["id"]
-        return b64url_decode(str(raw))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return b64url_decode(raw)
+    except ValueError:
         return None
 
 
 def user_handle(credential: dict[str, Any]) -> bytes | None:
+    response = credential.get("response")
+    handle = response.get("userHandle") if isinstance(response, dict) else None
+    if not isinstance(handle, str) or not handle:
+        return None
     try:
-        handle = credential["response"].get("userHandle")
-        return b64url_decode(handle) if isinstance(handle, str) and handle else None
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return b64url_decode(handle)
+    except ValueError:
         return None
 
 
@@ -174,6 +208,8 @@ def verify_assertion(
     require_user_verification: bool,
 ) -> Assertion:
     rp = relying_party(settings)
+    if not well_formed(credential, ASSERTION_FIELDS):
+        raise InvalidCredential("not a PublicKeyCredential")
     try:
         verified = verify_authentication_response(
             credential=json.dumps(credential),
@@ -184,7 +220,7 @@ def verify_assertion(
             credential_current_sign_count=0,  # compared below, once the signature is proven
             require_user_verification=require_user_verification,
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
+    except _MALFORMED as error:
         raise InvalidCredential(str(error)) from None
     new, stored = verified.new_sign_count, passkey.sign_count
     regressed = (new > 0 or stored > 0) and new <= stored

@@ -24,8 +24,19 @@ from shared.settings import ProviderPreset, ProviderSettings, Settings
 
 logger = logging.getLogger("blockbot.auth.providers")
 
-# Values of RFC 8176 `amr` that mean the provider checked a second factor.
-MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "tel", "fpt", "face", "iris", "retina", "sc"})
+# The kind of factor each RFC 8176 `amr` value proves: something known, had or been. One value
+# alone (an `otp` of a passwordless sign-in, a passkey's `hwk`) is one factor, not two.
+_FACTOR_KINDS = {
+    **dict.fromkeys(("pwd", "pin", "kba"), "knowledge"),
+    **dict.fromkeys(("otp", "hwk", "swk", "sms", "tel", "sc"), "possession"),
+    **dict.fromkeys(("fpt", "face", "iris", "retina", "vbm"), "inherence"),
+}
+
+
+def multi_factor(amr: tuple[str, ...]) -> bool:
+    """Whether `amr` says the provider checked two factors: `mfa`, or two distinct kinds."""
+    return "mfa" in amr or len({_FACTOR_KINDS[m] for m in amr if m in _FACTOR_KINDS}) >= 2
+
 
 _DISPLAY_NAMES = {
     ProviderPreset.GOOGLE: "Google",
@@ -67,6 +78,17 @@ class Profile:
         if not self.email_verified or not self.email:
             return None
         return self.email.strip().lower()
+
+
+# An address longer than this fits no column (RFC 5321's bound; the schema's CHECK).
+MAX_EMAIL_LENGTH = 320
+
+
+def _address(value: object) -> str | None:
+    """The provider's address when it can be one of ours; else none (as if it sent none)."""
+    if not isinstance(value, str) or not 3 <= len(value.strip()) <= MAX_EMAIL_LENGTH:
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -241,7 +263,7 @@ class Provider:
         amr = merged.get("amr")
         return Profile(
             subject=subject,
-            email=merged.get("email") if isinstance(merged.get("email"), str) else None,
+            email=_address(merged.get("email")),
             email_verified=self._email_verified(merged),
             name=merged.get("name") if isinstance(merged.get("name"), str) else None,
             amr=tuple(str(v) for v in amr) if isinstance(amr, list) else (),
@@ -275,7 +297,7 @@ class Provider:
         name = data.get("name") or data.get("login")
         return Profile(
             subject=str(data["id"]),
-            email=primary["email"] if primary else None,
+            email=_address(primary["email"]) if primary else None,
             email_verified=bool(primary and primary.get("verified") is True),
             name=name if isinstance(name, str) else None,
         )

@@ -42,14 +42,19 @@ from services.auth.metrics import PROVIDER_FAILURES, PROVIDER_SIGN_INS
 from services.auth.one_time_tokens.service import Purpose, consume, is_live
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.providers import queries
-from services.auth.providers.protocol import MFA_METHODS, Profile, Provider, ProviderFailure, failure_of
+from services.auth.providers.protocol import Profile, Provider, ProviderFailure, failure_of, multi_factor
 from services.auth.providers.queries import ExternalIdentity
 from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from shared import audit as shared_audit
 from shared.access_tokens import AccessClaims
 from shared.db import tenant_transaction, transaction
-from shared.errors import AppError, LastSignInMethod, NotFound, ReauthenticationRequired
+from shared.errors import (
+    AppError,
+    LastSignInMethod,
+    LinkedIdentityNotFound,
+    ReauthenticationRequired,
+)
 from shared.names import refuse_control_characters
 from shared.redis import redis_key
 from shared.redis_errors import redis_or_503
@@ -267,7 +272,7 @@ async def _profile(provider: Provider, attempt: Attempt, params: dict[str, str])
 
 def _provider_mfa(provider: Provider, profile: Profile) -> bool:
     """Whether the provider's own second factor counts (only where the operator opted in)."""
-    return provider.trust_mfa and any(method in MFA_METHODS for method in profile.amr)
+    return provider.trust_mfa and multi_factor(profile.amr)
 
 
 async def _open_session(
@@ -531,7 +536,7 @@ async def unlink(state: AuthState, claims: AccessClaims, identity_id: UUID, clie
         identities = await queries.of_user(db, claims.user_id)
         target = next((i for i in identities if i.id == identity_id), None)
         if other_sign_in is None or target is None:
-            raise NotFound("No such linked identity.")
+            raise LinkedIdentityNotFound()
         if not other_sign_in and len(identities) == 1:
             raise LastSignInMethod()
         await queries.delete_of_user(db, identity_id, claims.user_id)

@@ -4,6 +4,10 @@ a cloned authenticator and an assertion for another RP ID."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -196,3 +200,15 @@ async def test_reauthenticate_with_a_passkey(auth: AuthApp, client: httpx.AsyncC
     again = await reauthenticate(key)
     assert again.status_code == 200, again.text
     assert claims_of(again.json()["access_token"])["sid"] == claims_of(token)["sid"]
+
+
+async def test_the_authenticated_options_routes_are_rate_limited(
+    auth: AuthApp, client: httpx.AsyncClient, start_auth: Callable[..., Any]
+) -> None:
+    _, verified = await signup(client, auth.settings)
+    headers = auth_header(verified.json()["access_token"])
+    network = f"2001:db8:{secrets.randbelow(65536):x}:{secrets.randbelow(65536):x}::1"  # its own /64
+    async with start_auth(ratelimit_auth_ip_per_minute=3) as limited, limited.client(network) as other:
+        for path in ("/reauthenticate/options", "/factors/passkeys/options"):
+            answers = [(await other.post(f"{PREFIX}{path}", headers=headers)).status_code for _ in range(4)]
+            assert answers == [200, 200, 200, 429], path

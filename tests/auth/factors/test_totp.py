@@ -100,7 +100,7 @@ async def test_code_valid_once_then_replay_refused_and_skew_of_one_step(
 async def test_wrong_codes_are_limited_per_challenge(start_auth: Callable[..., Any]) -> None:
     async with (
         start_auth(
-            ratelimit_second_factor_per_account_per_hour=1000,
+            ratelimit_second_factor_per_account_network_per_hour=1000,
             ratelimit_second_factor_per_account_per_day=1000,
         ) as auth,
         auth.client() as client,
@@ -126,7 +126,7 @@ async def test_wrong_codes_are_limited_per_account_across_challenges(
     email, verified = await signup(client, auth.settings)
     secret, _ = await enrol_totp(client, verified.json()["access_token"])
     wrong = "".join(str((int(d) + 5) % 10) for d in code_at(secret, 1))
-    budget = auth.settings.ratelimit_second_factor_per_account_per_hour
+    budget = auth.settings.ratelimit_second_factor_per_account_network_per_hour
     used = 0
     while used < budget:  # bounded: at most `budget` attempts over fresh challenges
         challenge = challenge_of(await login(client, email))["challenge"]
@@ -235,3 +235,20 @@ async def test_an_unconfirmed_enrolment_does_not_finish_a_sign_in(
     assert "totp" not in body["methods"]
     refused = await second_factor(client, body["challenge"], totp_code=code_at(pending_secret))
     assert refused.status_code == 401
+
+
+async def test_a_secret_under_a_dropped_key_is_a_clear_503(
+    start_auth: Callable[..., Any], auth: AuthApp, client: httpx.AsyncClient
+) -> None:
+    email, verified = await signup(client, auth.settings)
+    secret, _ = await enrol_totp(client, verified.json()["access_token"])
+    # The operator dropped the key the secret is sealed under.
+    async with (
+        start_auth(totp_encryption_keys=[b64url_encode(bytes(range(1, 33)))]) as dropped,
+        dropped.client() as dropped_client,
+    ):
+        challenge = challenge_of(await login(dropped_client, email))["challenge"]
+        answer = await second_factor(dropped_client, challenge, totp_code=code_at(secret, 1))
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["type"].endswith("/totp-key-unavailable")

@@ -202,7 +202,17 @@ async def test_a_discovery_document_naming_another_issuer_is_refused(
 # --- the provider's own MFA (trust_mfa) ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("amr", "counted"), [(["pwd", "mfa"], True), (["pwd"], False)])
+@pytest.mark.parametrize(
+    ("amr", "counted"),
+    [
+        (["pwd", "mfa"], True),
+        (["pwd", "otp"], True),  # two kinds: known and had
+        (["pwd"], False),
+        (["otp"], False),  # one factor (a passwordless code), however strong
+        (["hwk"], False),
+        (["hwk", "swk"], False),  # two of one kind
+    ],
+)
 async def test_the_providers_mfa_is_recorded_where_the_operator_trusts_it(
     browser: httpx.AsyncClient, rogue: RogueOidc, admin_dsn: str, amr: list[str], counted: bool
 ) -> None:
@@ -325,3 +335,21 @@ async def test_a_link_finished_after_its_session_ended_is_refused(
 
 async def test_linking_needs_a_signed_in_caller(browser: httpx.AsyncClient) -> None:
     assert (await browser.post("/api/v1/auth/providers/rogue/link")).status_code == 401
+
+
+# --- what a provider says about the person ------------------------------------------------------
+
+
+async def test_an_overlong_address_from_a_known_identity_is_ignored(
+    browser: httpx.AsyncClient, rogue: RogueOidc, admin_dsn: str
+) -> None:
+    subject = uuid.uuid4().hex
+    rogue.account = {"sub": subject, "email": new_email(), "email_verified": True}
+    assert page(await sign_in_with_standin(browser, "rogue"))[0] == "/account"
+
+    # The provider now sends an address no column can hold: the sign-in still works, without it.
+    rogue.account = {"sub": subject, "email": "a" * 320 + "@example.com", "email_verified": True}
+    assert page(await sign_in_with_standin(browser, "rogue"))[0] == "/account"
+    async with admin(admin_dsn) as conn:
+        stored = await conn.fetchval("SELECT email FROM external_identities WHERE subject = $1", subject)
+    assert stored is None
