@@ -27,6 +27,7 @@ from services.auth.factors.schemas import (
     SecondFactorIn,
     TotpCodeIn,
     TotpEnrolmentOut,
+    WebAuthnOptions,
 )
 from services.auth.factors.stepup import RecentUser
 from services.auth.limits import enforce_ip
@@ -114,6 +115,7 @@ async def regenerate_recovery_codes(
 
 @router.post(
     "/factors/passkeys/options",
+    response_model=WebAuthnOptions,
     summary="PublicKeyCredentialCreationOptions for a new passkey (recent authentication)",
 )
 async def passkey_registration_options(
@@ -197,6 +199,7 @@ async def describe_challenge(
 
 @router.post(
     "/passkeys/options",
+    response_model=WebAuthnOptions,
     summary="PublicKeyCredentialRequestOptions for a passwordless sign-in (discoverable passkey)",
 )
 async def passkey_options(state: AuthDep, client: Client, request: Request) -> dict[str, Any]:
@@ -221,6 +224,7 @@ async def passkey_authenticate(
 
 @router.post(
     "/reauthenticate/options",
+    response_model=WebAuthnOptions,
     summary="PublicKeyCredentialRequestOptions for reauthenticating with a passkey",
 )
 async def reauthenticate_options(

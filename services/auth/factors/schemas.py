@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, RootModel, model_validator
 
 from services.auth.schemas import AnyPassword, Body
 from shared.names import DisplayName
@@ -119,3 +119,8 @@ class ChallengeOut(BaseModel):
     methods: list[str]
     expires_in: int
     webauthn: dict[str, Any] | None
+
+
+class WebAuthnOptions(RootModel[dict[str, Any]]):
+    """WebAuthn options as the browser's `navigator.credentials` takes them after base64url
+    decoding (PublicKeyCredentialCreationOptions or PublicKeyCredentialRequestOptions JSON)."""
