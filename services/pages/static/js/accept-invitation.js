@@ -2,6 +2,7 @@
 // the member and signs in (201). An address that already has an account is a 409: sign in.
 import { auth } from "./api.js";
 import { continueSignIn } from "./steps.js";
+import "./second-factor-step.js";
 import { $, el, onSubmit, showLinkFailed, showPage, takeLinkToken } from "./ui.js";
 
 const token = takeLinkToken();
@@ -11,7 +12,7 @@ if (!token) {
 } else {
   onSubmit(
     $("#accept"),
-    async (form) => continueSignIn(await auth("POST", "/invitations/accept", { token, ...form })),
+    async (form) => continueSignIn(auth("POST", "/invitations/accept", { token, ...form })),
     (problem) => {
       if (problem.kind === "invalid-token") {
         showPage(

@@ -1,10 +1,13 @@
 // /auth/sign-in: a password, or "email me a link" (POST /magic-link, always 202).
 import { auth, restore } from "./api.js";
 import { continueSignIn } from "./steps.js";
+import "./second-factor-step.js";
+import { offerPasskeys, stopAutofill } from "./passkey-sign-in.js";
 import { $, el, nextPath, onSubmit, showPage } from "./ui.js";
 
 onSubmit($("#password-sign-in"), async (form) => {
-  await continueSignIn(await auth("POST", "/login", form));
+  await stopAutofill(); // its second factor may need the browser's one WebAuthn request
+  await continueSignIn(auth("POST", "/login", form));
 });
 
 onSubmit($("#magic-link"), async (form) => {
@@ -16,7 +19,8 @@ onSubmit($("#magic-link"), async (form) => {
   );
 });
 
-// Already signed in (the refresh cookie still holds a session): go on.
+// Already signed in (the refresh cookie still holds a session): go on; else offer passkeys.
 restore().then((current) => {
   if (current) location.replace(nextPath());
-}, () => {});
+  else offerPasskeys();
+}, () => offerPasskeys());

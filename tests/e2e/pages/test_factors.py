@@ -1,0 +1,217 @@
+"""Second factors in Chromium: passkeys through Chromium's virtual authenticator (DevTools
+protocol), registered on the account page and used passwordless and as a second factor; an
+authenticator app enrolled from the key the page shows (codes from pyotp), then a sign-in with
+a code; a recovery code that works once; the org's policy; axe and the CSP on the new parts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import pyotp
+from playwright.sync_api import Page, expect
+
+from tests.e2e.helpers import PASSWORD
+from tests.e2e.pages.browser import Outbox, axe_source
+from tests.e2e.pages.conftest import Tab
+from tests.e2e.pages.flows import address, ready, signed_up
+from tests.e2e.pages.test_org import invite, open_org
+from tests.e2e.pages.test_quality import AXE_RUN
+
+
+def virtual_authenticator(page: Page) -> None:
+    """A platform authenticator holding discoverable credentials, verifying its user at once."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+
+
+# Chromium's virtual authenticator answers a conditional (autofill) request at once, where a
+# person would pick the passkey from the email field's suggestions. With this flag set, the
+# sign-in page sees a browser without autofill passkeys, and shows only its button.
+WITHOUT_AUTOFILL = """
+if (localStorage.getItem("without-autofill") && window.PublicKeyCredential) {
+  PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+}
+"""
+
+
+def sign_out(page: Page) -> None:
+    page.locator("header").get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/auth/sign-in")
+
+
+def password_first(page: Page, email: str) -> None:
+    """The password on the sign-in page, up to the second-factor step."""
+    page.goto("/auth/sign-in")
+    page.locator("#password-sign-in").get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    expect(page.get_by_role("heading", name="Confirm it is you")).to_be_visible()
+
+
+def on_account(page: Page) -> None:
+    page.wait_for_url("**/account")
+    ready(page)
+
+
+def recovery_codes(page: Page) -> list[str]:
+    listed = page.locator("#recovery-list")
+    expect(listed).to_be_visible()
+    codes = listed.inner_text().split()
+    assert len(codes) == 10, codes
+    return codes
+
+
+def axe_clean(page: Page, where: str) -> None:
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        violations = page.evaluate(AXE_RUN)
+        assert not violations, (where, scheme, json.dumps(violations, indent=1))
+    page.emulate_media(color_scheme="light")
+
+
+def test_passkey_registered_then_passwordless_and_as_second_factor(
+    new_tab: Callable[..., Tab], outbox: Outbox
+) -> None:
+    tab = new_tab()
+    tab.context.add_init_script(axe_source())
+    tab.context.add_init_script(WITHOUT_AUTOFILL)
+    page = tab.new_page()
+    virtual_authenticator(page)
+    email = address("passkey")
+    signed_up(page, outbox, email, org="Keys")
+
+    page.get_by_label("Name of a new passkey").fill("Laptop")
+    page.get_by_role("button", name="Add a passkey").click()
+    expect(page.locator("tr[data-passkey]")).to_have_count(1)
+    expect(page.locator("tr[data-passkey]")).to_contain_text("Laptop")
+    recovery_codes(page)  # the first factor brings the first recovery codes
+    expect(page.locator("#recovery-state")).to_contain_text("10 of 10")
+    axe_clean(page, "account with a passkey and recovery codes")
+
+    # Passwordless: the passkey alone signs in, from the email field's autofill...
+    sign_out(page)
+    on_account(page)
+    # ...and from the button.
+    page.evaluate("localStorage.setItem('without-autofill', '1')")
+    sign_out(page)
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    on_account(page)
+
+    # The password alone no longer does: the passkey finishes it as a second factor.
+    sign_out(page)
+    password_first(page, email)
+    axe_clean(page, "second-factor step")
+    page.get_by_role("button", name="Use a passkey").click()
+    on_account(page)
+    expect(page.locator("tr[data-passkey]")).to_contain_text("Laptop")
+
+    # Removed, the passkey no longer asks for anything after the password.
+    page.get_by_role("button", name="Remove the passkey Laptop").click()
+    expect(page.locator("tr[data-passkey]")).to_have_count(0)
+    sign_out(page)
+    page.locator("#password-sign-in").get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    on_account(page)
+
+
+def test_authenticator_app_then_a_code_and_a_recovery_code_once(
+    new_tab: Callable[..., Tab], outbox: Outbox
+) -> None:
+    tab = new_tab()
+    tab.context.add_init_script(axe_source())
+    page = tab.new_page()
+    email = address("totp")
+    signed_up(page, outbox, email, org="Codes")
+
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.locator("#totp-qr svg")).to_have_count(1)  # the QR code, drawn inline
+    expect(page.locator("#totp-secret")).not_to_be_empty()
+    secret = page.locator("#totp-secret").inner_text()
+    expect(page.get_by_label("Code from the app")).to_be_focused()
+    axe_clean(page, "authenticator app enrolment")
+    totp = pyotp.TOTP(secret)
+    page.get_by_label("Code from the app").fill(totp.now())
+    page.get_by_role("button", name="Turn on").click()
+    codes = recovery_codes(page)
+    expect(page.locator("#totp-state")).to_contain_text("On")
+
+    # With the keyboard alone: the step focuses the code field, Enter sends it. The code of the
+    # next 30-second step (inside the accepted skew): the current one was spent enabling.
+    sign_out(page)
+    password_first(page, email)
+    expect(page.get_by_label("Code from your authenticator app")).to_be_focused()
+    page.keyboard.type(totp.at(int(time.time()) + 30))
+    page.keyboard.press("Enter")
+    on_account(page)
+
+    # A recovery code works once.
+    sign_out(page)
+    password_first(page, email)
+    page.get_by_role("button", name="Use a recovery code instead").click()
+    expect(page.get_by_label("Recovery code")).to_be_focused()
+    page.get_by_label("Recovery code").fill(codes[0])
+    page.get_by_role("button", name="Use this recovery code").click()
+    on_account(page)
+    expect(page.locator("#recovery-state")).to_contain_text("9 of 10")
+
+    sign_out(page)
+    password_first(page, email)
+    page.get_by_role("button", name="Use a recovery code instead").click()
+    page.get_by_label("Recovery code").fill(codes[0])
+    page.get_by_role("button", name="Use this recovery code").click()
+    expect(page.get_by_role("alert")).to_contain_text("not accepted")
+    page.get_by_label("Recovery code").fill(codes[1])
+    page.get_by_role("button", name="Use this recovery code").click()
+    on_account(page)
+
+
+def test_the_org_policy_sends_members_to_enrol(new_tab: Callable[..., Tab], outbox: Outbox) -> None:
+    owner = new_tab().new_page()
+    email = address("policy")
+    signed_up(owner, outbox, email, org="Strict")
+    owner.get_by_role("button", name="Set up an authenticator app").click()
+    expect(owner.locator("#totp-secret")).not_to_be_empty()
+    totp = pyotp.TOTP(owner.locator("#totp-secret").inner_text())
+    owner.get_by_label("Code from the app").fill(totp.now())
+    owner.get_by_role("button", name="Turn on").click()
+    recovery_codes(owner)
+
+    # The policy needs the owner's own second factor in this session: sign in with it.
+    sign_out(owner)
+    password_first(owner, email)
+    owner.get_by_label("Code from your authenticator app").fill(totp.at(int(time.time()) + 30))
+    owner.get_by_role("button", name="Continue").click()
+    on_account(owner)
+    open_org(owner)
+    owner.get_by_label("Require a second factor of every member").check()
+    owner.get_by_role("button", name="Save policy").click()
+    expect(owner.locator("#second-factor-policy").get_by_role("status")).to_have_text("Policy saved.")
+    owner.reload()
+    ready(owner)
+    expect(owner.get_by_label("Require a second factor of every member")).to_be_checked()
+
+    # A new member signs in and is sent to set one up.
+    link = invite(owner, outbox, address("member"))
+    newcomer = new_tab().new_page()
+    newcomer.goto(link)
+    newcomer.get_by_label("Your name").fill("Grace")
+    newcomer.get_by_label("Password").fill(PASSWORD)
+    newcomer.get_by_label("Password").press("Enter")
+    newcomer.wait_for_url("**/account?enrol=second-factor#second-factors")
+    ready(newcomer)
+    expect(newcomer.locator("#second-factor-required")).to_be_visible()
