@@ -9,11 +9,12 @@ import json
 import time
 from collections.abc import Callable
 
+import httpx
 import pyotp
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import PASSWORD
-from tests.e2e.pages.browser import Outbox, axe_source
+from tests.e2e.pages.browser import Outbox, axe_source, run_sql
 from tests.e2e.pages.conftest import Tab
 from tests.e2e.pages.flows import address, ready, signed_up
 from tests.e2e.pages.test_org import invite, open_org
@@ -84,7 +85,7 @@ def axe_clean(page: Page, where: str) -> None:
 
 
 def test_passkey_registered_then_passwordless_and_as_second_factor(
-    new_tab: Callable[..., Tab], outbox: Outbox
+    new_tab: Callable[..., Tab], outbox: Outbox, base_url: str
 ) -> None:
     tab = new_tab()
     tab.context.add_init_script(axe_source())
@@ -118,6 +119,27 @@ def test_passkey_registered_then_passwordless_and_as_second_factor(
     page.get_by_role("button", name="Use a passkey").click()
     on_account(page)
     expect(page.locator("tr[data-passkey]")).to_contain_text("Laptop")
+
+    # An emailed link is a first factor too: the passkey finishes it.
+    sign_out(page)
+    seen = outbox.count(email)
+    page.locator("#magic-link").get_by_label("Email for a sign-in link").fill(email)
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    page.goto(outbox.link(email, "/auth/magic", seen=seen))
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Use a passkey").click()
+    on_account(page)
+
+    # So is an external provider's sign-in, which lands on /auth/second-factor#challenge=…
+    # (its challenge taken here from a password sign-in: the same kind of challenge).
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        first = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert first.status_code == 401 and first.json()["second_factor_required"], first.text
+    sign_out(page)
+    page.goto(f"/auth/second-factor#challenge={first.json()['challenge']}")
+    assert "#" not in page.url  # the challenge leaves the address bar first
+    page.get_by_role("button", name="Use a passkey").click()
+    on_account(page)
 
     # Removed, the passkey no longer asks for anything after the password.
     page.get_by_role("button", name="Remove the passkey Laptop").click()
@@ -215,3 +237,51 @@ def test_the_org_policy_sends_members_to_enrol(new_tab: Callable[..., Tab], outb
     newcomer.wait_for_url("**/account?enrol=second-factor#second-factors")
     ready(newcomer)
     expect(newcomer.locator("#second-factor-required")).to_be_visible()
+
+
+def test_a_change_needing_a_recent_sign_in_asks_for_it_then_goes_on(
+    new_tab: Callable[..., Tab], outbox: Outbox, admin_url: str
+) -> None:
+    tab = new_tab()
+    tab.context.add_init_script(axe_source())
+    page = tab.new_page()
+    email = address("stepup")
+    signed_up(page, outbox, email, org="Later")
+    # The sign-in was an hour ago, as far as step-up is concerned.
+    run_sql(
+        admin_url,
+        "UPDATE sessions SET auth_time = now() - interval '1 hour'"
+        " WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+        email,
+    )
+    page.reload()
+    ready(page)
+
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    dialog = page.get_by_role("dialog", name="Confirm it is you")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Your password")).to_be_focused()
+    axe_clean(page, "step-up dialog")
+    dialog.get_by_label("Your password").fill("not my password at all")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(dialog.get_by_role("alert")).to_be_visible()
+    dialog.get_by_label("Your password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(dialog).to_have_count(0)
+    # The change went on once proven: the enrolment is shown.
+    expect(page.locator("#totp-qr svg")).to_have_count(1)
+
+    # Cancelled, a change stays undone and says why.
+    run_sql(
+        admin_url,
+        "UPDATE sessions SET auth_time = now() - interval '1 hour'"
+        " WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+        email,
+    )
+    page.reload()
+    ready(page)
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.locator("#second-factors p.error")).not_to_be_empty()
+    expect(page.locator("#totp-enrol")).to_be_hidden()
