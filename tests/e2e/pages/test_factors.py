@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.helpers import PASSWORD
 from tests.e2e.pages.browser import Outbox, axe_source, run_sql
 from tests.e2e.pages.conftest import Tab
-from tests.e2e.pages.flows import address, ready, signed_up
+from tests.e2e.pages.flows import address, ready, sign_in, signed_up
 from tests.e2e.pages.test_org import invite, open_org
 from tests.e2e.pages.test_quality import AXE_RUN
 
@@ -95,7 +95,7 @@ def test_passkey_registered_then_passwordless_and_as_second_factor(
     email = address("passkey")
     signed_up(page, outbox, email, org="Keys")
 
-    page.get_by_label("Name of a new passkey").fill("Laptop")
+    page.get_by_label("Label for a new passkey").fill("Laptop")
     page.get_by_role("button", name="Add a passkey").click()
     expect(page.locator("tr[data-passkey]")).to_have_count(1)
     expect(page.locator("tr[data-passkey]")).to_contain_text("Laptop")
@@ -285,3 +285,31 @@ def test_a_change_needing_a_recent_sign_in_asks_for_it_then_goes_on(
     expect(page.get_by_role("dialog")).to_have_count(0)
     expect(page.locator("#second-factors p.error")).not_to_be_empty()
     expect(page.locator("#totp-enrol")).to_be_hidden()
+
+
+def test_password_changed_on_the_account_page(new_tab: Callable[..., Tab], outbox: Outbox) -> None:
+    page = new_tab().new_page()
+    email = address("change")
+    signed_up(page, outbox, email, org="Words")
+    other = new_tab().new_page()
+    sign_in(other, email)
+
+    form = page.locator("#password-change")
+    form.get_by_label("Current password").fill("not my password at all")
+    form.get_by_label("New password").fill("a brand new password 7")
+    form.get_by_role("button", name="Change password").click()
+    current = form.get_by_label("Current password")
+    expect(current).to_have_attribute("aria-invalid", "true")
+    error = page.locator("#password-change-current_password-error")
+    expect(error).to_contain_text("not your current password")
+
+    current.fill(PASSWORD)
+    form.get_by_label("New password").fill("a brand new password 7")
+    form.get_by_role("button", name="Change password").click()
+    expect(form.get_by_role("status")).to_contain_text("Password changed")
+    # The other session ends; this one goes on, and the new password signs in.
+    other.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(other.get_by_role("heading", name="You have been signed out")).to_be_visible()
+    sign_out(page)
+    sign_in(page, email, "a brand new password 7")
+    assert any(m.get("subject", "").endswith("password was changed") for m in outbox.messages(email))
