@@ -17,7 +17,7 @@ const FACTORS = "/api/v1/auth/factors";
 const SVG_ELEMENTS = new Set(["svg", "title", "desc", "path", "rect", "g"]);
 const SVG_ATTRIBUTES = new Set(["width", "height", "viewBox", "class", "d", "fill", "stroke", "transform", "role", "aria-label", "xmlns", "x", "y"]);
 
-function qrCode(markup) {
+export function qrCode(markup) {
   const parsed = new DOMParser().parseFromString(markup, "text/html");
   const svg = parsed.body.firstElementChild;
   if (!(svg instanceof SVGSVGElement) || parsed.body.children.length !== 1) return null;
