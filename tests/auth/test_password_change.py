@@ -3,6 +3,8 @@ step-up window; every other session ends (this one stays), audited, the user tol
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.auth.factors.helpers import audit_actions
@@ -81,3 +83,14 @@ async def test_an_old_sign_in_must_prove_itself_again(
     assert refused.status_code == 403
     assert refused.json()["type"].endswith("/reauthentication-required")
     assert (await login(client, email, PASSWORD)).status_code == 200
+
+
+async def test_guessing_the_current_password_is_limited_per_account(start_auth: Any) -> None:
+    async with start_auth(ratelimit_auth_email_per_hour=3) as limited, limited.client() as client:
+        email, here = await signup(client, limited.settings)
+        for _ in range(3):
+            assert (await change(client, here, "a wrong guess")).status_code == 422
+        refused = await change(client, here, PASSWORD)
+        assert refused.status_code == 429
+        assert "retry-after" in refused.headers
+        assert (await login(client, email, PASSWORD)).status_code == 200

@@ -71,7 +71,9 @@ async def password_change(
     """Change the password with the current one (recent authentication). Every other session
     ends (this one stays signed in); the user is told by mail. A wrong current password is a 422
     naming `current_password`."""
-    await enforce_ip(state, request, "password_change", client, state.settings.ratelimit_auth_ip_per_minute)
+    # Guessing the current password from a stolen session is bounded like guessing at login:
+    # per network, and per account (the user id stands for the address).
+    await enforce(state, request, "password_change", client, str(claims.user_id))
     await service.change_password(
         state, claims, current=body.current_password, new=body.new_password, client=client
     )
