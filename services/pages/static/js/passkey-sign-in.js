@@ -1,23 +1,36 @@
 // Passwordless sign-in with a discoverable passkey: POST /passkeys/options, the browser's
 // ceremony, POST /passkeys/authenticate (a token response). Offered in the email field's
 // autofill where the browser supports conditional mediation, and by a button everywhere.
-import { auth } from "./api.js";
+import { auth, Problem } from "./api.js";
 import { finish } from "./steps.js";
-import { $, formAlert, onSubmit } from "./ui.js";
+import { $, clearErrors, formAlert, onSubmit } from "./ui.js";
 import { ceremonyFailed, getAssertion, supported } from "./webauthn.js";
 
 let autofill = null; // {controller, done} of the pending conditional request
 
-async function signIn(mediation, signal) {
+async function signIn() {
   const options = await auth("POST", "/passkeys/options");
-  const credential = await getAssertion(options, { mediation, signal });
+  const credential = await getAssertion(options);
   finish(await auth("POST", "/passkeys/authenticate", { credential }));
 }
 
 function offerInAutofill() {
   const controller = new AbortController();
-  const done = signIn("conditional", controller.signal).catch(() => {
-    // Aborted for the button, or nothing chosen: the password form stays as it was.
+  let chosen = false;
+  const done = (async () => {
+    const options = await auth("POST", "/passkeys/options");
+    const credential = await getAssertion(options, { mediation: "conditional", signal: controller.signal });
+    chosen = true;
+    finish(await auth("POST", "/passkeys/authenticate", { credential }));
+  })().catch((error) => {
+    // Aborted (for the button or the password form), or no options: the form stays as it was.
+    // A passkey chosen but refused (its challenge expired meanwhile, a removed passkey...):
+    // say so, and offer the passkeys again (each retry is the person's own choice).
+    if (!chosen || !(error instanceof Problem)) return;
+    const form = $("#password-sign-in");
+    clearErrors(form);
+    formAlert(form, error.detail || error.title);
+    if (error.status !== 429 && autofill && autofill.controller === controller) offerInAutofill();
   });
   autofill = { controller, done };
 }
@@ -37,7 +50,7 @@ export async function offerPasskeys() {
   onSubmit(form, async () => {
     await stopAutofill();
     try {
-      await signIn(undefined, undefined);
+      await signIn();
     } catch (error) {
       if (error instanceof DOMException) formAlert(form, ceremonyFailed(error));
       else throw error;
