@@ -349,3 +349,36 @@ def test_the_qr_code_is_shown_only_when_it_is_a_drawing(new_tab: Callable[..., T
     # style attribute while parsing: reported, as expected here.
     assert all("inline" in text for text in tab.watch.csp_violations), tab.watch.csp_violations
     tab.watch.console_errors.clear()
+
+
+def test_step_up_with_an_authenticator_code_then_the_app_removed(
+    new_tab: Callable[..., Tab], outbox: Outbox, admin_url: str
+) -> None:
+    page = new_tab().new_page()
+    email = address("stepcode")
+    signed_up(page, outbox, email, org="Later")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.locator("#totp-secret")).not_to_be_empty()
+    totp = pyotp.TOTP(page.locator("#totp-secret").inner_text())
+    page.get_by_label("Code from the app").fill(totp.now())
+    page.get_by_role("button", name="Turn on").click()
+    recovery_codes(page)
+    run_sql(
+        admin_url,
+        "UPDATE sessions SET auth_time = now() - interval '1 hour'"
+        " WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+        email,
+    )
+    page.reload()
+    ready(page)
+
+    page.get_by_role("button", name="Remove the authenticator app").click()
+    dialog = page.get_by_role("dialog", name="Confirm it is you")
+    dialog.get_by_role("button", name="Use an authenticator code instead").click()
+    code = dialog.get_by_label("Code from your authenticator app")
+    expect(code).to_be_focused()
+    code.fill(totp.at(int(time.time()) + 30))  # the current step was spent turning it on
+    code.press("Enter")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#totp-state")).to_have_text("Off.")
+    expect(page.get_by_role("button", name="Set up an authenticator app")).to_be_visible()
