@@ -38,6 +38,7 @@ class EmailTemplate(StrEnum):
     ACCOUNT_EXISTS = "account_exists"
     RECOVERY_CODE_USED = "recovery_code_used"
     SECOND_FACTORS_REMOVED = "second_factors_removed"
+    PASSWORD_CHANGED = "password_changed"
 
 
 def _absolute_http_url(value: str) -> str:
@@ -115,6 +116,13 @@ class SecondFactorsRemovedProps(EmailProps):
     account_link: Link
 
 
+class PasswordChangedProps(EmailProps):
+    """The account's password was changed from a signed-in session (not by a reset link)."""
+
+    template = EmailTemplate.PASSWORD_CHANGED
+    reset_link: Link
+
+
 PROPS: dict[EmailTemplate, type[EmailProps]] = {
     props.template: props
     for props in (
@@ -125,6 +133,7 @@ PROPS: dict[EmailTemplate, type[EmailProps]] = {
         AccountExistsProps,
         RecoveryCodeUsedProps,
         SecondFactorsRemovedProps,
+        PasswordChangedProps,
     )
 }
 

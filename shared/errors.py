@@ -366,3 +366,20 @@ class UnknownProvider(NotFound):
 
     slug, title = "unknown-provider", "Unknown Provider"
     default_detail = "No such sign-in provider is configured."
+
+
+# --- changing a password (auth accounts) -------------------------------------------------------
+
+
+class WrongCurrentPassword(ValidationFailed):
+    """A password change whose current password is wrong: a 422 naming that field, so a form
+    shows it beside the field (never a 401, which clients read as an expired token)."""
+
+    def __init__(self) -> None:
+        message = "This is not your current password."
+        super().__init__(
+            message,
+            extra={
+                "errors": [{"loc": ["body", "current_password"], "msg": message, "type": "wrong_password"}]
+            },
+        )

@@ -9,6 +9,7 @@ from shared.email_queue import (
     AccountExistsProps,
     EmailProps,
     MagicLinkProps,
+    PasswordChangedProps,
     PasswordResetProps,
     RecoveryCodeUsedProps,
     VerifyEmailProps,
@@ -59,10 +60,15 @@ async def send_password_reset(state: AuthState, *, to: str, token: str) -> None:
     await _queue(state, to, PasswordResetProps(link=link, expires_in_seconds=ttl))
 
 
-ACCOUNT_PAGE = "/account/security"
+ACCOUNT_PAGE = "/account#second-factors"
 
 
 async def send_recovery_code_used(state: AuthState, *, to: str, remaining: int) -> None:
     """Tell the user a recovery code of theirs signed someone in."""
     link = app_link(state, ACCOUNT_PAGE)
     await _queue(state, to, RecoveryCodeUsedProps(remaining=remaining, account_link=link))
+
+
+async def send_password_changed(state: AuthState, *, to: str) -> None:
+    """Tell the user their password was changed (if it was not them: reset it at once)."""
+    await _queue(state, to, PasswordChangedProps(reset_link=app_link(state, "/auth/forgot-password")))

@@ -55,6 +55,11 @@ class PasswordResetRequest(Body):
     password: NewPassword
 
 
+class PasswordChangeRequest(Body):
+    current_password: AnyPassword
+    new_password: NewPassword
+
+
 class AcceptInvitationRequest(Body):
     token: OneTimeToken
     name: Name

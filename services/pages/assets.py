@@ -20,6 +20,8 @@ PAGES: dict[str, str] = {
     "/auth/magic": "magic.html",
     "/auth/reset-password": "reset-password.html",
     "/auth/accept-invitation": "accept-invitation.html",
+    # Where an external provider's sign-in of an account with a second factor lands.
+    "/auth/second-factor": "second-factor.html",
     "/account": "account.html",
     "/org": "org.html",
 }

@@ -30,6 +30,7 @@ SUBJECTS: dict[EmailTemplate, str] = {
     EmailTemplate.ACCOUNT_EXISTS: "You already have a {{ product_name }} account",
     EmailTemplate.RECOVERY_CODE_USED: "A recovery code was used to sign in to {{ product_name }}",
     EmailTemplate.SECOND_FACTORS_REMOVED: "Second factors removed from your {{ product_name }} account",
+    EmailTemplate.PASSWORD_CHANGED: "Your {{ product_name }} password was changed",
 }
 
 

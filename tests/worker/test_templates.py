@@ -26,9 +26,14 @@ CONTEXTS: dict[EmailTemplate, dict[str, Any]] = {
     EmailTemplate.ACCOUNT_EXISTS: {"login_link": LINK, "reset_link": LINK + "2"},
     EmailTemplate.RECOVERY_CODE_USED: {"remaining": 9, "account_link": LINK},
     EmailTemplate.SECOND_FACTORS_REMOVED: {"account_link": LINK},
+    EmailTemplate.PASSWORD_CHANGED: {"reset_link": LINK},
 }
 # Security notices: their "not you" line says to act at once, never to ignore them.
-NOTICES = {EmailTemplate.RECOVERY_CODE_USED, EmailTemplate.SECOND_FACTORS_REMOVED}
+NOTICES = {
+    EmailTemplate.RECOVERY_CODE_USED,
+    EmailTemplate.SECOND_FACTORS_REMOVED,
+    EmailTemplate.PASSWORD_CHANGED,
+}
 
 
 @pytest.mark.parametrize("template", list(EmailTemplate))

@@ -14,7 +14,7 @@ from shared.db import set_tenant
 from shared.email_queue import SecondFactorsRemovedProps, enqueue_email
 from shared.errors import NotFound
 
-ACCOUNT_PAGE = "/account/security"
+ACCOUNT_PAGE = "/account#second-factors"
 
 
 async def remove_second_factors(admin: Admin, ref: str) -> tuple[UserRow, Removed]:

@@ -6,12 +6,14 @@ from fastapi import APIRouter, Request, Response, status
 
 from services.auth.accounts import service
 from services.auth.deps import AuthDep, Client, Mailer
+from services.auth.factors.stepup import RecentUser
 from services.auth.limits import enforce, enforce_ip
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import ACCEPTED, clear_refresh_cookie, session_response
 from services.auth.schemas import (
     EmailRequest,
     LoginRequest,
+    PasswordChangeRequest,
     PasswordResetRequest,
     StatusResponse,
     TokenRequest,
@@ -60,3 +62,19 @@ async def password_reset(
     await service.reset_password(state, token=body.token, password=body.password, client=client)
     clear_refresh_cookie(response, state)
     return response
+
+
+@router.post("/password/change", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def password_change(
+    body: PasswordChangeRequest, state: AuthDep, claims: RecentUser, client: Client, request: Request
+) -> Response:
+    """Change the password with the current one (recent authentication). Every other session
+    ends (this one stays signed in); the user is told by mail. A wrong current password is a 422
+    naming `current_password`."""
+    # Guessing the current password from a stolen session is bounded like guessing at login:
+    # per network, and per account (the user id stands for the address).
+    await enforce(state, request, "password_change", client, str(claims.user_id))
+    await service.change_password(
+        state, claims, current=body.current_password, new=body.new_password, client=client
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -34,8 +34,9 @@ from services.auth.sessions import service as sessions
 from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
+from shared.access_tokens import AccessClaims
 from shared.db import tenant_transaction, transaction
-from shared.errors import AppError, Unauthorized
+from shared.errors import AppError, Unauthorized, WrongCurrentPassword
 
 logger = logging.getLogger("blockbot.auth.accounts")
 
@@ -207,6 +208,41 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
             await _audit(db, user, "auth.login", client, {"method": "password"})
     LOGINS.labels("success" if isinstance(issued, Issued) else "second_factor_required").inc()
     return issued
+
+
+async def change_password(
+    state: AuthState, claims: AccessClaims, *, current: str, new: str, client: ClientInfo
+) -> int:
+    """Replace the caller's password, proven with the current one; every other session of the
+    user ends, the user is told by mail. How many sessions ended."""
+    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+        user = await identity_queries.user_by_id(db, claims.user_id)
+    if user is None:
+        raise Unauthorized()
+    # Argon2 outside any transaction; an account without a password (external provider only)
+    # has no current one to prove.
+    if not await state.passwords.verify(user.password_hash, current):
+        detach("password_change_failed", lambda: _audit_failed_change(state, user, client))
+        raise WrongCurrentPassword()
+    new_hash = await state.passwords.hash(new)
+    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+        # The current password was checked against the version read before hashing; a change
+        # or reset that committed since voids the check.
+        if await queries.lock_credentials_version(db, user.id) != user.credentials_version:
+            raise WrongCurrentPassword()
+        await queries.set_password(db, user.id, new_hash)
+        await retire_outstanding(db, user_id=user.id, purposes=(Purpose.PASSWORD_RESET, Purpose.MAGIC_LINK))
+        revoked = await sessions.revoke_other_sessions(
+            db, state, user.id, claims.session_id, reason="password_changed"
+        )
+        await _audit(db, user, "user.password_changed", client, {"sessions_revoked": len(revoked)})
+    await emails.send_password_changed(state, to=user.email)
+    return len(revoked)
+
+
+async def _audit_failed_change(state: AuthState, user: UserRecord, client: ClientInfo) -> None:
+    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+        await _audit(db, user, "user.password_change_failed", client)
 
 
 # --- emailed links -----------------------------------------------------------------------------

@@ -253,6 +253,17 @@ async def revoke_user_sessions(
     return ids
 
 
+async def revoke_other_sessions(
+    db: AsyncSession, state: AuthState, user_id: UUID, keep: UUID, *, reason: str
+) -> list[UUID]:
+    """Revoke every live session of a user but `keep` (transaction bound to the user's org)."""
+    ids = [found.id for found in await queries.live_of_user(db, user_id) if found.id != keep]
+    if ids:
+        await revocation.revoke_sessions(db, state.redis, state.settings, ids, reason=reason)
+        SESSIONS_REVOKED.labels(reason).inc(len(ids))
+    return ids
+
+
 async def logout(state: AuthState, presented: str | None, client: ClientInfo) -> None:
     """Revoke the session of a refresh token (current, or previous within the grace window)."""
     raw = decode_token(presented or "")

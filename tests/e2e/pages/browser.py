@@ -102,7 +102,10 @@ class Outbox:
 
     def messages(self, to: str) -> list[dict[str, Any]]:
         found = []
-        for path in sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns):
+        # Not the worker's `.tmp-*.json` files: renamed into place when complete, they may be
+        # gone between listing and reading.
+        written = [path for path in self.directory.glob("*.json") if not path.name.startswith(".")]
+        for path in sorted(written, key=lambda p: p.stat().st_mtime_ns):
             try:
                 message: dict[str, Any] = json.loads(path.read_text())
             except (OSError, ValueError):

@@ -39,6 +39,7 @@ PAGES = {
     "magic": "/auth/magic#token=not-a-real-token",
     "reset-password": "/auth/reset-password#token=not-a-real-token",
     "accept-invitation": "/auth/accept-invitation#token=not-a-real-token",
+    "second-factor": "/auth/second-factor#challenge=not-a-real-challenge",
     "account": "/account",
     "org": "/org",
 }

@@ -4,6 +4,7 @@
 import { auth } from "./api.js";
 import { showButtons, toProvider } from "./providers.js";
 import { continueSignIn } from "./steps.js";
+import "./second-factor-step.js";
 import { $, el, onSubmit, showLinkFailed, showPage, takeLinkToken } from "./ui.js";
 
 const token = takeLinkToken();
@@ -16,7 +17,7 @@ if (!token) {
   );
   onSubmit(
     $("#accept"),
-    async (form) => continueSignIn(await auth("POST", "/invitations/accept", { token, ...form })),
+    async (form) => continueSignIn(auth("POST", "/invitations/accept", { token, ...form })),
     (problem) => {
       if (problem.kind === "invalid-token") {
         showPage(

@@ -5,11 +5,13 @@ import * as profile from "./sections/profile.js";
 import * as password from "./sections/password.js";
 import * as sessions from "./sections/sessions.js";
 import * as identities from "./sections/identities.js";
+import * as factors from "./sections/factors.js";
 
 const current = await requireSession();
 await mountSections(current, [
   ["profile", profile.mount],
   ["password", password.mount],
+  ["second-factors", factors.mount],
   ["sessions", sessions.mount],
   ["identities", identities.mount],
 ]);

@@ -6,6 +6,7 @@ const AUTH = "/api/v1/auth";
 let accessToken = null;
 let current = null; // {user, org} of the last token response
 const signedOutListeners = [];
+let askToReauthenticate = null;
 
 export class Problem extends Error {
   constructor(status, body, retryAfter) {
@@ -17,6 +18,7 @@ export class Problem extends Error {
     this.detail = body.detail || "";
     this.errors = Array.isArray(body.errors) ? body.errors : [];
     this.retryAfter = retryAfter;
+    this.body = body; // the problem's own fields (a second-factor challenge's `challenge`...)
   }
 }
 
@@ -68,11 +70,6 @@ export function signedIn(tokens) {
   return current;
 }
 
-/** A fresh access token for the same session (a re-authentication's answer). */
-export function useAccessToken(token) {
-  accessToken = token;
-}
-
 export function session() {
   return current;
 }
@@ -100,11 +97,20 @@ function endSession() {
   if (wasSignedIn) signedOutListeners.forEach((listener) => listener());
 }
 
-/** An authenticated call (`call("GET", "/api/v1/me")`): a 401 refreshes once and retries. */
-export async function call(method, path, body) {
-  if (accessToken === null && (await restore()) === null) {
-    throw new Problem(401, { type: "unauthorized", title: "Signed out", detail: "Sign in again." }, null);
-  }
+/** Who answers a 403 `reauthentication-required` (step-up): `ask(problem)` resolves once
+ * `reauthenticate` succeeded, or rejects (the person cancelled). */
+export function onReauthenticationRequired(ask) {
+  askToReauthenticate = ask;
+}
+
+/** POST /reauthenticate ({password} | {totp_code} | {webauthn}): a fresh access token of
+ * this session, recent enough for step-up. */
+export async function reauthenticate(proof) {
+  const fresh = await send("POST", `${AUTH}/reauthenticate`, proof, accessToken);
+  accessToken = fresh.access_token;
+}
+
+async function authorized(method, path, body) {
   try {
     return await send(method, path, body, accessToken);
   } catch (problem) {
@@ -113,6 +119,21 @@ export async function call(method, path, body) {
       endSession();
       throw problem;
     }
+    return send(method, path, body, accessToken);
+  }
+}
+
+/** An authenticated call (`call("GET", "/api/v1/me")`): a 401 refreshes once and retries; a
+ * step-up demand asks the person to prove it is them, then retries once. */
+export async function call(method, path, body) {
+  if (accessToken === null && (await restore()) === null) {
+    throw new Problem(401, { type: "unauthorized", title: "Signed out", detail: "Sign in again." }, null);
+  }
+  try {
+    return await authorized(method, path, body);
+  } catch (problem) {
+    if (!(problem instanceof Problem) || problem.kind !== "reauthentication-required" || !askToReauthenticate) throw problem;
+    await askToReauthenticate(problem);
     return send(method, path, body, accessToken);
   }
 }

@@ -2,6 +2,7 @@
 // button POSTs /magic-link/verify. A used or expired link is a clear page with the next step.
 import { auth } from "./api.js";
 import { continueSignIn } from "./steps.js";
+import "./second-factor-step.js";
 import { $, el, onSubmit, showLinkFailed, showPage, takeLinkToken } from "./ui.js";
 
 const token = takeLinkToken();
@@ -11,7 +12,7 @@ if (!token) {
 } else {
   onSubmit(
     $("#magic"),
-    async () => continueSignIn(await auth("POST", "/magic-link/verify", { token })),
+    async () => continueSignIn(auth("POST", "/magic-link/verify", { token })),
     (problem) => {
       if (problem.kind !== "invalid-token") return false;
       showLinkFailed("sign-in", "/auth/sign-in", "Email me a new link");

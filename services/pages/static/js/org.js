@@ -3,6 +3,7 @@
 import { MANAGERS, mountSections, requireSession } from "./signed-in.js";
 import { el, showPage } from "./ui.js";
 import * as settings from "./sections/org-settings.js";
+import * as policy from "./sections/second-factor-policy.js";
 import * as members from "./sections/members.js";
 import * as invitations from "./sections/invitations.js";
 import * as apiKeys from "./sections/api-keys.js";
@@ -19,6 +20,7 @@ if (!MANAGERS.includes(current.user.role)) {
 } else {
   await mountSections(current, [
     ["org-settings", settings.mount],
+    ["second-factor-policy", policy.mount],
     ["members", members.mount],
     ["invitations", invitations.mount],
     ["api-keys", apiKeys.mount],

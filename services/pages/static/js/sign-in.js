@@ -3,6 +3,8 @@
 import { auth, restore } from "./api.js";
 import { showButtons, showOutcome, takeOutcome } from "./providers.js";
 import { continueSignIn } from "./steps.js";
+import "./second-factor-step.js";
+import { offerPasskeys, stopAutofill } from "./passkey-sign-in.js";
 import { $, el, nextPath, onSubmit, showPage } from "./ui.js";
 
 const outcome = takeOutcome();
@@ -10,7 +12,8 @@ if (outcome) showOutcome($("main h1"), outcome);
 showButtons();
 
 onSubmit($("#password-sign-in"), async (form) => {
-  await continueSignIn(await auth("POST", "/login", form));
+  await stopAutofill(); // its second factor may need the browser's one WebAuthn request
+  await continueSignIn(auth("POST", "/login", form));
 });
 
 onSubmit($("#magic-link"), async (form) => {
@@ -22,7 +25,8 @@ onSubmit($("#magic-link"), async (form) => {
   );
 });
 
-// Already signed in (the refresh cookie still holds a session): go on.
+// Already signed in (the refresh cookie still holds a session): go on; else offer passkeys.
 restore().then((current) => {
   if (current) location.replace(nextPath());
-}, () => {});
+  else offerPasskeys();
+}, () => offerPasskeys());

@@ -3,6 +3,7 @@
 // session under the page (revoked from another tab or device) shown as signed out.
 import { call, onSignedOut, restore, session, signOut } from "./api.js";
 import { $, el, showPage } from "./ui.js";
+import "./stepup.js"; // a change needing a recent sign-in asks for it
 
 export const MANAGERS = ["owner", "admin"];
 

@@ -21,9 +21,14 @@ export function el(tag, attributes = {}, ...children) {
 /** The `#token=` of an emailed link, removed from the address bar and the history entry
  * before the page makes any request (it never reaches a log, a Referer or the history). */
 export function takeLinkToken() {
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  return takeFragment().get("token");
+}
+
+/** The page's `#fragment` parameters, removed from the address bar and history first. */
+export function takeFragment() {
+  const found = new URLSearchParams(location.hash.slice(1));
   if (location.hash) history.replaceState(history.state, "", location.pathname + location.search);
-  return token;
+  return found;
 }
 
 /** Replace the page's main content with a message and its next steps (links or buttons). */

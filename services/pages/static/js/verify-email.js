@@ -3,6 +3,7 @@
 // `invalid-token`: the form stays, with a way to get a new link.
 import { auth } from "./api.js";
 import { continueSignIn } from "./steps.js";
+import "./second-factor-step.js";
 import { $, el, formAlert, onSubmit, showPage, takeLinkToken } from "./ui.js";
 
 const token = takeLinkToken();
@@ -17,7 +18,7 @@ if (!token) {
 } else {
   onSubmit(
     $("#verify"),
-    async (form) => continueSignIn(await auth("POST", "/email/verify", { token, password: form.password })),
+    async (form) => continueSignIn(auth("POST", "/email/verify", { token, password: form.password })),
     (problem, form) => {
       if (problem.kind !== "invalid-token") return false;
       formAlert(

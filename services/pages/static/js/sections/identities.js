@@ -1,11 +1,11 @@
 // Account: linked sign-in providers (GET /api/v1/auth/identities); link one (POST
 // /providers/{id}/link, then off to the provider, back at /account#linked=<id> or #error=…);
 // unlink one (DELETE /identities/{id}; 409 last-sign-in-method when it is the last way in).
-// Linking needs a recent sign-in: on 403 reauthentication-required the password is asked
-// for (POST /reauthenticate, a fresh access token) and the link retried.
-import { call, Problem, useAccessToken } from "../api.js";
+// Linking needs a recent sign-in: `call` answers a 403 reauthentication-required with the
+// step-up dialog (stepup.js) and retries the link once.
+import { call, Problem } from "../api.js";
 import { providers, showOutcome, takeOutcome, toProvider } from "../providers.js";
-import { $, act, el, onSubmit, statusLine, when } from "../ui.js";
+import { $, act, el, statusLine, when } from "../ui.js";
 
 // Read at once, before the page's first request: the fragment leaves the address bar.
 const outcome = takeOutcome();
@@ -17,35 +17,12 @@ export async function mount(section) {
   const body = $("tbody", section);
   const none = $("#identities-none", section);
   const linkers = $("#link-providers", section);
-  const form = $("#reauth-form", section);
   const status = statusLine(section);
   const configured = await providers();
-  let pending = null; // the provider waiting for a re-authentication
 
   async function link(provider) {
-    try {
-      toProvider(await call("POST", `/api/v1/auth/providers/${encodeURIComponent(provider.id)}/link`));
-    } catch (problem) {
-      if (!(problem instanceof Problem) || problem.kind !== "reauthentication-required") throw problem;
-      pending = provider;
-      $("#reauth-why", section).textContent = `To link ${provider.name}, confirm it is you.`;
-      form.hidden = false;
-      $("#reauth-password", section).focus();
-    }
+    toProvider(await call("POST", `/api/v1/auth/providers/${encodeURIComponent(provider.id)}/link`));
   }
-
-  onSubmit(form, async (values) => {
-    const answer = await call("POST", "/api/v1/auth/reauthenticate", { password: values.password });
-    useAccessToken(answer.access_token);
-    await link(pending);
-    form.reset();
-    form.hidden = true;
-  });
-  $("#reauth-cancel", section).addEventListener("click", () => {
-    form.reset();
-    form.hidden = true;
-    pending = null;
-  });
 
   async function unlink(button, identity) {
     await act(button, status, async () => {
