@@ -23,8 +23,6 @@ import orjson
 from arq.connections import ArqRedis
 from prometheus_client import Counter, Gauge
 from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -78,8 +76,8 @@ async def guarded(client: object, call: Callable[[], Awaitable[T]]) -> T:
 def create_redis(
     settings: Settings, guard: RedisGuard | None = None, *, socket_timeout: float = SOCKET_TIMEOUT_SECONDS
 ) -> ArqRedis:
-    """The process's client: at most `redis_max_connections`, a caller waits for a free one; a
-    failed connect is tried once more (a command is never sent twice: it may have run). An
+    """The process's client: at most `redis_max_connections`, a caller waits for a free one; no
+    command is retried (it may have run, and a retried call would outlast its socket bound). An
     `ArqRedis`, so it also enqueues jobs; traced (command names only) when tracing is on."""
     settings.require("redis_url")
     instrument_redis()
@@ -89,7 +87,6 @@ def create_redis(
         timeout=socket_timeout,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
-        retry=Retry(NoBackoff(), retries=1),
         health_check_interval=30,
     )
     client = GuardedRedis(pool, serialize_job, deserialize_job, email_queue_name(settings))
