@@ -270,3 +270,13 @@ async def create_database(conn: AsyncConnection, name: str) -> None:
 
 async def drop_database(conn: AsyncConnection, name: str) -> None:
     await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def revoke_api_keys_created_by(db: AsyncSession, user_id: UUID) -> list[UUID]:
+    """Revoke the working API keys `user_id` created (by an operator: no `revoked_by` user); the
+    ids revoked."""
+    statement = text(
+        "UPDATE api_keys SET revoked_at = now(), revoked_by = NULL"
+        " WHERE created_by = :user AND revoked_at IS NULL RETURNING id"
+    )
+    return await ids_of(db, statement, {"user": user_id})

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.admin import queries
 from services.admin.queries import OrgRow, UserRow
-from services.api.api_keys.queries import RevokedKey, revoke_live_created_by
 from services.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Passwords
 from shared import audit
 from shared.access_tokens import mark_sessions_revoked
@@ -233,12 +232,12 @@ async def set_disabled(admin: Admin, ref: str, *, disabled: bool) -> tuple[UserR
         await queries.lock_user(db, user.id)
         changed = await queries.set_disabled(db, user.id, disabled=disabled)
         sids: list[UUID] = []
-        keys: list[RevokedKey] = []
+        keys: list[UUID] = []
         if disabled:
             # Even when already disabled: revoking again is harmless and closes any gap. The
             # keys they created go too: a disabled person's bots stop with them (as on removal).
             sids = await queries.revoke_sessions(db, user.id, reason="user_disabled")
-            keys = await revoke_live_created_by(db, user.id, None)
+            keys = await queries.revoke_api_keys_created_by(db, user.id)
         if changed or sids or keys:
             await admin._audit(
                 db,
@@ -246,7 +245,7 @@ async def set_disabled(admin: Admin, ref: str, *, disabled: bool) -> tuple[UserR
                 "admin.user_disabled" if disabled else "admin.user_enabled",
                 user,
                 **({"sessions_revoked": len(sids)} if disabled else {}),
-                **({"api_keys_revoked": [str(k.id) for k in keys]} if keys else {}),
+                **({"api_keys_revoked": [str(key) for key in keys]} if keys else {}),
             )
         await admin._mark_revoked(sids)
         return user, changed, len(sids)
