@@ -1,0 +1,35 @@
+"""Redaction of the `extra` fields of a log line, whatever the type of their values."""
+
+from __future__ import annotations
+
+import enum
+import logging
+
+import orjson
+
+from shared.logging import REDACTED, JsonFormatter, redact
+
+
+class Kind(enum.StrEnum):
+    TOKEN = "Bearer abc.def.ghi"
+
+
+def line(**extra: object) -> dict[str, object]:
+    record = logging.getLogger("blockbot.test").makeRecord(
+        "blockbot.test", logging.INFO, "", 0, "request", (), None, extra=extra
+    )
+    parsed: dict[str, object] = orjson.loads(JsonFormatter("api").format(record))
+    return parsed
+
+
+def test_plain_values_keep_their_type_and_sensitive_names_are_redacted_whatever_the_type() -> None:
+    parsed = line(status=200, duration_ms=1.5, cached=False, user=None, token=12345, password=None)
+    assert parsed["status"] == 200 and parsed["duration_ms"] == 1.5
+    assert parsed["cached"] is False and parsed["user"] is None
+    assert parsed["token"] == REDACTED and parsed["password"] == REDACTED
+
+
+def test_text_inside_subclasses_and_containers_is_still_searched() -> None:
+    assert redact(Kind.TOKEN) == f"Bearer {REDACTED}"
+    assert redact({"n": 1, "note": ["Bearer abc.def"]}) == {"n": 1, "note": [f"Bearer {REDACTED}"]}
+    assert line(method="GET", route="/api/v1/me?token=abc")["route"] == f"/api/v1/me?token={REDACTED}"
