@@ -135,5 +135,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
-    # Our access log replaces uvicorn's, which would print raw paths with query strings.
-    logging.getLogger("uvicorn.access").disabled = True
+    # Our access log replaces uvicorn's, which would print raw paths with query strings. With no
+    # handler to reach, uvicorn does not even build its line's arguments for each response (it
+    # asks `hasHandlers()` per connection); `disabled` alone still had it quote every path.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+    access.disabled = True

@@ -7,7 +7,7 @@ import logging
 
 import orjson
 
-from shared.logging import REDACTED, JsonFormatter, redact
+from shared.logging import REDACTED, JsonFormatter, configure_logging, redact
 
 
 class Kind(enum.StrEnum):
@@ -33,3 +33,19 @@ def test_text_inside_subclasses_and_containers_is_still_searched() -> None:
     assert redact(Kind.TOKEN) == f"Bearer {REDACTED}"
     assert redact({"n": 1, "note": ["Bearer abc.def"]}) == {"n": 1, "note": [f"Bearer {REDACTED}"]}
     assert line(method="GET", route="/api/v1/me?token=abc")["route"] == f"/api/v1/me?token={REDACTED}"
+
+
+def test_uvicorns_access_log_has_nowhere_to_go_so_uvicorn_skips_it() -> None:
+    """uvicorn builds its access line (client address, quoted path and query) for every response
+    while `uvicorn.access` has a handler, its own or the root's; ours replaces it."""
+    access = logging.getLogger("uvicorn.access")
+    root = logging.getLogger()
+    saved = (access.handlers[:], access.propagate, access.disabled, root.handlers[:], root.level)
+    access.handlers[:] = [logging.NullHandler()]  # what uvicorn's own logging config leaves
+    try:
+        configure_logging("api")
+        assert root.handlers and not access.hasHandlers()
+    finally:
+        access.handlers[:], access.propagate, access.disabled = saved[0], saved[1], saved[2]
+        root.handlers[:] = saved[3]
+        root.setLevel(saved[4])
