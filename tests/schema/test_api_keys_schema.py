@@ -12,7 +12,7 @@ import pytest
 
 from devstack.databases import MigratedDatabase
 from shared.api_keys import generate_key, secret_hash
-from tests.foundation.test_tenancy import (  # the admin and api_conn fixtures, reused
+from tests.schema.test_tenancy import (  # the admin and api_conn fixtures, reused
     admin,
     api_conn,
     in_tenant,
