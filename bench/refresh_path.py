@@ -239,7 +239,8 @@ def _hello(stack: StackProcesses, port: int, args: argparse.Namespace) -> float:
     load({**spec, "connections": 4, "seconds": 1})
     before = stack.cpu()
     result = load({**spec, "connections": args.connections, "seconds": args.seconds})
-    return (stack.cpu() - before) * 1000 / max(1, result["requests"])
+    served = max(1, int(result["requests"]))
+    return (stack.cpu() - before) * 1000 / served
 
 
 if __name__ == "__main__":
