@@ -14,8 +14,9 @@ measures the baseline and the working tree one after the other, so before and af
 machine's load. CPU per request is the service's process plus every PostgreSQL backend and
 Redis, over the saturation run (the other, idle services are not counted).
 
-`--profile refresh` (or `me`) samples the working tree's server with py-spy during one extra
-run of that operation and prints the summary (bench/pyspy.py; `pip install py-spy`).
+`--profile refresh` (or `me token`, `me API key`) samples the working tree's server (or the
+baseline's: `--profile-code base`) with py-spy during one extra run of that operation and
+prints the summary (bench/pyspy.py; `pip install py-spy`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="", help="a git revision measured beside the working tree")
     parser.add_argument("--profile", default="", help="py-spy the working tree's server: refresh or me")
     parser.add_argument("--top", type=int, default=12, help="lines of the profile's summary")
+    parser.add_argument("--profile-code", default="new", help="whose server --profile samples: new or base")
     args = parser.parse_args()
 
     with bench_run() as run:
@@ -205,12 +207,12 @@ def main() -> None:
         if args.profile:
             from bench import pyspy
 
-            wanted = next(op for op in operations("new") if args.profile in op.name)
+            wanted = next(op for op in operations(args.profile_code) if args.profile in op.name)
             sampler = pyspy.record(servers[wanted.port].pid, args.seconds, root / "profile.txt")
             stack = StackProcesses({"service": servers[wanted.port].pid, **shared_roots})
             measure(stack, ports, wanted, "closed", args.seconds, args.connections, 0, {})
             sampler.wait()
-            kept = ROOT / ".dev" / f"refresh-path-profile-{args.profile}.txt"
+            kept = ROOT / ".dev" / f"refresh-path-profile-{args.profile}-{args.profile_code}.txt"
             kept.parent.mkdir(exist_ok=True)
             kept.write_bytes((root / "profile.txt").read_bytes())
             print("\n".join(pyspy.summarize(kept, top=args.top)))
