@@ -8,10 +8,15 @@ import hashlib
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from shared.access_tokens import b64url_encode, verify_access_token
 from shared.opaque_tokens import decode_token
 from tests.auth.helpers import KEYRING, AuthApp, admin, do_refresh, refresh_cookie, signup
+
+
+def _refreshes(result: str) -> float:
+    return REGISTRY.get_sample_value("auth_refresh_total", {"result": result}) or 0.0
 
 
 def _digest(token: str) -> bytes:
@@ -32,6 +37,7 @@ async def test_concurrent_refreshes_of_one_token_rotate_it_once(
 ) -> None:
     sid, t0 = await _session_of(client, auth)
     clients = [auth.client() for _ in range(6)]
+    rotated, replayed = _refreshes("rotated"), _refreshes("grace_replay")
     try:
         results = await asyncio.gather(*(do_refresh(c, t0) for c in clients))
     finally:
@@ -39,6 +45,9 @@ async def test_concurrent_refreshes_of_one_token_rotate_it_once(
             await c.aclose()
     assert [r.status_code for r in results] == [200] * 6
     (t1,) = {refresh_cookie(r) for r in results}
+    # One rotation; the five others were grace replays of the token it retired (no reuse).
+    assert _refreshes("rotated") == rotated + 1
+    assert _refreshes("grace_replay") == replayed + 5
     async with admin(admin_dsn) as conn:
         row = await conn.fetchrow(
             "SELECT generation, token_hash, previous_token_hash, revoked_at FROM sessions WHERE id = $1",
