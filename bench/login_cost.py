@@ -5,7 +5,8 @@
 Starts PostgreSQL, Redis and one auth process per Argon2 setting (OWASP's minimum, m=19 MiB t=2
 p=1, and the settings' defaults) as `bench/capacity.py` does (rate limits raised out of the
 way, everything else the defaults), seeds the same probe users, and drives from a separate
-load-generator process, `--connections` clients back to back:
+load-generator process, `--connections` clients back to back (with `--before DIR`, also an
+auth process per setting running DIR's code, e.g. the main branch, measured the same way):
 
 * `login`: the right password (a session is opened);
 * `wrong password`: a known address, a wrong password (the hash, no session);
@@ -27,6 +28,7 @@ import json
 import os
 import resource
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -139,6 +141,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", default="owasp,default", help="Argon2 settings to measure")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--before", type=Path, default=None, help="also run auth from this checkout (e.g. the old main)"
+    )
     args = parser.parse_args()
     kinds = [k for k in args.only.split(",") if k in PARAMS]
     report: dict[str, Any] = {
@@ -148,7 +153,6 @@ def main() -> None:
         "load_average_before": os.getloadavg(),
     }
     with bench_run() as run:
-        ports = {kind: free_port() for kind in kinds}
         prefix = f"lc{secrets.token_hex(3)}:"
         env = {
             "ENV": "development",
@@ -164,19 +168,24 @@ def main() -> None:
             "RATELIMIT_AUTH_EMAIL_PER_HOUR": HIGH,
             "RATELIMIT_AUTH_MAILS_PER_ADDRESS_PER_HOUR": HIGH,
         }
+        # Each server: (Argon2 setting, checkout it runs from: this one, or --before's).
+        labels = {kind: (kind, None) for kind in kinds}
+        if args.before:
+            labels.update({f"{kind} before": (kind, args.before) for kind in kinds})
+        ports = {label: free_port() for label in labels}
         servers = {}
-        for kind in kinds:
+        for label, (kind, checkout) in labels.items():
             extra = OWASP if kind == "owasp" else {}
-            servers[kind] = start_uvicorn(
-                "services.auth.main:app",
-                ports[kind],
-                {**env, **extra, "APP_BASE_URL": f"http://127.0.0.1:{ports[kind]}"},
-                run.root / f"auth-{kind}.log",
-            )
-            run.processes.append(servers[kind])
-        for kind in kinds:
-            wait_for_port(ports[kind], timeout=120)
-        roots = {f"auth ({kind})": servers[kind].pid for kind in kinds}
+            server_env = {**env, **extra, "APP_BASE_URL": f"http://127.0.0.1:{ports[label]}"}
+            log = run.root / f"auth-{label.replace(' ', '-')}.log"
+            if checkout is None:
+                servers[label] = start_uvicorn("services.auth.main:app", ports[label], server_env, log)
+            else:
+                servers[label] = start_checkout(checkout, ports[label], server_env, log)
+            run.processes.append(servers[label])
+        for label in labels:
+            wait_for_port(ports[label], timeout=120)
+        roots = {f"auth ({label})": servers[label].pid for label in labels}
         postmaster = run.root / "pg" / "data" / "postmaster.pid"
         if postmaster.exists():
             roots["postgres"] = int(postmaster.read_text().split()[0])
@@ -214,14 +223,14 @@ def main() -> None:
         ok = {"login": [200], "wrong password": [401], "unknown email": [401]}
         results: dict[str, Any] = {}
         with httpx.Client(timeout=60) as client:
-            for kind in kinds:  # warm-up: connections, statement caches, the dummy hash
+            for label, (kind, _) in labels.items():  # warm-up: connections, caches, the dummy hash
                 for body in cases["login"](kind)[:4]:
-                    client.post(f"http://127.0.0.1:{ports[kind]}/api/v1/auth/login", content=body)
-        for kind in kinds:
+                    client.post(f"http://127.0.0.1:{ports[label]}/api/v1/auth/login", content=body)
+        for label, (kind, _) in labels.items():
             for case, bodies in cases.items():
                 spec = {
                     "host": "127.0.0.1",
-                    "port": ports[kind],
+                    "port": ports[label],
                     "method": "POST",
                     "path": "/api/v1/auth/login",
                     "mode": "closed",
@@ -237,13 +246,24 @@ def main() -> None:
                 settle_roots(roots)
                 after = usage(roots)
                 served = max(1, result["requests"])
-                results[f"{case} ({kind})"] = {**result, **per_request(before, after, served)}
+                results[f"{case} ({label})"] = {**result, **per_request(before, after, served)}
         report["operations"] = results
         report["bare_verify"] = {kind: bare_verify(PARAMS[kind], args.seconds) for kind in kinds}
     report["load_average_after"] = os.getloadavg()
     print_table(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+
+
+def start_checkout(checkout: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The auth service of another checkout (its own code first on the path), this interpreter."""
+    command = [sys.executable, "-m", "uvicorn", "services.auth.main:app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-server-header"]
+    environment = {**os.environ, **env, "WEB_CONCURRENCY": "1", "PYTHONPATH": str(checkout)}
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command, cwd=checkout, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
 
 
 def settle_roots(roots: dict[str, int]) -> None:
@@ -275,10 +295,11 @@ def print_table(report: dict[str, Any]) -> None:
             f"{'bare verify (' + kind + ')':28} {b['per_s']:7.1f} {b['per_cpu_s']:10.1f} {b['cpu_ms']:7.1f}"
             f" {b['user_ms']:6.1f} {b['sys_ms']:6.1f} {b['minflt']:7.0f}"
         )
-        login = report["operations"].get(f"login ({kind})")
-        if login:
-            ratio = login["per_vcpu_s"] / b["per_cpu_s"]
-            print(f"  logins / bare verifications per CPU-s ({kind}): {ratio:.2f}")
+        for label in (kind, f"{kind} before"):
+            login = report["operations"].get(f"login ({label})")
+            if login:
+                ratio = login["per_vcpu_s"] / b["per_cpu_s"]
+                print(f"  logins / bare verifications per CPU-s ({label}): {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,15 @@ time of a failed login does not say whether the account exists.
 The hashing threads run at a lower CPU priority (Linux niceness is per thread and inherited by
 the lane threads argon2 starts), so under a login storm hashing gets the CPU the event loop
 leaves idle instead of starving it: logins per second stay the same, `/health` stays fast.
+
+The pool defaults to one Argon2 lane thread per usable core (`hash_concurrency`): more
+concurrent hashes than cores only evict each other's memory from the CPU caches and cost
+context switches. In front of the pool, admission is bounded (`HashTicket`): at most
+`password_hash_queue` operations wait per process; beyond that a request is refused at once
+with a 503 and `Retry-After` (`HashingBusy`) instead of queuing until its client gives up.
+Hashes of a new password (sign-up, reset, change, invitation) may fill only half of the queue,
+so a flood of sign-ups leaves room for logins. The decision depends on the queue alone and is
+taken before any account lookup, so a refusal says nothing about an address.
 """
 
 from __future__ import annotations
@@ -22,12 +31,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from types import TracebackType
+from typing import Literal, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from services.auth.metrics import PASSWORD_HASH_SECONDS, PASSWORD_HASH_WAITING
+from services.auth.metrics import PASSWORD_HASH_SECONDS, PASSWORD_HASH_SHED, PASSWORD_HASH_WAITING
+from shared.errors import ServiceUnavailable
 from shared.settings import Settings
 
 MIN_PASSWORD_LENGTH = 10
@@ -37,6 +48,73 @@ T = TypeVar("T")
 
 # Niceness added to the hashing threads: below the event loop, still far above idle.
 HASH_THREAD_NICENESS = 10
+# Waiting operations allowed per hashing slot when PASSWORD_HASH_QUEUE is not set.
+QUEUE_PER_SLOT = 16
+HASHING_BUSY_RETRY_AFTER_SECONDS = 1
+
+# `verify` proves a password (login, re-authentication, sign-up verification); `hash` makes
+# the hash of a new one (sign-up, reset, change, invitation), admitted into half the queue.
+Kind = Literal["verify", "hash"]
+
+
+class HashingBusy(ServiceUnavailable):
+    """More password checks wait in this process than it hashes in a few seconds: retry later."""
+
+    default_detail = "The service is busy checking passwords; retry after the time in Retry-After."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(HASHING_BUSY_RETRY_AFTER_SECONDS)})
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def hash_concurrency(settings: Settings) -> int:
+    """Concurrent hashes per process: PASSWORD_HASH_CONCURRENCY, else as many as keep one
+    Argon2 lane thread per usable core across the uvicorn workers (at least one)."""
+    if settings.password_hash_concurrency is not None:
+        return settings.password_hash_concurrency
+    lanes = settings.web_concurrency * settings.argon2_parallelism
+    return max(1, usable_cpus() // lanes)
+
+
+def hash_queue(settings: Settings, concurrency: int) -> int:
+    """Operations allowed to wait for a hashing slot per process."""
+    if settings.password_hash_queue is not None:
+        return settings.password_hash_queue
+    return QUEUE_PER_SLOT * concurrency
+
+
+class HashTicket:
+    """A place in the bounded hashing backlog, held from admission until released.
+
+    Admission comes first (`Passwords.admit`, which refuses with `HashingBusy`); the ticket
+    then covers any number of operations of its request and is released on leaving its `with`
+    block, by `release()`, or, if its request is dropped before it runs, when collected.
+    """
+
+    def __init__(self, owner: Passwords) -> None:
+        self._owner: Passwords | None = owner
+
+    def release(self) -> None:
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._admitted -= 1
+
+    def __enter__(self) -> HashTicket:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
 
 
 def _lower_thread_priority() -> None:
@@ -58,21 +136,38 @@ class Passwords:
             salt_len=16,
             type=Type.ID,
         )
-        size = settings.password_hash_concurrency
+        self.concurrency = hash_concurrency(settings)
+        self.queue = hash_queue(settings, self.concurrency)
         self._executor = ThreadPoolExecutor(
-            max_workers=size, thread_name_prefix="argon2", initializer=_lower_thread_priority
+            max_workers=self.concurrency, thread_name_prefix="argon2", initializer=_lower_thread_priority
         )
-        self._slots = asyncio.Semaphore(size)
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._admitted = 0  # running and waiting operations, by their tickets
         self._dummy_hash: str | None = None
+
+    def admit(self, kind: Kind, *, shed: bool = True) -> HashTicket:
+        """A place in the backlog, or `HashingBusy` when `kind`'s share of it is full.
+
+        `shed=False` admits regardless (work a caller has already answered for)."""
+        share = self.queue if kind == "verify" else self.queue // 2
+        if shed and self._admitted >= self.concurrency + share:
+            PASSWORD_HASH_SHED.labels(kind).inc()
+            raise HashingBusy()
+        self._admitted += 1
+        return HashTicket(self)
 
     async def start(self) -> None:
         """Make the dummy hash once, with the configured parameters."""
-        self._dummy_hash = await self.hash(secrets.token_urlsafe(24))
+        with self.admit("hash", shed=False) as ticket:
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(24), ticket=ticket)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, operation: str, func: Callable[[], T]) -> T:
+    async def _run(self, operation: Kind, func: Callable[[], T], ticket: HashTicket | None) -> T:
+        if ticket is None:
+            with self.admit(operation) as own:
+                return await self._run(operation, func, own)
         PASSWORD_HASH_WAITING.inc()
         try:
             await self._slots.acquire()
@@ -88,14 +183,17 @@ class Passwords:
         finally:
             self._slots.release()
 
-    async def hash(self, password: str) -> str:
-        return await self._run("hash", lambda: self.hasher.hash(password))
+    async def hash(self, password: str, *, ticket: HashTicket | None = None) -> str:
+        """The hash of a new password; admitted here (`hash`'s share) unless a ticket is given."""
+        return await self._run("hash", lambda: self.hasher.hash(password), ticket)
 
-    async def verify(self, stored_hash: str | None, password: str) -> bool:
+    async def verify(
+        self, stored_hash: str | None, password: str, *, ticket: HashTicket | None = None
+    ) -> bool:
         """True when `password` matches; an absent hash costs a dummy verification."""
         target = stored_hash or self._dummy_hash
         if target is None:  # pragma: no cover - start() runs in the lifespan
-            target = await self.hash(secrets.token_urlsafe(24))
+            target = await self.hash(secrets.token_urlsafe(24), ticket=ticket)
             self._dummy_hash = target
 
         def check() -> bool:
@@ -104,12 +202,8 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        matched = await self._run("verify", check)
+        matched = await self._run("verify", check, ticket)
         return matched and stored_hash is not None
-
-    async def burn(self, password: str) -> None:
-        """Spend the same time as a verification without any account (unknown users)."""
-        await self.verify(None, password)
 
     def needs_rehash(self, stored_hash: str) -> bool:
         try:
