@@ -164,7 +164,7 @@ class Passwords:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, operation: Kind, func: Callable[[], T], ticket: HashTicket | None) -> T:
+    async def _run(self, operation: Kind, func: Callable[[], T], ticket: HashTicket | None = None) -> T:
         if ticket is None:
             with self.admit(operation) as own:
                 return await self._run(operation, func, own)
