@@ -11,7 +11,8 @@ The hashing threads run at a lower CPU priority (Linux niceness is per thread an
 the lane threads argon2 starts), so under a login storm hashing gets the CPU the event loop
 leaves idle instead of starving it: logins per second stay the same, `/health` stays fast.
 
-The pool defaults to one Argon2 lane thread per usable core (`hash_concurrency`): more
+Each hashing thread keeps its Argon2 memory between hashes (`argon2_arena.py`). The pool
+defaults to one Argon2 lane thread per usable core (`hash_concurrency`): more
 concurrent hashes than cores only evict each other's memory from the CPU caches and cost
 context switches. In front of the pool, admission is bounded (`HashTicket`): at most
 `password_hash_queue` operations wait per process; beyond that a request is refused at once
@@ -34,9 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal, TypeVar
 
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from services.auth.argon2_arena import ArenaHasher
 from services.auth.metrics import PASSWORD_HASH_SECONDS, PASSWORD_HASH_SHED, PASSWORD_HASH_WAITING
 from shared.errors import ServiceUnavailable
 from shared.settings import Settings
@@ -128,13 +130,12 @@ class Passwords:
     """Hash and verify passwords with Argon2id; one instance per process (made in the lifespan)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.hasher = PasswordHasher(
+        self.hasher: PasswordHasher = ArenaHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
             hash_len=32,
             salt_len=16,
-            type=Type.ID,
         )
         self.concurrency = hash_concurrency(settings)
         self.queue = hash_queue(settings, self.concurrency)
