@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import secrets
 import threading
@@ -68,6 +69,11 @@ class HashingBusy(ServiceUnavailable):
         super().__init__(headers={"Retry-After": str(HASHING_BUSY_RETRY_AFTER_SECONDS)})
 
 
+_current_ticket: contextvars.ContextVar[HashTicket | None] = contextvars.ContextVar(
+    "password_hash_ticket", default=None
+)
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the platform has one)."""
     if hasattr(os, "sched_getaffinity"):
@@ -94,13 +100,18 @@ def hash_queue(settings: Settings, concurrency: int) -> int:
 class HashTicket:
     """A place in the bounded hashing backlog, held from admission until released.
 
-    Admission comes first (`Passwords.admit`, which refuses with `HashingBusy`); the ticket
-    then covers any number of operations of its request and is released on leaving its `with`
-    block, by `release()`, or, if its request is dropped before it runs, when collected.
+    Admission comes first (`Passwords.admit`, which refuses with `HashingBusy`). Inside the
+    ticket's `with` block it is the current one (a context variable): every hash or
+    verification there uses it, without a place of its own. It is released on leaving that
+    block, by `release()`, or, if its request is dropped before the block runs, when collected.
     """
 
     def __init__(self, owner: Passwords) -> None:
         self._owner: Passwords | None = owner
+        self._context: contextvars.Token[HashTicket | None] | None = None
+
+    def held_in(self, owner: Passwords) -> bool:
+        return self._owner is owner
 
     def release(self) -> None:
         owner, self._owner = self._owner, None
@@ -108,11 +119,15 @@ class HashTicket:
             owner._admitted -= 1
 
     def __enter__(self) -> HashTicket:
+        self._context = _current_ticket.set(self)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._context is not None:
+            _current_ticket.reset(self._context)
+            self._context = None
         self.release()
 
     def __del__(self) -> None:
@@ -159,16 +174,17 @@ class Passwords:
 
     async def start(self) -> None:
         """Make the dummy hash once, with the configured parameters."""
-        with self.admit("hash", shed=False) as ticket:
-            self._dummy_hash = await self.hash(secrets.token_urlsafe(24), ticket=ticket)
+        with self.admit("hash", shed=False):
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(24))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, operation: Kind, func: Callable[[], T], ticket: HashTicket | None = None) -> T:
-        if ticket is None:
-            with self.admit(operation) as own:
-                return await self._run(operation, func, own)
+    async def _run(self, operation: Kind, func: Callable[[], T]) -> T:
+        ticket = _current_ticket.get()
+        if ticket is None or not ticket.held_in(self):
+            with self.admit(operation):
+                return await self._run(operation, func)
         PASSWORD_HASH_WAITING.inc()
         try:
             await self._slots.acquire()
@@ -184,17 +200,15 @@ class Passwords:
         finally:
             self._slots.release()
 
-    async def hash(self, password: str, *, ticket: HashTicket | None = None) -> str:
-        """The hash of a new password; admitted here (`hash`'s share) unless a ticket is given."""
-        return await self._run("hash", lambda: self.hasher.hash(password), ticket)
+    async def hash(self, password: str) -> str:
+        """The hash of a new password; admitted here (`hash`'s share) unless a ticket is current."""
+        return await self._run("hash", lambda: self.hasher.hash(password))
 
-    async def verify(
-        self, stored_hash: str | None, password: str, *, ticket: HashTicket | None = None
-    ) -> bool:
+    async def verify(self, stored_hash: str | None, password: str) -> bool:
         """True when `password` matches; an absent hash costs a dummy verification."""
         target = stored_hash or self._dummy_hash
         if target is None:  # pragma: no cover - start() runs in the lifespan
-            target = await self.hash(secrets.token_urlsafe(24), ticket=ticket)
+            target = await self.hash(secrets.token_urlsafe(24))
             self._dummy_hash = target
 
         def check() -> bool:
@@ -203,7 +217,7 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        matched = await self._run("verify", check, ticket)
+        matched = await self._run("verify", check)
         return matched and stored_hash is not None
 
     def needs_rehash(self, stored_hash: str) -> bool:

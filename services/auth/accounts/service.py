@@ -182,9 +182,9 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
 
     A full hashing backlog is a 503 (`HashingBusy`) before the address is looked up: the same
     answer, in the same time, whether or not it has an account."""
-    with state.passwords.admit("verify") as ticket:
+    with state.passwords.admit("verify"):
         user = await find_user_by_email(state, email)
-        matched = await state.passwords.verify(user.password_hash if user else None, password, ticket=ticket)
+        matched = await state.passwords.verify(user.password_hash if user else None, password)
         if user is None or not matched:
             LOGINS.labels("invalid_credentials").inc()
             if user is not None:
@@ -196,9 +196,7 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
             raise Unauthorized(INVALID_CREDENTIALS)
         assert user.password_hash is not None
         new_hash = (
-            await state.passwords.hash(password, ticket=ticket)
-            if state.passwords.needs_rehash(user.password_hash)
-            else None
+            await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
         )
     async with tenant_transaction(state.sessionmaker, user.org_id) as db:
         # The password was checked against the version read before hashing; a reset that

@@ -53,8 +53,8 @@ async def register(
     address = normalize_email(email)
     # Hash first for every outcome: same cost whether or not the address is taken, and no
     # database connection is held while hashing.
-    with ticket or state.passwords.admit("hash", shed=False) as held:
-        password_hash = await state.passwords.hash(password, ticket=held)
+    with ticket or state.passwords.admit("hash", shed=False):
+        password_hash = await state.passwords.hash(password)
     existing = await find_user_by_email(state, address)
     if existing is not None:
         if await mail.take():

@@ -4,6 +4,7 @@ and the memory really is kept (one mapping per thread, reused by the next hash).
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher, Type
@@ -13,15 +14,17 @@ from argon2.low_level import hash_secret
 from services.auth import argon2_arena
 from services.auth.argon2_arena import ArenaHasher
 
-PARAMS = {"time_cost": 1, "memory_cost": 8192, "parallelism": 2, "hash_len": 32, "salt_len": 16}
+
+def params() -> dict[str, Any]:
+    return {"time_cost": 1, "memory_cost": 8192, "parallelism": 2, "hash_len": 32, "salt_len": 16}
 
 
 def test_hashes_are_argon2_cffis_byte_for_byte_and_verify_both_ways():
-    arena = ArenaHasher(**PARAMS)
+    arena = ArenaHasher(**params())
     salt = bytes(range(16))
     expected = hash_secret(b"correct horse", salt, 1, 8192, 2, 32, Type.ID).decode()
     assert arena.hash("correct horse", salt=salt) == expected
-    library = PasswordHasher(**PARAMS)
+    library = PasswordHasher(**params())
     assert library.verify(arena.hash("correct horse"), "correct horse")
     assert arena.verify(library.hash("correct horse"), "correct horse")
     with pytest.raises(VerifyMismatchError):
@@ -39,8 +42,8 @@ def test_hashes_are_argon2_cffis_byte_for_byte_and_verify_both_ways():
 
 
 def test_each_thread_keeps_one_mapping_and_concurrent_hashes_stay_correct():
-    arena = ArenaHasher(**PARAMS)
-    library = PasswordHasher(**PARAMS)
+    arena = ArenaHasher(**params())
+    library = PasswordHasher(**params())
     areas: dict[str, list[int]] = {}
     failures: list[str] = []
 
