@@ -17,7 +17,9 @@ split into user and system time and by process, minor page faults per request, a
 stored hash needs a rehash at the service's parameters. Beside it, on the same machine in the
 same run: bare argon2-cffi `PasswordHasher.verify` in a loop, one thread per core (the
 conventional implementation), as verifications per CPU-second, user and system time and page
-faults; and the ratio logins / bare. Prints a table; `--json PATH` writes the figures.
+faults (before the first round, between rounds and after the last); and the ratio logins /
+bare. `--rounds` repeats every measurement, servers interleaved, and reports totals. Prints a
+table; `--json PATH` writes the figures.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", default="owasp,default", help="Argon2 settings to measure")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=2, help="measurements per operation, interleaved")
     parser.add_argument(
         "--before", type=Path, default=None, help="also run auth from this checkout (e.g. the old main)"
     )
@@ -150,6 +153,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "seconds": args.seconds,
         "connections": args.connections,
+        "rounds": args.rounds,
         "load_average_before": os.getloadavg(),
     }
     with bench_run() as run:
@@ -221,38 +225,85 @@ def main() -> None:
             ],
         }
         ok = {"login": [200], "wrong password": [401], "unknown email": [401]}
-        results: dict[str, Any] = {}
         with httpx.Client(timeout=60) as client:
             for label, (kind, _) in labels.items():  # warm-up: connections, caches, the dummy hash
                 for body in cases["login"](kind)[:4]:
                     client.post(f"http://127.0.0.1:{ports[label]}/api/v1/auth/login", content=body)
-        for label, (kind, _) in labels.items():
+        # Rounds, and within a round the servers one after the other for each case: before and
+        # after see the same load of the machine, however it drifts. Totals over the rounds.
+        bare: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+        totals: dict[str, dict[str, Any]] = {}
+        for _ in range(args.rounds):
+            for kind in kinds:
+                bare[kind].append(bare_verify(PARAMS[kind], args.seconds))
             for case, bodies in cases.items():
-                spec = {
-                    "host": "127.0.0.1",
-                    "port": ports[label],
-                    "method": "POST",
-                    "path": "/api/v1/auth/login",
-                    "mode": "closed",
-                    "connections": args.connections,
-                    "seconds": args.seconds,
-                    "rate": 0,
-                    "ok": ok[case],
-                    "bodies": bodies(kind),
-                }
-                settle_roots(roots)
-                before = usage(roots)
-                result = load(spec)
-                settle_roots(roots)
-                after = usage(roots)
-                served = max(1, result["requests"])
-                results[f"{case} ({label})"] = {**result, **per_request(before, after, served)}
-        report["operations"] = results
-        report["bare_verify"] = {kind: bare_verify(PARAMS[kind], args.seconds) for kind in kinds}
+                for label, (kind, _) in labels.items():
+                    spec = {
+                        "host": "127.0.0.1",
+                        "port": ports[label],
+                        "method": "POST",
+                        "path": "/api/v1/auth/login",
+                        "mode": "closed",
+                        "connections": args.connections,
+                        "seconds": args.seconds,
+                        "rate": 0,
+                        "ok": ok[case],
+                        "bodies": bodies(kind),
+                    }
+                    settle_roots(roots)
+                    before = usage(roots)
+                    result = load(spec)
+                    settle_roots(roots)
+                    after = usage(roots)
+                    total = totals.setdefault(
+                        f"{case} ({label})",
+                        {"requests": 0, "seconds": 0.0, "errors": {}, "usage": zero(roots)},
+                    )
+                    total["requests"] += result["requests"]
+                    total["seconds"] += result["seconds"]
+                    for status, count in result["errors"].items():
+                        total["errors"][status] = total["errors"].get(status, 0) + count
+                    for name in roots:
+                        for key in ("user", "sys", "minflt"):
+                            total["usage"][name][key] += after[name][key] - before[name][key]
+        for kind in kinds:
+            bare[kind].append(bare_verify(PARAMS[kind], args.seconds))
+        report["operations"] = {
+            name: {
+                "requests": t["requests"],
+                "rps": t["requests"] / t["seconds"],
+                "errors": t["errors"],
+                **per_request(zero(roots), t["usage"], max(1, t["requests"])),
+            }
+            for name, t in totals.items()
+        }
+        report["bare_verify_runs"] = bare
+        report["bare_verify"] = {kind: combine(runs) for kind, runs in bare.items()}
     report["load_average_after"] = os.getloadavg()
     print_table(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+
+
+def zero(roots: dict[str, int]) -> dict[str, dict[str, float]]:
+    return {name: {"user": 0.0, "sys": 0.0, "minflt": 0.0} for name in roots}
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bare verification figures over several runs (totals, not an average of ratios)."""
+    n = sum(r["verifications"] for r in runs)
+    cpu = sum(r["cpu_ms"] * r["verifications"] for r in runs) / 1000
+    user = sum(r["user_ms"] * r["verifications"] for r in runs) / 1000
+    wall = sum(r["verifications"] / r["per_s"] for r in runs)
+    return {
+        "verifications": n,
+        "per_s": n / wall,
+        "per_cpu_s": n / cpu,
+        "cpu_ms": cpu * 1000 / n,
+        "user_ms": user * 1000 / n,
+        "sys_ms": (cpu - user) * 1000 / n,
+        "minflt": sum(r["minflt"] * r["verifications"] for r in runs) / n,
+    }
 
 
 def start_checkout(checkout: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
