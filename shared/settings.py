@@ -263,6 +263,12 @@ class Settings(BaseSettings):
     # never crowd out logins. Unset: 16 per concurrent hash.
     password_hash_queue: int | None = Field(default=None, ge=0, le=100_000)
 
+    @field_validator("password_hash_concurrency", "password_hash_queue", mode="before")
+    @classmethod
+    def _derived_when_empty(cls, value: object) -> object:
+        # `PASSWORD_HASH_QUEUE=` (an .env line left empty, passed on by Compose) means unset.
+        return None if value == "" else value
+
     # --- rate limits ------------------------------------------------------------------------
     ratelimit_org_per_hour: int = Field(default=10_000, ge=1)
     ratelimit_user_per_hour: int = Field(default=1_000, ge=1)

@@ -132,3 +132,10 @@ async def test_a_refusal_is_a_503_problem_with_retry_after():
     error = HashingBusy()
     assert (error.status, error.slug) == (503, "service-unavailable")
     assert error.headers == {"Retry-After": "1"}
+
+
+def test_an_empty_variable_means_derived(make_settings, monkeypatch):
+    monkeypatch.setattr(passwords_module, "usable_cpus", lambda: 4)
+    settings = make_settings("auth", password_hash_concurrency="", password_hash_queue="")
+    assert (settings.password_hash_concurrency, settings.password_hash_queue) == (None, None)
+    assert hash_concurrency(settings) == 4
