@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", default="owasp,default", help="Argon2 settings to measure")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="py-spy the first server's logins (GIL only)")
     parser.add_argument("--rounds", type=int, default=2, help="measurements per operation, interleaved")
     parser.add_argument(
         "--before", type=Path, default=None, help="also run auth from this checkout (e.g. the old main)"
@@ -261,7 +263,17 @@ def main() -> None:
                     }
                     settle_roots(roots)
                     before = usage(roots)
+                    sampler = None
+                    if args.profile and case == "login" and label == kinds[0] and not report.get("profile"):
+                        from bench import pyspy
+
+                        sampler = pyspy.record(servers[label].pid, args.seconds, run.root / "profile.txt")
                     result = load(spec)
+                    if sampler is not None:
+                        sampler.wait()
+                        report["profile"] = pyspy.summarize(run.root / "profile.txt", top=15)
+                        if args.json:  # the raw samples beside the figures
+                            shutil.copy(run.root / "profile.txt", args.json.with_suffix(".profile.txt"))
                     settle_roots(roots)
                     after = usage(roots)
                     total = totals.setdefault(
@@ -290,6 +302,8 @@ def main() -> None:
         report["bare_verify"] = {kind: combine(runs) for kind, runs in bare.items()}
     report["load_average_after"] = os.getloadavg()
     print_table(report)
+    if report.get("profile"):
+        print("\n".join(report["profile"]))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 
