@@ -224,11 +224,13 @@ async def change_password(
     if user is None:
         raise Unauthorized()
     # Argon2 outside any transaction; an account without a password (external provider only)
-    # has no current one to prove.
-    if not await state.passwords.verify(user.password_hash, current):
-        detach("password_change_failed", lambda: _audit_failed_change(state, user, client))
-        raise WrongCurrentPassword()
-    new_hash = await state.passwords.hash(new)
+    # has no current one to prove. One place in the hashing backlog for both hashes: a proven
+    # password is not refused a moment later.
+    with state.passwords.admit("verify"):
+        if not await state.passwords.verify(user.password_hash, current):
+            detach("password_change_failed", lambda: _audit_failed_change(state, user, client))
+            raise WrongCurrentPassword()
+        new_hash = await state.passwords.hash(new)
     async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
         # The current password was checked against the version read before hashing; a change
         # or reset that committed since voids the check.
