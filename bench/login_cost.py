@@ -1,6 +1,7 @@
 """What a password login costs beside its Argon2 hash, every process of the stack counted.
 
     .venv/bin/python bench/login_cost.py [--seconds 8] [--connections 8] [--only owasp,default]
+                                         [--rounds 2] [--before DIR] [--profile] [--json PATH]
 
 Starts PostgreSQL, Redis and one auth process per Argon2 setting (OWASP's minimum, m=19 MiB t=2
 p=1, and the settings' defaults) as `bench/capacity.py` does (rate limits raised out of the
@@ -13,13 +14,16 @@ auth process per setting running DIR's code, e.g. the main branch, measured the 
 * `unknown email`: an address without an account (the dummy hash);
 
 For each: logins per vCPU-second over every process (auth, PostgreSQL, Redis), CPU per request
-split into user and system time and by process, minor page faults per request, and whether the
-stored hash needs a rehash at the service's parameters. Beside it, on the same machine in the
-same run: bare argon2-cffi `PasswordHasher.verify` in a loop, one thread per core (the
-conventional implementation), as verifications per CPU-second, user and system time and page
-faults (before the first round, between rounds and after the last); and the ratio logins /
-bare. `--rounds` repeats every measurement, servers interleaved, and reports totals. Prints a
-table; `--json PATH` writes the figures.
+split into user and system time and by process, minor page faults per request, the CPU of the
+loaded server's main thread (its event loop: everything but the hashing, which runs in the
+pool's threads), and whether the stored hash needs a rehash at the service's parameters.
+`--profile` samples the first server's logins with py-spy (samples holding the GIL only).
+
+Beside it, on the same machine in the same run: bare argon2-cffi `PasswordHasher.verify` in a
+loop, one thread per core (the conventional implementation), as verifications per CPU-second,
+user and system time and page faults (before the first round, between rounds and after the
+last); and the ratio logins / bare. `--rounds` repeats every measurement, servers interleaved,
+and reports totals. Prints a table; `--json PATH` writes the figures.
 """
 
 from __future__ import annotations
