@@ -236,7 +236,7 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
             assert deep
 
     # The auth service: login by email, refresh and logout lookups (cross-tenant), sign-up,
-    # one-time tokens, housekeeping's search.
+    # one-time tokens.
     async with transaction(auth_sessions) as session:
         user = await identity_queries.user_by_email(session, f"user{number}@example.com")
         assert user is not None and user.id == other_org_user
@@ -252,10 +252,7 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
         await signup_queries.copy_newest(
             session, email="signup77@example.com", digest=_digest(f"new{number}"), link_ttl=60, signup_ttl=600
         )
-        orgs = await housekeeping_queries.orgs_with_dead_sessions(session, keep_seconds=0, batch=100)
-        await housekeeping_queries.orgs_with_spent_tokens(session, keep_seconds=0, batch=100)
         await signup_queries.purge_expired(session, 100)
-        assert orgs
     # Then, bound to the user's org: the refresh (lock and rotate), the login's checks, logout.
     async with tenant_transaction(auth_sessions, user.org_id) as session:
         row = await session_queries.lock_for_refresh(session, user.org_id, family.id, grace_seconds=60)
@@ -267,10 +264,11 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
         await identity_queries.user_by_id(session, user.id)
         await revocation_queries.lock_live_user_sessions(session, user.id)
         await revocation_queries.mark_revoked(session, [family.id], "logout")
-    async with tenant_transaction(auth_sessions, orgs[0]) as session:
-        dead = await housekeeping_queries.lock_dead_sessions(session, orgs[0], keep_seconds=0, batch=100)
-        assert dead
-        await housekeeping_queries.delete_sessions(session, dead)
+    # Housekeeping: a batch of dead sessions and of spent one-time tokens, across orgs.
+    async with transaction(auth_sessions) as session:
+        purged = await housekeeping_queries.purge_dead_sessions(session, keep_seconds=0, limit=1000)
+        assert purged.sessions > 0
+        await housekeeping_queries.purge_spent_tokens(session, keep_seconds=0, limit=100)
     await ping(stack.api)  # the last COMMIT's plan notice is handed over by now
 
 
@@ -285,7 +283,10 @@ EXPECTED = (
     "FOR UPDATE OF s",  # refresh: the session locked
     "FROM sessions WHERE revoked_at IS NULL AND (token_hash = $1",  # logout
     "FROM signup_attempts WHERE token_hash = $1",  # sign-up
-    "SELECT DISTINCT org_id FROM sessions",  # housekeeping
+    "FROM sessions s WHERE s.expires_at < cutoff",  # housekeeping: expired sessions
+    "FROM sessions s WHERE s.revoked_at < cutoff",  # housekeeping: revoked sessions
+    "DELETE FROM session_retired_tokens t WHERE t.session_id = ANY (doomed)",  # housekeeping
+    "FROM one_time_tokens t WHERE t.expires_at < cutoff",  # housekeeping: spent tokens
 )
 
 
