@@ -413,27 +413,33 @@ async def rls_vs_owner(
     admin = await asyncpg.connect(database.admin_url)
     try:
         for name, (sql, args) in queries.items():
-            timings: dict[str, float] = {}
-            for label, conn, text, extra in (
-                ("rls", api, sql.format(and_org=""), []),
-                (
-                    "owner",
-                    admin,
-                    sql.format(and_org=f"AND {'u.' if name == 'me' else ''}org_id = ${len(args) + 1}"),
-                    [probe.org_id],
-                ),
-            ):
-                samples = []
-                async with conn.transaction():
+            owner_sql = sql.format(and_org=f"AND {'u.' if name == 'me' else ''}org_id = ${len(args) + 1}")
+            sides = (
+                ("rls", api, sql.format(and_org=""), list(args)),
+                ("owner", admin, owner_sql, [*args, probe.org_id]),
+            )
+            samples: dict[str, list[float]] = {"rls": [], "owner": []}
+            transactions = [conn.transaction() for _, conn, _, _ in sides]
+            for transaction in transactions:
+                await transaction.start()
+            try:
+                statements = []
+                for _, conn, text, _ in sides:
                     await conn.execute(f"SELECT set_config('app.current_org_id', '{probe.org_id}', true)")
-                    statement = await conn.prepare(text)
-                    for _ in range(20):
-                        await statement.fetch(*args, *extra)
-                    for _ in range(200):
-                        started = time.perf_counter()
-                        await statement.fetch(*args, *extra)
-                        samples.append(time.perf_counter() - started)
-                timings[label] = statistics.median(samples) * 1000
+                    statements.append(await conn.prepare(text))
+                for _ in range(20):
+                    for statement, (_, _, _, values) in zip(statements, sides, strict=True):
+                        await statement.fetch(*values)
+                # Interleaved, so the machine's other load weighs on both sides alike.
+                for _ in range(300):
+                    for statement, (label, _, _, values) in zip(statements, sides, strict=True):
+                        began = time.perf_counter()
+                        await statement.fetch(*values)
+                        samples[label].append(time.perf_counter() - began)
+            finally:
+                for transaction in transactions:
+                    await transaction.rollback()
+            timings = {label: statistics.median(found) * 1000 for label, found in samples.items()}
             timings["ratio"] = timings["rls"] / timings["owner"]
             results[name] = timings
     finally:
@@ -443,43 +449,30 @@ async def rls_vs_owner(
 
 
 async def housekeeping_under_load(database: Any, batch: int) -> dict[str, Any]:
-    """Purge dead sessions as the auth service does (orgs with dead rows, then per org batches of
-    `batch` rows locked SKIP LOCKED and deleted in their own transaction); each transaction's
-    time is the longest any of its locks is held."""
+    """Purge dead sessions as the auth service does (services/auth/housekeeping: batches of at
+    most `batch` rows across orgs, one autocommit statement each, sized to a time budget). A
+    batch's row locks live only during its statement, so its round trip (statement and commit,
+    seen from the client) bounds the time any lock is held."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from services.auth.housekeeping import queries
-    from shared.db import create_sessionmaker, tenant_transaction, transaction
+    from services.auth.housekeeping.service import purge_sessions
+    from shared.db import create_sessionmaker
 
     engine = create_async_engine(database.auth_url.replace("postgresql://", "postgresql+asyncpg://", 1))
-    sessions = create_sessionmaker(engine)
     times: list[float] = []
-    deleted = 0
     started = time.perf_counter()
     try:
-        for _ in range(100_000):  # bounded: rows locked elsewhere are skipped, never waited for
-            async with transaction(sessions) as db:
-                orgs = await queries.orgs_with_dead_sessions(db, keep_seconds=0, batch=100)
-            if not orgs:
-                break
-            for org in orgs:
-                while True:
-                    began = time.perf_counter()
-                    async with tenant_transaction(sessions, org) as db:
-                        ids = await queries.lock_dead_sessions(db, org, keep_seconds=0, batch=batch)
-                        if ids:
-                            count, _ = await queries.delete_sessions(db, ids)
-                            deleted += count
-                    times.append(time.perf_counter() - began)
-                    if len(ids) < batch:
-                        break
+        deleted, _ = await purge_sessions(
+            create_sessionmaker(engine), keep_seconds=0, batch=batch, seconds=times
+        )
     finally:
         await engine.dispose()
+    elapsed = time.perf_counter() - started
     times.sort()
     return {
         "deleted": deleted,
         "transactions": len(times),
-        "seconds": time.perf_counter() - started,
+        "seconds": elapsed,
         "max_lock_ms": times[-1] * 1000 if times else 0.0,
         "p99_lock_ms": times[int(0.99 * (len(times) - 1))] * 1000 if times else 0.0,
         "batch": batch,

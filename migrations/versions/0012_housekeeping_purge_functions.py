@@ -45,7 +45,9 @@ DEAD = {
         "EXISTS (SELECT 1 FROM sessions s WHERE s.id = session_id"
         " AND (s.expires_at < housekeeping_purge_before() OR s.revoked_at < housekeeping_purge_before()))"
     ),
-    "one_time_tokens": "expires_at < housekeeping_purge_before() OR consumed_at < housekeeping_purge_before()",
+    "one_time_tokens": (
+        "expires_at < housekeeping_purge_before() OR consumed_at < housekeeping_purge_before()"
+    ),
 }
 
 _PURGE_SESSIONS = f"""
@@ -132,7 +134,9 @@ def upgrade() -> None:
     for table, dead in DEAD.items():
         # Read (the WHERE of a DELETE reads), lock (FOR UPDATE needs an UPDATE policy; its
         # WITH CHECK (false) allows no actual update) and delete: the owner only, dead rows only.
-        op.execute(f'CREATE POLICY housekeeping_purge_read ON {table} FOR SELECT TO "{r.owner}" USING ({dead})')
+        op.execute(
+            f'CREATE POLICY housekeeping_purge_read ON {table} FOR SELECT TO "{r.owner}" USING ({dead})'
+        )
         op.execute(
             f'CREATE POLICY housekeeping_purge_lock ON {table} FOR UPDATE TO "{r.owner}"'
             f" USING ({dead}) WITH CHECK (false)"

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.auth.housekeeping import queries
 from services.auth.metrics import HOUSEKEEPING_DELETED
@@ -84,9 +84,12 @@ async def _in_batches(batch: Batch, size: BatchSize, seconds: list[float] | None
         size.took(elapsed)
 
 
-async def _autocommit(state: AuthState, purge: Callable[[AsyncSession], Awaitable[int]]) -> int:
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def _autocommit(sessions: Sessions, purge: Callable[[AsyncSession], Awaitable[int]]) -> int:
     """`purge` on a connection in autocommit: its one statement is its own transaction."""
-    async with state.sessionmaker() as db:
+    async with sessions() as db:
         await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         return await purge(db)
 
@@ -97,6 +100,14 @@ async def purge_dead_sessions(
     """Delete sessions dead for longer than the refresh TTL, at most `batch` a statement;
     returns (sessions, retired tokens)."""
     keep = state.settings.refresh_token_ttl_seconds
+    return await purge_sessions(state.sessionmaker, keep_seconds=keep, batch=batch, seconds=seconds)
+
+
+async def purge_sessions(
+    sessions: Sessions, *, keep_seconds: int, batch: int = MAX_BATCH_ROWS, seconds: list[float] | None = None
+) -> tuple[int, int]:
+    """Delete sessions dead for longer than `keep_seconds`, at most `batch` a statement, each
+    batch's duration appended to `seconds`; returns (sessions, retired tokens)."""
     retired = 0
 
     async def one(rows: int) -> int:
@@ -104,14 +115,14 @@ async def purge_dead_sessions(
 
         async def purge(db: AsyncSession) -> int:
             nonlocal retired
-            purged = await queries.purge_dead_sessions(db, keep_seconds=keep, limit=rows)
+            purged = await queries.purge_dead_sessions(db, keep_seconds=keep_seconds, limit=rows)
             retired += purged.retired_tokens
             return purged.sessions
 
-        return await _autocommit(state, purge)
+        return await _autocommit(sessions, purge)
 
-    sessions = await _in_batches(one, BatchSize(ceiling=batch), seconds)
-    return sessions, retired
+    deleted = await _in_batches(one, BatchSize(ceiling=batch), seconds)
+    return deleted, retired
 
 
 async def purge_spent_tokens(
@@ -121,7 +132,7 @@ async def purge_spent_tokens(
 
     async def one(rows: int) -> int:
         return await _autocommit(
-            state,
+            state.sessionmaker,
             lambda db: queries.purge_spent_tokens(db, keep_seconds=SPENT_TOKEN_RETENTION_SECONDS, limit=rows),
         )
 
