@@ -63,7 +63,8 @@ class BatchSize:
         self.rows = max(self.floor, min(self.ceiling, 2 * self.rows, scaled))
 
 
-Batch = Callable[[int], Awaitable[int]]
+# A batch: (rows deleted, seconds its statement took) given the rows it may delete.
+Batch = Callable[[int], Awaitable[tuple[int, float]]]
 
 
 async def _in_batches(batch: Batch, size: BatchSize, seconds: list[float] | None) -> int:
@@ -73,9 +74,7 @@ async def _in_batches(batch: Batch, size: BatchSize, seconds: list[float] | None
     total = 0
     while True:
         rows = size.rows
-        started = time.perf_counter()
-        deleted = await batch(rows)
-        elapsed = time.perf_counter() - started
+        deleted, elapsed = await batch(rows)
         if seconds is not None:
             seconds.append(elapsed)
         total += deleted
@@ -87,11 +86,16 @@ async def _in_batches(batch: Batch, size: BatchSize, seconds: list[float] | None
 Sessions = async_sessionmaker[AsyncSession]
 
 
-async def _autocommit(sessions: Sessions, purge: Callable[[AsyncSession], Awaitable[int]]) -> int:
-    """`purge` on a connection in autocommit: its one statement is its own transaction."""
+async def _autocommit(
+    sessions: Sessions, purge: Callable[[AsyncSession], Awaitable[int]]
+) -> tuple[int, float]:
+    """`purge` on a connection in autocommit: its one statement is its own transaction, and
+    its round trip (the connection already checked out) bounds how long it holds any lock."""
     async with sessions() as db:
         await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        return await purge(db)
+        started = time.perf_counter()
+        deleted = await purge(db)
+        return deleted, time.perf_counter() - started
 
 
 async def purge_dead_sessions(
@@ -110,7 +114,7 @@ async def purge_sessions(
     batch's duration appended to `seconds`; returns (sessions, retired tokens)."""
     retired = 0
 
-    async def one(rows: int) -> int:
+    async def one(rows: int) -> tuple[int, float]:
         nonlocal retired
 
         async def purge(db: AsyncSession) -> int:
@@ -130,7 +134,7 @@ async def purge_spent_tokens(
 ) -> int:
     """Delete one-time tokens consumed or expired more than a day ago, at most `batch` a statement."""
 
-    async def one(rows: int) -> int:
+    async def one(rows: int) -> tuple[int, float]:
         return await _autocommit(
             state.sessionmaker,
             lambda db: queries.purge_spent_tokens(db, keep_seconds=SPENT_TOKEN_RETENTION_SECONDS, limit=rows),
@@ -143,9 +147,12 @@ async def purge_stale_signups(
     state: AuthState, *, batch: int = MAX_BATCH_ROWS, seconds: list[float] | None = None
 ) -> int:
     """Delete expired sign-up attempts (not a tenant table), at most `batch` a transaction."""
-    return await _in_batches(
-        lambda rows: purge_expired_attempts(state, batch=rows), BatchSize(ceiling=batch), seconds
-    )
+
+    async def one(rows: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        return await purge_expired_attempts(state, batch=rows), time.perf_counter() - started
+
+    return await _in_batches(one, BatchSize(ceiling=batch), seconds)
 
 
 async def run_housekeeping(state: AuthState) -> Purged:
