@@ -299,16 +299,21 @@ def rss_peak(stack: StackProcesses, peak: dict[str, float]) -> Iterator[None]:
 
 
 def load(spec: dict[str, Any]) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "loadgen.py")],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    """Run the load generator on `spec`; a failed run is shown (its stderr) and tried once more."""
+    for attempt in (1, 2):
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "loadgen.py")],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        if out.returncode == 0:
+            result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+            return result
+        print(f"load generator failed (try {attempt}): {out.stderr.strip()[-2000:]}", flush=True)
+    raise RuntimeError("the load generator failed twice")
 
 
 # --- the operations ---------------------------------------------------------------------------
