@@ -22,12 +22,14 @@ first on an empty database, then after generating the data at scale in SQL (`--s
 10,000 orgs, 1,000,000 users, 2,000,000 sessions, 10,000,000 audit events, 100,000 API keys,
 100,000 invitations and sign-up attempts; the probe's own org holds a tenth of the users and
 events), giving the big/empty ratios. Then: the hot queries as the RLS-bound api role vs the
-same SQL as a superuser (RLS bypassed); RSS of each process idle and at saturation; Redis bytes
-per key kind; the housekeeping purge of dead sessions in batches while `GET /me` load runs,
-with each batch's transaction time (the longest a lock is held); a FastAPI hello-world's CPU per
-request as this machine's reference; Keycloak's published figures and bare argon2-cffi
-hashes per CPU-second at the same parameters. Prints the table, writes `<out>.json` and
-`<out>.png` (matplotlib, the `bench` extra; `--out` defaults to .dev/bench-capacity).
+same SQL as a superuser (RLS bypassed), by round trip and by server time; RSS of each process
+idle and at saturation; Redis bytes per key kind; the housekeeping purge of dead sessions
+(services/auth/housekeeping, at each `--purge-batches` ceiling) while `GET /me` load runs,
+with each batch's round trip (one autocommit statement: the longest any of its locks is
+held); a FastAPI hello-world's CPU per request as this machine's reference; Keycloak's
+published figures and bare argon2-cffi hashes per CPU-second at the same parameters. Prints
+the table, writes `<out>.json` and `<out>.png` (matplotlib, the `bench` extra; `--out`
+defaults to .dev/bench-capacity).
 """
 
 from __future__ import annotations
