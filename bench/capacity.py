@@ -25,11 +25,11 @@ events), giving the big/empty ratios. Then: the hot queries as the RLS-bound api
 same SQL as a superuser (RLS bypassed), by round trip and by server time; RSS of each process
 idle and at saturation; Redis bytes per key kind; the housekeeping purge of dead sessions
 (services/auth/housekeeping, at each `--purge-batches` ceiling) while `GET /me` load runs,
-with each batch's round trip (one autocommit statement: the longest any of its locks is
-held); a FastAPI hello-world's CPU per request as this machine's reference; Keycloak's
-published figures and bare argon2-cffi hashes per CPU-second at the same parameters. Prints
-the table, writes `<out>.json` and `<out>.png` (matplotlib, the `bench` extra; `--out`
-defaults to .dev/bench-capacity).
+with each batch's server time (one autocommit statement: how long it holds its locks); a
+FastAPI hello-world's CPU per request as this machine's reference; Keycloak's published figures
+and bare argon2-cffi hashes per CPU-second at the same parameters. Prints the table, writes
+`<out>.json` and `<out>.png` (matplotlib, the `bench` extra; `--out` defaults to
+.dev/bench-capacity).
 """
 
 from __future__ import annotations
@@ -496,8 +496,8 @@ async def server_loop(conn: Any, sql: str, values: list[Any], org: uuid.UUID, co
 async def housekeeping_under_load(database: Any, batch: int) -> dict[str, Any]:
     """Purge dead sessions as the auth service does (services/auth/housekeeping: batches of at
     most `batch` rows across orgs, one autocommit statement each, sized to a time budget). A
-    batch's row locks live only during its statement, so its round trip (statement and commit,
-    seen from the client) bounds the time any lock is held."""
+    batch's row locks live only during its statement: its server time (statement start to the
+    purge's end, as the service records it) is how long it holds them, before its commit."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from services.auth.housekeeping.service import purge_sessions
@@ -1008,8 +1008,8 @@ def print_table(report: dict[str, Any]) -> None:
     for h in report["housekeeping"]:
         print(
             f"housekeeping under GET /me load: {h['deleted']} dead sessions in {h['transactions']}"
-            f" transactions of <= {h['batch']} rows, {h['seconds']:.1f} s; longest transaction (lock held)"
-            f" {h['max_lock_ms']:.1f} ms, p99 {h['p99_lock_ms']:.1f} ms"
+            f" statements of <= {h['batch']} rows, {h['seconds']:.1f} s; longest batch (server time, locks"
+            f" held) {h['max_lock_ms']:.1f} ms, p99 {h['p99_lock_ms']:.1f} ms"
         )
     print("generation: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["generation_seconds"].items()))
 

@@ -15,12 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.rows import one_or_none
 
 # Cutoffs come from the database's clock, like the expiry times they are compared with.
+# `seconds`: the server's time from the statement's start to the purge's end, which spans every
+# row lock the batch takes (they end with the statement's commit).
+_SERVER_SECONDS = "extract(epoch FROM clock_timestamp() - statement_timestamp())::float8 AS seconds"
 _PURGE_SESSIONS = text(
-    "SELECT sessions, retired_tokens FROM housekeeping_purge_sessions("
+    f"SELECT sessions, retired_tokens, {_SERVER_SECONDS} FROM housekeeping_purge_sessions("
     "now() - make_interval(secs => :keep), :limit)"
 )
 _PURGE_ONE_TIME_TOKENS = text(
-    "SELECT housekeeping_purge_one_time_tokens(now() - make_interval(secs => :keep), :limit) AS deleted"
+    f"SELECT deleted, {_SERVER_SECONDS} FROM housekeeping_purge_one_time_tokens("
+    "now() - make_interval(secs => :keep), :limit) AS deleted"
 )
 
 
@@ -28,11 +32,13 @@ _PURGE_ONE_TIME_TOKENS = text(
 class PurgedSessions:
     sessions: int
     retired_tokens: int
+    seconds: float
 
 
 @dataclass(frozen=True)
 class PurgedTokens:
     deleted: int
+    seconds: float
 
 
 async def purge_dead_sessions(db: AsyncSession, *, keep_seconds: int, limit: int) -> PurgedSessions:
@@ -44,10 +50,10 @@ async def purge_dead_sessions(db: AsyncSession, *, keep_seconds: int, limit: int
     return purged
 
 
-async def purge_spent_tokens(db: AsyncSession, *, keep_seconds: int, limit: int) -> int:
+async def purge_spent_tokens(db: AsyncSession, *, keep_seconds: int, limit: int) -> PurgedTokens:
     """Delete up to `limit` one-time tokens (of any org) consumed or expired more than
     `keep_seconds` ago; rows a concurrent transaction holds are skipped."""
     params = {"keep": keep_seconds, "limit": limit}
     purged = await one_or_none(db, PurgedTokens, _PURGE_ONE_TIME_TOKENS, params)
     assert purged is not None  # the function returns one value
-    return purged.deleted
+    return purged
