@@ -520,6 +520,7 @@ async def housekeeping_under_load(database: Any, batch: int) -> dict[str, Any]:
         "seconds": elapsed,
         "max_lock_ms": times[-1] * 1000 if times else 0.0,
         "p99_lock_ms": times[int(0.99 * (len(times) - 1))] * 1000 if times else 0.0,
+        "over_100ms": sum(1 for t in times if t > 0.1),
         "batch": batch,
     }
 
@@ -1009,7 +1010,7 @@ def print_table(report: dict[str, Any]) -> None:
         print(
             f"housekeeping under GET /me load: {h['deleted']} dead sessions in {h['transactions']}"
             f" statements of <= {h['batch']} rows, {h['seconds']:.1f} s; longest batch (server time, locks"
-            f" held) {h['max_lock_ms']:.1f} ms, p99 {h['p99_lock_ms']:.1f} ms"
+            f" held) {h['max_lock_ms']:.1f} ms, p99 {h['p99_lock_ms']:.1f} ms, {h['over_100ms']} over 100 ms"
         )
     print("generation: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["generation_seconds"].items()))
 

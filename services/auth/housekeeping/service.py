@@ -46,10 +46,11 @@ class Purged:
 
 @dataclass
 class BatchSize:
-    """Rows per batch: at most `ceiling`, scaled after each batch towards taking
-    `target_seconds` (at most doubled at a time, at least `floor` rows)."""
+    """Rows per batch: from a small first batch (its pages may not be cached yet), scaled after
+    each batch towards taking `target_seconds`; at most doubled at a time, within
+    [`floor`, `ceiling`]."""
 
-    rows: int = MAX_BATCH_ROWS // 4
+    rows: int = 50
     ceiling: int = MAX_BATCH_ROWS
     target_seconds: float = BATCH_TARGET_SECONDS
     floor: int = 10
