@@ -32,7 +32,7 @@ from services.auth.state import AuthState
 logger = logging.getLogger("blockbot.auth.housekeeping")
 
 SPENT_TOKEN_RETENTION_SECONDS = 24 * 3600
-MAX_BATCH_ROWS = 1000
+MAX_BATCH_ROWS = 250
 BATCH_TARGET_SECONDS = 0.025
 
 
