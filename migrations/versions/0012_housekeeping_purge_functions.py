@@ -10,7 +10,9 @@ Now two SECURITY DEFINER functions, owned by the schema owner, executable by the
 each delete at most `p_limit` dead rows of any org in one statement: candidates come in
 expiry order from the expiry (or revocation, consumption) index, locked SKIP LOCKED (a row a
 request holds is left for the next round, never waited for), and the count is returned. The
-caller runs each call as its own transaction, so no lock outlives one bounded batch.
+caller runs each call as its own transaction, so no lock outlives one bounded batch; sessions
+are read (and their pages cached) before any is locked, and the commit does not wait for the
+WAL flush (a lost purge is redone by the next one).
 
 The owner is itself bound by the forced tenant policies. It sees other orgs' rows only through
 the `housekeeping_purge` policies below, which apply to the owner alone and only while
@@ -52,14 +54,16 @@ DEAD = {
 
 _PURGE_SESSIONS = f"""
     CREATE FUNCTION housekeeping_purge_sessions(p_dead_before timestamptz, p_limit integer)
-    RETURNS TABLE (sessions integer, retired_tokens integer)
+    RETURNS TABLE (sessions integer, retired_tokens integer, locked_seconds double precision)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public
     AS $$
     DECLARE
         cutoff timestamptz := least(p_dead_before, now());
-        doomed uuid[];
+        candidates uuid[];
         more uuid[];
+        doomed uuid[];
+        locked_at timestamptz;
         deleted integer;
         retired integer;
     BEGIN
@@ -68,23 +72,35 @@ _PURGE_SESSIONS = f"""
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         PERFORM set_config('app.housekeeping_purge_before', cutoff::text, true);
-        -- Expired first, then revoked: each read in its index's order, stopping at p_limit.
-        SELECT coalesce(array_agg(id), '{{}}') INTO doomed FROM (
+        -- A lost purge commit is purged again next time: no wait for the WAL flush, which
+        -- would hold the batch's locks.
+        PERFORM set_config('synchronous_commit', 'off', true);
+        -- Read first, without locks: expired, then revoked, each in its index's order up to
+        -- p_limit, and their retired tokens. Their pages are cached before any row is locked.
+        SELECT coalesce(array_agg(id), '{{}}') INTO candidates FROM (
             SELECT s.id FROM sessions s WHERE s.expires_at < cutoff
-             ORDER BY s.expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED) e;
-        IF cardinality(doomed) < p_limit THEN
+             ORDER BY s.expires_at LIMIT p_limit) e;
+        IF cardinality(candidates) < p_limit THEN
             SELECT coalesce(array_agg(id), '{{}}') INTO more FROM (
                 SELECT s.id FROM sessions s
                  WHERE s.revoked_at < cutoff AND s.expires_at >= cutoff
-                 ORDER BY s.revoked_at LIMIT p_limit - cardinality(doomed) FOR UPDATE SKIP LOCKED) r;
-            doomed := doomed || more;
+                 ORDER BY s.revoked_at LIMIT p_limit - cardinality(candidates)) r;
+            candidates := candidates || more;
         END IF;
+        PERFORM count(*) FROM session_retired_tokens t WHERE t.session_id = ANY (candidates);
+        -- Then lock what is still dead and not held by anyone else, and delete it.
+        locked_at := clock_timestamp();
+        SELECT coalesce(array_agg(id), '{{}}') INTO doomed FROM (
+            SELECT s.id FROM sessions s
+             WHERE s.id = ANY (candidates) AND (s.expires_at < cutoff OR s.revoked_at < cutoff)
+             FOR UPDATE SKIP LOCKED) l;
         DELETE FROM session_retired_tokens t WHERE t.session_id = ANY (doomed);
         GET DIAGNOSTICS retired = ROW_COUNT;
         DELETE FROM sessions s WHERE s.id = ANY (doomed);
         GET DIAGNOSTICS deleted = ROW_COUNT;
         PERFORM set_config('app.housekeeping_purge_before', '', true);
-        RETURN QUERY SELECT deleted, retired;
+        RETURN QUERY SELECT deleted, retired,
+            extract(epoch FROM clock_timestamp() - locked_at)::double precision;
     END $$
 """
 
@@ -105,6 +121,7 @@ _PURGE_TOKENS = f"""
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         PERFORM set_config('app.housekeeping_purge_before', cutoff::text, true);
+        PERFORM set_config('synchronous_commit', 'off', true);
         SELECT coalesce(array_agg(id), '{{}}') INTO doomed FROM (
             SELECT t.id FROM one_time_tokens t WHERE t.expires_at < cutoff
              ORDER BY t.expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED) e;

@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.rows import one_or_none
 
 # Cutoffs come from the database's clock, like the expiry times they are compared with.
-# `seconds`: the server's time from the statement's start to the purge's end, which spans every
-# row lock the batch takes (they end with the statement's commit).
+# `seconds`: the server's time from the batch's first row lock (sessions: the function reports
+# it; tokens: the statement's start) to the purge's end; the locks end with the statement's
+# commit right after.
 _SERVER_SECONDS = "extract(epoch FROM clock_timestamp() - statement_timestamp())::float8 AS seconds"
 _PURGE_SESSIONS = text(
-    f"SELECT sessions, retired_tokens, {_SERVER_SECONDS} FROM housekeeping_purge_sessions("
+    "SELECT sessions, retired_tokens, locked_seconds AS seconds FROM housekeeping_purge_sessions("
     "now() - make_interval(secs => :keep), :limit)"
 )
 _PURGE_ONE_TIME_TOKENS = text(
