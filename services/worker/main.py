@@ -37,7 +37,7 @@ from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB
 from shared.logging import configure_logging
-from shared.redis import create_redis, deserialize_job, email_queue_name, serialize_job
+from shared.redis import create_redis, email_queue_name
 from shared.settings import Environment, Settings, SettingsError, get_settings, load_settings
 from shared.tracing import setup_tracing
 
@@ -181,12 +181,13 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
         logger.info("email worker stopped")
 
     timeout = job_timeout_seconds(settings)
+    redis_pool = create_redis(settings, timeout=WORKER_REDIS_TIMEOUT_SECONDS)
     return {
         "functions": [func(send_email, name=SEND_EMAIL_JOB, max_tries=arq_max_tries(settings))],
         "queue_name": queue,
-        "redis_pool": create_redis(settings, socket_timeout=WORKER_REDIS_TIMEOUT_SECONDS),
-        "job_serializer": serialize_job,  # results too: never pickle
-        "job_deserializer": deserialize_job,
+        "redis_pool": redis_pool,
+        "job_serializer": redis_pool.job_serializer,  # the client's JSON, for results too: never pickle
+        "job_deserializer": redis_pool.job_deserializer,
         "max_tries": arq_max_tries(settings),
         "max_jobs": settings.worker_concurrency,
         "job_timeout": timeout,
