@@ -32,7 +32,7 @@ from services.worker.jobs import (
 )
 from services.worker.metrics import EMAIL_DEAD_LETTERS, EMAIL_QUEUE_DEPTH, MetricsServer
 from services.worker.outbox import OutboxSender
-from services.worker.resilient import RedisHealth, ResilientWorker, run_outliving_redis
+from services.worker.resilient import RedisHealth, run_outliving_redis
 from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB
@@ -152,7 +152,7 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     started = False
 
     async def on_startup(_: dict[str, Any]) -> None:
-        # arq runs it again each time `run_outliving_redis` restarts its loop after an outage.
+        # Each worker `run_outliving_redis` starts after an outage runs it again.
         nonlocal started
         health.succeeded()
         if started:
@@ -211,8 +211,7 @@ def worker_settings(settings: Settings, options: WorkerOptions | None = None) ->
 
 def create_worker(settings: Settings, options: WorkerOptions | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for the email queue; create it inside the event loop that will run it."""
-    kwargs = {**worker_kwargs(settings, options), **overrides}
-    return ResilientWorker(**kwargs)
+    return Worker(**{**worker_kwargs(settings, options), **overrides})
 
 
 def check_settings(settings: Settings) -> None:
@@ -223,17 +222,12 @@ def check_settings(settings: Settings) -> None:
 
 
 async def serve(settings: Settings, options: WorkerOptions | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or, in burst mode, until the queue is empty)."""
-    worker = create_worker(settings, options)
-    try:
-        await run_outliving_redis(worker, worker.ctx["redis_health"])
-    except asyncio.CancelledError:
-        # The signal handler cancels arq's main task once in-flight jobs are done (or returned).
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-    finally:
-        await worker.close()
+    """Run until SIGTERM/SIGINT (or, in burst mode, until the queue is empty), outliving Redis
+    outages: one set of hooks, sender, metrics server and Redis client for the workers it runs."""
+    options = options or WorkerOptions()
+    kwargs = {**worker_kwargs(settings, options), "handle_signals": False}
+    health: RedisHealth = kwargs["ctx"]["redis_health"]
+    await run_outliving_redis(lambda: Worker(**kwargs), health, handle_signals=options.handle_signals)
 
 
 async def print_dead_letters(settings: Settings, limit: int) -> None:
