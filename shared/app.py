@@ -33,11 +33,11 @@ GC_YOUNG_THRESHOLD = 10_000
 def settled_heap() -> Iterator[None]:
     """Serve with the start-up heap out of the garbage collector's way, then put it back.
 
-    Measured on the api (driven in process): the cyclic collector took ~55 us of a ~400 us request,
-    mostly re-scanning the ~140,000 objects every module and the app built at start-up, which
-    live as long as the process. Frozen (`gc.freeze`), they are never scanned again; the rarer
-    young collections still collect the request path's cycles (a few thousand objects each).
-    Unfrozen at shutdown, so a process that builds several apps (the tests) still collects.
+    Otherwise the cyclic collector spends a good part of each request re-scanning the objects
+    every module and the app built at start-up, which live as long as the process. Frozen
+    (`gc.freeze`), they are never scanned again; the rarer young collections still collect the
+    request path's cycles (a few thousand objects each). Unfrozen at shutdown, so a process that
+    builds several apps (the tests) still collects.
     """
     previous = gc.get_threshold()
     gc.freeze()

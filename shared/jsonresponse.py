@@ -17,7 +17,7 @@ def json_bytes(value: Any) -> bytes:
 
 
 class ORJSONResponse(JSONResponse):
-    """Default response class for our apps: orjson is several times faster than json."""
+    """Default response class for our apps: serialized by orjson (`json_bytes`), in C."""
 
     def render(self, content: Any) -> bytes:
         return json_bytes(content)

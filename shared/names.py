@@ -2,7 +2,8 @@
 
 They go into emails sent from the platform's address (invitations, verification) and into the
 web app, so control characters are refused: a newline would let a name forge extra lines in a
-mail, NUL cannot be stored at all (it was a 500), and bidirectional overrides can disguise text.
+mail, NUL cannot be stored at all (PostgreSQL text refuses it), and bidirectional overrides can
+disguise text.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Freezing a test's own redis-server (SIGSTOP) and thawing it (SIGCONT), for the outage tests of
-every service: the server is never left frozen, however the test ends."""
+every service: the server is never left frozen, however the test ends. And `skips_redis`, which
+tells from the outside whether a Redis guard's breaker is open."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from devstack.redis import LocalRedis
+from shared.redis import RedisGuard, RedisUnavailable
 from tests.outage_load import Load
 
 
@@ -30,3 +32,23 @@ async def freeze_under_load(server: LocalRedis, load: Load, seconds: float = 3.0
     with frozen(server):
         await asyncio.sleep(seconds)
     load.phase = "thawed"
+
+
+async def skips_redis(g: RedisGuard) -> bool:
+    """Whether the guard's breaker is open: it refuses a call without running it (a closed one
+    runs it, and its success counts)."""
+    ran = False
+
+    async def call() -> str:
+        nonlocal ran
+        ran = True
+        return "ok"
+
+    try:
+        await g.run(call)
+    except RedisUnavailable as error:
+        refused = "breaker" in str(error)
+    else:
+        return False
+    assert refused and not ran, "the guard ran the call and still raised"
+    return True

@@ -2,11 +2,11 @@
 
 Register, verify-request, magic-link and password/forgot answer 202 whatever the address; what
 they do for it (look it up, write a token or an attempt, queue a mail) differs between known
-and unknown addresses, and so did their response times (magic-link 23.6 vs 12.5 ms). That work
-now runs after the response is sent (Starlette background tasks: the ASGI call still waits for
-it, so a graceful shutdown finishes it); a failed login's audit write likewise. Every run is
-counted by outcome; a failure is logged, never shown to the client (it already has its 202).
-What is lost is only a crash between the answer and the work: the person asks again.
+and unknown addresses, and would show in their response times (bench/auth_timing.py measures
+that). So the work runs after the response is sent (Starlette background tasks: the ASGI call
+still waits for it, so a graceful shutdown finishes it); a failed login's audit write likewise.
+Every run is counted by outcome; a failure is logged, never shown to the client (it already has
+its 202). What is lost is only a crash between the answer and the work: the person asks again.
 """
 
 from __future__ import annotations

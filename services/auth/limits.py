@@ -139,7 +139,7 @@ async def enforce_ip(
     return await _decide(state, request, [window])
 
 
-# --- second factors (issue 24) -------------------------------------------------------------------
+# --- second factors ------------------------------------------------------------------------------
 
 
 async def enforce_second_factor(

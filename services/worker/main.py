@@ -32,12 +32,12 @@ from services.worker.jobs import (
 )
 from services.worker.metrics import EMAIL_DEAD_LETTERS, EMAIL_QUEUE_DEPTH, MetricsServer
 from services.worker.outbox import OutboxSender
-from services.worker.resilient import RedisHealth, ResilientWorker, run_outliving_redis
+from services.worker.resilient import RedisHealth, run_outliving_redis
 from services.worker.sender import EmailSender, ResendSender
 from services.worker.templates import TemplateRenderer
 from shared.email_queue import SEND_EMAIL_JOB
 from shared.logging import configure_logging
-from shared.redis import create_redis, deserialize_job, email_queue_name, serialize_job
+from shared.redis import create_redis, email_queue_name
 from shared.settings import Environment, Settings, SettingsError, get_settings, load_settings
 from shared.tracing import setup_tracing
 
@@ -152,7 +152,7 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
     started = False
 
     async def on_startup(_: dict[str, Any]) -> None:
-        # arq runs it again each time `run_outliving_redis` restarts its loop after an outage.
+        # Each worker `run_outliving_redis` starts after an outage runs it again.
         nonlocal started
         health.succeeded()
         if started:
@@ -181,12 +181,13 @@ def worker_kwargs(settings: Settings, options: WorkerOptions | None = None) -> d
         logger.info("email worker stopped")
 
     timeout = job_timeout_seconds(settings)
+    redis_pool = create_redis(settings, timeout=WORKER_REDIS_TIMEOUT_SECONDS)
     return {
         "functions": [func(send_email, name=SEND_EMAIL_JOB, max_tries=arq_max_tries(settings))],
         "queue_name": queue,
-        "redis_pool": create_redis(settings, socket_timeout=WORKER_REDIS_TIMEOUT_SECONDS),
-        "job_serializer": serialize_job,  # results too: never pickle
-        "job_deserializer": deserialize_job,
+        "redis_pool": redis_pool,
+        "job_serializer": redis_pool.job_serializer,  # the client's JSON, for results too: never pickle
+        "job_deserializer": redis_pool.job_deserializer,
         "max_tries": arq_max_tries(settings),
         "max_jobs": settings.worker_concurrency,
         "job_timeout": timeout,
@@ -210,8 +211,7 @@ def worker_settings(settings: Settings, options: WorkerOptions | None = None) ->
 
 def create_worker(settings: Settings, options: WorkerOptions | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for the email queue; create it inside the event loop that will run it."""
-    kwargs = {**worker_kwargs(settings, options), **overrides}
-    return ResilientWorker(**kwargs)
+    return Worker(**{**worker_kwargs(settings, options), **overrides})
 
 
 def check_settings(settings: Settings) -> None:
@@ -222,17 +222,12 @@ def check_settings(settings: Settings) -> None:
 
 
 async def serve(settings: Settings, options: WorkerOptions | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or, in burst mode, until the queue is empty)."""
-    worker = create_worker(settings, options)
-    try:
-        await run_outliving_redis(worker, worker.ctx["redis_health"])
-    except asyncio.CancelledError:
-        # The signal handler cancels arq's main task once in-flight jobs are done (or returned).
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-    finally:
-        await worker.close()
+    """Run until SIGTERM/SIGINT (or, in burst mode, until the queue is empty), outliving Redis
+    outages: one set of hooks, sender, metrics server and Redis client for the workers it runs."""
+    options = options or WorkerOptions()
+    kwargs = {**worker_kwargs(settings, options), "handle_signals": False}
+    health: RedisHealth = kwargs["ctx"]["redis_health"]
+    await run_outliving_redis(lambda: Worker(**kwargs), health, handle_signals=options.handle_signals)
 
 
 async def print_dead_letters(settings: Settings, limit: int) -> None:

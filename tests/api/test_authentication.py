@@ -192,7 +192,7 @@ async def test_jwks_fetched_cached_and_refetched_on_unknown_kid(make_settings, m
 
 
 async def test_a_key_no_longer_published_stops_verifying_within_seconds(make_settings, monkeypatch):
-    """Second security review, finding 3: a retired key kept verifying for up to 5 minutes."""
+    """Second security review, finding 3: a retired key stops verifying within seconds, not minutes."""
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     published = [old, new]
 
@@ -214,8 +214,8 @@ async def test_a_key_no_longer_published_stops_verifying_within_seconds(make_set
 
 
 async def test_a_failed_jwks_fetch_never_extends_trust_beyond_its_bound(make_settings, monkeypatch):
-    """Second security review, finding 3: a failed refetch kept the previous keys forever; now a
-    key no successful fetch confirmed for JWKS_TRUST_SECONDS is a 503, never a pass."""
+    """Second security review, finding 3: a failed refetch must not keep the previous keys for
+    ever: a key no successful fetch confirmed for JWKS_TRUST_SECONDS is a 503, never a pass."""
     key = Ed25519PrivateKey.generate()
     auth_up = [True]
 

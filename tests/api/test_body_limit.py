@@ -1,7 +1,7 @@
 """Request bodies over API_MAX_BODY_BYTES are a 413 problem before they are read or authenticated.
 
-Security review finding 2: an unauthenticated 60 MB `PATCH /org` was read whole (+210 MB RSS)
-before the missing bearer token was noticed.
+Security review finding 2: an unauthenticated, oversized `PATCH /org` must not be read whole
+(memory grows with it) before the missing bearer token is noticed.
 """
 
 from __future__ import annotations

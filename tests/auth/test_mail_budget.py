@@ -41,9 +41,9 @@ async def _templates(settings: Settings, to: str) -> list[str]:
 
 
 async def test_a_capped_address_still_records_the_owners_signup(start_auth: Any, admin_dsn: str) -> None:
-    """Finding 1: the attacker registered the victim's address and filled its budget with nine
-    magic-link and reset requests that sent nothing; the victim's own registration then stored
-    no attempt, and `verify-email` activated the attacker's."""
+    """Finding 1: the attacker registers the victim's address and fills its budget with nine
+    magic-link and reset requests that send nothing; the victim's own registration must still
+    store its attempt, and `verify-email` must not activate the attacker's."""
     victim = new_email()
     async with start_auth(**DEFAULTS) as app:
         async with app.client("203.0.113.31") as attacker:
@@ -90,9 +90,9 @@ async def test_a_capped_address_records_the_attempt_but_sends_no_mail(
 
 
 async def test_abusing_networks_never_keep_the_owner_from_a_reset_or_magic_link(start_auth: Any) -> None:
-    """Finding 2: ten requests an hour from anywhere stopped every reset and magic-link mail to
-    an account for as long as they were repeated. Now each network gets at most three mails, the
-    address at most ten in all, except the first mail to a network that sent it none."""
+    """Finding 2: ten requests an hour from anywhere must not stop every reset and magic-link
+    mail to an account. Each network gets at most three mails, the address at most ten in all,
+    except the first mail to a network that sent it none."""
     async with start_auth(**DEFAULTS) as app:
         async with app.client("198.51.100.33") as c:
             victim, _ = await signup(c, app.settings)  # one verification mail, from this network

@@ -79,7 +79,7 @@ def test_generated_models_one_problem_per_document(clients: dict[str, Path]) -> 
         # The shared component and its `errors` item; no per-operation copies.
         assert problem_models == ["problem", "problem_errors_item"], (service, problem_models)
         assert "user" in models
-        # No model is generated per operation (what inlined error schemas used to produce).
+        # No model is generated per operation (what inlined error schemas would produce).
         assert not [m for m in models if "_response_" in m], (service, models)
         print(f"{service}: {len(models)} generated model files")
 

@@ -54,8 +54,8 @@ async def test_a_valid_key_binds_its_org_and_nothing_else_does(admin, api_conn) 
     first_use = await admin.fetchval("SELECT last_used_at FROM api_keys WHERE id = $1", key_id)
     assert first_use is not None
 
-    # A wrong secret reads as an unknown id: no row (not the key's org, name or hash), no tenant.
-    # (Second security review, finding 8a: the row used to be returned for any public id.)
+    # A wrong secret reads as an unknown id: no row (not the key's org, name or hash), no tenant:
+    # a public id alone must not tell its org and hash (second security review, finding 8a).
     row, tenant, visible = await authenticate(api_conn, public_id, secret_hash(HASH_KEY, public_id, "x" * 43))
     assert row is None and tenant is None and visible == 0
     # Unknown public id: nothing at all.

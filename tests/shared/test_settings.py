@@ -129,7 +129,7 @@ PRODUCTION = {
     ],
 )
 def test_production_refuses_env_example_placeholders(variable, overrides):
-    """Security review finding 13: `.env.example`'s change-me-* passwords were accepted."""
+    """Security review finding 13: `.env.example`'s change-me-* passwords are refused in production."""
     with pytest.raises(SettingsError) as info:
         load_settings(**{**BASE, **PRODUCTION, **overrides})
     assert variable in str(info.value)

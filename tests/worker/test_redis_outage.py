@@ -1,4 +1,5 @@
-"""The email worker with its own redis-server frozen (SIGSTOP) and restarted, while sending.
+"""The email worker with its own redis-server frozen (SIGSTOP) and restarted, while sending, and
+with Redis failing just as a job starts.
 
 Wanted: the worker stays up, reports not-ready on /ready while Redis is away, logs one line per
 state change (no traceback), and drains everything afterwards: each email delivered exactly once.
@@ -10,9 +11,14 @@ import asyncio
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from arq.constants import in_progress_key_prefix
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.typing import KeyT
 
 from devstack.fake_resend import FakeResend
 from devstack.ports import free_port
@@ -121,3 +127,42 @@ async def test_worker_survives_redis_frozen_and_restarted(worker_settings, fake_
     assert lines.events("redis unavailable: polling paused") == 2
     assert lines.events("redis reachable again") == 2
     assert not any(r.exc_info for r in lines.records)
+
+
+async def test_a_redis_error_as_a_job_starts_does_not_stall_the_worker(
+    worker_settings, fake_resend: FakeResend, monkeypatch: pytest.MonkeyPatch
+):
+    """arq keeps a concurrency slot taken when starting a job fails on Redis: with one slot, a
+    worker that went on after such an error would run nothing more."""
+    settings = worker_settings(worker_concurrency=1)
+    failures = 3
+    watch = Pipeline.watch
+
+    async def dropped_as_a_job_starts(self: Pipeline, *names: KeyT) -> Any:
+        nonlocal failures
+        if failures and any(str(name).startswith(in_progress_key_prefix) for name in names):
+            failures -= 1
+            raise RedisConnectionError("connection dropped as the job started")
+        return await watch(self, *names)
+
+    producer = create_redis(settings)
+    for _ in range(3):
+        await enqueue_email(
+            producer, settings, to="ada@example.org", props=MagicLinkProps(link=LINK, expires_in_seconds=900)
+        )
+    monkeypatch.setattr(Pipeline, "watch", dropped_as_a_job_starts)
+    options = WorkerOptions(metrics=False, handle_signals=False, retry=FAST_RETRY, poll_delay_seconds=0.02)
+    worker = asyncio.create_task(serve(settings, options))
+    try:
+
+        async def drained() -> bool:
+            return len(fake_resend.deliveries) >= 3 and await producer.zcard(email_queue_name(settings)) == 0
+
+        await wait_until(drained, 60, "the queue drained after the failed starts")
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await producer.aclose()
+    assert failures == 0
+    keys = [d.idempotency_key for d in fake_resend.deliveries]
+    assert len(keys) == 3 and len(set(keys)) == 3, "an email was lost or delivered twice"

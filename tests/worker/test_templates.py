@@ -146,7 +146,7 @@ def test_every_template_has_props_that_accept_its_context() -> None:
 
 
 def test_user_written_names_stay_out_of_subjects_and_are_quoted_in_bodies() -> None:
-    """Security review finding 6: names went into the platform's subjects verbatim."""
+    """Security review finding 6: user-written names never go into the platform's subjects."""
     context = {**CONTEXTS[EmailTemplate.INVITATION], "inviter_name": "IT desk", "org_name": "Payroll"}
     email = renderer.render("invitation", context)
     assert "IT desk" not in email.subject and "Payroll" not in email.subject

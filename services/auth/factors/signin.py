@@ -8,7 +8,7 @@ regression (a cloned authenticator) is audited as such. Attempts are limited per
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from fastapi import Request
@@ -41,6 +41,17 @@ from shared.errors import AppError, Unauthorized
 
 PASSWORDLESS = "passwordless"
 REAUTHENTICATE = "reauthenticate"
+T = TypeVar("T")
+
+
+def _settled(outcome: T | AppError, *, login_refused: str | None = None) -> T:
+    """The result, or its refusal raised: a refusal is returned out of the transaction first, so
+    that its audit row commits. A sign-in counts in LOGINS, as a success or as `login_refused`."""
+    if login_refused is not None:
+        LOGINS.labels(login_refused if isinstance(outcome, AppError) else "success").inc()
+    if isinstance(outcome, AppError):
+        raise outcome
+    return outcome
 
 
 async def _verify_passkey(
@@ -133,11 +144,7 @@ async def finish(
     if attempt is Attempt.EXHAUSTED:
         raise InvalidChallenge("Too many attempts for this sign-in; sign in again.")
     outcome = await _attempt(state, challenge, totp_code, recovery_code, credential, client)
-    if isinstance(outcome, AppError):
-        LOGINS.labels("second_factor_rejected").inc()
-        raise outcome
-    LOGINS.labels("success").inc()
-    return outcome
+    return _settled(outcome, login_refused="second_factor_rejected")
 
 
 async def _attempt(
@@ -276,11 +283,7 @@ async def sign_in_with_passkey(state: AuthState, credential: dict[str, Any], cli
                 client=client,
                 details={"method": "passkey"},
             )
-    if isinstance(outcome, AppError):
-        LOGINS.labels("invalid_credentials").inc()
-        raise outcome
-    LOGINS.labels("success").inc()
-    return outcome
+    return _settled(outcome, login_refused="invalid_credentials")
 
 
 # --- reauthentication (step-up) ----------------------------------------------------------------
@@ -355,6 +358,4 @@ async def reauthenticate(
             )
             level = SessionLevel(tuple(row.amr), row.acr, int(row.auth_time.timestamp()))
             outcome = issue_access_token(state, identity, claims.session_id, level)
-    if isinstance(outcome, AppError):
-        raise outcome
-    return outcome
+    return _settled(outcome)

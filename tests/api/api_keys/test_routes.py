@@ -122,8 +122,8 @@ async def test_revoke_is_audited_idempotent_and_another_orgs_key_is_404(api, min
 
 
 async def test_removing_a_keys_creator_revokes_it_audited(api, minter, make_org, admin) -> None:
-    """Second security review, finding 5, tried as an attacker would: a removed admin kept a
-    key that read the org (members' emails and roles) after losing every right."""
+    """Second security review, finding 5, tried as an attacker would: a removed admin must not
+    keep a key that reads the org (members' emails and roles) after losing every right."""
     org = await make_org("owner", "admin")
     creator = org.by_role("admin")
     key = (await create_key(api, minter, creator)).json()
@@ -182,7 +182,7 @@ BAD_KEY_NAMES = ["deploy\x1b[31m bot", "line\nbreak", "tab\tbed", "evil\u202etxt
 
 
 async def test_key_names_follow_the_display_name_rule(api, minter, make_org, admin) -> None:
-    """Second security review, finding 7: names took ANSI escapes, line breaks and bidi overrides."""
+    """Second security review, finding 7: names refuse ANSI escapes, line breaks and bidi overrides."""
     org = await make_org("owner")
     for name in BAD_KEY_NAMES:
         response = await create_key(api, minter, org.owner, name=name)

@@ -147,7 +147,7 @@ async def test_magic_link_login_drops_pending_attempts(
 async def test_a_squatted_signup_never_blocks_an_invitation(
     auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
 ) -> None:
-    """Finding 10: an unverified sign-up of the invitee's address made acceptance a 409."""
+    """Finding 10: an unverified sign-up of the invitee's address must not make acceptance a 409."""
     invitee = new_email()
     await register(client, invitee, ATTACKER_PASSWORD)
     await register(client, invitee, ATTACKER_PASSWORD)  # re-registering changes nothing
