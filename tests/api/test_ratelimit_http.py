@@ -63,7 +63,7 @@ async def test_an_overloaded_process_sheds_with_503_and_never_passes_a_request_u
 
     Calls past their bound are shed (a counted 503), never let through: at most 100 pass, each
     one counted. Three stalls are at most three failures in a row, so the breaker's threshold
-    is set above that: what opens it has tests of its own (tests/foundation/test_redis_guard.py).
+    is set above that: what opens it has tests of its own (tests/shared/test_redis_guard.py).
     """
     org = await make_org("owner")
     fail_open = {"scope": "all", "outcome": "fail_open"}
