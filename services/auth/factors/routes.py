@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request, Response, status
 
-from services.auth.deps import AuthDep, Client, CurrentUser
+from services.auth.deps import CurrentUser, TenantSession
 from services.auth.factors import service, signin
 from services.auth.factors.queries import PasskeyRow
 from services.auth.factors.schemas import (
@@ -30,10 +30,11 @@ from services.auth.factors.schemas import (
     WebAuthnOptions,
 )
 from services.auth.factors.stepup import RecentUser
-from services.auth.limits import enforce_ip
+from services.auth.limits import ip_limit
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import session_response
 from services.auth.schemas import TokenResponse
+from services.auth.state import AuthDep, Client
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["second factors"])
 
@@ -51,8 +52,8 @@ def passkey_out(row: PasskeyRow) -> PasskeyOut:
 
 
 @router.get("/factors", response_model=FactorsOut, summary="The caller's second factors")
-async def list_factors(state: AuthDep, claims: CurrentUser) -> FactorsOut:
-    found = await service.overview(state, claims)
+async def list_factors(claims: CurrentUser, db: TenantSession) -> FactorsOut:
+    found = await service.overview(db, claims)
     return FactorsOut(
         totp_enabled=found.enrolled.totp,
         passkeys=[passkey_out(row) for row in found.passkeys],
@@ -67,9 +68,9 @@ async def list_factors(state: AuthDep, claims: CurrentUser) -> FactorsOut:
     summary="Start enrolling an authenticator app (recent authentication)",
 )
 async def begin_totp(
-    state: AuthDep, claims: RecentUser, client: Client, response: Response
+    claims: RecentUser, db: TenantSession, state: AuthDep, client: Client, response: Response
 ) -> TotpEnrolmentOut:
-    enrolment = await service.begin_totp(state, claims, client)
+    enrolment = await service.begin_totp(db, state, claims, client)
     response.headers.update(NO_STORE)
     return TotpEnrolmentOut(
         secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_svg=enrolment.qr_svg
@@ -82,9 +83,14 @@ async def begin_totp(
     summary="Confirm the authenticator app with a code; the first recovery codes (recent authentication)",
 )
 async def enable_totp(
-    body: TotpCodeIn, state: AuthDep, claims: RecentUser, client: Client, response: Response
+    body: TotpCodeIn,
+    claims: RecentUser,
+    db: TenantSession,
+    state: AuthDep,
+    client: Client,
+    response: Response,
 ) -> RecoveryCodesOut:
-    codes = await service.enable_totp(state, claims, body.code, client)
+    codes = await service.enable_totp(db, state, claims, body.code, client)
     response.headers.update(NO_STORE)
     return RecoveryCodesOut(recovery_codes=codes)
 
@@ -95,8 +101,8 @@ async def enable_totp(
     response_class=Response,
     summary="Remove the authenticator app (recent authentication)",
 )
-async def disable_totp(state: AuthDep, claims: RecentUser, client: Client) -> Response:
-    await service.disable_totp(state, claims, client)
+async def disable_totp(claims: RecentUser, db: TenantSession, state: AuthDep, client: Client) -> Response:
+    await service.disable_totp(db, state, claims, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -106,9 +112,9 @@ async def disable_totp(state: AuthDep, claims: RecentUser, client: Client) -> Re
     summary="A new set of recovery codes; the old set stops working (recent authentication)",
 )
 async def regenerate_recovery_codes(
-    state: AuthDep, claims: RecentUser, client: Client, response: Response
+    claims: RecentUser, db: TenantSession, client: Client, response: Response
 ) -> RecoveryCodesOut:
-    codes = await service.regenerate_recovery_codes(state, claims, client)
+    codes = await service.regenerate_recovery_codes(db, claims, client)
     response.headers.update(NO_STORE)
     return RecoveryCodesOut(recovery_codes=codes)
 
@@ -117,14 +123,13 @@ async def regenerate_recovery_codes(
     "/factors/passkeys/options",
     response_model=WebAuthnOptions,
     summary="PublicKeyCredentialCreationOptions for a new passkey (recent authentication)",
+    # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
+    dependencies=[ip_limit("passkey_registration_options")],
 )
 async def passkey_registration_options(
-    state: AuthDep, claims: RecentUser, client: Client, request: Request
+    claims: RecentUser, db: TenantSession, state: AuthDep
 ) -> dict[str, Any]:
-    # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
-    limit = state.settings.ratelimit_auth_ip_per_minute
-    await enforce_ip(state, request, "passkey_registration_options", client, limit)
-    return await service.passkey_registration_options(state, claims)
+    return await service.passkey_registration_options(db, state, claims)
 
 
 @router.post(
@@ -134,10 +139,15 @@ async def passkey_registration_options(
     summary="Register a passkey from the options' ceremony (recent authentication)",
 )
 async def register_passkey(
-    body: PasskeyIn, state: AuthDep, claims: RecentUser, client: Client, response: Response
+    body: PasskeyIn,
+    claims: RecentUser,
+    db: TenantSession,
+    state: AuthDep,
+    client: Client,
+    response: Response,
 ) -> PasskeyCreatedOut:
     registered = await service.register_passkey(
-        state, claims, name=body.name, credential=body.credential, client=client
+        db, state, claims, name=body.name, credential=body.credential, client=client
     )
     response.headers.update(NO_STORE)
     return PasskeyCreatedOut(
@@ -151,8 +161,10 @@ async def register_passkey(
     response_class=Response,
     summary="Remove a passkey (recent authentication)",
 )
-async def remove_passkey(passkey_id: UUID, state: AuthDep, claims: RecentUser, client: Client) -> Response:
-    await service.remove_passkey(state, claims, passkey_id, client)
+async def remove_passkey(
+    passkey_id: UUID, claims: RecentUser, db: TenantSession, state: AuthDep, client: Client
+) -> Response:
+    await service.remove_passkey(db, state, claims, passkey_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -160,11 +172,11 @@ async def remove_passkey(passkey_id: UUID, state: AuthDep, claims: RecentUser, c
     "/second-factor",
     response_model=TokenResponse,
     summary="Finish a sign-in challenge with a TOTP code, a recovery code or a passkey assertion",
+    dependencies=[ip_limit("second_factor")],
 )
 async def second_factor(
     body: SecondFactorIn, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
-    await enforce_ip(state, request, "second_factor", client, state.settings.ratelimit_auth_ip_per_minute)
     issued = await signin.finish(
         state,
         request,
@@ -181,11 +193,10 @@ async def second_factor(
     "/second-factor/challenge",
     response_model=ChallengeOut,
     summary="What a sign-in challenge accepts (methods, WebAuthn options), from its token alone",
+    # The same window as finishing the challenge: both take its token.
+    dependencies=[ip_limit("second_factor")],
 )
-async def describe_challenge(
-    body: ChallengeIn, state: AuthDep, client: Client, request: Request, response: Response
-) -> ChallengeOut:
-    await enforce_ip(state, request, "second_factor", client, state.settings.ratelimit_auth_ip_per_minute)
+async def describe_challenge(body: ChallengeIn, state: AuthDep, response: Response) -> ChallengeOut:
     pending = await signin.describe(state, body.challenge)
     response.headers.update(NO_STORE)
     return ChallengeOut(
@@ -201,9 +212,9 @@ async def describe_challenge(
     "/passkeys/options",
     response_model=WebAuthnOptions,
     summary="PublicKeyCredentialRequestOptions for a passwordless sign-in (discoverable passkey)",
+    dependencies=[ip_limit("passkey_options")],
 )
-async def passkey_options(state: AuthDep, client: Client, request: Request) -> dict[str, Any]:
-    await enforce_ip(state, request, "passkey_options", client, state.settings.ratelimit_auth_ip_per_minute)
+async def passkey_options(state: AuthDep) -> dict[str, Any]:
     return await signin.passkey_options(state)
 
 
@@ -211,13 +222,11 @@ async def passkey_options(state: AuthDep, client: Client, request: Request) -> d
     "/passkeys/authenticate",
     response_model=TokenResponse,
     summary="Sign in with a passkey alone (user verification required)",
+    dependencies=[ip_limit("passkey_authenticate")],
 )
 async def passkey_authenticate(
-    body: AssertionIn, state: AuthDep, client: Client, request: Request, response: Response
+    body: AssertionIn, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
-    await enforce_ip(
-        state, request, "passkey_authenticate", client, state.settings.ratelimit_auth_ip_per_minute
-    )
     issued = await signin.sign_in_with_passkey(state, body.credential, client)
     return session_response(state, response, issued)
 
@@ -226,13 +235,10 @@ async def passkey_authenticate(
     "/reauthenticate/options",
     response_model=WebAuthnOptions,
     summary="PublicKeyCredentialRequestOptions for reauthenticating with a passkey",
-)
-async def reauthenticate_options(
-    state: AuthDep, claims: CurrentUser, client: Client, request: Request
-) -> dict[str, Any]:
     # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
-    limit = state.settings.ratelimit_auth_ip_per_minute
-    await enforce_ip(state, request, "reauthenticate_options", client, limit)
+    dependencies=[ip_limit("reauthenticate_options")],
+)
+async def reauthenticate_options(state: AuthDep, claims: CurrentUser) -> dict[str, Any]:
     return await signin.passkey_options(state, signin.REAUTHENTICATE)
 
 

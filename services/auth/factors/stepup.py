@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.auth.deps import AuthDep, CurrentUser
+from services.auth.deps import CurrentUser
+from services.auth.state import AuthDep
 from shared.access_tokens import AccessClaims
 from shared.errors import ReauthenticationRequired
 

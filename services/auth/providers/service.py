@@ -29,6 +29,7 @@ from uuid import UUID, uuid4
 
 import orjson
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.accounts.service import InvalidLink, Issued, start_session
 from services.auth.audit import audit_user_event
@@ -522,29 +523,27 @@ async def _link(
 # --- identities --------------------------------------------------------------------------------
 
 
-async def list_identities(state: AuthState, claims: AccessClaims) -> list[ExternalIdentity]:
+async def list_identities(db: AsyncSession, claims: AccessClaims) -> list[ExternalIdentity]:
     """The caller's linked identities."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        return await queries.of_user(db, claims.user_id)
+    return await queries.of_user(db, claims.user_id)
 
 
-async def unlink(state: AuthState, claims: AccessClaims, identity_id: UUID, client: ClientInfo) -> None:
+async def unlink(db: AsyncSession, claims: AccessClaims, identity_id: UUID, client: ClientInfo) -> None:
     """Unlink one of the caller's identities, unless it is their last way to sign in."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        # The user row's lock makes concurrent unlinks (and password removals) take turns.
-        other_sign_in = await queries.lock_user_has_other_sign_in(db, claims.user_id)
-        identities = await queries.of_user(db, claims.user_id)
-        target = next((i for i in identities if i.id == identity_id), None)
-        if other_sign_in is None or target is None:
-            raise LinkedIdentityNotFound()
-        if not other_sign_in and len(identities) == 1:
-            raise LastSignInMethod()
-        await queries.delete_of_user(db, identity_id, claims.user_id)
-        await audit_user_event(
-            db,
-            org_id=claims.org_id,
-            user_id=claims.user_id,
-            action="identity.unlinked",
-            client=client,
-            details={"provider": target.provider},
-        )
+    # The user row's lock makes concurrent unlinks (and password removals) take turns.
+    other_sign_in = await queries.lock_user_has_other_sign_in(db, claims.user_id)
+    identities = await queries.of_user(db, claims.user_id)
+    target = next((i for i in identities if i.id == identity_id), None)
+    if other_sign_in is None or target is None:
+        raise LinkedIdentityNotFound()
+    if not other_sign_in and len(identities) == 1:
+        raise LastSignInMethod()
+    await queries.delete_of_user(db, identity_id, claims.user_id)
+    await audit_user_event(
+        db,
+        org_id=claims.org_id,
+        user_id=claims.user_id,
+        action="identity.unlinked",
+        client=client,
+        details={"provider": target.provider},
+    )

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from services.auth.accounts.service import issue_access_token
-from services.auth.deps import AuthDep, Client, CurrentUser, RefreshCookie, SameOrigin
-from services.auth.limits import enforce_ip
+from services.auth.deps import CurrentUser, RefreshCookie, SameOrigin
+from services.auth.limits import REFRESH_LIMIT
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import clear_refresh_cookie, token_response
 from services.auth.schemas import SessionList, SessionOut, TokenResponse
 from services.auth.sessions import service
+from services.auth.state import AuthDep, Client
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 
-@router.post("/refresh", response_model=TokenResponse, dependencies=[SameOrigin])
+@router.post("/refresh", response_model=TokenResponse, dependencies=[SameOrigin, REFRESH_LIMIT])
 async def refresh(
-    state: AuthDep, client: Client, request: Request, response: Response, token: str | None = RefreshCookie
+    state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
 ) -> TokenResponse:
-    await enforce_ip(state, request, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
     refreshed = await service.refresh(state, token, client)
     access = issue_access_token(state, refreshed.identity, refreshed.session_id, refreshed.level)
     return token_response(state, response, refreshed.identity, access, refreshed.refresh_token)
