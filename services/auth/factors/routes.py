@@ -32,13 +32,11 @@ from services.auth.factors.schemas import (
 from services.auth.factors.stepup import RecentUser
 from services.auth.limits import ip_limit
 from services.auth.prefix import AUTH_PREFIX
-from services.auth.responses import session_response
+from services.auth.responses import NoStore, session_response
 from services.auth.schemas import TokenResponse
 from services.auth.state import AuthDep, Client
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["second factors"])
-
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def passkey_out(row: PasskeyRow) -> PasskeyOut:
@@ -66,12 +64,12 @@ async def list_factors(claims: CurrentUser, db: TenantSession) -> FactorsOut:
     "/factors/totp",
     response_model=TotpEnrolmentOut,
     summary="Start enrolling an authenticator app (recent authentication)",
+    dependencies=[NoStore],
 )
 async def begin_totp(
-    claims: RecentUser, db: TenantSession, state: AuthDep, client: Client, response: Response
+    claims: RecentUser, db: TenantSession, state: AuthDep, client: Client
 ) -> TotpEnrolmentOut:
     enrolment = await service.begin_totp(db, state, claims, client)
-    response.headers.update(NO_STORE)
     return TotpEnrolmentOut(
         secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_svg=enrolment.qr_svg
     )
@@ -81,6 +79,7 @@ async def begin_totp(
     "/factors/totp/enable",
     response_model=RecoveryCodesOut,
     summary="Confirm the authenticator app with a code; the first recovery codes (recent authentication)",
+    dependencies=[NoStore],
 )
 async def enable_totp(
     body: TotpCodeIn,
@@ -88,10 +87,8 @@ async def enable_totp(
     db: TenantSession,
     state: AuthDep,
     client: Client,
-    response: Response,
 ) -> RecoveryCodesOut:
     codes = await service.enable_totp(db, state, claims, body.code, client)
-    response.headers.update(NO_STORE)
     return RecoveryCodesOut(recovery_codes=codes)
 
 
@@ -110,12 +107,12 @@ async def disable_totp(claims: RecentUser, db: TenantSession, state: AuthDep, cl
     "/factors/recovery-codes",
     response_model=RecoveryCodesOut,
     summary="A new set of recovery codes; the old set stops working (recent authentication)",
+    dependencies=[NoStore],
 )
 async def regenerate_recovery_codes(
-    claims: RecentUser, db: TenantSession, client: Client, response: Response
+    claims: RecentUser, db: TenantSession, client: Client
 ) -> RecoveryCodesOut:
     codes = await service.regenerate_recovery_codes(db, claims, client)
-    response.headers.update(NO_STORE)
     return RecoveryCodesOut(recovery_codes=codes)
 
 
@@ -137,6 +134,7 @@ async def passkey_registration_options(
     status_code=status.HTTP_201_CREATED,
     response_model=PasskeyCreatedOut,
     summary="Register a passkey from the options' ceremony (recent authentication)",
+    dependencies=[NoStore],
 )
 async def register_passkey(
     body: PasskeyIn,
@@ -144,12 +142,10 @@ async def register_passkey(
     db: TenantSession,
     state: AuthDep,
     client: Client,
-    response: Response,
 ) -> PasskeyCreatedOut:
     registered = await service.register_passkey(
         db, state, claims, name=body.name, credential=body.credential, client=client
     )
-    response.headers.update(NO_STORE)
     return PasskeyCreatedOut(
         passkey=passkey_out(registered.passkey), recovery_codes=registered.recovery_codes
     )
@@ -194,11 +190,10 @@ async def second_factor(
     response_model=ChallengeOut,
     summary="What a sign-in challenge accepts (methods, WebAuthn options), from its token alone",
     # The same window as finishing the challenge: both take its token.
-    dependencies=[ip_limit("second_factor")],
+    dependencies=[ip_limit("second_factor"), NoStore],
 )
-async def describe_challenge(body: ChallengeIn, state: AuthDep, response: Response) -> ChallengeOut:
+async def describe_challenge(body: ChallengeIn, state: AuthDep) -> ChallengeOut:
     pending = await signin.describe(state, body.challenge)
-    response.headers.update(NO_STORE)
     return ChallengeOut(
         second_factor_required=True,
         challenge=pending.challenge,
@@ -249,14 +244,10 @@ async def reauthenticate_options(state: AuthDep, claims: CurrentUser) -> dict[st
         "Prove it is you again (a second factor when enrolled: TOTP, passkey or recovery code;"
         " else the password): a fresh access token for step-up"
     ),
+    dependencies=[NoStore],
 )
 async def reauthenticate(
-    body: ReauthenticateIn,
-    state: AuthDep,
-    claims: CurrentUser,
-    client: Client,
-    request: Request,
-    response: Response,
+    body: ReauthenticateIn, state: AuthDep, claims: CurrentUser, client: Client, request: Request
 ) -> ReauthenticatedOut:
     access = await signin.reauthenticate(
         state,
@@ -268,5 +259,4 @@ async def reauthenticate(
         credential=body.webauthn,
         client=client,
     )
-    response.headers.update(NO_STORE)
     return ReauthenticatedOut(access_token=access, expires_in=state.settings.access_token_ttl_seconds)
