@@ -1,5 +1,5 @@
-"""The accounts routes' per-network windows: a route dependency that runs before the body is
-read, so every request counts, a malformed one too."""
+"""The accounts routes' per-network windows: a route dependency, checked before the body's
+fields are validated, so an invalid request counts too."""
 
 from __future__ import annotations
 
