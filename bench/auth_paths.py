@@ -8,7 +8,8 @@ hello as the yardstick, against a fresh database with `log_statement = all` for 
 roles (embedded PostgreSQL only: its log is read back). Then prints:
 
 1. the statements PostgreSQL received for one (warm) request of `GET /api/v1/me`, `/org`,
-   `/users` and `POST /api/v1/auth/refresh`, in order, with their count;
+   `/users` (with an access token, and `/me` and `/users` with an API key) and
+   `POST /api/v1/auth/refresh`, in order, with their count, and the Redis commands of each;
 2. `POST /auth/refresh` requests/s: `--sessions` sessions refreshing their own rotating token
    concurrently (asyncio client), with the auth process's CPU per request;
 3. refused logins (429) requests/s with wrk (POST, same body), with CPU per request, beside the
@@ -31,6 +32,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+from redis import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -74,6 +77,23 @@ def statements_of(log: Path, run: Any) -> list[str]:
         if match:
             found.append(f"{match.group(1)}: {match.group(3)}")
     return found
+
+
+def redis_commands_of(redis_url: str, run: Any) -> list[str]:
+    """The commands the services sent to Redis while `run()` ran (one warm request), in order:
+    one per round trip (MONITOR; what scripts run inside Redis is left out)."""
+    run()  # warm: scripts loaded, connections open
+    sent = []
+    with Redis.from_url(redis_url, socket_timeout=1) as client, client.monitor() as monitor:
+        run()
+        while True:
+            try:
+                seen = monitor.next_command()
+            except RedisTimeoutError:
+                break
+            if seen["client_type"] != "lua":
+                sent.append(str(seen["command"]).split(" ", 1)[0].upper())
+    return sent
 
 
 async def _refresh_rate(url: str, origin: str, cookies: list[str], seconds: float) -> dict[str, Any]:
@@ -193,28 +213,40 @@ def main() -> None:
             assert response.status_code == 200, response.text
             chain["token"] = response.cookies[REFRESH_COOKIE]
 
-        def get(path: str) -> Any:
+        created = api.post("/api/v1/api-keys", json={"name": "bench", "scopes": ["read"]}, headers=bearer)
+        assert created.status_code == 201, created.text
+        key = {"Authorization": f"Bearer {created.json()['key']}"}
+
+        def get(path: str, headers: dict[str, str] = bearer) -> Any:
             def run() -> None:
-                response = api.get(path, headers=bearer)
+                response = api.get(path, headers=headers)
                 assert response.status_code == 200, response.text
 
             return run
 
+        paths = (
+            ("GET /api/v1/me", get("/api/v1/me")),
+            ("GET /api/v1/org", get("/api/v1/org")),
+            ("GET /api/v1/users", get("/api/v1/users")),
+            ("GET /api/v1/me (API key)", get("/api/v1/me", key)),
+            ("GET /api/v1/users (API key)", get("/api/v1/users", key)),
+            ("POST /api/v1/auth/refresh", refresh),
+        )
+
         print(f"{os.cpu_count()} CPUs; load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         if pg_log.exists():
             print("statements PostgreSQL received for one warm request (log_statement = all):")
-            for label, run in (
-                ("GET /api/v1/me", get("/api/v1/me")),
-                ("GET /api/v1/org", get("/api/v1/org")),
-                ("GET /api/v1/users", get("/api/v1/users")),
-                ("POST /api/v1/auth/refresh", refresh),
-            ):
+            for label, run in paths:
                 found = statements_of(pg_log, run)
                 print(f"  {label}: {len(found)} statement(s)")
                 for statement in found:
                     print(f"    {statement[:400]}")
         else:
             print("(statements: only with the embedded PostgreSQL, whose log this script reads)")
+        print("Redis commands sent for one warm request (MONITOR, in order):")
+        for label, run in paths:
+            commands = redis_commands_of(redis_url, run)
+            print(f"  {label}: {len(commands)} command(s): {' '.join(commands)}")
 
         # Sessions for the refresh measurement: one login each (single-use refresh tokens).
         cookies = []

@@ -7,20 +7,22 @@ leak to the next user of a pooled connection.
 * `tenant_transaction`: BEGIN, `set_config`, the statements, COMMIT (writes, pages);
 * `read_in_one_round_trip`: ONE statement that binds and reads (`tenant_bound`), outside any
   explicit transaction: PostgreSQL runs it in an implicit transaction of its own, which ends
-  with it, and the binding with it. Every authenticated api request loads its caller this way.
+  with it, and the binding with it. Every authenticated api request loads its caller this way;
+* `execute_alone`: the same for a statement that writes (a refresh rotates its session this
+  way), through SQLAlchemy in AUTOCOMMIT: no BEGIN, no COMMIT.
 
 The SQL lives in shared/queries.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from uuid import UUID
 
 import asyncpg
 from opentelemetry import trace
-from sqlalchemy import event
+from sqlalchemy import Executable, RowMapping, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -40,6 +42,7 @@ __all__ = [
     "create_engine",
     "create_sessionmaker",
     "database_url",
+    "execute_alone",
     "ping",
     "read_in_one_round_trip",
     "set_tenant",
@@ -138,6 +141,23 @@ async def transaction(
     """A transaction with no tenant bound: tenant tables show no rows (RLS fails closed)."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+async def execute_alone(
+    sessionmaker: async_sessionmaker[AsyncSession], statement: Executable, params: Mapping[str, object]
+) -> Sequence[RowMapping]:
+    """The rows of ONE statement run in an implicit transaction of its own: one round trip.
+
+    The connection is in AUTOCOMMIT (SQLAlchemy's isolation level: the driver sends no BEGIN
+    and no COMMIT), so the statement commits as it ends, with any tenant binding it made
+    (`set_config(..., true)` lives as long as that implicit transaction). A statement that
+    needs its order of work guaranteed must say so in its own SQL (shared/queries.py
+    `tenant_bound`). Not retried: the caller decides what a lost answer means.
+    """
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    async with engine.connect() as connection:
+        alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return (await alone.execute(statement, params)).mappings().all()
 
 
 async def ping(engine: AsyncEngine) -> None:

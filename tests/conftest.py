@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 from devstack.databases import MigratedDatabase, migrated_database
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis import LocalRedis
+from shared.redis import create_redis
 from shared.settings import Settings, load_settings
 
 RUN_ID = secrets.token_hex(4)
@@ -116,3 +117,17 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(jwt, "decode", counting)
     return calls
+
+
+@pytest.fixture
+async def redis_settings(make_settings: Callable[..., Settings], redis_prefix: str) -> Settings:
+    """Settings whose Redis key prefix is this test's own, on the run's server."""
+    return make_settings("api", redis_key_prefix=f"{redis_prefix}{secrets.token_hex(3)}:")
+
+
+@pytest.fixture
+async def redis_client(redis_settings: Settings) -> AsyncIterator[object]:
+    """A client of the run's Redis server (shared.redis.create_redis) with its own key prefix."""
+    client = create_redis(redis_settings)
+    yield client
+    await client.aclose()

@@ -14,7 +14,9 @@ import asyncpg
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db import create_engine, create_sessionmaker
 from shared.settings import Settings
 from tests.api.helpers import (
     HIGH,
@@ -88,3 +90,11 @@ def make_org(admin: asyncpg.Connection) -> Callable[..., Any]:
         return org
 
     return build
+
+
+@pytest.fixture
+async def sessions(api_settings: Callable[..., Settings]) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on the api role's engine, for tests that call services directly."""
+    engine = create_engine(api_settings())
+    yield create_sessionmaker(engine)
+    await engine.dispose()

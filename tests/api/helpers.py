@@ -202,3 +202,19 @@ def round_trips(*, prepares: bool = True) -> Iterator[list[str]]:
         asyncpg.connection.Connection.prepare = originals[1]  # type: ignore[method-assign]
         PreparedStatement.fetch = originals[2]  # type: ignore[method-assign]
         asyncpg.connection.Connection.fetch = originals[3]  # type: ignore[method-assign]
+
+
+async def walk(client, path, headers, limit):
+    """Every item of a paginated list, page by page: (items, number of pages)."""
+    items, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+        response = await client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["items"]) <= limit
+        items += body["items"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items, pages

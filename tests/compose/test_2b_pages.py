@@ -20,8 +20,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from tests.compose.stack import HTTP_PORT, ComposeStack
 from tests.compose.timings import part_timer
 from tests.e2e.helpers import PASSWORD
-from tests.e2e.pages.browser import TOKEN_LINK, axe_source, chromium_path
-from tests.e2e.pages.conftest import CHROMIUM_ARGS, Tab
+from tests.e2e.pages.browser import CHROMIUM_ARGS, TOKEN_LINK, Tab, axe_source, chromium_path
 from tests.e2e.pages.flows import XSS_ORG, address, assert_no_markup_from, ready
 from tests.e2e.pages.test_quality import AXE_RUN
 

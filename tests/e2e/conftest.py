@@ -7,42 +7,34 @@ port where the contract says so: /metrics). Stopping it with SIGTERM must leave 
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict
-from pathlib import Path
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from devstack.run import LocalStack, Ports, port_in_use
-from tests.e2e.processes import STACK_ENV, pids_using
-
-
-@contextmanager
-def running_stack(env: Mapping[str, str] = {}, ports: Ports | None = None) -> Iterator[LocalStack]:
-    """A stack of its own in a temporary directory (STACK_ENV plus `env`), stopped cleanly at the
-    end: exit status 0, no process left, every port free."""
-    with tempfile.TemporaryDirectory(prefix="bbe2e-") as directory:
-        root = Path(directory)
-        # A stack of our own: never a server the caller's environment points at.
-        stack_env = {**STACK_ENV, "DATABASE_URL": "", "REDIS_URL": "", **env}
-        local = LocalStack(root / "stack", ports=ports or Ports.free(), env=stack_env)
-        local.start()
-        try:
-            local.wait_ready(timeout=180)
-            yield local
-        finally:
-            returncode = local.stop()
-            leftovers = pids_using(root)
-            listening = [port for port in asdict(local.ports).values() if port_in_use(port)]
-            # SIGTERM is a clean stop: every process stopped, exit status 0.
-            assert returncode == 0, local.log_tail()
-            assert not leftovers, f"processes left running: {leftovers}\n{local.log_tail()}"
-            assert not listening, f"ports still in use after stop: {listening}"
+from devstack.run import LocalStack
+from tests.e2e.helpers import Account, mailbox, register
+from tests.e2e.processes import running_stack
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     with running_stack() as local:
         yield local
+
+
+@pytest.fixture(scope="module")
+def client(stack: LocalStack) -> Iterator[httpx.Client]:
+    # No cookie jar: refresh cookies are handled explicitly, as a browser would per path.
+    with httpx.Client(base_url=stack.url, timeout=15.0, cookies=None) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def alice(client: httpx.Client, stack: LocalStack) -> Account:
+    return register(client, mailbox(stack), "alice")
+
+
+@pytest.fixture(scope="module")
+def bob(client: httpx.Client, stack: LocalStack) -> Account:
+    return register(client, mailbox(stack), "bob")

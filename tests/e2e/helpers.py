@@ -9,14 +9,20 @@ compose exec` there), so `register` is given it.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from devstack.run import LocalStack
 
 REFRESH_COOKIE = "bb_refresh"
 PASSWORD = "correct horse battery staple 42"
@@ -134,3 +140,26 @@ def register(client: httpx.Client, mailbox: Mailbox, label: str) -> Account:
     token = link_token(mailbox(email), "/auth/verify-email")
     verified = client.post("/api/v1/auth/email/verify", json={"token": token, "password": PASSWORD})
     return account_from(verified, email)
+
+
+def wait_for_email(outbox: Path, to: str, subject_hint: str = "", timeout: float = 20.0) -> dict[str, Any]:
+    """The newest outbox message to `to` (the worker writes one JSON file per message)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(outbox.glob("*.json"), reverse=True):
+            if path.name.startswith("."):
+                continue  # the worker's temporary file, renamed into place once complete
+            try:
+                message: dict[str, Any] = json.loads(path.read_text())
+            except FileNotFoundError:
+                continue
+            recipients = message["to"] if isinstance(message["to"], list) else [message["to"]]
+            if to in recipients and subject_hint.lower() in message["subject"].lower():
+                return message
+        time.sleep(0.1)
+    raise AssertionError(f"no email to {to} in {outbox} after {timeout}s: {sorted(outbox.glob('*'))}")
+
+
+def mailbox(stack: LocalStack) -> Mailbox:
+    """How `register` reads the local stack's mail: straight from the worker's outbox directory."""
+    return partial(wait_for_email, stack.outbox)

@@ -4,7 +4,13 @@ processes still belong to a stack (its directory in their command line or enviro
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
+
+from devstack.run import LocalStack, Ports, port_in_use
 
 # Fast password hashing and a one-second refresh grace (so reuse is observable quickly);
 # the per-IP auth limit is raised because every request of the suite comes from 127.0.0.1.
@@ -67,3 +73,26 @@ def command_line(pid: int) -> str:
         )
     except OSError:
         return "(gone)"
+
+
+@contextmanager
+def running_stack(env: Mapping[str, str] = {}, ports: Ports | None = None) -> Iterator[LocalStack]:
+    """A stack of its own in a temporary directory (STACK_ENV plus `env`), stopped cleanly at the
+    end: exit status 0, no process left, every port free."""
+    with tempfile.TemporaryDirectory(prefix="bbe2e-") as directory:
+        root = Path(directory)
+        # A stack of our own: never a server the caller's environment points at.
+        stack_env = {**STACK_ENV, "DATABASE_URL": "", "REDIS_URL": "", **env}
+        local = LocalStack(root / "stack", ports=ports or Ports.free(), env=stack_env)
+        local.start()
+        try:
+            local.wait_ready(timeout=180)
+            yield local
+        finally:
+            returncode = local.stop()
+            leftovers = pids_using(root)
+            listening = [port for port in asdict(local.ports).values() if port_in_use(port)]
+            # SIGTERM is a clean stop: every process stopped, exit status 0.
+            assert returncode == 0, local.log_tail()
+            assert not leftovers, f"processes left running: {leftovers}\n{local.log_tail()}"
+            assert not listening, f"ports still in use after stop: {listening}"

@@ -10,14 +10,11 @@ import httpx
 import pytest
 
 from devstack.run import LocalStack
-from tests.e2e.helpers import Account, assert_problem, register
-from tests.e2e.test_stack import alice, bob, client, mailbox  # fixtures reused; mailbox for register
+from tests.e2e.helpers import Account, assert_problem, mailbox, register
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 KEYS = "/api/v1/api-keys"
-
-__all__ = ["alice", "bob", "client"]
 
 
 def create_key(client: httpx.Client, owner: Account, *scopes: str, **body: Any) -> dict[str, Any]:

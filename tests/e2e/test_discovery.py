@@ -8,15 +8,14 @@ import pytest
 
 from devstack.run import LocalStack
 from tests.e2e.helpers import Account
-from tests.e2e.test_stack import alice, client  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_pyjwt_discovers_the_keys_and_verifies_a_token(
     stack: LocalStack,
-    client: httpx.Client,  # noqa: F811
-    alice: Account,  # noqa: F811
+    client: httpx.Client,
+    alice: Account,
 ) -> None:
     response = client.get("/api/v1/auth/.well-known/openid-configuration")
     assert response.status_code == 200, response.text

@@ -10,15 +10,21 @@ import pyotp
 import pytest
 
 from devstack.run import LocalStack
-from tests.e2e.helpers import PASSWORD, Account, account_from, assert_problem, link_token, register
-from tests.e2e.test_stack import client, mailbox, wait_for_email
+from tests.e2e.helpers import (
+    PASSWORD,
+    Account,
+    account_from,
+    assert_problem,
+    link_token,
+    mailbox,
+    register,
+    wait_for_email,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 AUTH = "/api/v1/auth"
-
-__all__ = ["client"]
 
 
 def _code(secret: str, steps: int = 0) -> str:

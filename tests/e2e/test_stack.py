@@ -6,12 +6,7 @@ the metrics are on each service's own port and not behind the gateway.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
-from functools import partial
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,58 +17,16 @@ from tests.e2e.helpers import (
     PROBLEM,
     REFRESH_COOKIE,
     Account,
-    Mailbox,
     assert_problem,
     get_raw,
     link_token,
+    mailbox,
     refresh_cookie,
     register,
+    wait_for_email,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def client(stack: LocalStack) -> Iterator[httpx.Client]:
-    # No cookie jar: refresh cookies are handled explicitly, as a browser would per path.
-    with httpx.Client(base_url=stack.url, timeout=15.0, cookies=None) as http:
-        yield http
-
-
-def wait_for_email(outbox: Path, to: str, subject_hint: str = "", timeout: float = 20.0) -> dict[str, Any]:
-    """The newest outbox message to `to` (the worker writes one JSON file per message)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in sorted(outbox.glob("*.json"), reverse=True):
-            if path.name.startswith("."):
-                continue  # the worker's temporary file, renamed into place once complete
-            try:
-                message: dict[str, Any] = json.loads(path.read_text())
-            except FileNotFoundError:
-                continue
-            recipients = message["to"] if isinstance(message["to"], list) else [message["to"]]
-            if to in recipients and subject_hint.lower() in message["subject"].lower():
-                return message
-        time.sleep(0.1)
-    raise AssertionError(f"no email to {to} in {outbox} after {timeout}s: {sorted(outbox.glob('*'))}")
-
-
-def mailbox(stack: LocalStack) -> Mailbox:
-    """How `register` reads the local stack's mail: straight from the worker's outbox directory."""
-    return partial(wait_for_email, stack.outbox)
-
-
-@pytest.fixture(scope="module")
-def alice(client: httpx.Client, stack: LocalStack) -> Account:
-    return register(client, mailbox(stack), "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(client: httpx.Client, stack: LocalStack) -> Account:
-    return register(client, mailbox(stack), "bob")
-
 
 # --- the gateway itself -------------------------------------------------------------------
 

@@ -229,7 +229,7 @@ ROUTES: dict[str, set[str]] = {}
 
 
 # Route labels already in the process-global prometheus_client registry before this suite's
-# traffic: other suites' throwaway apps (tests/foundation's /things, /boom, ...) share it.
+# traffic: other suites' throwaway apps (tests/shared's /things, /boom, ...) share it.
 FOREIGN_ROUTES: set[str] = set()
 
 

@@ -73,7 +73,7 @@ def test_routes_are_labelled_by_template(expositions: dict[str, str]) -> None:
     """Every route label is a template the auth or api app declares, or the unmatched marker.
 
     In-process the registry is shared, so the auth and api series are in both texts, and so are
-    the series of other suites' throwaway apps (tests/foundation registers /things, /boom, ...):
+    the series of other suites' throwaway apps (tests/shared registers /things, /boom, ...):
     labels that were already in the registry before this suite's traffic and are not ours are
     set aside, by name, and nothing else. A raw path our traffic produced (an id, an email, an
     unknown path outside /api/v1) is new, so it still fails here."""

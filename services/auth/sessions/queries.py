@@ -1,7 +1,9 @@
 """SQL of `sessions` and `session_retired_tokens` (revocation itself is shared/sessions).
 
-`family_of` and `live_by_token` are cross-tenant reads (auth_identity_lookup policy) that learn
-the org a refresh or logout transaction is then bound to; everything else runs bound to it.
+`rotate_current` is a refresh in one statement: it finds the session by its current token
+(cross-tenant read, auth_identity_lookup policy), binds the tenant and rotates. `family_of` and
+`live_by_token` are cross-tenant reads that learn the org a refresh or logout transaction is
+then bound to; everything else runs bound to it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.auth.identities.queries import UserRecord
-from shared.db import tenant_bound
+from shared.db import execute_alone, tenant_bound
 from shared.queries import TENANT_PARAM
 from shared.rows import all_of, one_or_none
 
@@ -43,6 +45,7 @@ class RefreshRow(SessionOwner):
 
     token_hash: bytes
     previous_token_hash: bytes | None
+    successor_sealed: bytes | None  # the successor of the last rotation, sealed (service.py)
     revoked_at: datetime | None
     expired: bool
     in_grace: bool  # rotated less than the grace window ago
@@ -58,6 +61,20 @@ class RefreshRow(SessionOwner):
         object.__setattr__(self, "token_hash", bytes(self.token_hash))
         if self.previous_token_hash is not None:
             object.__setattr__(self, "previous_token_hash", bytes(self.previous_token_hash))
+        if self.successor_sealed is not None:
+            object.__setattr__(self, "successor_sealed", bytes(self.successor_sealed))
+
+
+@dataclass(frozen=True)
+class RotatedRow:
+    """A session just rotated by `rotate_current`, with what the refresh returns."""
+
+    id: UUID
+    user: UserRecord
+    org_name: str | None  # None: the user's org row is not visible
+    amr: list[str]
+    acr: str
+    auth_time: datetime
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,8 @@ USER_COLUMNS = tuple(UserRecord.model_fields)
 # one session run one at a time; the user and org rows are only read) and reads what a refresh
 # returns: its user and org, NULL when the user row is gone.
 _LOCK_FOR_REFRESH = tenant_bound(
-    "SELECT s.id, s.org_id, s.user_id, s.token_hash, s.previous_token_hash, s.revoked_at,"
+    "SELECT s.id, s.org_id, s.user_id, s.token_hash, s.previous_token_hash, s.successor_sealed,"
+    " s.revoked_at,"
     " s.expires_at <= now() AS expired,"
     " s.rotated_at IS NOT NULL AND now() - s.rotated_at"
     "   < make_interval(secs => :grace) AS in_grace,"
@@ -163,30 +181,68 @@ async def lock_for_refresh(
     return _refresh_row(**rows[0]) if rows else None
 
 
-_ROTATE = text(
-    "WITH retired AS ("
+# A refresh of a live session's current token, as ONE statement in an implicit transaction of
+# its own (no BEGIN, no COMMIT), run in this order:
+# 1. `found`: the session whose current token is :h (cross-tenant read), with the hash that
+#    leaves `previous_token_hash`;
+# 2. `bind`: the transaction is bound to its org. The rotation and the reads that need the
+#    tenant are only referenced inside the LATERAL subquery that depends on the binding row
+#    (OFFSET 0: neither side is flattened), and a data-modifying CTE runs when its rows are
+#    first read or at the end of the statement: either way after the binding, which Row Level
+#    Security then sees (were it not so, RLS would hide every row: it fails closed);
+# 3. `rotated`: the session rotates if its token is STILL :h (a concurrent refresh that rotated
+#    it first leaves this one nothing to update) and it is unrevoked, unexpired and its user
+#    is enabled and in its org; the successor is kept sealed in the row for the grace window;
+# 4. `retired`: the hash leaving `previous_token_hash` is remembered (replaying it is reuse).
+# No row: the token is not the current one of a live session; `service.refresh` then decides
+# under the session's row lock (grace replay, reuse, revoked, expired).
+_ROTATE_CURRENT = text(
+    "WITH found AS MATERIALIZED ("
+    " SELECT id, org_id, previous_token_hash FROM sessions WHERE token_hash = :h),"
+    " rotated AS ("
+    " UPDATE sessions s SET previous_token_hash = s.token_hash, token_hash = :new,"
+    " successor_sealed = :sealed, generation = s.generation + 1, rotated_at = now(),"
+    " last_used_at = now(), ip_address = CAST(:ip AS inet)"
+    " FROM found f, users u"
+    " WHERE s.id = f.id AND s.token_hash = :h AND s.revoked_at IS NULL AND s.expires_at > now()"
+    " AND u.id = s.user_id AND u.org_id = s.org_id AND u.disabled_at IS NULL"
+    " RETURNING s.id, s.org_id, s.user_id, f.previous_token_hash AS retiring,"
+    " s.amr, s.acr, s.auth_time),"
+    " retired AS ("
     " INSERT INTO session_retired_tokens (token_hash, session_id, org_id)"
-    " SELECT CAST(:retired AS bytea), CAST(:id AS uuid), CAST(:org AS uuid)"
-    " WHERE CAST(:retired AS bytea) IS NOT NULL ON CONFLICT DO NOTHING)"
-    " UPDATE sessions SET previous_token_hash = token_hash, token_hash = :new,"
-    " generation = generation + 1, rotated_at = now(), last_used_at = now(),"
-    " ip_address = CAST(:ip AS inet) WHERE id = CAST(:id AS uuid)"
+    " SELECT retiring, id, org_id FROM rotated WHERE retiring IS NOT NULL ON CONFLICT DO NOTHING)"
+    " SELECT q.* FROM (SELECT set_config('app.current_org_id',"
+    " coalesce((SELECT org_id::text FROM found), ''), true) AS tenant OFFSET 0) AS bind"
+    " CROSS JOIN LATERAL (SELECT r.id, r.amr, r.acr, r.auth_time,"
+    f" {', '.join(f'u.{c} AS u_{c}' for c in USER_COLUMNS)}, o.name AS org_name"
+    " FROM rotated r JOIN users u ON u.id = r.user_id"
+    " LEFT JOIN organizations o ON o.id = u.org_id"
+    " WHERE bind.tenant IS NOT NULL OFFSET 0) AS q"
 )
 
 
-async def rotate(db: AsyncSession, row: RefreshRow, *, successor_digest: bytes, ip: str | None) -> None:
-    """Make the current token the previous one and `successor_digest` the current one; the hash
-    leaving `previous_token_hash` is remembered (same statement), so replaying it is reuse."""
-    await db.execute(
-        _ROTATE,
-        {
-            "retired": row.previous_token_hash,
-            "id": row.id,
-            "org": row.org_id,
-            "new": successor_digest,
-            "ip": ip,
-        },
+async def rotate_current(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    digest: bytes,
+    *,
+    successor_digest: bytes,
+    sealed: bytes,
+    ip: str | None,
+) -> RotatedRow | None:
+    """Rotate the live session whose CURRENT token has `digest` (one statement, one round trip);
+    None when there is none (any other token, or a session that is revoked, expired or whose
+    user is disabled)."""
+    rows = await execute_alone(
+        sessionmaker,
+        _ROTATE_CURRENT,
+        {"h": digest, "new": successor_digest, "sealed": sealed, "ip": ip},
     )
+    if not rows:
+        return None
+    columns = dict(rows[0])
+    user = UserRecord(**{c: columns.pop(f"u_{c}") for c in USER_COLUMNS})
+    org_name = columns.pop("org_name")
+    return RotatedRow(**columns, user=user, org_name=None if org_name is None else str(org_name))
 
 
 _LIVE_BY_TOKEN = text(

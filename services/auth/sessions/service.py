@@ -1,13 +1,16 @@
 """Sessions: refresh-token families with rotation, a reuse grace window and reuse detection.
 
-A session row holds the SHA-256 of its current refresh token and of the one before it. Every
-refresh locks the row (SELECT ... FOR UPDATE), so refreshes of one session are serialized:
+A session row holds the SHA-256 of its current refresh token and of the one before it. A
+refresh of the current token of a live session is ONE statement (`queries.rotate_current`):
+the token rotates only if it is still current, so of two concurrent refreshes of one token
+exactly one rotates. Any other token is decided under the session's row lock
+(SELECT ... FOR UPDATE):
 
-* the current token rotates: a new token becomes current, the presented one becomes previous;
 * the previous token within `refresh_reuse_grace_seconds` of the rotation (two tabs, a lost
-  response) gets the CURRENT successor, never a second branch. The raw successor is kept in
-  Redis for the grace window only, keyed by the previous token's hash and encrypted with a key
-  derived from the previous raw token, so Redis alone never reveals a usable refresh token;
+  response, the loser of a concurrent refresh) gets the CURRENT successor, never a second
+  branch. The successor is kept in the row, written by the rotation itself and sealed with a
+  key derived from the previous raw token, so the database alone never reveals a usable
+  refresh token;
 * any other known token (previous after the grace window, or an older one remembered in
   `session_retired_tokens`) is reuse: the whole session
   is revoked, logged, counted and audited, and its `sid` is marked revoked in Redis so the
@@ -30,14 +33,12 @@ from services.auth.factors.level import SessionLevel
 from services.auth.identities.service import Identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
 from services.auth.sessions import queries
-from services.auth.sessions.queries import RefreshRow, SessionInfo, SessionOwner
+from services.auth.sessions.queries import RefreshRow, RotatedRow, SessionInfo, SessionOwner
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import b64url_encode
 from shared.db import set_tenant, tenant_transaction, transaction
 from shared.errors import NotFound, Unauthorized
 from shared.opaque_tokens import decode_token, new_token
-from shared.redis import redis_key
-from shared.redis_errors import redis_or_503
 from shared.sessions import revocation
 
 logger = logging.getLogger("blockbot.auth.sessions")
@@ -63,11 +64,7 @@ class Outcome(StrEnum):
     REUSE_DETECTED = "reuse_detected"
 
 
-# --- successor escrow (grace window) ---------------------------------------------------------
-
-
-def _successor_key(state: AuthState, previous_hash: bytes) -> str:
-    return redis_key(state.settings, "auth", "refresh-successor", previous_hash.hex())
+# --- the sealed successor (grace window) ---------------------------------------------------
 
 
 def _pad(previous_raw: bytes) -> bytes:
@@ -78,22 +75,15 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
-async def _escrow_successor(
-    state: AuthState, previous_raw: bytes, previous_hash: bytes, successor: str
-) -> None:
-    grace = state.settings.refresh_reuse_grace_seconds
-    if grace <= 0:
-        return
+def _seal(successor: str, previous_raw: bytes) -> bytes:
+    """The successor token as the row keeps it: readable only with the previous raw token."""
     successor_raw = decode_token(successor)
     assert successor_raw is not None
-    await state.redis.set(
-        _successor_key(state, previous_hash), _xor(successor_raw, _pad(previous_raw)), ex=grace
-    )
+    return _xor(successor_raw, _pad(previous_raw))
 
 
-async def _recover_successor(state: AuthState, previous_raw: bytes, previous_hash: bytes) -> str | None:
-    sealed = await state.redis.get(_successor_key(state, previous_hash))
-    if not isinstance(sealed, bytes) or len(sealed) != 32:
+def _unseal(sealed: bytes | None, previous_raw: bytes) -> str | None:
+    if sealed is None or len(sealed) != 32:
         return None
     return b64url_encode(_xor(sealed, _pad(previous_raw)))
 
@@ -142,7 +132,18 @@ async def refresh(state: AuthState, presented: str | None, client: ClientInfo) -
         REFRESHES.labels(Outcome.INVALID).inc()
         raise Unauthorized(INVALID_REFRESH_DETAIL)
     digest = hashlib.sha256(raw).digest()
-    outcome, result, revoked_sid = await _refresh_locked(state, raw, digest, client)
+    successor, successor_hash = new_token()
+    rotated = await queries.rotate_current(
+        state.sessionmaker,
+        digest,
+        successor_digest=successor_hash,
+        sealed=_seal(successor, raw),
+        ip=client.ip,
+    )
+    if rotated is not None:
+        outcome, result, revoked_sid = _rotated(rotated, successor)
+    else:
+        outcome, result, revoked_sid = await _refresh_locked(state, raw, digest, client)
     REFRESHES.labels(outcome).inc()
     if outcome is Outcome.REUSE_DETECTED:
         logger.warning(
@@ -154,9 +155,17 @@ async def refresh(state: AuthState, presented: str | None, client: ClientInfo) -
     return result
 
 
+def _rotated(row: RotatedRow, successor: str) -> tuple[Outcome, Refreshed | None, UUID | None]:
+    if row.org_name is None:  # the user's org is not the session's: nothing to answer with
+        return Outcome.INVALID, None, None
+    identity = Identity(row.user, row.org_name)
+    return Outcome.ROTATED, Refreshed(row.id, successor, identity, _level(row)), None
+
+
 async def _refresh_locked(
     state: AuthState, raw: bytes, digest: bytes, client: ClientInfo
 ) -> tuple[Outcome, Refreshed | None, UUID | None]:
+    """A token that `rotate_current` did not rotate, decided under the session's row lock."""
     grace = state.settings.refresh_reuse_grace_seconds
     async with transaction(state.sessionmaker) as db:
         found = await queries.family_of(db, digest)
@@ -171,24 +180,13 @@ async def _refresh_locked(
             return Outcome.EXPIRED, None, None
 
         if row.token_hash == digest:
-            successor, successor_hash = new_token()
-            # One statement: the previous hash is retired (replaying it is reuse), the token rotates.
-            await queries.rotate(db, row, successor_digest=successor_hash, ip=client.ip)
-            # Escrow before commit: a concurrent refresh waiting on our row lock will find it.
-            with redis_or_503():
-                await _escrow_successor(state, raw, digest, successor)
-            identity = _identity(row)
-            if identity is None:
-                return Outcome.INVALID, None, None
-            return Outcome.ROTATED, Refreshed(row.id, successor, identity, _level(row)), None
+            # Still current, yet not rotated: its user is gone or not in its org.
+            return Outcome.INVALID, None, None
 
         if row.previous_token_hash == digest and row.in_grace:
-            with redis_or_503():
-                current = await _recover_successor(state, raw, digest)
-            if current is None:
-                return Outcome.INVALID, None, None
+            current = _unseal(row.successor_sealed, raw)
             identity = _identity(row)
-            if identity is None:
+            if current is None or identity is None:
                 return Outcome.INVALID, None, None
             return Outcome.GRACE_REPLAY, Refreshed(row.id, current, identity, _level(row)), None
 
@@ -206,7 +204,7 @@ async def _refresh_locked(
         return Outcome.REUSE_DETECTED, None, row.id
 
 
-def _level(row: RefreshRow) -> SessionLevel:
+def _level(row: RefreshRow | RotatedRow) -> SessionLevel:
     return SessionLevel(tuple(row.amr), row.acr, int(row.auth_time.timestamp()))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
 from devstack.paths import ROOT
 
@@ -153,3 +153,39 @@ def run_sql(admin_url: str, statement: str, *args: object) -> str:
     worker.join(60)
     assert result, "the statement did not complete"
     return result[0]
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+
+
+class Tab:
+    """A browser context (its own cookies: one person on one device) and what it reported."""
+
+    def __init__(self, browser: Browser, base_url: str, **options: object) -> None:
+        self.watch = Watch()
+        self.context: BrowserContext = browser.new_context(base_url=base_url, **options)  # type: ignore[arg-type]
+        self.context.add_init_script(REPORT_VIOLATIONS)
+        self.context.set_default_timeout(30_000)
+
+    def new_page(self) -> Page:
+        return self.watch.attach(self.context.new_page())
+
+    def close(self) -> None:
+        self.context.close()
+
+    def assert_clean(self) -> None:
+        assert not self.watch.csp_violations, self.watch.csp_violations
+        assert not self.watch.page_errors, self.watch.page_errors
+        assert not self.watch.dialogs, self.watch.dialogs
+
+
+# As root, without a sandbox; no background connections (the network here is closed to them).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

@@ -7,28 +7,16 @@ browser requests the refresh endpoints accept.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
 from devstack.run import DATABASE_NAME, LocalStack
-from tests.e2e.pages.browser import REPORT_VIOLATIONS, Outbox, Watch, chromium_path
+from tests.e2e.pages.browser import CHROMIUM_ARGS, Outbox, Tab, chromium_path
 
-# As root, without a sandbox; no background connections (the network here is closed to them).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The machine may be loaded: an assertion waits this long for the page to get there (a
 # page that never does still fails, only later).
 expect.set_options(timeout=20_000)
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
 # Per module, not per session: while Playwright's sync API runs, its event loop counts as
@@ -61,27 +49,6 @@ def outbox(stack: LocalStack) -> Outbox:
 @pytest.fixture(scope="session")
 def admin_url(stack: LocalStack) -> str:
     return f"postgresql://postgres@127.0.0.1:{stack.ports.postgres}/{DATABASE_NAME}"
-
-
-class Tab:
-    """A browser context (its own cookies: one person on one device) and what it reported."""
-
-    def __init__(self, browser: Browser, base_url: str, **options: object) -> None:
-        self.watch = Watch()
-        self.context: BrowserContext = browser.new_context(base_url=base_url, **options)  # type: ignore[arg-type]
-        self.context.add_init_script(REPORT_VIOLATIONS)
-        self.context.set_default_timeout(30_000)
-
-    def new_page(self) -> Page:
-        return self.watch.attach(self.context.new_page())
-
-    def close(self) -> None:
-        self.context.close()
-
-    def assert_clean(self) -> None:
-        assert not self.watch.csp_violations, self.watch.csp_violations
-        assert not self.watch.page_errors, self.watch.page_errors
-        assert not self.watch.dialogs, self.watch.dialogs
 
 
 @pytest.fixture

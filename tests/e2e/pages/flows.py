@@ -55,3 +55,52 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
 def assert_no_markup_from(page: Page) -> None:
     """The XSS org name rendered nothing: no <img> anywhere on the page."""
     assert page.locator("img").count() == 0
+
+
+def open_org(page: Page) -> None:
+    page.get_by_role("link", name="Organization").click()
+    page.wait_for_url("**/org")
+    ready(page)
+
+
+def invite(page: Page, outbox: Outbox, email: str, role: str = "member") -> str:
+    seen = outbox.count(email)
+    form = page.locator("#invite-form")
+    form.get_by_label("Email").fill(email)
+    form.get_by_label("Role").select_option(role)
+    form.get_by_role("button", name="Send invitation").click()
+    expect(form.get_by_role("status")).to_have_text(f"Invitation sent to {email}.")
+    return outbox.link(email, "/auth/accept-invitation", seen=seen)
+
+
+WEIGHT_LIMIT = 50 * 1024
+
+
+NARROW = {"width": 360, "height": 740}
+
+
+AXE_RUN = """
+async () => {
+  const result = await axe.run(document, { resultTypes: ["violations"] });
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+}
+"""
+
+
+TRANSFERRED = """
+() => {
+  const entries = performance.getEntriesByType("navigation");
+  return [...entries, ...performance.getEntriesByType("resource")].map((e) => [e.name, e.transferSize]);
+}
+"""
+
+
+def tab_to(page: Page, selector: str) -> None:
+    """Press Tab until `selector` has the focus (as a keyboard user would)."""
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement?.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} is not reachable with Tab")

@@ -15,11 +15,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import PASSWORD
-from tests.e2e.pages.browser import Outbox, axe_source, run_sql
-from tests.e2e.pages.conftest import Tab
-from tests.e2e.pages.flows import address, ready, sign_in, signed_up
-from tests.e2e.pages.test_org import invite, open_org
-from tests.e2e.pages.test_quality import AXE_RUN, tab_to
+from tests.e2e.pages.browser import Outbox, Tab, axe_source, run_sql
+from tests.e2e.pages.flows import AXE_RUN, address, invite, open_org, ready, sign_in, signed_up, tab_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

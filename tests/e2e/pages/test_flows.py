@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import PASSWORD
-from tests.e2e.pages.browser import Outbox
-from tests.e2e.pages.conftest import Tab
+from tests.e2e.pages.browser import Outbox, Tab
 from tests.e2e.pages.flows import XSS_ORG, address, assert_no_markup_from, ready, sign_in, sign_up, signed_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -9,8 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import PASSWORD
-from tests.e2e.pages.browser import Outbox, run_sql
-from tests.e2e.pages.conftest import Tab
+from tests.e2e.pages.browser import Outbox, Tab, run_sql
 from tests.e2e.pages.flows import address, sign_in, signed_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -8,30 +8,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from tests.e2e.helpers import PASSWORD
-from tests.e2e.pages.browser import Outbox
-from tests.e2e.pages.conftest import Tab
-from tests.e2e.pages.flows import XSS_ORG, address, assert_no_markup_from, ready, signed_up
+from tests.e2e.pages.browser import Outbox, Tab
+from tests.e2e.pages.flows import XSS_ORG, address, assert_no_markup_from, invite, open_org, ready, signed_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def open_org(page: Page) -> None:
-    page.get_by_role("link", name="Organization").click()
-    page.wait_for_url("**/org")
-    ready(page)
-
-
-def invite(page: Page, outbox: Outbox, email: str, role: str = "member") -> str:
-    seen = outbox.count(email)
-    form = page.locator("#invite-form")
-    form.get_by_label("Email").fill(email)
-    form.get_by_label("Role").select_option(role)
-    form.get_by_role("button", name="Send invitation").click()
-    expect(form.get_by_role("status")).to_have_text(f"Invitation sent to {email}.")
-    return outbox.link(email, "/auth/accept-invitation", seen=seen)
 
 
 def test_members_invitations_and_the_org_name_as_text(new_tab: Callable[..., Tab], outbox: Outbox) -> None:

@@ -20,12 +20,19 @@ from playwright.sync_api import Browser, Page, expect
 
 from devstack.run import DATABASE_NAME, LocalStack, Ports
 from tests.auth.providers.helpers import OpenIdProvider, run_openid_provider
-from tests.e2e.conftest import running_stack
 from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, link_token, refresh_cookie, register
-from tests.e2e.pages.browser import Outbox, axe_source, run_sql
-from tests.e2e.pages.conftest import Tab
-from tests.e2e.pages.flows import address, ready, signed_up
-from tests.e2e.pages.test_quality import AXE_RUN, NARROW, TRANSFERRED, WEIGHT_LIMIT, tab_to
+from tests.e2e.pages.browser import Outbox, Tab, axe_source, run_sql
+from tests.e2e.pages.flows import (
+    AXE_RUN,
+    NARROW,
+    TRANSFERRED,
+    WEIGHT_LIMIT,
+    address,
+    ready,
+    signed_up,
+    tab_to,
+)
+from tests.e2e.processes import running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -23,9 +23,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from devstack.paths import ROOT
 from devstack.run import LocalStack
 from tests.e2e.helpers import PASSWORD, REFRESH_COOKIE, refresh_cookie
-from tests.e2e.pages.browser import REPORT_VIOLATIONS, Outbox, axe_source
-from tests.e2e.pages.conftest import SCREENSHOTS, Tab
-from tests.e2e.pages.flows import address, ready, signed_up
+from tests.e2e.pages.browser import REPORT_VIOLATIONS, SCREENSHOTS, Outbox, Tab, axe_source
+from tests.e2e.pages.flows import (
+    AXE_RUN,
+    TRANSFERRED,
+    WEIGHT_LIMIT,
+    address,
+    ready,
+    signed_up,
+    tab_to,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -45,24 +52,6 @@ PAGES = {
 }
 SIGNED_IN = {"account", "org"}
 SCREENSHOT_PAGES = ("sign-in", "sign-up", "account", "org", "magic")
-WEIGHT_LIMIT = 50 * 1024
-NARROW = {"width": 360, "height": 740}
-
-AXE_RUN = """
-async () => {
-  const result = await axe.run(document, { resultTypes: ["violations"] });
-  return result.violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")) }));
-}
-"""
-
-TRANSFERRED = """
-() => {
-  const entries = performance.getEntriesByType("navigation");
-  return [...entries, ...performance.getEntriesByType("resource")].map((e) => [e.name, e.transferSize]);
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -177,15 +166,6 @@ def test_each_page_under_50_kb_and_no_wider_than_360_px(browser: Browser, base_u
     print("\ntransferred per page (bytes):", json.dumps(sizes))
     assert max(sizes.values()) < WEIGHT_LIMIT, sizes
     assert not too_wide, too_wide
-
-
-def tab_to(page: Page, selector: str) -> None:
-    """Press Tab until `selector` has the focus (as a keyboard user would)."""
-    for _ in range(40):
-        page.keyboard.press("Tab")
-        if page.evaluate("(s) => document.activeElement?.matches(s)", selector):
-            return
-    raise AssertionError(f"{selector} is not reachable with Tab")
 
 
 def test_sign_up_to_account_with_the_keyboard_alone(new_tab: Callable[..., Tab], outbox: Outbox) -> None:

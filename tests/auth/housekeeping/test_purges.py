@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from services.auth.housekeeping.service import run_housekeeping
+from services.auth.housekeeping.service import purge_dead_sessions, run_housekeeping
 from tests.auth.helpers import AuthApp, admin, do_refresh, refresh_cookie, signup
+from tests.auth.service_calls import ids_of
 
 
 async def _session_of(conn: Any, email: str) -> list[Any]:
@@ -120,3 +122,19 @@ async def test_housekeeping_purges_dead_sessions_and_spent_tokens(
     assert (await do_refresh(client, live_token)).status_code == 200
     # A second pass is harmless.
     await run_housekeeping(auth.state)
+
+
+async def test_housekeeping_goes_round_until_every_org_is_clean(
+    auth: AuthApp, client: httpx.AsyncClient, admin_dsn: str
+) -> None:
+    users = [ids_of((await signup(client, auth.settings))[1])[1] for _ in range(3)]
+    dead_for = timedelta(seconds=auth.settings.refresh_token_ttl_seconds + 60)
+    async with admin(admin_dsn) as conn:
+        await conn.execute(
+            "UPDATE sessions SET revoked_at = now() - $2::interval WHERE user_id = ANY($1)", users, dead_for
+        )
+    # One org per round: three orgs (at least) take several rounds.
+    purged, _ = await purge_dead_sessions(auth.state, batch=1)
+    assert purged >= 3
+    async with admin(admin_dsn) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM sessions WHERE user_id = ANY($1)", users) == 0

@@ -1,4 +1,4 @@
-"""The api's rules called directly at the service layer (no HTTP), against the real database.
+"""The member rules called directly at the service layer (no HTTP), against the real database.
 
 Each refusal is a named error of the one hierarchy (so it renders as its problem), and a refused
 change leaves the organization exactly as it was.
@@ -7,57 +7,21 @@ change leaves the organization exactly as it was.
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from devstack.ports import free_port
 from services.api.invitations import service as invitations
-from services.api.invitations.queries import InvitationRow
-from services.api.me import queries as me_queries
 from services.api.members import service as members
 from services.api.org import service as org_service
-from services.api.principal import NotManager, Principal
-from shared.access_tokens import AccessClaims
-from shared.db import create_engine, create_sessionmaker, tenant_transaction
-from shared.errors import Conflict, ServiceUnavailable, error_response
+from services.api.principal import NotManager
+from shared.db import tenant_transaction
+from shared.errors import Conflict, ServiceUnavailable
 from shared.redis import create_redis
 from shared.roles import Role
 from shared.sessions.revocation import revoke_user_sessions
-from shared.settings import Settings
-from tests.api.helpers import Member, add_session, audit_rows, snapshot
-
-
-@pytest.fixture
-async def sessions(api_settings: Callable[..., Settings]) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(api_settings())
-    yield create_sessionmaker(engine)
-    await engine.dispose()
-
-
-async def principal(session: AsyncSession, member: Member) -> Principal:
-    """The caller as `deps.current_user` builds it, loaded through the same query."""
-    assert isinstance(session.bind, AsyncEngine)
-    row = await me_queries.caller(session.bind, member.org_id, member.id)
-    assert row is not None
-    now = int(time.time())
-    claims = AccessClaims(member.id, member.org_id, member.role, uuid.uuid4(), "jti", now, now + 900)
-    return Principal(
-        **vars(row), claims=claims, user_id=member.id, org_id=member.org_id, address=lambda: None
-    )
-
-
-async def refused(sessions, actor: Member, call, error: type[Exception]) -> Exception:
-    """Run `call(session, principal)` in the actor's tenant transaction, expecting `error`."""
-    with pytest.raises(error) as caught:
-        async with tenant_transaction(sessions, actor.org_id) as session:
-            await call(session, await principal(session, actor))
-    return caught.value
+from tests.api.helpers import add_session, audit_rows, snapshot
+from tests.api.service_calls import principal, refused
 
 
 async def test_last_owner_cannot_be_demoted_or_removed(sessions, make_org, admin, api_settings):
@@ -157,70 +121,6 @@ async def test_another_orgs_member_is_not_found(sessions, make_org):
         lambda s, me: members.get_member(s, theirs.by_role("member").id),
         members.MemberNotFound,
     )
-
-
-async def test_inviting_a_member_is_a_conflict(sessions, make_org, admin):
-    org = await make_org("owner", "member")
-    before = await snapshot(admin, org)
-    await refused(
-        sessions,
-        org.owner,
-        lambda s, me: invitations.invite(
-            s,
-            me,
-            email=org.by_role("member").email.upper(),
-            role=Role.MEMBER,
-            redis=None,  # type: ignore[arg-type]
-            settings=None,  # type: ignore[arg-type]
-        ),
-        invitations.AlreadyMember,
-    )
-    assert await snapshot(admin, org) == before
-
-
-def test_invitation_status_is_final_once_answered():
-    now = datetime.now(UTC)
-
-    def row(**fields: Any) -> InvitationRow:
-        values: dict[str, Any] = {
-            "id": uuid.uuid4(),
-            "email": "a@example.com",
-            "role": "member",
-            "invited_by": None,
-            "created_at": now,
-            "expires_at": now,
-            "accepted_at": None,
-            "revoked_at": None,
-            "expired": False,
-        }
-        values.update(fields)
-        return InvitationRow(**values)
-
-    assert invitations.status(row()) == "pending"
-    assert invitations.status(row(expired=True)) == "expired"
-    assert invitations.status(row(expired=True, revoked_at=now)) == "revoked"
-    assert invitations.status(row(expired=True, accepted_at=now)) == "accepted"
-
-
-@pytest.mark.parametrize(
-    ("error", "status"),
-    [
-        (members.LastOwner(), 409),
-        (members.CannotPromoteAboveSelf(), 403),
-        (members.NotOwnName(), 403),
-        (members.MemberNotFound(), 404),
-        (NotManager(), 403),
-        (invitations.AlreadyInvited(), 409),
-        (invitations.AlreadyAccepted(), 409),
-        (invitations.InvitationNotFound(), 404),
-    ],
-)
-def test_named_errors_render_as_problems_of_their_status(error, status):
-    """One hierarchy, one mapping: a domain error is rendered by the shared problem handler."""
-    response = error_response(error, "/api/v1/x")
-    assert response.status_code == status
-    assert response.media_type == "application/problem+json"
-    assert error.detail.encode() in response.body
 
 
 async def test_session_revocation_with_redis_down(sessions, make_org, admin, api_settings):

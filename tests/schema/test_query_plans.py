@@ -256,13 +256,19 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
         await housekeeping_queries.orgs_with_spent_tokens(session, keep_seconds=0, batch=100)
         await signup_queries.purge_expired(session, 100)
         assert orgs
-    # Then, bound to the user's org: the refresh (lock and rotate), the login's checks, logout.
+    # The refresh of a current token: one statement of its own (it binds the tenant itself).
+    rotated = await session_queries.rotate_current(
+        auth_sessions,
+        _digest(f"s1{other_org_user}"),
+        successor_digest=_digest(f"next{number}"),
+        sealed=bytes(32),
+        ip="203.0.113.7",
+    )
+    assert rotated is not None
+    # Then, bound to the user's org: the refresh under its row lock, the login's checks, logout.
     async with tenant_transaction(auth_sessions, user.org_id) as session:
         row = await session_queries.lock_for_refresh(session, user.org_id, family.id, grace_seconds=60)
         assert row is not None
-        await session_queries.rotate(
-            session, row, successor_digest=_digest(f"next{number}"), ip="203.0.113.7"
-        )
         await account_queries.lock_credentials_version(session, user.id)
         await identity_queries.user_by_id(session, user.id)
         await revocation_queries.lock_live_user_sessions(session, user.id)
@@ -283,6 +289,7 @@ EXPECTED = (
     "FROM users WHERE lower(email) = $1",  # login by email
     "FROM session_retired_tokens WHERE token_hash = $1",  # refresh: the token's family
     "FOR UPDATE OF s",  # refresh: the session locked
+    "UPDATE sessions s SET previous_token_hash",  # refresh: the current token rotated
     "FROM sessions WHERE revoked_at IS NULL AND (token_hash = $1",  # logout
     "FROM signup_attempts WHERE token_hash = $1",  # sign-up
     "SELECT DISTINCT org_id FROM sessions",  # housekeeping

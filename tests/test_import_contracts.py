@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grimp
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def lint_imports(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,6 @@
 """The api_keys table through the real runtime roles: RLS forced, least privilege, and the one
 SECURITY DEFINER door (`api_key_authenticate`) that verifies a key before the tenant is known."""
 
-# ruff: noqa: F401, F811  (fixtures imported from test_tenancy, used as parameters)
-
 from __future__ import annotations
 
 import uuid
@@ -12,12 +10,7 @@ import pytest
 
 from devstack.databases import MigratedDatabase
 from shared.api_keys import generate_key, secret_hash
-from tests.foundation.test_tenancy import (  # the admin and api_conn fixtures, reused
-    admin,
-    api_conn,
-    in_tenant,
-    make_org_with_user,
-)
+from tests.schema.helpers import in_tenant, make_org_with_user
 
 HASH_KEY = b"h" * 32
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
 
 # Where a module's tests start stacks, containers or processes: the markers it must carry.
 REQUIRED = {

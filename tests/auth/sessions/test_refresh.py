@@ -9,7 +9,6 @@ import httpx
 from prometheus_client import REGISTRY
 
 from shared.access_tokens import is_session_revoked, verify_access_token
-from tests.api.helpers import round_trips
 from tests.auth.helpers import (
     KEYRING,
     PREFIX,
@@ -122,22 +121,3 @@ async def test_expired_refresh_token_refused(
     async with admin(admin_dsn) as conn:
         await conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = $1", sid)
     assert (await do_refresh(client, refresh_cookie(verified))).status_code == 401
-
-
-async def test_a_refresh_is_five_statements(auth: AuthApp, client: httpx.AsyncClient) -> None:
-    """BEGIN, the family lookup, ONE statement that binds the tenant, locks the session and reads
-    its user and org, ONE that retires the previous token and rotates, COMMIT (no pool ping)."""
-    _, t0 = await signed_in(client, auth.settings)
-    warm = await do_refresh(client, t0)  # the statements are prepared; the session has a previous token
-    assert warm.status_code == 200
-    with round_trips(prepares=False) as sent:
-        response = await do_refresh(client, refresh_cookie(warm))
-    assert response.status_code == 200
-    assert response.json()["user"]["id"] and response.json()["org"]["name"]
-    assert len(sent) == 5, sent
-    assert sent[0].startswith("BEGIN") and sent[-1] == "COMMIT"
-    (locked,) = [s for s in sent if "FOR UPDATE" in s]
-    assert "set_config('app.current_org_id'" in locked and "organizations" in locked
-    assert sum("set_config" in s for s in sent) == 1
-    (rotated,) = [s for s in sent if "UPDATE sessions" in s]
-    assert "INSERT INTO session_retired_tokens" in rotated

@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from devstack.databases import MigratedDatabase
+from tests.schema.helpers import in_tenant, make_org_with_user
 
 TENANT_TABLES_WITH_ORG = ("users", "sessions", "one_time_tokens", "invitations", "audit_log")
-
-
-@pytest.fixture
-async def admin(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database.admin_url)
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture
-async def api_conn(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database.api_url)
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture
-async def auth_conn(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database.auth_url)
-    yield conn
-    await conn.close()
-
-
-async def make_org_with_user(admin: asyncpg.Connection, label: str) -> tuple[uuid.UUID, uuid.UUID]:
-    """Insert an org and a member as the superuser (RLS does not apply to superusers)."""
-    org = await admin.fetchval("INSERT INTO organizations (name) VALUES ($1) RETURNING id", label)
-    user = await admin.fetchval(
-        "INSERT INTO users (org_id, email, name, role) VALUES ($1, $2, $3, 'owner') RETURNING id",
-        org,
-        f"{label}-{uuid.uuid4().hex[:8]}@example.com",
-        label,
-    )
-    return org, user
-
-
-async def in_tenant(conn: asyncpg.Connection, org: uuid.UUID | None, sql: str, *args: object) -> str:
-    """Run one statement in a transaction bound to `org` (or to no tenant); return its status."""
-    async with conn.transaction():
-        if org is not None:
-            await conn.execute("SELECT set_config('app.current_org_id', $1, true)", str(org))
-        return await conn.execute(sql, *args)
 
 
 async def test_rows_of_org_a_are_invisible_unchangeable_undeletable_for_org_b_and_no_tenant(admin, api_conn):

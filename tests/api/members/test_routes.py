@@ -1,4 +1,5 @@
-"""Role rules and the last-owner rule, through PATCH and DELETE /users/{id}."""
+"""Members through GET, PATCH and DELETE /users/{id}: role rules, the last-owner rule, another
+org's ids not found."""
 
 from __future__ import annotations
 
@@ -174,3 +175,18 @@ async def test_admin_demoted_concurrently_is_refused(client, minter, make_org, a
         await transaction.commit()
     response = await pending
     assert response.status_code == 403, response.text
+
+
+async def test_other_orgs_ids_are_invisible_to_every_role(client, minter, make_org):
+    org_a = await make_org("owner", "admin", "member")
+    org_b = await make_org("owner")
+    for member in org_a.members:
+        response = await client.get(f"/api/v1/users/{org_b.owner.id}", headers=minter.headers(member))
+        assert response.status_code == 404
+
+
+async def test_nonexistent_id_is_404(client, minter, make_org):
+    org = await make_org("owner")
+    response = await client.get(f"/api/v1/users/{uuid.uuid4()}", headers=minter.headers(org.owner))
+    assert response.status_code == 404
+    assert response.json()["type"].endswith("/not-found")
