@@ -88,10 +88,10 @@ async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
     return claims
 
 
-CurrentUser = Annotated[AccessClaims, Depends(get_current_claims)]
+Claims = Annotated[AccessClaims, Depends(get_current_claims)]
 
 
-async def tenant_session(state: AuthDep, claims: CurrentUser) -> AsyncIterator[AsyncSession]:
+async def tenant_session(state: AuthDep, claims: Claims) -> AsyncIterator[AsyncSession]:
     """The request's transaction, bound to the signed-in caller's org (as the api's)."""
     async with tenant_transaction(state.sessionmaker, claims.org_id) as session:
         yield session

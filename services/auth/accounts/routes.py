@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from services.auth.accounts import service
 from services.auth.deps import Mailer
-from services.auth.factors.stepup import RecentUser
+from services.auth.factors.stepup import RecentClaims
 from services.auth.limits import enforce, ip_limit
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import ACCEPTED, clear_refresh_cookie, session_response
@@ -68,7 +68,7 @@ async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Cli
 
 @router.post("/password/change", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def password_change(
-    body: PasswordChangeRequest, state: AuthDep, claims: RecentUser, client: Client, request: Request
+    body: PasswordChangeRequest, state: AuthDep, claims: RecentClaims, client: Client, request: Request
 ) -> Response:
     """Change the password with the current one (recent authentication). Every other session
     ends (this one stays signed in); the user is told by mail. A wrong current password is a 422

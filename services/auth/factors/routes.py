@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request, Response, status
 
-from services.auth.deps import CurrentUser, TenantSession
+from services.auth.deps import Claims, TenantSession
 from services.auth.factors import service, signin
 from services.auth.factors.queries import PasskeyRow
 from services.auth.factors.schemas import (
@@ -29,7 +29,7 @@ from services.auth.factors.schemas import (
     TotpEnrolmentOut,
     WebAuthnOptions,
 )
-from services.auth.factors.stepup import RecentUser
+from services.auth.factors.stepup import RecentClaims
 from services.auth.limits import ip_limit
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import NoStore, session_response
@@ -50,7 +50,7 @@ def passkey_out(row: PasskeyRow) -> PasskeyOut:
 
 
 @router.get("/factors", response_model=FactorsOut, summary="The caller's second factors")
-async def list_factors(claims: CurrentUser, db: TenantSession) -> FactorsOut:
+async def list_factors(claims: Claims, db: TenantSession) -> FactorsOut:
     found = await service.overview(db, claims)
     return FactorsOut(
         totp_enabled=found.enrolled.totp,
@@ -67,7 +67,7 @@ async def list_factors(claims: CurrentUser, db: TenantSession) -> FactorsOut:
     dependencies=[NoStore],
 )
 async def begin_totp(
-    claims: RecentUser, db: TenantSession, state: AuthDep, client: Client
+    claims: RecentClaims, db: TenantSession, state: AuthDep, client: Client
 ) -> TotpEnrolmentOut:
     enrolment = await service.begin_totp(db, state, claims, client)
     return TotpEnrolmentOut(
@@ -83,7 +83,7 @@ async def begin_totp(
 )
 async def enable_totp(
     body: TotpCodeIn,
-    claims: RecentUser,
+    claims: RecentClaims,
     db: TenantSession,
     state: AuthDep,
     client: Client,
@@ -98,7 +98,7 @@ async def enable_totp(
     response_class=Response,
     summary="Remove the authenticator app (recent authentication)",
 )
-async def disable_totp(claims: RecentUser, db: TenantSession, state: AuthDep, client: Client) -> Response:
+async def disable_totp(claims: RecentClaims, db: TenantSession, state: AuthDep, client: Client) -> Response:
     await service.disable_totp(db, state, claims, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -110,7 +110,7 @@ async def disable_totp(claims: RecentUser, db: TenantSession, state: AuthDep, cl
     dependencies=[NoStore],
 )
 async def regenerate_recovery_codes(
-    claims: RecentUser, db: TenantSession, client: Client
+    claims: RecentClaims, db: TenantSession, client: Client
 ) -> RecoveryCodesOut:
     codes = await service.regenerate_recovery_codes(db, claims, client)
     return RecoveryCodesOut(recovery_codes=codes)
@@ -124,7 +124,7 @@ async def regenerate_recovery_codes(
     dependencies=[ip_limit("passkey_registration_options")],
 )
 async def passkey_registration_options(
-    claims: RecentUser, db: TenantSession, state: AuthDep
+    claims: RecentClaims, db: TenantSession, state: AuthDep
 ) -> dict[str, Any]:
     return await service.passkey_registration_options(db, state, claims)
 
@@ -138,7 +138,7 @@ async def passkey_registration_options(
 )
 async def register_passkey(
     body: PasskeyIn,
-    claims: RecentUser,
+    claims: RecentClaims,
     db: TenantSession,
     state: AuthDep,
     client: Client,
@@ -158,7 +158,7 @@ async def register_passkey(
     summary="Remove a passkey (recent authentication)",
 )
 async def remove_passkey(
-    passkey_id: UUID, claims: RecentUser, db: TenantSession, state: AuthDep, client: Client
+    passkey_id: UUID, claims: RecentClaims, db: TenantSession, state: AuthDep, client: Client
 ) -> Response:
     await service.remove_passkey(db, state, claims, passkey_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -233,7 +233,7 @@ async def passkey_authenticate(
     # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
     dependencies=[ip_limit("reauthenticate_options")],
 )
-async def reauthenticate_options(state: AuthDep, claims: CurrentUser) -> dict[str, Any]:
+async def reauthenticate_options(state: AuthDep, claims: Claims) -> dict[str, Any]:
     return await signin.passkey_options(state, signin.REAUTHENTICATE)
 
 
@@ -247,7 +247,7 @@ async def reauthenticate_options(state: AuthDep, claims: CurrentUser) -> dict[st
     dependencies=[NoStore],
 )
 async def reauthenticate(
-    body: ReauthenticateIn, state: AuthDep, claims: CurrentUser, client: Client, request: Request
+    body: ReauthenticateIn, state: AuthDep, claims: Claims, client: Client, request: Request
 ) -> ReauthenticatedOut:
     access = await signin.reauthenticate(
         state,

@@ -7,7 +7,7 @@ would otherwise outlive the new requirement).
 Removing the last factor is refused while the org requires one (`last-second-factor`); otherwise
 it also removes the recovery codes (they only back a factor up) and revokes the user's other
 sessions (entered with the factor, they would otherwise keep an aal2 level nothing backs now).
-The routes require a recent authentication for all of these (`stepup.RecentUser`).
+The routes require a recent authentication for all of these (`stepup.RecentClaims`).
 """
 
 from __future__ import annotations

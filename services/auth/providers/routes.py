@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from services.auth.deps import CurrentUser, TenantSession
+from services.auth.deps import Claims, TenantSession
 from services.auth.limits import ip_limit
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.providers import service
@@ -140,7 +140,7 @@ async def start_provider_invitation(
 
 @router.post("/providers/{provider}/link", response_model=AuthorizationOut)
 async def start_provider_link(
-    state: AuthDep, claims: CurrentUser, response: Response, provider: ProviderDep
+    state: AuthDep, claims: Claims, response: Response, provider: ProviderDep
 ) -> AuthorizationOut:
     """Link a provider to the caller's account (sign-in within the last 10 minutes, else 403
     `reauthentication-required`); the page sends the browser to `authorization_url`."""
@@ -209,7 +209,7 @@ async def provider_callback(
 
 
 @router.get("/identities", response_model=IdentityList)
-async def list_identities(claims: CurrentUser, db: TenantSession, providers: ProvidersDep) -> IdentityList:
+async def list_identities(claims: Claims, db: TenantSession, providers: ProvidersDep) -> IdentityList:
     """The caller's linked provider identities, oldest first."""
     found = await service.list_identities(db, claims)
     return IdentityList(
@@ -228,9 +228,7 @@ async def list_identities(claims: CurrentUser, db: TenantSession, providers: Pro
 
 
 @router.delete("/identities/{identity_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def unlink_identity(
-    identity_id: UUID, claims: CurrentUser, db: TenantSession, client: Client
-) -> Response:
+async def unlink_identity(identity_id: UUID, claims: Claims, db: TenantSession, client: Client) -> Response:
     """Unlink one of the caller's identities; 409 `last-sign-in-method` when the account would
     be left with no way to sign in (no password and no other identity)."""
     await service.unlink(db, claims, identity_id, client)

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from services.auth.accounts.service import issue_access_token
-from services.auth.deps import CurrentUser, RefreshCookie, SameOrigin
+from services.auth.deps import Claims, RefreshCookie, SameOrigin
 from services.auth.limits import REFRESH_LIMIT
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import clear_refresh_cookie, token_response
@@ -41,7 +41,7 @@ async def logout(state: AuthDep, client: Client, token: str | None = RefreshCook
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def logout_all(state: AuthDep, client: Client, claims: CurrentUser) -> Response:
+async def logout_all(state: AuthDep, client: Client, claims: Claims) -> Response:
     await service.logout_all(state, org_id=claims.org_id, user_id=claims.user_id, client=client)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_refresh_cookie(response, state)
@@ -49,7 +49,7 @@ async def logout_all(state: AuthDep, client: Client, claims: CurrentUser) -> Res
 
 
 @router.get("/sessions", response_model=SessionList)
-async def list_sessions(state: AuthDep, claims: CurrentUser) -> SessionList:
+async def list_sessions(state: AuthDep, claims: Claims) -> SessionList:
     found = await service.list_sessions(state, org_id=claims.org_id, user_id=claims.user_id)
     return SessionList(
         items=[
@@ -67,7 +67,7 @@ async def list_sessions(state: AuthDep, claims: CurrentUser) -> SessionList:
 
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claims: CurrentUser) -> Response:
+async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claims: Claims) -> Response:
     await service.revoke_session(
         state, org_id=claims.org_id, user_id=claims.user_id, session_id=session_id, client=client
     )
