@@ -449,7 +449,7 @@ async def housekeeping_under_load(database: Any, batch: int) -> dict[str, Any]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from services.auth.housekeeping import queries
-    from shared.db import create_sessionmaker, tenant_transaction, transaction
+    from shared.db import create_sessionmaker, transaction
 
     engine = create_async_engine(database.auth_url.replace("postgresql://", "postgresql+asyncpg://", 1))
     sessions = create_sessionmaker(engine)
@@ -465,7 +465,7 @@ async def housekeeping_under_load(database: Any, batch: int) -> dict[str, Any]:
             for org in orgs:
                 while True:
                     began = time.perf_counter()
-                    async with tenant_transaction(sessions, org) as db:
+                    async with transaction(sessions, org) as db:
                         ids = await queries.lock_dead_sessions(db, org, keep_seconds=0, batch=batch)
                         if ids:
                             count, _ = await queries.delete_sessions(db, ids)

@@ -17,7 +17,7 @@ from services.auth.state import AuthDep, AuthState, Client, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
 from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
-from shared.db import tenant_transaction
+from shared.db import transaction
 from shared.errors import Forbidden, Unauthorized
 from shared.openapi import BEARER_AUTH, REFRESH_COOKIE_AUTH, requires_security
 from shared.redis_errors import redis_or_503
@@ -93,7 +93,7 @@ Claims = Annotated[AccessClaims, Depends(get_current_claims)]
 
 async def tenant_session(state: AuthDep, claims: Claims) -> AsyncIterator[AsyncSession]:
     """The request's transaction, bound to the signed-in caller's org (as the api's)."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as session:
+    async with transaction(state.sessionmaker, claims.org_id) as session:
         yield session
 
 

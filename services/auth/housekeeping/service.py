@@ -27,7 +27,7 @@ from services.auth.housekeeping import queries
 from services.auth.metrics import HOUSEKEEPING_DELETED
 from services.auth.signups.service import purge_expired_attempts
 from services.auth.state import AuthState
-from shared.db import tenant_transaction, transaction
+from shared.db import transaction
 
 logger = logging.getLogger("blockbot.auth.housekeeping")
 
@@ -55,7 +55,7 @@ async def _purge_by_org(state: AuthState, orgs_to_purge: OrgsToPurge, purge_org:
             orgs = await orgs_to_purge(db)
         round_deleted = 0
         for org_id in orgs:
-            async with tenant_transaction(state.sessionmaker, org_id) as db:
+            async with transaction(state.sessionmaker, org_id) as db:
                 round_deleted += await purge_org(db, org_id)
         deleted += round_deleted
         # round_deleted == 0 with full rounds: rows locked by a concurrent purger.

@@ -49,7 +49,7 @@ from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from shared import audit as shared_audit
 from shared.access_tokens import AccessClaims
-from shared.db import tenant_transaction, transaction
+from shared.db import transaction
 from shared.errors import (
     AppError,
     LastSignInMethod,
@@ -175,7 +175,7 @@ async def start(
 
 async def start_link(state: AuthState, provider: Provider, claims: AccessClaims) -> Started:
     """Begin linking `provider` to the caller's account: only from a recent sign-in."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+    async with transaction(state.sessionmaker, claims.org_id) as db:
         signed_in = await queries.session_signed_in_at(db, claims.session_id, claims.user_id)
         age = None if signed_in is None else await queries.seconds_since(db, signed_in)
     if age is None or age > state.settings.reauthentication_max_age_seconds:
@@ -325,7 +325,7 @@ async def _sign_in(
 async def _sign_in_known(
     state: AuthState, provider: Provider, identity: ExternalIdentity, profile: Profile, client: ClientInfo
 ) -> Issued | Pending:
-    async with tenant_transaction(state.sessionmaker, identity.org_id) as db:
+    async with transaction(state.sessionmaker, identity.org_id) as db:
         user = await identity_queries.user_by_id(db, identity.user_id)
         if user is None:
             raise _fail(provider.key, "account_exists")
@@ -341,7 +341,7 @@ async def _sign_in_known(
 
 async def _record_refusal(state: AuthState, provider: Provider, user: UserRecord, client: ClientInfo) -> None:
     """The account's own audit log shows that someone came with its address from a provider."""
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+    async with transaction(state.sessionmaker, user.org_id) as db:
         await shared_audit.record(
             db,
             org_id=user.org_id,
@@ -373,7 +373,7 @@ async def _sign_up(
     name = _display_name(profile, email)
     org_id, user_id = uuid4(), uuid4()
     try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
+        async with transaction(state.sessionmaker, org_id) as db:
             await queries.create_org_with_owner(
                 db,
                 org_id=org_id,
@@ -495,7 +495,7 @@ async def _link(
     assert attempt.user_id and attempt.org_id and attempt.session_id
     user_id, org_id = UUID(attempt.user_id), UUID(attempt.org_id)
     try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
+        async with transaction(state.sessionmaker, org_id) as db:
             if await queries.session_signed_in_at(db, UUID(attempt.session_id), user_id) is None:
                 raise _fail(key, "session_ended")
             existing = await queries.by_subject(db, key, profile.subject)

@@ -26,7 +26,7 @@ from services.auth.limits import MailBudget
 from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
 from services.auth.signups import queries
 from services.auth.state import AuthState, ClientInfo
-from shared.db import tenant_transaction, transaction
+from shared.db import transaction
 from shared.opaque_tokens import new_token, token_hash
 
 logger = logging.getLogger("blockbot.auth.signups")
@@ -111,7 +111,7 @@ async def verify_email(
         raise InvalidLink()
     org_id, user_id = uuid4(), uuid4()
     try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
+        async with transaction(state.sessionmaker, org_id) as db:
             if not await queries.claim(db, attempt.id):
                 raise InvalidLink()
             await queries.drop_for_email(db, attempt.email)
