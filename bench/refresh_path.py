@@ -1,7 +1,7 @@
 """CPU per request of `POST /auth/refresh` and `GET /me` (token, API key), every process counted.
 
     .venv/bin/python bench/refresh_path.py [--seconds 8] [--rounds 3] [--connections 32]
-                                          [--baseline REF] [--profile refresh|me]
+                                          [--baseline REF] [--profile refresh|me] [--only NAME]
 
 A focused cut of bench/capacity.py (same load generator, same /proc accounting, same stack as
 `make run`: PostgreSQL, Redis, auth and api under uvicorn with the settings' defaults, rate
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="py-spy the working tree's server: refresh or me")
     parser.add_argument("--top", type=int, default=12, help="lines of the profile's summary")
     parser.add_argument("--profile-code", default="new", help="whose server --profile samples: new or base")
+    parser.add_argument("--only", default="", help="measure only the operations whose name contains this")
     args = parser.parse_args()
 
     with bench_run() as run:
@@ -165,6 +166,9 @@ def main() -> None:
             return lambda _budget: {"headers": {"Authorization": f"Bearer {value}"}}
 
         def operations(label: str) -> list[Operation]:
+            return [op for op in all_operations(label) if args.only in op.name]
+
+        def all_operations(label: str) -> list[Operation]:
             return [
                 Operation("refresh", f"auth_{label}", "POST", lambda: "/api/v1/auth/refresh", refresh_spec),
                 Operation("GET /me token", f"api_{label}", "GET", lambda: "/api/v1/me", bearer(token)),

@@ -37,7 +37,7 @@ _SENSITIVE_TEXT = [
 # (a route, a method, a message) that has none of them.
 _MAYBE_SENSITIVE = re.compile(r"(?i)bearer|eyj|token=|password=|secret=|bb_")
 # Attributes every LogRecord has; anything else came from `extra=`.
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 @lru_cache(maxsize=1024)
@@ -45,10 +45,16 @@ def _sensitive_key(key: str) -> bool:
     return _SENSITIVE_KEY.search(key) is not None
 
 
+# Values with nothing inside to redact (`type(value) in`: a bool is an int, an enum is not).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def redact(value: Any, key: str | None = None) -> Any:
     """Return `value` with sensitive fields and token-looking strings replaced."""
     if key is not None and _sensitive_key(key):
         return REDACTED
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -129,5 +135,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
-    # Our access log replaces uvicorn's, which would print raw paths with query strings.
-    logging.getLogger("uvicorn.access").disabled = True
+    # Our access log replaces uvicorn's, which would print raw paths with query strings. With no
+    # handler to reach, uvicorn does not even build its line's arguments for each response (it
+    # asks `hasHandlers()` per connection); `disabled` alone still had it quote every path.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+    access.disabled = True

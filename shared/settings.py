@@ -253,8 +253,21 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65_536, ge=8_192)
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_parallelism: int = Field(default=4, ge=1)
-    # Concurrent hashes; each holds argon2_memory_kib, so this bounds the memory of a login storm.
-    password_hash_concurrency: int = Field(default=4, ge=1, le=64)
+    # --- password-hashing backlog (services/auth/passwords.py) ---------------------------------
+    # Concurrent hashes per process; each holds argon2_memory_kib, so this bounds the memory of
+    # a login storm. Unset: one Argon2 lane thread per usable core over the uvicorn workers,
+    # usable CPUs // (web_concurrency * argon2_parallelism), at least 1.
+    password_hash_concurrency: int | None = Field(default=None, ge=1, le=64)
+    # Operations that may wait for a hashing slot per process (beyond them: 503 with
+    # Retry-After); hashes of new passwords (sign-up, reset) may fill only half of it, so they
+    # never crowd out logins. Unset: 16 per concurrent hash.
+    password_hash_queue: int | None = Field(default=None, ge=0, le=100_000)
+
+    @field_validator("password_hash_concurrency", "password_hash_queue", mode="before")
+    @classmethod
+    def _derived_when_empty(cls, value: object) -> object:
+        # `PASSWORD_HASH_QUEUE=` (an .env line left empty, passed on by Compose) means unset.
+        return None if value == "" else value
 
     # --- rate limits ------------------------------------------------------------------------
     ratelimit_org_per_hour: int = Field(default=10_000, ge=1)

@@ -46,6 +46,12 @@ PASSWORD_HASH_WAITING = Gauge(
     "auth_password_hash_waiting",
     "Password hash operations waiting for a free slot in the bounded pool.",
 )
+PASSWORD_HASH_SHED = Counter(
+    "auth_password_hash_shed_total",
+    "Requests refused with a 503 because the password-hashing backlog of the process was full, "
+    "by kind (verify: a password checked; hash: a new password hashed).",
+    ["kind"],
+)
 UNVERIFIED_PURGED = Counter(
     "auth_unverified_signups_purged_total", "Sign-up attempts deleted after their link expired."
 )

@@ -55,6 +55,14 @@ def _failed_within_period(state: ApiState, network: str) -> bool:
     return seen is not None and time.monotonic() - seen < PERIOD_SECONDS
 
 
+def _none_failed_lately() -> bool:
+    """True when this process remembers no refusal within the window's period, from any network."""
+    if not _failed_lately:
+        return True
+    newest = next(reversed(_failed_lately.values()))
+    return time.monotonic() - newest >= PERIOD_SECONDS
+
+
 async def check_key_lookup_budget(state: ApiState, network: str) -> None:
     """429 when `network`'s refused lookups have filled its window; records nothing."""
     if not _failed_within_period(state, network):
@@ -76,11 +84,15 @@ async def count_failed_lookup(state: ApiState, network: str) -> None:
 
 async def verify_within_budget(request: Request, state: ApiState, credential: KeyCredential) -> KeyPrincipal:
     """`credential.verify`, refused with a 429 before the database while the request's network
-    has too many refused lookups, and counting a refusal against it."""
-    network = request_network(request, state)
-    await check_key_lookup_budget(state, network)
+    has too many refused lookups, and counting a refusal against it.
+
+    The network (address parsing, trusted-proxy checks) is worked out only when it is needed:
+    when this process saw a refusal lately, or for this request's own refusal.
+    """
+    if not _none_failed_lately():
+        await check_key_lookup_budget(state, request_network(request, state))
     try:
         return await api_key.verify(state.engine, credential)
     except InvalidApiKey:
-        await count_failed_lookup(state, network)
+        await count_failed_lookup(state, request_network(request, state))
         raise

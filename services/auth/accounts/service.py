@@ -178,22 +178,26 @@ async def _audit_failed_login(state: AuthState, user: UserRecord, client: Client
 
 
 async def login(state: AuthState, *, email: str, password: str, client: ClientInfo) -> Issued | Pending:
-    """Log in with a password; 401 for an unknown address, a wrong password or an unverified one."""
-    user = await find_user_by_email(state, email)
-    matched = await state.passwords.verify(user.password_hash if user else None, password)
-    if user is None or not matched:
-        LOGINS.labels("invalid_credentials").inc()
-        if user is not None:
-            # After the answer: the write would make a known address's failure slower.
-            detach("login_failed", lambda: _audit_failed_login(state, user, client))
-        raise Unauthorized(INVALID_CREDENTIALS)
-    if not user.verified:
-        LOGINS.labels("unverified").inc()
-        raise Unauthorized(INVALID_CREDENTIALS)
-    assert user.password_hash is not None
-    new_hash = (
-        await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
-    )
+    """Log in with a password; 401 for an unknown address, a wrong password or an unverified one.
+
+    A full hashing backlog is a 503 (`HashingBusy`) before the address is looked up: the same
+    answer, in the same time, whether or not it has an account."""
+    with state.passwords.admit("verify"):
+        user = await find_user_by_email(state, email)
+        matched = await state.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not matched:
+            LOGINS.labels("invalid_credentials").inc()
+            if user is not None:
+                # After the answer: the write would make a known address's failure slower.
+                detach("login_failed", lambda: _audit_failed_login(state, user, client))
+            raise Unauthorized(INVALID_CREDENTIALS)
+        if not user.verified:
+            LOGINS.labels("unverified").inc()
+            raise Unauthorized(INVALID_CREDENTIALS)
+        assert user.password_hash is not None
+        new_hash = (
+            await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
+        )
     async with transaction(state.sessionmaker, user.org_id) as db:
         # The password was checked against the version read before hashing; a reset that
         # committed since (it bumps the version under this row's lock) voids the check.
@@ -220,11 +224,13 @@ async def change_password(
     if user is None:
         raise Unauthorized()
     # Argon2 outside any transaction; an account without a password (external provider only)
-    # has no current one to prove.
-    if not await state.passwords.verify(user.password_hash, current):
-        detach("password_change_failed", lambda: _audit_failed_change(state, user, client))
-        raise WrongCurrentPassword()
-    new_hash = await state.passwords.hash(new)
+    # has no current one to prove. One place in the hashing backlog for both hashes: a proven
+    # password is not refused a moment later.
+    with state.passwords.admit("verify"):
+        if not await state.passwords.verify(user.password_hash, current):
+            detach("password_change_failed", lambda: _audit_failed_change(state, user, client))
+            raise WrongCurrentPassword()
+        new_hash = await state.passwords.hash(new)
     async with transaction(state.sessionmaker, claims.org_id) as db:
         # The current password was checked against the version read before hashing; a change
         # or reset that committed since voids the check.

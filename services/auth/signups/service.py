@@ -24,6 +24,7 @@ from services.auth.identities import queries as identity_queries
 from services.auth.identities.service import find_user_by_email, normalize_email
 from services.auth.limits import MailBudget
 from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
+from services.auth.passwords import HashTicket
 from services.auth.signups import queries
 from services.auth.state import AuthState, ClientInfo
 from shared.db import transaction
@@ -41,15 +42,19 @@ async def register(
     org_name: str,
     client: ClientInfo,
     mail: MailBudget,
+    ticket: HashTicket | None = None,
 ) -> None:
     """Record a sign-up attempt and mail its link, or tell an existing account's owner.
 
     The attempt is recorded even when the address's mail budget is spent (only the mail is
-    left out): the owner's attempt must exist for `verify-request` to mail its link later."""
+    left out): the owner's attempt must exist for `verify-request` to mail its link later.
+    This runs after the 202: its place in the hashing backlog is `ticket`, taken before the
+    answer (`admit`); without one it is admitted regardless, since the caller has its 202."""
     address = normalize_email(email)
     # Hash first for every outcome: same cost whether or not the address is taken, and no
     # database connection is held while hashing.
-    password_hash = await state.passwords.hash(password)
+    with ticket or state.passwords.admit("hash", shed=False):
+        password_hash = await state.passwords.hash(password)
     existing = await find_user_by_email(state, address)
     if existing is not None:
         if await mail.take():
@@ -71,6 +76,12 @@ async def register(
         if await mail.take():
             await emails.send_verification(state, to=address, name=name, token=token)
     REGISTRATIONS.labels("attempt").inc()
+
+
+def admit(state: AuthState) -> HashTicket:
+    """A place in the hashing backlog for one registration, taken before its 202 is sent (503
+    `HashingBusy` when the sign-ups' share is full: before the address is looked at)."""
+    return state.passwords.admit("hash")
 
 
 async def request_verification(state: AuthState, *, email: str, mail: MailBudget) -> None:
