@@ -108,7 +108,7 @@ class Run:
 
     async def closed(self, index: int, deadline: float) -> None:
         spec = self.spec
-        reader, writer = await asyncio.open_connection(spec.host, spec.port)
+        link = await Link.open(spec)
         held = spec.cookies[index] if spec.cookie_mode == "chain" else None
         try:
             while time.perf_counter() < deadline:
@@ -117,18 +117,18 @@ class Run:
                 except StopIteration:
                     return
                 started = time.perf_counter()
-                status, new_cookie = await self.exchange(reader, writer, cookie)
+                status, new_cookie = await link.exchange(self, cookie)
                 self.record(status, started)
                 if spec.cookie_mode == "chain":
                     if new_cookie is None:
                         return  # the chain broke (an error is recorded): this client stops
                     held = new_cookie
         finally:
-            writer.close()
+            link.writer.close()
 
     async def scheduled(self, index: int, queue: asyncio.Queue[float | None]) -> None:
         spec = self.spec
-        reader, writer = await asyncio.open_connection(spec.host, spec.port)
+        link = await Link.open(spec)
         held = spec.cookies[index] if spec.cookie_mode == "chain" else None
         try:
             while (due := await queue.get()) is not None:
@@ -136,12 +136,39 @@ class Run:
                     cookie = self.cookie_for(held)
                 except StopIteration:
                     return
-                status, new_cookie = await self.exchange(reader, writer, cookie)
+                status, new_cookie = await link.exchange(self, cookie)
                 self.record(status, due)
                 if spec.cookie_mode == "chain" and new_cookie is not None:
                     held = new_cookie
         finally:
-            writer.close()
+            link.writer.close()
+
+
+class Link:
+    """One keep-alive connection; reopened when the server has closed it while idle (uvicorn
+    closes a connection idle past its keep-alive timeout, as a slow fixed rate leaves them):
+    the request it was sent never reached the server, so it is sent again on a new one."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.used = time.perf_counter()
+
+    @classmethod
+    async def open(cls, spec: Spec) -> Link:
+        return cls(*await asyncio.open_connection(spec.host, spec.port))
+
+    async def exchange(self, run: Run, cookie: str | None) -> tuple[int, str | None]:
+        idle = time.perf_counter() - self.used
+        try:
+            return await run.exchange(self.reader, self.writer, cookie)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if idle < 1.0:
+                raise
+            self.writer.close()
+            self.reader, self.writer = await asyncio.open_connection(run.spec.host, run.spec.port)
+            return await run.exchange(self.reader, self.writer, cookie)
+        finally:
+            self.used = time.perf_counter()
 
 
 async def run(spec: Spec) -> dict[str, Any]:

@@ -21,8 +21,9 @@ Redis with the restored database:
   access-token lifetime gets one, so none of its access tokens is accepted;
 * rate-limit windows: KEPT (they count real requests in real time, whatever the data says);
 * queued emails: KEPT (a link whose token the restored database lacks is refused as invalid;
-  dropping the queue would lose mail that is still right);
-* refresh grace escrow: CLEARED (successors of rotations the restored database never saw).
+  dropping the queue would lose mail that is still right).
+
+A refresh's grace-window successor lives sealed in its session row, so it is restored with it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from services.migrate.__main__ import run_migrations
 from services.migrate.bootstrap import bootstrap_roles
 from shared.access_tokens import mark_sessions_revoked, revocation_ttl_seconds
 from shared.db import create_engine, create_sessionmaker, database_url, transaction
-from shared.redis import create_redis, redis_key
+from shared.redis import create_redis
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -166,7 +167,6 @@ def bootstrap(settings: Settings) -> None:
 @dataclass(frozen=True)
 class Reconciled:
     markers_written: int
-    escrow_cleared: int
 
 
 async def reconcile_redis(settings: Settings) -> Reconciled:
@@ -177,12 +177,7 @@ async def reconcile_redis(settings: Settings) -> Reconciled:
         async with transaction(create_sessionmaker(engine)) as db:
             revoked = await queries.recently_revoked_sessions(db, revocation_ttl_seconds(settings))
         await mark_sessions_revoked(redis, settings, revoked)
-        cleared = 0
-        async for key in redis.scan_iter(
-            match=redis_key(settings, "auth", "refresh-successor", "*"), count=1000
-        ):
-            cleared += int(await redis.delete(key))
-        return Reconciled(len(revoked), cleared)
+        return Reconciled(len(revoked))
     finally:
         await redis.aclose()
         await engine.dispose()
@@ -350,10 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("the restored schema is the migrations' own (RLS forced, policies, functions, grants)")
             else:
                 done = asyncio.run(reconcile_redis(settings))
-                print(
-                    f"redis reconciled: {done.markers_written} revocation marker(s) written, "
-                    f"{done.escrow_cleared} refresh escrow key(s) cleared"
-                )
+                print(f"redis reconciled: {done.markers_written} revocation marker(s) written")
     except (BackupError, SettingsError) as error:
         print(f"backup: {error}", file=sys.stderr)
         return 1

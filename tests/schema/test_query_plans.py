@@ -236,7 +236,7 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
             assert deep
 
     # The auth service: login by email, refresh and logout lookups (cross-tenant), sign-up,
-    # one-time tokens, housekeeping's search.
+    # one-time tokens.
     async with transaction(auth_sessions) as session:
         user = await identity_queries.user_by_email(session, f"user{number}@example.com")
         assert user is not None and user.id == other_org_user
@@ -252,10 +252,7 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
         await signup_queries.copy_newest(
             session, email="signup77@example.com", digest=_digest(f"new{number}"), link_ttl=60, signup_ttl=600
         )
-        orgs = await housekeeping_queries.orgs_with_dead_sessions(session, keep_seconds=0, batch=100)
-        await housekeeping_queries.orgs_with_spent_tokens(session, keep_seconds=0, batch=100)
         await signup_queries.purge_expired(session, 100)
-        assert orgs
     # The refresh of a current token: one statement of its own (it binds the tenant itself).
     rotated = await session_queries.rotate_current(
         auth_sessions,
@@ -273,10 +270,11 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
         await identity_queries.user_by_id(session, user.id)
         await revocation_queries.lock_live_user_sessions(session, user.id)
         await revocation_queries.mark_revoked(session, [family.id], "logout")
-    async with transaction(auth_sessions, orgs[0]) as session:
-        dead = await housekeeping_queries.lock_dead_sessions(session, orgs[0], keep_seconds=0, batch=100)
-        assert dead
-        await housekeeping_queries.delete_sessions(session, dead)
+    # Housekeeping: a batch of dead sessions and of spent one-time tokens, across orgs.
+    async with transaction(auth_sessions) as session:
+        purged = await housekeeping_queries.purge_dead_sessions(session, keep_seconds=0, limit=1000)
+        assert purged.sessions > 0
+        await housekeeping_queries.purge_spent_tokens(session, keep_seconds=0, limit=100)
     await ping(stack.api)  # the last COMMIT's plan notice is handed over by now
 
 
@@ -292,7 +290,10 @@ EXPECTED = (
     "UPDATE sessions s SET previous_token_hash",  # refresh: the current token rotated
     "FROM sessions WHERE revoked_at IS NULL AND (token_hash = $1",  # logout
     "FROM signup_attempts WHERE token_hash = $1",  # sign-up
-    "SELECT DISTINCT org_id FROM sessions",  # housekeeping
+    "FROM sessions s WHERE s.expires_at < cutoff",  # housekeeping: expired sessions
+    "FROM sessions s WHERE s.revoked_at < cutoff",  # housekeeping: revoked sessions
+    "DELETE FROM session_retired_tokens t WHERE t.session_id = ANY (doomed)",  # housekeeping
+    "FROM one_time_tokens t WHERE t.expires_at < cutoff",  # housekeeping: spent tokens
 )
 
 

@@ -10,8 +10,8 @@ are written by one statement, so a concurrent refresh of the same token either r
 
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0011"
+revision: str = "0014"
+down_revision: str | None = "0013"
 
 
 def upgrade() -> None:
