@@ -4,7 +4,7 @@ Row Level Security is the tenant boundary: `app.current_org_id` is always set wi
 `set_config(..., true)`, so the setting lives exactly as long as the transaction and can never
 leak to the next user of a pooled connection.
 
-* `tenant_transaction`: BEGIN, `set_config`, the statements, COMMIT (writes, pages);
+* `transaction(sessionmaker, org_id)`: BEGIN, `set_config`, the statements, COMMIT (writes, pages);
 * `read_in_one_round_trip`: ONE statement that binds and reads (`tenant_bound`), outside any
   explicit transaction: PostgreSQL runs it in an implicit transaction of its own, which ends
   with it, and the binding with it. Every authenticated api request loads its caller this way;
@@ -47,7 +47,6 @@ __all__ = [
     "read_in_one_round_trip",
     "set_tenant",
     "tenant_bound",
-    "tenant_transaction",
     "transaction",
 ]
 
@@ -125,21 +124,14 @@ async def set_tenant(session: AsyncSession, org_id: UUID) -> None:
 
 
 @asynccontextmanager
-async def tenant_transaction(
-    sessionmaker: async_sessionmaker[AsyncSession], org_id: UUID
-) -> AsyncIterator[AsyncSession]:
-    """Open a session and transaction scoped to `org_id`; commit on success, roll back on error."""
-    async with sessionmaker() as session, session.begin():
-        await set_tenant(session, org_id)
-        yield session
-
-
-@asynccontextmanager
 async def transaction(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], org_id: UUID | None = None
 ) -> AsyncIterator[AsyncSession]:
-    """A transaction with no tenant bound: tenant tables show no rows (RLS fails closed)."""
+    """A session in a transaction, committed on success, rolled back on error; bound to `org_id`
+    when given, else to no tenant (tenant tables then show no rows: RLS fails closed)."""
     async with sessionmaker() as session, session.begin():
+        if org_id is not None:
+            await set_tenant(session, org_id)
         yield session
 
 

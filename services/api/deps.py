@@ -45,7 +45,7 @@ from services.api.state import ApiState
 from shared.access_tokens import AccessClaims, revoked_sid_key
 from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
-from shared.db import tenant_transaction
+from shared.db import transaction
 from shared.errors import Unauthorized
 from shared.openapi import BEARER_AUTH, requires_security
 from shared.ratelimit import Decision, client_ip, raise_if_limited
@@ -201,7 +201,7 @@ Manager = Annotated[Principal, Depends(manager)]
 
 async def tenant_session(request: Request, credential: Credential) -> AsyncIterator[AsyncSession]:
     """The request's transaction, bound to the verified credential's org."""
-    async with tenant_transaction(api_state(request).sessionmaker, credential.org_id) as session:
+    async with transaction(api_state(request).sessionmaker, credential.org_id) as session:
         yield session
 
 

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
 from fastapi import BackgroundTasks, Depends, Request, Security
 from fastapi.security import APIKeyCookie
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.deferred import after_response
 from services.auth.limits import MailBudget, enforce, mail_budget
 from services.auth.prefix import AUTH_PREFIX
-from services.auth.state import AuthState, ClientInfo
+from services.auth.state import AuthDep, AuthState, Client, ClientInfo
 from shared.access_tokens import AccessClaims, is_session_revoked, verify_access_token
 from shared.api_keys import is_api_key
 from shared.bearer import bearer_token
+from shared.db import transaction
 from shared.errors import Forbidden, Unauthorized
 from shared.openapi import BEARER_AUTH, REFRESH_COOKIE_AUTH, requires_security
-from shared.ratelimit import client_ip
 from shared.redis_errors import redis_or_503
 from shared.settings import Settings
 
@@ -28,24 +29,6 @@ REFRESH_COOKIE = "bb_refresh"
 SECURE_REFRESH_COOKIE = "__Secure-" + REFRESH_COOKIE
 COOKIE_PATH = AUTH_PREFIX
 CROSS_ORIGIN_DETAIL = "This request must come from the application's own origin."
-
-
-async def get_state(request: Request) -> AuthState:
-    """The service state built in the app lifespan."""
-    state: AuthState = request.app.state.auth
-    return state
-
-
-AuthDep = Annotated[AuthState, Depends(get_state)]
-
-
-async def get_client(request: Request, state: AuthDep) -> ClientInfo:
-    """The caller's address (through trusted proxies only) and user agent."""
-    agent = request.headers.get("user-agent")
-    return ClientInfo(ip=client_ip(request, state.settings), user_agent=agent[:512] if agent else None)
-
-
-Client = Annotated[ClientInfo, Depends(get_client)]
 
 
 class AddressWork(Protocol):
@@ -105,7 +88,18 @@ async def get_current_claims(request: Request, state: AuthDep) -> AccessClaims:
     return claims
 
 
-CurrentUser = Annotated[AccessClaims, Depends(get_current_claims)]
+Claims = Annotated[AccessClaims, Depends(get_current_claims)]
+
+
+async def tenant_session(state: AuthDep, claims: Claims) -> AsyncIterator[AsyncSession]:
+    """The request's transaction, bound to the signed-in caller's org (as the api's)."""
+    async with transaction(state.sessionmaker, claims.org_id) as session:
+        yield session
+
+
+# scope="function": committed when the handler returns, before the response is sent (recovery
+# codes are shown only once they are stored).
+TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 
 
 def allowed_origins(state: AuthState) -> frozenset[str]:

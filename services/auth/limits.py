@@ -19,14 +19,16 @@ reset or magic link.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_network
 
-from fastapi import Request
+from fastapi import Request, params
 
-from services.auth.state import AuthState, ClientInfo
+from services.auth.state import AuthDep, AuthState, Client, ClientInfo
 from shared.ratelimit import Decision, Window, client_network, hash_identifier, raise_if_limited
 from shared.ratelimit_headers import remember
+from shared.settings import Settings
 
 
 async def _decide(
@@ -127,16 +129,33 @@ def mail_budget(state: AuthState, email: str, client: ClientInfo) -> MailBudget:
     return MailBudget(state, email, client_network(client.ip), client_site(client.ip))
 
 
-async def enforce_ip(
-    state: AuthState, request: Request, endpoint: str, client: ClientInfo, limit: int
-) -> Decision:
-    """Per-client-network window of a token endpoint (refresh, one-time token verification).
+def _auth_ip_per_minute(settings: Settings) -> int:
+    return settings.ratelimit_auth_ip_per_minute
 
-    These take no email, but each request costs database work (and Argon2 for reset and
-    invitation acceptance), so they are bounded too, before the token is looked up.
+
+def _refresh_ip_per_minute(settings: Settings) -> int:
+    return settings.ratelimit_auth_refresh_ip_per_minute
+
+
+def ip_limit(endpoint: str, per_minute: Callable[[Settings], int] = _auth_ip_per_minute) -> params.Depends:
+    """The per-client-network window of an endpoint that takes no address (a token to verify, a
+    ceremony to start), as a route dependency: `dependencies=[ip_limit("magic_link_verify")]`.
+
+    Each request costs database work (Argon2 for reset and invitation acceptance), or writes a
+    ceremony to Redis, so they are bounded too, before anything is looked up. 429 (or 503, Redis
+    down) when refused; the response carries the window's RateLimit-* headers.
     """
-    window = Window("auth_ip", f"{endpoint}:{client_network(client.ip)}", limit, 60)
-    return await _decide(state, request, [window])
+
+    async def check(request: Request, state: AuthDep, client: Client) -> None:
+        window = Window("auth_ip", f"{endpoint}:{client_network(client.ip)}", per_minute(state.settings), 60)
+        await _decide(state, request, [window])
+
+    return params.Depends(check)
+
+
+# Refresh has a higher window of its own (RATELIMIT_AUTH_REFRESH_IP_PER_MINUTE): many people may
+# share one NAT address, and each of their tabs refreshes.
+REFRESH_LIMIT = ip_limit("refresh", _refresh_ip_per_minute)
 
 
 # --- second factors ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Depends, Response
 
 from services.auth.accounts.service import Issued
 from services.auth.deps import COOKIE_PATH, refresh_cookie_name
@@ -14,6 +14,15 @@ from services.auth.state import AuthState
 from shared.user_schema import public_user
 
 ACCEPTED = StatusResponse(status="accepted")
+
+
+async def no_store(response: Response) -> None:
+    """The answer carries a secret (a TOTP secret, recovery codes, a challenge, a token): no
+    cache keeps it."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+NoStore = Depends(no_store)
 
 
 def set_refresh_cookie(response: Response, state: AuthState, token: str) -> None:

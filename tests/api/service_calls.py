@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.api.me import queries as me_queries
 from services.api.principal import Principal
 from shared.access_tokens import AccessClaims
-from shared.db import tenant_transaction
+from shared.db import transaction
 from tests.api.helpers import Member
 
 
@@ -31,6 +31,6 @@ async def principal(session: AsyncSession, member: Member) -> Principal:
 async def refused(sessions, actor: Member, call, error: type[Exception]) -> Exception:
     """Run `call(session, principal)` in the actor's tenant transaction, expecting `error`."""
     with pytest.raises(error) as caught:
-        async with tenant_transaction(sessions, actor.org_id) as session:
+        async with transaction(sessions, actor.org_id) as session:
             await call(session, await principal(session, actor))
     return caught.value

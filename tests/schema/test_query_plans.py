@@ -35,7 +35,7 @@ from services.auth.identities import queries as identity_queries
 from services.auth.one_time_tokens import queries as token_queries
 from services.auth.sessions import queries as session_queries
 from services.auth.signups import queries as signup_queries
-from shared.db import create_engine, create_sessionmaker, ping, tenant_transaction, transaction
+from shared.db import create_engine, create_sessionmaker, ping, transaction
 from shared.sessions import queries as revocation_queries
 from shared.settings import load_settings
 
@@ -223,7 +223,7 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
     found = await api_key_queries.authenticate(stack.api, f"{1000:016x}", _digest("k1000"))
     assert found is not None and found.bound
     for org in (BIG_ORG, SMALL_ORG):
-        async with tenant_transaction(api_sessions, org) as session:
+        async with transaction(api_sessions, org) as session:
             first, _ = await MEMBERS.page(session, limit=50, cursor=None)
             middle = first[len(first) // 2]
             await MEMBERS.page(
@@ -263,7 +263,7 @@ async def _run_hot_paths(stack: Stack, number: int) -> None:
     )
     assert rotated is not None
     # Then, bound to the user's org: the refresh under its row lock, the login's checks, logout.
-    async with tenant_transaction(auth_sessions, user.org_id) as session:
+    async with transaction(auth_sessions, user.org_id) as session:
         row = await session_queries.lock_for_refresh(session, user.org_id, family.id, grace_seconds=60)
         assert row is not None
         await account_queries.lock_credentials_version(session, user.id)

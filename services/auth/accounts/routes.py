@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from services.auth.accounts import service
-from services.auth.deps import AuthDep, Client, Mailer
-from services.auth.factors.stepup import RecentUser
-from services.auth.limits import enforce, enforce_ip
+from services.auth.deps import Mailer
+from services.auth.factors.stepup import RecentClaims
+from services.auth.limits import enforce, ip_limit
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import ACCEPTED, clear_refresh_cookie, session_response
 from services.auth.schemas import (
@@ -19,6 +19,7 @@ from services.auth.schemas import (
     TokenRequest,
     TokenResponse,
 )
+from services.auth.state import AuthDep, Client
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
@@ -38,11 +39,10 @@ async def magic_link(body: EmailRequest, mailer: Mailer) -> StatusResponse:
     return ACCEPTED
 
 
-@router.post("/magic-link/verify", response_model=TokenResponse)
+@router.post("/magic-link/verify", response_model=TokenResponse, dependencies=[ip_limit("magic_link_verify")])
 async def magic_link_verify(
-    body: TokenRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: TokenRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
-    await enforce_ip(state, request, "magic_link_verify", client, state.settings.ratelimit_auth_ip_per_minute)
     issued = await service.verify_magic_link(state, token=body.token, client=client)
     return session_response(state, response, issued)
 
@@ -53,12 +53,14 @@ async def password_forgot(body: EmailRequest, mailer: Mailer) -> StatusResponse:
     return ACCEPTED
 
 
-@router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def password_reset(
-    body: PasswordResetRequest, state: AuthDep, client: Client, request: Request
-) -> Response:
+@router.post(
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    dependencies=[ip_limit("password_reset")],
+)
+async def password_reset(body: PasswordResetRequest, state: AuthDep, client: Client) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    await enforce_ip(state, request, "password_reset", client, state.settings.ratelimit_auth_ip_per_minute)
     await service.reset_password(state, token=body.token, password=body.password, client=client)
     clear_refresh_cookie(response, state)
     return response
@@ -66,7 +68,7 @@ async def password_reset(
 
 @router.post("/password/change", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def password_change(
-    body: PasswordChangeRequest, state: AuthDep, claims: RecentUser, client: Client, request: Request
+    body: PasswordChangeRequest, state: AuthDep, claims: RecentClaims, client: Client, request: Request
 ) -> Response:
     """Change the password with the current one (recent authentication). Every other session
     ends (this one stays signed in); the user is told by mail. A wrong current password is a 422

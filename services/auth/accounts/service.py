@@ -35,7 +35,7 @@ from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from services.auth.tokens import mint_access_token
 from shared.access_tokens import AccessClaims
-from shared.db import tenant_transaction, transaction
+from shared.db import transaction
 from shared.errors import AppError, Unauthorized, WrongCurrentPassword
 
 logger = logging.getLogger("blockbot.auth.accounts")
@@ -173,7 +173,7 @@ async def _audit(
 
 
 async def _audit_failed_login(state: AuthState, user: UserRecord, client: ClientInfo) -> None:
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+    async with transaction(state.sessionmaker, user.org_id) as db:
         await _audit(db, user, "auth.login_failed", client)
 
 
@@ -198,7 +198,7 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         new_hash = (
             await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
         )
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+    async with transaction(state.sessionmaker, user.org_id) as db:
         # The password was checked against the version read before hashing; a reset that
         # committed since (it bumps the version under this row's lock) voids the check.
         current = await queries.lock_credentials_version(db, user.id)
@@ -219,7 +219,7 @@ async def change_password(
 ) -> int:
     """Replace the caller's password, proven with the current one; every other session of the
     user ends, the user is told by mail. How many sessions ended."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+    async with transaction(state.sessionmaker, claims.org_id) as db:
         user = await identity_queries.user_by_id(db, claims.user_id)
     if user is None:
         raise Unauthorized()
@@ -231,7 +231,7 @@ async def change_password(
             detach("password_change_failed", lambda: _audit_failed_change(state, user, client))
             raise WrongCurrentPassword()
         new_hash = await state.passwords.hash(new)
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+    async with transaction(state.sessionmaker, claims.org_id) as db:
         # The current password was checked against the version read before hashing; a change
         # or reset that committed since voids the check.
         if await queries.lock_credentials_version(db, user.id) != user.credentials_version:
@@ -247,7 +247,7 @@ async def change_password(
 
 
 async def _audit_failed_change(state: AuthState, user: UserRecord, client: ClientInfo) -> None:
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+    async with transaction(state.sessionmaker, user.org_id) as db:
         await _audit(db, user, "user.password_change_failed", client)
 
 
@@ -262,7 +262,7 @@ async def _mail_link(
     user = await find_user_by_email(state, email)
     if user is None or not await mail.take():
         return
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+    async with transaction(state.sessionmaker, user.org_id) as db:
         token = await issue(db, state.settings, purpose=purpose, org_id=user.org_id, user_id=user.id)
         await send(state, to=user.email, token=token)
 

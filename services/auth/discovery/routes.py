@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from services.auth.deps import AuthDep
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.schemas import JWKS, OpenIDConfiguration
+from services.auth.state import AuthDep
 from shared.access_tokens import ALGORITHM, REQUIRED_CLAIMS
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request, Response, status
 
-from services.auth.deps import AuthDep, Client, CurrentUser
+from services.auth.deps import Claims, TenantSession
 from services.auth.factors import service, signin
 from services.auth.factors.queries import PasskeyRow
 from services.auth.factors.schemas import (
@@ -29,15 +29,14 @@ from services.auth.factors.schemas import (
     TotpEnrolmentOut,
     WebAuthnOptions,
 )
-from services.auth.factors.stepup import RecentUser
-from services.auth.limits import enforce_ip
+from services.auth.factors.stepup import RecentClaims
+from services.auth.limits import ip_limit
 from services.auth.prefix import AUTH_PREFIX
-from services.auth.responses import session_response
+from services.auth.responses import NoStore, session_response
 from services.auth.schemas import TokenResponse
+from services.auth.state import AuthDep, Client
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["second factors"])
-
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def passkey_out(row: PasskeyRow) -> PasskeyOut:
@@ -51,8 +50,8 @@ def passkey_out(row: PasskeyRow) -> PasskeyOut:
 
 
 @router.get("/factors", response_model=FactorsOut, summary="The caller's second factors")
-async def list_factors(state: AuthDep, claims: CurrentUser) -> FactorsOut:
-    found = await service.overview(state, claims)
+async def list_factors(claims: Claims, db: TenantSession) -> FactorsOut:
+    found = await service.overview(db, claims)
     return FactorsOut(
         totp_enabled=found.enrolled.totp,
         passkeys=[passkey_out(row) for row in found.passkeys],
@@ -65,12 +64,12 @@ async def list_factors(state: AuthDep, claims: CurrentUser) -> FactorsOut:
     "/factors/totp",
     response_model=TotpEnrolmentOut,
     summary="Start enrolling an authenticator app (recent authentication)",
+    dependencies=[NoStore],
 )
 async def begin_totp(
-    state: AuthDep, claims: RecentUser, client: Client, response: Response
+    claims: RecentClaims, db: TenantSession, state: AuthDep, client: Client
 ) -> TotpEnrolmentOut:
-    enrolment = await service.begin_totp(state, claims, client)
-    response.headers.update(NO_STORE)
+    enrolment = await service.begin_totp(db, state, claims, client)
     return TotpEnrolmentOut(
         secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_svg=enrolment.qr_svg
     )
@@ -80,12 +79,16 @@ async def begin_totp(
     "/factors/totp/enable",
     response_model=RecoveryCodesOut,
     summary="Confirm the authenticator app with a code; the first recovery codes (recent authentication)",
+    dependencies=[NoStore],
 )
 async def enable_totp(
-    body: TotpCodeIn, state: AuthDep, claims: RecentUser, client: Client, response: Response
+    body: TotpCodeIn,
+    claims: RecentClaims,
+    db: TenantSession,
+    state: AuthDep,
+    client: Client,
 ) -> RecoveryCodesOut:
-    codes = await service.enable_totp(state, claims, body.code, client)
-    response.headers.update(NO_STORE)
+    codes = await service.enable_totp(db, state, claims, body.code, client)
     return RecoveryCodesOut(recovery_codes=codes)
 
 
@@ -95,8 +98,8 @@ async def enable_totp(
     response_class=Response,
     summary="Remove the authenticator app (recent authentication)",
 )
-async def disable_totp(state: AuthDep, claims: RecentUser, client: Client) -> Response:
-    await service.disable_totp(state, claims, client)
+async def disable_totp(claims: RecentClaims, db: TenantSession, state: AuthDep, client: Client) -> Response:
+    await service.disable_totp(db, state, claims, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -104,12 +107,12 @@ async def disable_totp(state: AuthDep, claims: RecentUser, client: Client) -> Re
     "/factors/recovery-codes",
     response_model=RecoveryCodesOut,
     summary="A new set of recovery codes; the old set stops working (recent authentication)",
+    dependencies=[NoStore],
 )
 async def regenerate_recovery_codes(
-    state: AuthDep, claims: RecentUser, client: Client, response: Response
+    claims: RecentClaims, db: TenantSession, client: Client
 ) -> RecoveryCodesOut:
-    codes = await service.regenerate_recovery_codes(state, claims, client)
-    response.headers.update(NO_STORE)
+    codes = await service.regenerate_recovery_codes(db, claims, client)
     return RecoveryCodesOut(recovery_codes=codes)
 
 
@@ -117,14 +120,13 @@ async def regenerate_recovery_codes(
     "/factors/passkeys/options",
     response_model=WebAuthnOptions,
     summary="PublicKeyCredentialCreationOptions for a new passkey (recent authentication)",
+    # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
+    dependencies=[ip_limit("passkey_registration_options")],
 )
 async def passkey_registration_options(
-    state: AuthDep, claims: RecentUser, client: Client, request: Request
+    claims: RecentClaims, db: TenantSession, state: AuthDep
 ) -> dict[str, Any]:
-    # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
-    limit = state.settings.ratelimit_auth_ip_per_minute
-    await enforce_ip(state, request, "passkey_registration_options", client, limit)
-    return await service.passkey_registration_options(state, claims)
+    return await service.passkey_registration_options(db, state, claims)
 
 
 @router.post(
@@ -132,14 +134,18 @@ async def passkey_registration_options(
     status_code=status.HTTP_201_CREATED,
     response_model=PasskeyCreatedOut,
     summary="Register a passkey from the options' ceremony (recent authentication)",
+    dependencies=[NoStore],
 )
 async def register_passkey(
-    body: PasskeyIn, state: AuthDep, claims: RecentUser, client: Client, response: Response
+    body: PasskeyIn,
+    claims: RecentClaims,
+    db: TenantSession,
+    state: AuthDep,
+    client: Client,
 ) -> PasskeyCreatedOut:
     registered = await service.register_passkey(
-        state, claims, name=body.name, credential=body.credential, client=client
+        db, state, claims, name=body.name, credential=body.credential, client=client
     )
-    response.headers.update(NO_STORE)
     return PasskeyCreatedOut(
         passkey=passkey_out(registered.passkey), recovery_codes=registered.recovery_codes
     )
@@ -151,8 +157,10 @@ async def register_passkey(
     response_class=Response,
     summary="Remove a passkey (recent authentication)",
 )
-async def remove_passkey(passkey_id: UUID, state: AuthDep, claims: RecentUser, client: Client) -> Response:
-    await service.remove_passkey(state, claims, passkey_id, client)
+async def remove_passkey(
+    passkey_id: UUID, claims: RecentClaims, db: TenantSession, state: AuthDep, client: Client
+) -> Response:
+    await service.remove_passkey(db, state, claims, passkey_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -160,11 +168,11 @@ async def remove_passkey(passkey_id: UUID, state: AuthDep, claims: RecentUser, c
     "/second-factor",
     response_model=TokenResponse,
     summary="Finish a sign-in challenge with a TOTP code, a recovery code or a passkey assertion",
+    dependencies=[ip_limit("second_factor")],
 )
 async def second_factor(
     body: SecondFactorIn, state: AuthDep, client: Client, request: Request, response: Response
 ) -> TokenResponse:
-    await enforce_ip(state, request, "second_factor", client, state.settings.ratelimit_auth_ip_per_minute)
     issued = await signin.finish(
         state,
         request,
@@ -181,13 +189,11 @@ async def second_factor(
     "/second-factor/challenge",
     response_model=ChallengeOut,
     summary="What a sign-in challenge accepts (methods, WebAuthn options), from its token alone",
+    # The same window as finishing the challenge: both take its token.
+    dependencies=[ip_limit("second_factor"), NoStore],
 )
-async def describe_challenge(
-    body: ChallengeIn, state: AuthDep, client: Client, request: Request, response: Response
-) -> ChallengeOut:
-    await enforce_ip(state, request, "second_factor", client, state.settings.ratelimit_auth_ip_per_minute)
+async def describe_challenge(body: ChallengeIn, state: AuthDep) -> ChallengeOut:
     pending = await signin.describe(state, body.challenge)
-    response.headers.update(NO_STORE)
     return ChallengeOut(
         second_factor_required=True,
         challenge=pending.challenge,
@@ -201,9 +207,9 @@ async def describe_challenge(
     "/passkeys/options",
     response_model=WebAuthnOptions,
     summary="PublicKeyCredentialRequestOptions for a passwordless sign-in (discoverable passkey)",
+    dependencies=[ip_limit("passkey_options")],
 )
-async def passkey_options(state: AuthDep, client: Client, request: Request) -> dict[str, Any]:
-    await enforce_ip(state, request, "passkey_options", client, state.settings.ratelimit_auth_ip_per_minute)
+async def passkey_options(state: AuthDep) -> dict[str, Any]:
     return await signin.passkey_options(state)
 
 
@@ -211,13 +217,11 @@ async def passkey_options(state: AuthDep, client: Client, request: Request) -> d
     "/passkeys/authenticate",
     response_model=TokenResponse,
     summary="Sign in with a passkey alone (user verification required)",
+    dependencies=[ip_limit("passkey_authenticate")],
 )
 async def passkey_authenticate(
-    body: AssertionIn, state: AuthDep, client: Client, request: Request, response: Response
+    body: AssertionIn, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
-    await enforce_ip(
-        state, request, "passkey_authenticate", client, state.settings.ratelimit_auth_ip_per_minute
-    )
     issued = await signin.sign_in_with_passkey(state, body.credential, client)
     return session_response(state, response, issued)
 
@@ -226,13 +230,10 @@ async def passkey_authenticate(
     "/reauthenticate/options",
     response_model=WebAuthnOptions,
     summary="PublicKeyCredentialRequestOptions for reauthenticating with a passkey",
-)
-async def reauthenticate_options(
-    state: AuthDep, claims: CurrentUser, client: Client, request: Request
-) -> dict[str, Any]:
     # Each call writes a ceremony to Redis: bounded like the unauthenticated options route.
-    limit = state.settings.ratelimit_auth_ip_per_minute
-    await enforce_ip(state, request, "reauthenticate_options", client, limit)
+    dependencies=[ip_limit("reauthenticate_options")],
+)
+async def reauthenticate_options(state: AuthDep, claims: Claims) -> dict[str, Any]:
     return await signin.passkey_options(state, signin.REAUTHENTICATE)
 
 
@@ -243,14 +244,10 @@ async def reauthenticate_options(
         "Prove it is you again (a second factor when enrolled: TOTP, passkey or recovery code;"
         " else the password): a fresh access token for step-up"
     ),
+    dependencies=[NoStore],
 )
 async def reauthenticate(
-    body: ReauthenticateIn,
-    state: AuthDep,
-    claims: CurrentUser,
-    client: Client,
-    request: Request,
-    response: Response,
+    body: ReauthenticateIn, state: AuthDep, claims: Claims, client: Client, request: Request
 ) -> ReauthenticatedOut:
     access = await signin.reauthenticate(
         state,
@@ -262,5 +259,4 @@ async def reauthenticate(
         credential=body.webauthn,
         client=client,
     )
-    response.headers.update(NO_STORE)
     return ReauthenticatedOut(access_token=access, expires_in=state.settings.access_token_ttl_seconds)

@@ -13,7 +13,7 @@ from shared.names import DisplayName
 
 Code = Annotated[str, Field(min_length=1, max_length=32)]
 # A PublicKeyCredential as JSON (navigator.credentials.create/get, base64url fields).
-Credential = Annotated[
+PublicKeyCredential = Annotated[
     dict[str, Any], Field(description="A PublicKeyCredential serialized as JSON (base64url).")
 ]
 ChallengeToken = Annotated[str, Field(min_length=1, max_length=128)]
@@ -52,7 +52,7 @@ class RecoveryCodesOut(BaseModel):
 
 class PasskeyIn(Body):
     name: DisplayName
-    credential: Credential
+    credential: PublicKeyCredential
 
 
 class PasskeyCreatedOut(BaseModel):
@@ -61,7 +61,7 @@ class PasskeyCreatedOut(BaseModel):
 
 
 class AssertionIn(Body):
-    credential: Credential
+    credential: PublicKeyCredential
 
 
 def _exactly_one(values: list[object], names: str) -> None:
@@ -73,7 +73,7 @@ class SecondFactorIn(Body):
     challenge: ChallengeToken
     totp_code: Code | None = None
     recovery_code: Code | None = None
-    webauthn: Credential | None = None
+    webauthn: PublicKeyCredential | None = None
 
     @model_validator(mode="after")
     def _one_factor(self) -> SecondFactorIn:
@@ -90,7 +90,7 @@ class ReauthenticateIn(Body):
     password: AnyPassword | None = None
     totp_code: Code | None = None
     recovery_code: Code | None = None
-    webauthn: Credential | None = None
+    webauthn: PublicKeyCredential | None = None
 
     @model_validator(mode="after")
     def _one_proof(self) -> ReauthenticateIn:

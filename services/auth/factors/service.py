@@ -1,12 +1,13 @@
 """Managing a user's second factors: TOTP enrolment and removal, recovery codes, passkeys.
 
-Every change runs in a transaction bound to the caller's org and is audited. Adding a factor
-proves it in the current session, which is raised to `aal2`; the user's other sessions that
-were entered with one factor are revoked (they would otherwise outlive the new requirement).
+Every change runs in the request's transaction, bound to the caller's org (the routes'
+`TenantSession`), and is audited. Adding a factor proves it in the current session, which is
+raised to `aal2`; the user's other sessions that were entered with one factor are revoked (they
+would otherwise outlive the new requirement).
 Removing the last factor is refused while the org requires one (`last-second-factor`); otherwise
 it also removes the recovery codes (they only back a factor up) and revokes the user's other
 sessions (entered with the factor, they would otherwise keep an aal2 level nothing backs now).
-The routes require a recent authentication for all of these (`stepup.RecentUser`).
+The routes require a recent authentication for all of these (`stepup.RecentClaims`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from services.auth.identities import queries as identity_queries
 from services.auth.metrics import SESSIONS_REVOKED
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims
-from shared.db import tenant_transaction
 from shared.errors import NotFound
 from shared.sessions import revocation
 
@@ -53,13 +53,12 @@ class Overview:
     org_requires_second_factor: bool
 
 
-async def overview(state: AuthState, claims: AccessClaims) -> Overview:
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        return Overview(
-            enrolled=await queries.enrolled(db, claims.user_id),
-            passkeys=await queries.passkeys_of(db, claims.user_id),
-            org_requires_second_factor=await queries.org_requires_second_factor(db, claims.org_id),
-        )
+async def overview(db: AsyncSession, claims: AccessClaims) -> Overview:
+    return Overview(
+        enrolled=await queries.enrolled(db, claims.user_id),
+        passkeys=await queries.passkeys_of(db, claims.user_id),
+        org_requires_second_factor=await queries.org_requires_second_factor(db, claims.org_id),
+    )
 
 
 async def _audit(
@@ -110,50 +109,46 @@ async def _after_removal(db: AsyncSession, state: AuthState, claims: AccessClaim
 # --- TOTP --------------------------------------------------------------------------------------
 
 
-async def begin_totp(state: AuthState, claims: AccessClaims, client: ClientInfo) -> Enrolment:
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        user = await identity_queries.user_by_id(db, claims.user_id)
-        if user is None:
-            raise NotFound()
-        secret = await totp.begin(db, state.secret_box, user_id=user.id, org_id=user.org_id)
-        if secret is None:
-            raise TotpAlreadyEnabled()
-        await _audit(db, claims, "second_factor.totp_enrolment_started", client)
+async def begin_totp(
+    db: AsyncSession, state: AuthState, claims: AccessClaims, client: ClientInfo
+) -> Enrolment:
+    user = await identity_queries.user_by_id(db, claims.user_id)
+    if user is None:
+        raise NotFound()
+    secret = await totp.begin(db, state.secret_box, user_id=user.id, org_id=user.org_id)
+    if secret is None:
+        raise TotpAlreadyEnabled()
+    await _audit(db, claims, "second_factor.totp_enrolment_started", client)
     return totp.provisioning(secret, email=user.email, issuer=state.settings.product_name)
 
 
 async def enable_totp(
-    state: AuthState, claims: AccessClaims, code: str, client: ClientInfo
+    db: AsyncSession, state: AuthState, claims: AccessClaims, code: str, client: ClientInfo
 ) -> list[str] | None:
     """Confirm an enrolment with a first code; the first recovery codes when the user had none."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        checked = await totp.check(db, state.secret_box, claims.user_id, code, enable=True)
-        if checked is None:
-            raise (
-                TotpAlreadyEnabled() if (await queries.enrolled(db, claims.user_id)).totp else NoPendingTotp()
-            )
-        if not checked:
-            raise WrongCode()
-        codes = await _after_enrolment(db, state, claims, "otp")
-        await _audit(db, claims, "second_factor.totp_enabled", client)
+    checked = await totp.check(db, state.secret_box, claims.user_id, code, enable=True)
+    if checked is None:
+        raise (TotpAlreadyEnabled() if (await queries.enrolled(db, claims.user_id)).totp else NoPendingTotp())
+    if not checked:
+        raise WrongCode()
+    codes = await _after_enrolment(db, state, claims, "otp")
+    await _audit(db, claims, "second_factor.totp_enabled", client)
     return codes
 
 
-async def disable_totp(state: AuthState, claims: AccessClaims, client: ClientInfo) -> None:
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        await _lock_factors(db, claims)
-        if not await queries.delete_totp(db, claims.user_id):
-            raise TotpNotEnrolled()
-        await _after_removal(db, state, claims)
-        await _audit(db, claims, "second_factor.totp_disabled", client)
+async def disable_totp(db: AsyncSession, state: AuthState, claims: AccessClaims, client: ClientInfo) -> None:
+    await _lock_factors(db, claims)
+    if not await queries.delete_totp(db, claims.user_id):
+        raise TotpNotEnrolled()
+    await _after_removal(db, state, claims)
+    await _audit(db, claims, "second_factor.totp_disabled", client)
 
 
 # --- recovery codes ----------------------------------------------------------------------------
 
 
-async def regenerate_recovery_codes(state: AuthState, claims: AccessClaims, client: ClientInfo) -> list[str]:
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        codes = await recovery.regenerate(db, user_id=claims.user_id, org_id=claims.org_id, client=client)
+async def regenerate_recovery_codes(db: AsyncSession, claims: AccessClaims, client: ClientInfo) -> list[str]:
+    codes = await recovery.regenerate(db, user_id=claims.user_id, org_id=claims.org_id, client=client)
     if codes is None:
         raise NoSecondFactor()
     return codes
@@ -162,12 +157,13 @@ async def regenerate_recovery_codes(state: AuthState, claims: AccessClaims, clie
 # --- passkeys ----------------------------------------------------------------------------------
 
 
-async def passkey_registration_options(state: AuthState, claims: AccessClaims) -> dict[str, Any]:
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        user = await identity_queries.user_by_id(db, claims.user_id)
-        if user is None:
-            raise NotFound()
-        existing = await queries.passkeys_of(db, claims.user_id)
+async def passkey_registration_options(
+    db: AsyncSession, state: AuthState, claims: AccessClaims
+) -> dict[str, Any]:
+    user = await identity_queries.user_by_id(db, claims.user_id)
+    if user is None:
+        raise NotFound()
+    existing = await queries.passkeys_of(db, claims.user_id)
     challenge, options = webauthn.registration_options(
         state.settings, user_id=user.id, email=user.email, name=user.name, existing=existing
     )
@@ -182,7 +178,13 @@ class Registered:
 
 
 async def register_passkey(
-    state: AuthState, claims: AccessClaims, *, name: str, credential: dict[str, Any], client: ClientInfo
+    db: AsyncSession,
+    state: AuthState,
+    claims: AccessClaims,
+    *,
+    name: str,
+    credential: dict[str, Any],
+    client: ClientInfo,
 ) -> Registered:
     challenge = await challenges.take_ceremony(state, REGISTER, str(claims.user_id))
     if challenge is None:
@@ -191,33 +193,31 @@ async def register_passkey(
         new = webauthn.verify_registration(state.settings, credential, challenge)
     except webauthn.InvalidCredential:
         raise PasskeyNotVerified() from None
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        passkey_id = await queries.insert_passkey(
-            db,
-            user_id=claims.user_id,
-            org_id=claims.org_id,
-            credential_id=new.credential_id,
-            public_key=new.public_key,
-            sign_count=new.sign_count,
-            name=name,
-            backup_eligible=new.backup_eligible,
-            transports=new.transports,
-        )
-        if passkey_id is None:
-            raise PasskeyExists()
-        codes = await _after_enrolment(db, state, claims, "swk" if new.backup_eligible else "hwk")
-        await _audit(db, claims, "second_factor.passkey_added", client, passkey_id=str(passkey_id), name=name)
-        row = await queries.lock_passkey(db, passkey_id)
-        assert row is not None
+    passkey_id = await queries.insert_passkey(
+        db,
+        user_id=claims.user_id,
+        org_id=claims.org_id,
+        credential_id=new.credential_id,
+        public_key=new.public_key,
+        sign_count=new.sign_count,
+        name=name,
+        backup_eligible=new.backup_eligible,
+        transports=new.transports,
+    )
+    if passkey_id is None:
+        raise PasskeyExists()
+    codes = await _after_enrolment(db, state, claims, "swk" if new.backup_eligible else "hwk")
+    await _audit(db, claims, "second_factor.passkey_added", client, passkey_id=str(passkey_id), name=name)
+    row = await queries.lock_passkey(db, passkey_id)
+    assert row is not None
     return Registered(row, codes)
 
 
 async def remove_passkey(
-    state: AuthState, claims: AccessClaims, passkey_id: UUID, client: ClientInfo
+    db: AsyncSession, state: AuthState, claims: AccessClaims, passkey_id: UUID, client: ClientInfo
 ) -> None:
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        await _lock_factors(db, claims)
-        if not await queries.delete_passkey(db, claims.user_id, passkey_id):
-            raise PasskeyNotFound()
-        await _after_removal(db, state, claims)
-        await _audit(db, claims, "second_factor.passkey_removed", client, passkey_id=str(passkey_id))
+    await _lock_factors(db, claims)
+    if not await queries.delete_passkey(db, claims.user_id, passkey_id):
+        raise PasskeyNotFound()
+    await _after_removal(db, state, claims)
+    await _audit(db, claims, "second_factor.passkey_removed", client, passkey_id=str(passkey_id))

@@ -36,7 +36,7 @@ from services.auth.metrics import LOGINS
 from services.auth.sessions import queries as session_queries
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import AccessClaims
-from shared.db import tenant_transaction, transaction
+from shared.db import transaction
 from shared.errors import AppError, Unauthorized
 
 PASSWORDLESS = "passwordless"
@@ -112,7 +112,7 @@ async def describe(state: AuthState, token: str) -> Pending:
     challenge = await challenges.load(state, token)
     if challenge is None:
         raise InvalidChallenge()
-    async with tenant_transaction(state.sessionmaker, challenge.org_id) as db:
+    async with transaction(state.sessionmaker, challenge.org_id) as db:
         offered = await gate.offer(db, state, challenge.user_id, challenge.webauthn_challenge)
     if offered is None:
         raise InvalidChallenge()
@@ -155,7 +155,7 @@ async def _attempt(
     credential: dict[str, Any] | None,
     client: ClientInfo,
 ) -> Issued | AppError:
-    async with tenant_transaction(state.sessionmaker, challenge.org_id) as db:
+    async with transaction(state.sessionmaker, challenge.org_id) as db:
         # Read under the share lock: a password reset (which bumps the credentials version)
         # either committed before, and voids the challenge, or waits for this transaction.
         enabled = await identity_queries.lock_if_enabled(db, challenge.user_id)
@@ -260,7 +260,7 @@ async def sign_in_with_passkey(state: AuthState, credential: dict[str, Any], cli
     if found is None or (handle is not None and handle != found.user_id.bytes):
         raise PasskeyRefused()
     outcome: Issued | AppError
-    async with tenant_transaction(state.sessionmaker, found.org_id) as db:
+    async with transaction(state.sessionmaker, found.org_id) as db:
         amr = await _verify_passkey(
             db,
             state,
@@ -309,7 +309,7 @@ async def reauthenticate(
     challenge = await _taken_challenge(state, credential, REAUTHENTICATE) if credential is not None else None
     matched = False
     if password is not None:
-        async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+        async with transaction(state.sessionmaker, claims.org_id) as db:
             # A stolen session that knows the password must not pass for the person with the
             # factor; refused before the password is checked (no password oracle either).
             if (await queries.enrolled(db, claims.user_id)).any:
@@ -317,7 +317,7 @@ async def reauthenticate(
             user = await identity_queries.user_by_id(db, claims.user_id)
         matched = await state.passwords.verify(user.password_hash if user else None, password)
     outcome: str | AppError
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+    async with transaction(state.sessionmaker, claims.org_id) as db:
         proven = matched
         if totp_code is not None:
             proven = bool(await totp.check(db, state.secret_box, claims.user_id, totp_code))

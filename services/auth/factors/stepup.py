@@ -8,16 +8,17 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.auth.deps import AuthDep, CurrentUser
+from services.auth.deps import Claims
+from services.auth.state import AuthDep
 from shared.access_tokens import AccessClaims
 from shared.errors import ReauthenticationRequired
 
 
-async def require_recent_authentication(claims: CurrentUser, state: AuthDep) -> AccessClaims:
+async def require_recent_authentication(claims: Claims, state: AuthDep) -> AccessClaims:
     max_age = state.settings.reauthentication_max_age_seconds
     if time.time() - claims.auth_time > max_age:
         raise ReauthenticationRequired(max_age)
     return claims
 
 
-RecentUser = Annotated[AccessClaims, Depends(require_recent_authentication)]
+RecentClaims = Annotated[AccessClaims, Depends(require_recent_authentication)]

@@ -10,8 +10,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from services.auth.deps import AuthDep, Client, CurrentUser
-from services.auth.limits import enforce_ip
+from services.auth.deps import Claims, TenantSession
+from services.auth.limits import ip_limit
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.providers import service
 from services.auth.providers.protocol import Provider, ProviderFailure, Providers
@@ -24,7 +24,7 @@ from services.auth.providers.schemas import (
     ProviderStartRequest,
 )
 from services.auth.responses import set_refresh_cookie
-from services.auth.state import AuthState
+from services.auth.state import AuthDep, AuthState, Client
 from shared.errors import ServiceUnavailable, UnknownProvider
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
@@ -103,16 +103,14 @@ async def list_providers(providers: ProvidersDep) -> ProviderList:
             "description": "To the provider's authorization endpoint (or to the sign-in page with an error)"
         }
     },
+    dependencies=[ip_limit("provider_start")],
 )
-async def start_provider_sign_in(
-    state: AuthDep, client: Client, request: Request, provider: ProviderDep
-) -> RedirectResponse:
+async def start_provider_sign_in(state: AuthDep, provider: ProviderDep) -> RedirectResponse:
     """Sign in, or sign up, with a provider: a 302 to its authorization endpoint (authorization
     code with PKCE S256, `state`, `nonce`), setting the attempt cookie that binds the attempt to
     this browser (HttpOnly, SameSite=Lax, `Path=/api/v1/auth/providers`, Secure with
     COOKIE_SECURE). A provider that cannot be reached sends the browser to
     `/auth/sign-in#error=provider_unavailable&provider=<id>` instead."""
-    await enforce_ip(state, request, "provider_start", client, state.settings.ratelimit_auth_ip_per_minute)
     try:
         started = await service.start(state, provider)
     except ProviderFailure as failure:
@@ -124,18 +122,14 @@ async def start_provider_sign_in(
     return response
 
 
-@router.post("/providers/{provider}/start", response_model=AuthorizationOut)
+@router.post(
+    "/providers/{provider}/start", response_model=AuthorizationOut, dependencies=[ip_limit("provider_start")]
+)
 async def start_provider_invitation(
-    body: ProviderStartRequest,
-    state: AuthDep,
-    client: Client,
-    request: Request,
-    response: Response,
-    provider: ProviderDep,
+    body: ProviderStartRequest, state: AuthDep, response: Response, provider: ProviderDep
 ) -> AuthorizationOut:
     """Accept an invitation with a provider: the page POSTs the invitation's token (kept out of
     URLs) and sends the browser to `authorization_url`."""
-    await enforce_ip(state, request, "provider_start", client, state.settings.ratelimit_auth_ip_per_minute)
     try:
         started = await service.start_invitation(state, provider, body.invitation_token)
     except ProviderFailure as failure:
@@ -146,7 +140,7 @@ async def start_provider_invitation(
 
 @router.post("/providers/{provider}/link", response_model=AuthorizationOut)
 async def start_provider_link(
-    state: AuthDep, claims: CurrentUser, response: Response, provider: ProviderDep
+    state: AuthDep, claims: Claims, response: Response, provider: ProviderDep
 ) -> AuthorizationOut:
     """Link a provider to the caller's account (sign-in within the last 10 minutes, else 403
     `reauthentication-required`); the page sends the browser to `authorization_url`."""
@@ -163,6 +157,7 @@ async def start_provider_link(
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
     responses={302: {"description": "To /account (signed in or linked) or to a page naming the error"}},
+    dependencies=[ip_limit("provider_callback")],
 )
 async def provider_callback(
     state: AuthDep, client: Client, request: Request, provider: ProviderDep
@@ -178,7 +173,6 @@ async def provider_callback(
     `email_unverified`, `account_exists` (the verified address has an account: sign in the usual
     way and link from the account page), `invitation_invalid`, `invitation_email_mismatch`,
     `sign_in_refused`, `session_ended`, `identity_linked_elsewhere`, `provider_already_linked`."""
-    await enforce_ip(state, request, "provider_callback", client, state.settings.ratelimit_auth_ip_per_minute)
     params = {k: v for k, v in request.query_params.items() if k in ("state", "code", "error", "iss")}
     outcome = await service.callback(
         state,
@@ -215,9 +209,9 @@ async def provider_callback(
 
 
 @router.get("/identities", response_model=IdentityList)
-async def list_identities(state: AuthDep, claims: CurrentUser, providers: ProvidersDep) -> IdentityList:
+async def list_identities(claims: Claims, db: TenantSession, providers: ProvidersDep) -> IdentityList:
     """The caller's linked provider identities, oldest first."""
-    found = await service.list_identities(state, claims)
+    found = await service.list_identities(db, claims)
     return IdentityList(
         items=[
             IdentityOut(
@@ -234,8 +228,8 @@ async def list_identities(state: AuthDep, claims: CurrentUser, providers: Provid
 
 
 @router.delete("/identities/{identity_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def unlink_identity(identity_id: UUID, state: AuthDep, claims: CurrentUser, client: Client) -> Response:
+async def unlink_identity(identity_id: UUID, claims: Claims, db: TenantSession, client: Client) -> Response:
     """Unlink one of the caller's identities; 409 `last-sign-in-method` when the account would
     be left with no way to sign in (no password and no other identity)."""
-    await service.unlink(state, claims, identity_id, client)
+    await service.unlink(db, claims, identity_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

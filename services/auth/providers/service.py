@@ -29,6 +29,7 @@ from uuid import UUID, uuid4
 
 import orjson
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.accounts.service import InvalidLink, Issued, start_session
 from services.auth.audit import audit_user_event
@@ -48,7 +49,7 @@ from services.auth.signups import queries as signup_queries
 from services.auth.state import AuthState, ClientInfo
 from shared import audit as shared_audit
 from shared.access_tokens import AccessClaims
-from shared.db import tenant_transaction, transaction
+from shared.db import transaction
 from shared.errors import (
     AppError,
     LastSignInMethod,
@@ -174,7 +175,7 @@ async def start(
 
 async def start_link(state: AuthState, provider: Provider, claims: AccessClaims) -> Started:
     """Begin linking `provider` to the caller's account: only from a recent sign-in."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
+    async with transaction(state.sessionmaker, claims.org_id) as db:
         signed_in = await queries.session_signed_in_at(db, claims.session_id, claims.user_id)
         age = None if signed_in is None else await queries.seconds_since(db, signed_in)
     if age is None or age > state.settings.reauthentication_max_age_seconds:
@@ -324,7 +325,7 @@ async def _sign_in(
 async def _sign_in_known(
     state: AuthState, provider: Provider, identity: ExternalIdentity, profile: Profile, client: ClientInfo
 ) -> Issued | Pending:
-    async with tenant_transaction(state.sessionmaker, identity.org_id) as db:
+    async with transaction(state.sessionmaker, identity.org_id) as db:
         user = await identity_queries.user_by_id(db, identity.user_id)
         if user is None:
             raise _fail(provider.key, "account_exists")
@@ -340,7 +341,7 @@ async def _sign_in_known(
 
 async def _record_refusal(state: AuthState, provider: Provider, user: UserRecord, client: ClientInfo) -> None:
     """The account's own audit log shows that someone came with its address from a provider."""
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
+    async with transaction(state.sessionmaker, user.org_id) as db:
         await shared_audit.record(
             db,
             org_id=user.org_id,
@@ -372,7 +373,7 @@ async def _sign_up(
     name = _display_name(profile, email)
     org_id, user_id = uuid4(), uuid4()
     try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
+        async with transaction(state.sessionmaker, org_id) as db:
             await queries.create_org_with_owner(
                 db,
                 org_id=org_id,
@@ -494,7 +495,7 @@ async def _link(
     assert attempt.user_id and attempt.org_id and attempt.session_id
     user_id, org_id = UUID(attempt.user_id), UUID(attempt.org_id)
     try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
+        async with transaction(state.sessionmaker, org_id) as db:
             if await queries.session_signed_in_at(db, UUID(attempt.session_id), user_id) is None:
                 raise _fail(key, "session_ended")
             existing = await queries.by_subject(db, key, profile.subject)
@@ -522,29 +523,27 @@ async def _link(
 # --- identities --------------------------------------------------------------------------------
 
 
-async def list_identities(state: AuthState, claims: AccessClaims) -> list[ExternalIdentity]:
+async def list_identities(db: AsyncSession, claims: AccessClaims) -> list[ExternalIdentity]:
     """The caller's linked identities."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        return await queries.of_user(db, claims.user_id)
+    return await queries.of_user(db, claims.user_id)
 
 
-async def unlink(state: AuthState, claims: AccessClaims, identity_id: UUID, client: ClientInfo) -> None:
+async def unlink(db: AsyncSession, claims: AccessClaims, identity_id: UUID, client: ClientInfo) -> None:
     """Unlink one of the caller's identities, unless it is their last way to sign in."""
-    async with tenant_transaction(state.sessionmaker, claims.org_id) as db:
-        # The user row's lock makes concurrent unlinks (and password removals) take turns.
-        other_sign_in = await queries.lock_user_has_other_sign_in(db, claims.user_id)
-        identities = await queries.of_user(db, claims.user_id)
-        target = next((i for i in identities if i.id == identity_id), None)
-        if other_sign_in is None or target is None:
-            raise LinkedIdentityNotFound()
-        if not other_sign_in and len(identities) == 1:
-            raise LastSignInMethod()
-        await queries.delete_of_user(db, identity_id, claims.user_id)
-        await audit_user_event(
-            db,
-            org_id=claims.org_id,
-            user_id=claims.user_id,
-            action="identity.unlinked",
-            client=client,
-            details={"provider": target.provider},
-        )
+    # The user row's lock makes concurrent unlinks (and password removals) take turns.
+    other_sign_in = await queries.lock_user_has_other_sign_in(db, claims.user_id)
+    identities = await queries.of_user(db, claims.user_id)
+    target = next((i for i in identities if i.id == identity_id), None)
+    if other_sign_in is None or target is None:
+        raise LinkedIdentityNotFound()
+    if not other_sign_in and len(identities) == 1:
+        raise LastSignInMethod()
+    await queries.delete_of_user(db, identity_id, claims.user_id)
+    await audit_user_event(
+        db,
+        org_id=claims.org_id,
+        user_id=claims.user_id,
+        action="identity.unlinked",
+        client=client,
+        details={"provider": target.provider},
+    )

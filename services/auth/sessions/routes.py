@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from services.auth.accounts.service import issue_access_token
-from services.auth.deps import AuthDep, Client, CurrentUser, RefreshCookie, SameOrigin
-from services.auth.limits import enforce_ip
+from services.auth.deps import Claims, RefreshCookie, SameOrigin
+from services.auth.limits import REFRESH_LIMIT
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import clear_refresh_cookie, token_response
 from services.auth.schemas import SessionList, SessionOut, TokenResponse
 from services.auth.sessions import service
+from services.auth.state import AuthDep, Client
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 
-@router.post("/refresh", response_model=TokenResponse, dependencies=[SameOrigin])
+@router.post("/refresh", response_model=TokenResponse, dependencies=[SameOrigin, REFRESH_LIMIT])
 async def refresh(
-    state: AuthDep, client: Client, request: Request, response: Response, token: str | None = RefreshCookie
+    state: AuthDep, client: Client, response: Response, token: str | None = RefreshCookie
 ) -> TokenResponse:
-    await enforce_ip(state, request, "refresh", client, state.settings.ratelimit_auth_refresh_ip_per_minute)
     refreshed = await service.refresh(state, token, client)
     access = issue_access_token(state, refreshed.identity, refreshed.session_id, refreshed.level)
     return token_response(state, response, refreshed.identity, access, refreshed.refresh_token)
@@ -41,7 +41,7 @@ async def logout(state: AuthDep, client: Client, token: str | None = RefreshCook
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def logout_all(state: AuthDep, client: Client, claims: CurrentUser) -> Response:
+async def logout_all(state: AuthDep, client: Client, claims: Claims) -> Response:
     await service.logout_all(state, org_id=claims.org_id, user_id=claims.user_id, client=client)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_refresh_cookie(response, state)
@@ -49,7 +49,7 @@ async def logout_all(state: AuthDep, client: Client, claims: CurrentUser) -> Res
 
 
 @router.get("/sessions", response_model=SessionList)
-async def list_sessions(state: AuthDep, claims: CurrentUser) -> SessionList:
+async def list_sessions(state: AuthDep, claims: Claims) -> SessionList:
     found = await service.list_sessions(state, org_id=claims.org_id, user_id=claims.user_id)
     return SessionList(
         items=[
@@ -67,7 +67,7 @@ async def list_sessions(state: AuthDep, claims: CurrentUser) -> SessionList:
 
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claims: CurrentUser) -> Response:
+async def revoke_session(session_id: UUID, state: AuthDep, client: Client, claims: Claims) -> Response:
     await service.revoke_session(
         state, org_id=claims.org_id, user_id=claims.user_id, session_id=session_id, client=client
     )

@@ -36,7 +36,7 @@ from services.auth.sessions import queries
 from services.auth.sessions.queries import RefreshRow, RotatedRow, SessionInfo, SessionOwner
 from services.auth.state import AuthState, ClientInfo
 from shared.access_tokens import b64url_encode
-from shared.db import set_tenant, tenant_transaction, transaction
+from shared.db import set_tenant, transaction
 from shared.errors import NotFound, Unauthorized
 from shared.opaque_tokens import decode_token, new_token
 from shared.sessions import revocation
@@ -281,7 +281,7 @@ async def logout(state: AuthState, presented: str | None, client: ClientInfo) ->
 
 async def logout_all(state: AuthState, *, org_id: UUID, user_id: UUID, client: ClientInfo) -> int:
     """Revoke every session of the caller; how many there were."""
-    async with tenant_transaction(state.sessionmaker, org_id) as db:
+    async with transaction(state.sessionmaker, org_id) as db:
         ids = await revoke_user_sessions(db, state, user_id, reason="logout_all")
         await audit_user_event(
             db,
@@ -296,7 +296,7 @@ async def logout_all(state: AuthState, *, org_id: UUID, user_id: UUID, client: C
 
 async def list_sessions(state: AuthState, *, org_id: UUID, user_id: UUID) -> list[SessionInfo]:
     """The caller's live sessions, most recently used first."""
-    async with tenant_transaction(state.sessionmaker, org_id) as db:
+    async with transaction(state.sessionmaker, org_id) as db:
         return await queries.live_of_user(db, user_id)
 
 
@@ -304,7 +304,7 @@ async def revoke_session(
     state: AuthState, *, org_id: UUID, user_id: UUID, session_id: UUID, client: ClientInfo
 ) -> None:
     """Revoke one of the caller's own sessions; anyone else's id is a 404."""
-    async with tenant_transaction(state.sessionmaker, org_id) as db:
+    async with transaction(state.sessionmaker, org_id) as db:
         row = await queries.lock_own(db, session_id, user_id)
         if row is None:
             raise NotFound("No such session.")

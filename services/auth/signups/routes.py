@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
-from services.auth.deps import AuthDep, Client, Mailer
-from services.auth.limits import enforce_ip
+from services.auth.deps import Mailer
+from services.auth.limits import ip_limit
 from services.auth.prefix import AUTH_PREFIX
 from services.auth.responses import ACCEPTED, session_response
 from services.auth.schemas import (
@@ -18,6 +18,7 @@ from services.auth.schemas import (
     VerifyEmailRequest,
 )
 from services.auth.signups import service
+from services.auth.state import AuthDep, Client
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
@@ -32,12 +33,11 @@ async def register(body: RegisterRequest, client: Client, mailer: Mailer) -> Sta
     return StatusResponse(status="verification_sent")
 
 
-@router.post("/email/verify", response_model=TokenResponse)
+@router.post("/email/verify", response_model=TokenResponse, dependencies=[ip_limit("email_verify")])
 async def verify_email(
-    body: VerifyEmailRequest, state: AuthDep, client: Client, request: Request, response: Response
+    body: VerifyEmailRequest, state: AuthDep, client: Client, response: Response
 ) -> TokenResponse:
     """Activate the sign-up attempt of this link, with the password chosen in that attempt."""
-    await enforce_ip(state, request, "email_verify", client, state.settings.ratelimit_auth_ip_per_minute)
     issued = await service.verify_email(state, token=body.token, password=body.password, client=client)
     return session_response(state, response, issued)
 

@@ -27,7 +27,7 @@ from services.auth.metrics import REGISTRATIONS, UNVERIFIED_PURGED
 from services.auth.passwords import HashTicket
 from services.auth.signups import queries
 from services.auth.state import AuthState, ClientInfo
-from shared.db import tenant_transaction, transaction
+from shared.db import transaction
 from shared.opaque_tokens import new_token, token_hash
 
 logger = logging.getLogger("blockbot.auth.signups")
@@ -122,7 +122,7 @@ async def verify_email(
         raise InvalidLink()
     org_id, user_id = uuid4(), uuid4()
     try:
-        async with tenant_transaction(state.sessionmaker, org_id) as db:
+        async with transaction(state.sessionmaker, org_id) as db:
             if not await queries.claim(db, attempt.id):
                 raise InvalidLink()
             await queries.drop_for_email(db, attempt.email)

@@ -15,7 +15,7 @@ from services.api.invitations import service as invitations
 from services.api.members import service as members
 from services.api.org import service as org_service
 from services.api.principal import NotManager
-from shared.db import tenant_transaction
+from shared.db import transaction
 from shared.errors import Conflict, ServiceUnavailable
 from shared.redis import create_redis
 from shared.roles import Role
@@ -52,7 +52,7 @@ async def test_last_owner_cannot_be_demoted_or_removed(sessions, make_org, admin
 async def test_a_second_owner_lifts_the_last_owner_rule(sessions, make_org, admin):
     org = await make_org("owner", "owner")
     first, second = org.members
-    async with tenant_transaction(sessions, org.id) as session:
+    async with transaction(sessions, org.id) as session:
         row = await members.change_member(
             session, await principal(session, first), second.id, name=None, role=Role.MEMBER
         )
@@ -132,10 +132,10 @@ async def test_session_revocation_with_redis_down(sessions, make_org, admin, api
     redis = create_redis(dead)
     try:
         with pytest.raises(ServiceUnavailable):
-            async with tenant_transaction(sessions, org.id) as session:
+            async with transaction(sessions, org.id) as session:
                 await revoke_user_sessions(session, redis, dead, member.id, reason="logout_all")
         assert await admin.fetchval("SELECT revoked_at FROM sessions WHERE id = $1", sid) is None
-        async with tenant_transaction(sessions, org.id) as session:
+        async with transaction(sessions, org.id) as session:
             await members.remove_member(
                 session, await principal(session, org.owner), member.id, redis=redis, settings=dead
             )
