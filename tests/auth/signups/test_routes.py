@@ -6,6 +6,11 @@ sign-up never blocks an invitation, and re-sending links does not extend an atte
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 
 from services.auth.signups.service import purge_expired_attempts
@@ -197,3 +202,50 @@ async def test_attempts_expire_and_resent_links_do_not_extend_them(
     assert await _attempts(admin_dsn, fresh) == 1
     for link in await _verify_tokens(auth, email):
         assert (await verify_email(client, link, VICTIM_PASSWORD)).status_code == 400
+
+
+async def test_registrations_beyond_the_hashing_backlog_are_503_and_the_admitted_are_recorded(
+    start_auth: Callable[..., Any], admin_dsn: str
+) -> None:
+    """Sign-up hashes after its 202, so its place in the backlog is taken before the answer:
+    with one lane and a queue of four (sign-ups may fill half of it: three places in all), five
+    concurrent registrations whose hashes are held get three 202s and two 503s, and each of the
+    three admitted attempts is recorded once its hash runs."""
+    async with (
+        start_auth(password_hash_concurrency=1, password_hash_queue=4) as auth,
+        auth.client() as client,
+    ):
+        real = auth.state.passwords.hasher
+        gate = threading.Event()
+
+        class HeldHasher:
+            def hash(self, password: str) -> str:
+                gate.wait(30)
+                return str(real.hash(password))
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+        auth.state.passwords.hasher = HeldHasher()
+        addresses = [new_email() for _ in range(5)]
+        try:
+            tasks = [asyncio.create_task(register(client, address)) for address in addresses]
+            for _ in range(3000):  # bounded: the two refusals come back while the hashes wait
+                if sum(task.done() for task in tasks) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            gate.set()
+        answers = await asyncio.gather(*tasks)
+        assert sorted(a.status_code for a in answers) == [202, 202, 202, 503, 503]
+        assert all(a.headers["retry-after"] == "1" for a in answers if a.status_code == 503)
+        recorded = 0
+        for _ in range(3000):
+            async with admin(admin_dsn) as conn:
+                recorded = await conn.fetchval(
+                    "SELECT count(*) FROM signup_attempts WHERE email = ANY($1::text[])", addresses
+                )
+            if recorded == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert recorded == 3
