@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import emails
 from services.auth.accounts import queries
-from services.auth.audit import UserEvent, audit_user_event, user_event
+from services.auth.audit import UserEvent, audit_user_event, request_id, user_event
 from services.auth.deferred import detach
 from services.auth.factors import queries as factor_queries
 from services.auth.factors.challenges import Pending
@@ -194,8 +194,10 @@ async def _audit(
 
 
 async def _audit_failed_login(state: AuthState, user: UserRecord, client: ClientInfo) -> None:
-    async with tenant_transaction(state.sessionmaker, user.org_id) as db:
-        await _audit(db, user, "auth.login_failed", client)
+    event = user_event("auth.login_failed", user_id=user.id)
+    await queries.audit_alone(
+        state.sessionmaker, user.org_id, user.id, event, ip=client.ip, request_id=request_id()
+    )
 
 
 async def login(state: AuthState, *, email: str, password: str, client: ClientInfo) -> Issued | Pending:

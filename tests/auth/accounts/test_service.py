@@ -137,6 +137,14 @@ async def test_concurrent_wrong_passwords_are_each_refused_and_audited_once(
     await drain()
     assert all(isinstance(r, Unauthorized) for r in results)
     async with admin(admin_dsn) as conn:
-        user_id = await conn.fetchval("SELECT id FROM users WHERE lower(email) = $1", email)
-    failed = [e for e in await audit_events(admin_dsn, user_id) if e[0] == "auth.login_failed"]
-    assert len(failed) == attempts
+        user = await conn.fetchrow("SELECT id, org_id FROM users WHERE lower(email) = $1", email)
+        failed = await conn.fetch(
+            "SELECT org_id, target_type, target_id, details, host(ip_address) AS ip FROM audit_log"
+            " WHERE actor_user_id = $1 AND action = 'auth.login_failed'",
+            user["id"],
+        )
+    # Each in the user's org (written under its tenant binding), on the user, from the client.
+    assert [(r["org_id"], r["target_type"], r["target_id"], r["ip"]) for r in failed] == [
+        (user["org_id"], "user", str(user["id"]), CLIENT.ip)
+    ] * attempts
+    assert all(json.loads(r["details"]) == {} for r in failed)
