@@ -138,6 +138,7 @@ async def test_concurrent_wrong_passwords_are_each_refused_and_audited_once(
     assert all(isinstance(r, Unauthorized) for r in results)
     async with admin(admin_dsn) as conn:
         user = await conn.fetchrow("SELECT id, org_id FROM users WHERE lower(email) = $1", email)
+        assert user is not None
         failed = await conn.fetch(
             "SELECT org_id, target_type, target_id, details, host(ip_address) AS ip FROM audit_log"
             " WHERE actor_user_id = $1 AND action = 'auth.login_failed'",
