@@ -1,7 +1,8 @@
 """SQL of users and organizations, as every login path reads them.
 
-`user_by_email` is a cross-tenant read (the auth_identity_lookup policy); the others run in a
-transaction bound to the user's org.
+`user_by_email` (and `user_by_email_alone`, the same read outside any transaction) is a
+cross-tenant read (the auth_identity_lookup policy); `bind_and_lock_credentials` binds the
+transaction to the user's org itself; the others run in a transaction bound to the user's org.
 """
 
 from __future__ import annotations
