@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/login_cost.py [--seconds 8] [--connections 8] [--only owasp,default]
                                          [--rounds 2] [--before DIR] [--profile] [--json PATH]
+                                         [--round-trips 20]
 
 Starts PostgreSQL, Redis and one auth process per Argon2 setting (OWASP's minimum, m=19 MiB t=2
 p=1, and the settings' defaults) as `bench/capacity.py` does (rate limits raised out of the
@@ -18,6 +19,11 @@ split into user and system time and by process, minor page faults per request, t
 loaded server's main thread (its event loop: everything but the hashing, which runs in the
 pool's threads), and whether the stored hash needs a rehash at the service's parameters.
 `--profile` samples the first server's logins with py-spy (samples holding the GIL only).
+
+Round trips to PostgreSQL per request (`--round-trips N`, default 20; 0 skips): after the
+measurements, one more auth process per server label, connected through a counting proxy (so the
+measured servers never pay for it), serves N requests of each case one after the other; a round
+trip is a message the client waits on (an extended-query Sync or a simple Query).
 
 Beside it, on the same machine in the same run: bare argon2-cffi `PasswordHasher.verify` in a
 loop, one thread per core (the conventional implementation), as verifications per CPU-second,
@@ -68,6 +74,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 HIGH = "1000000000"
 PARAMS = {"owasp": OWASP_ARGON2, "default": DEFAULT_ARGON2}
 USAGE_KEYS = ("user", "sys", "minflt", "main_thread")
+JSON = {"content-type": "application/json"}
 
 
 def _stat(path: str) -> list[str] | None:
@@ -115,6 +122,123 @@ def per_request(
     }
 
 
+class RoundTripProxy:
+    """A TCP proxy to PostgreSQL counting the round trips its clients make: every Sync ('S')
+    and simple Query ('Q') message a client sends (after a Sync or a Query, the client waits
+    for ReadyForQuery). Runs its own event loop in a thread of this process."""
+
+    SSL_REQUEST, GSS_REQUEST = 80877103, 80877104
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.count = 0
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        ready.set()
+        self.loop.run_until_complete(server.serve_forever())
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            finally:
+                sink.close()
+
+        async def from_client() -> None:
+            to_client: asyncio.Task[None] | None = None
+            try:
+                # Untyped messages first (SSLRequest, GSSENCRequest, then StartupMessage); the
+                # server's one-byte answer to a request is read here, before the pump starts.
+                while True:
+                    head = await reader.readexactly(8)
+                    length, code = int.from_bytes(head[:4], "big"), int.from_bytes(head[4:], "big")
+                    body = await reader.readexactly(length - 8)
+                    upstream_writer.write(head + body)
+                    await upstream_writer.drain()
+                    if code not in (self.SSL_REQUEST, self.GSS_REQUEST):
+                        break
+                    answer = await upstream_reader.readexactly(1)
+                    writer.write(answer)
+                    await writer.drain()
+                    if answer != b"N":  # encrypted from here on: passed on, not counted
+                        to_client = asyncio.create_task(pump(upstream_reader, writer))
+                        await pump(reader, upstream_writer)
+                        return
+                to_client = asyncio.create_task(pump(upstream_reader, writer))
+                while True:
+                    head = await reader.readexactly(5)
+                    body = await reader.readexactly(int.from_bytes(head[1:], "big") - 4)
+                    if head[:1] in (b"S", b"Q"):
+                        self.count += 1
+                    upstream_writer.write(head + body)
+                    await upstream_writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                upstream_writer.close()
+                if to_client is not None:
+                    await asyncio.gather(to_client, return_exceptions=True)
+
+        await from_client()
+
+
+def count_round_trips(
+    label_servers: dict[str, tuple[Path | None, dict[str, str]]],
+    cases: dict[str, Any],
+    ok: dict[str, list[int]],
+    kinds_of: dict[str, str],
+    database_url: str,
+    n: int,
+    root: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> dict[str, float]:
+    """Round trips per request of each case, per server label, through a `RoundTripProxy`."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    found: dict[str, float] = {}
+    for label, (checkout, server_env) in label_servers.items():
+        proxy = RoundTripProxy(url.host or "127.0.0.1", url.port or 5432)
+        port = free_port()
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        env = {**server_env, "DATABASE_URL": proxied, "APP_BASE_URL": f"http://127.0.0.1:{port}"}
+        log = root / f"auth-round-trips-{label.replace(' ', '-')}.log"
+        if checkout is None:
+            server = start_uvicorn("services.auth.main:app", port, env, log)
+        else:
+            server = start_checkout(checkout, port, env, log)
+        processes.append(server)
+        wait_for_port(port, timeout=120)
+        with httpx.Client(timeout=60) as client:
+            address = f"http://127.0.0.1:{port}/api/v1/auth/login"
+            for case, bodies in cases.items():
+                texts = [b.replace("{n}", f"rt{i}") for i, b in enumerate(bodies(kinds_of[label]))]
+                for body in texts[:2]:  # warm-up: pooled connections, prepared statements
+                    client.post(address, content=body, headers=JSON)
+                start = proxy.count
+                statuses = [
+                    client.post(address, content=texts[i % len(texts)], headers=JSON).status_code
+                    for i in range(n)
+                ]
+                found[f"{case} ({label})"] = (proxy.count - start) / n
+                if unexpected := [s for s in statuses if s not in ok[case]]:
+                    print(f"round trips, {case} ({label}): unexpected statuses {unexpected}", file=sys.stderr)
+        server.terminate()
+        server.wait(30)
+    return found
+
+
 def bare_verify(params: tuple[int, int, int], seconds: float) -> dict[str, Any]:
     """argon2-cffi `PasswordHasher.verify` in a loop, one thread per core, in this process."""
     from argon2 import PasswordHasher
@@ -159,6 +283,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="py-spy the first server's logins (GIL only)")
     parser.add_argument("--rounds", type=int, default=2, help="measurements per operation, interleaved")
+    parser.add_argument("--round-trips", type=int, default=20, help="requests per case counted (0: none)")
     parser.add_argument(
         "--before", type=Path, default=None, help="also run auth from this checkout (e.g. the old main)"
     )
@@ -193,9 +318,11 @@ def main() -> None:
             labels.update({f"{kind} before": (kind, args.before) for kind in kinds})
         ports = {label: free_port() for label in labels}
         servers = {}
+        label_servers: dict[str, tuple[Path | None, dict[str, str]]] = {}
         for label, (kind, checkout) in labels.items():
             extra = OWASP if kind == "owasp" else {}
             server_env = {**env, **extra, "APP_BASE_URL": f"http://127.0.0.1:{ports[label]}"}
+            label_servers[label] = (checkout, server_env)
             log = run.root / f"auth-{label.replace(' ', '-')}.log"
             if checkout is None:
                 servers[label] = start_uvicorn("services.auth.main:app", ports[label], server_env, log)
@@ -243,7 +370,9 @@ def main() -> None:
         with httpx.Client(timeout=60) as client:
             for label, (kind, _) in labels.items():  # warm-up: connections, caches, the dummy hash
                 for body in cases["login"](kind)[:4]:
-                    client.post(f"http://127.0.0.1:{ports[label]}/api/v1/auth/login", content=body)
+                    client.post(
+                        f"http://127.0.0.1:{ports[label]}/api/v1/auth/login", content=body, headers=JSON
+                    )
         # Rounds, and within a round the servers one after the other for each case: before and
         # after see the same load of the machine, however it drifts. Totals over the rounds.
         bare: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
@@ -304,6 +433,18 @@ def main() -> None:
         }
         report["bare_verify_runs"] = bare
         report["bare_verify"] = {kind: combine(runs) for kind, runs in bare.items()}
+        if args.round_trips > 0:
+            kinds_of = {label: kind for label, (kind, _) in labels.items()}
+            report["round_trips"] = count_round_trips(
+                label_servers,
+                cases,
+                ok,
+                kinds_of,
+                run.database.auth_url,
+                args.round_trips,
+                run.root,
+                run.processes,
+            )
     report["load_average_after"] = os.getloadavg()
     print_table(report)
     if report.get("profile"):
@@ -371,6 +512,10 @@ def print_table(report: dict[str, Any]) -> None:
             f"{name:28} {r['rps']:7.1f} {r['per_vcpu_s']:10.1f} {r['cpu_ms']:7.1f} {r['user_ms']:6.1f}"
             f" {r['sys_ms']:6.1f} {r['minflt']:7.0f} {loop:7.1f} {json.dumps(r['errors']):>8}  {by}"
         )
+    if report.get("round_trips"):
+        print("round trips to PostgreSQL per request:")
+        for name, trips in report["round_trips"].items():
+            print(f"  {name:28} {trips:5.1f}")
     for kind, b in report["bare_verify"].items():
         print(
             f"{'bare verify (' + kind + ')':28} {b['per_s']:7.1f} {b['per_cpu_s']:10.1f} {b['cpu_ms']:7.1f}"

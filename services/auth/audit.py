@@ -7,13 +7,16 @@ a hand-written `record` call per event.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.state import ClientInfo
 from shared import audit
+from shared.context import request_id_var
 
 
 async def audit_user_event(
@@ -39,3 +42,33 @@ async def audit_user_event(
         details=details,
         ip=client.ip,
     )
+
+
+@dataclass(frozen=True)
+class UserEvent:
+    """One event by a user on their account or session, as written with another statement
+    (services/auth/sessions/queries.py `insert_with_events`): the columns `audit.record` writes."""
+
+    action: str
+    target_type: str
+    target_id: str
+    details_json: str
+
+
+def user_event(
+    action: str, *, user_id: UUID, session_id: UUID | None = None, details: dict[str, Any] | None = None
+) -> UserEvent:
+    """The event `audit_user_event` would record (actor, org, address and request id are the
+    statement's)."""
+    on_session = session_id is not None
+    return UserEvent(
+        action=action,
+        target_type="session" if on_session else "user",
+        target_id=str(session_id if on_session else user_id),
+        details_json=orjson.dumps(details or {}).decode(),
+    )
+
+
+def request_id() -> str | None:
+    """The request id every audit event of this request carries."""
+    return request_id_var.get()

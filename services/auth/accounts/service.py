@@ -18,14 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import emails
 from services.auth.accounts import queries
-from services.auth.audit import audit_user_event
+from services.auth.audit import UserEvent, audit_user_event, request_id, user_event
 from services.auth.deferred import detach
 from services.auth.factors import queries as factor_queries
 from services.auth.factors.challenges import Pending
 from services.auth.factors.gate import challenge_if_enrolled
 from services.auth.factors.level import SessionLevel, first_factor
+from services.auth.factors.queries import Enrolled
 from services.auth.identities import queries as identity_queries
-from services.auth.identities.queries import UserRecord
+from services.auth.identities.queries import LockedUser, UserRecord
 from services.auth.identities.service import Identity, find_user_by_email, load_identity
 from services.auth.limits import MailBudget
 from services.auth.metrics import LOGINS
@@ -87,23 +88,32 @@ async def start_session(
     *,
     method: str,
     level: SessionLevel | None = None,
+    locked: LockedUser | None = None,
+    audit_login: bool = False,
 ) -> Issued | Pending:
     """The seam of every first factor (transaction bound to the user's org); 401 when disabled.
 
     An account with a second factor gets no session: a sign-in challenge (`Pending`) that only a
     code or an assertion finishes (`factors/signin.py`). Otherwise a session at the first
-    factor's level, audited. `level` is for a first factor that proved more than itself (an
-    external provider's MFA the operator trusts): multi-factor, it opens the session at once.
+    factor's level, audited (with `audit_login`, `auth.login` too). `level` is for a first factor that
+    proved more than itself (an external provider's MFA the operator trusts): multi-factor, it
+    opens the session at once. `locked` is the user row the caller locked already in this
+    transaction (`identities.queries.bind_and_lock_credentials`); without it, it is locked here.
     """
-    if not await identity_queries.lock_if_enabled(db, user.id):
+    if locked is None:
+        locked = await identity_queries.lock_for_session(db, user.id)
+    if locked is None or not locked.enabled:
         # Disabled by an operator: the same answer as bad credentials, and nothing is written.
         raise Unauthorized(INVALID_CREDENTIALS)
     level = level or first_factor(method)
     if not level.multi_factor:
-        pending = await challenge_if_enrolled(db, state, user, client, method=method)
+        enrolled = Enrolled(totp=locked.totp, passkeys=locked.passkeys, recovery_codes=locked.recovery_codes)
+        pending = await challenge_if_enrolled(db, state, user, client, method=method, enrolled=enrolled)
         if pending is not None:
             return pending
-    return await open_session(db, state, user, client, method=method, level=level)
+    return await open_session(
+        db, state, user, client, method=method, level=level, locked=locked, login=audit_login
+    )
 
 
 async def open_session(
@@ -114,8 +124,22 @@ async def open_session(
     *,
     method: str,
     level: SessionLevel,
+    locked: LockedUser | None = None,
+    login: bool = False,
 ) -> Issued:
-    """Open a session at `level` (the caller proved it and locked the enabled user row), audited."""
+    """Open a session at `level` (the caller proved it and locked the enabled user row), audited
+    (`session.created`, then with `login` `auth.login`). `locked`: that row as the lock read it,
+    with its org (else read here)."""
+    method_details = {"method": method, "amr": list(level.amr), "acr": level.acr}
+
+    def events(session_id: UUID) -> list[UserEvent]:
+        created = user_event(
+            "session.created", user_id=user.id, session_id=session_id, details=method_details
+        )
+        if not login:
+            return [created]
+        return [created, user_event("auth.login", user_id=user.id, details={"method": method})]
+
     session_id, refresh_token = await sessions.create_session(
         db,
         state,
@@ -124,20 +148,17 @@ async def open_session(
         client=client,
         method=method,
         level=level,
+        events=events,
     )
-    await audit_user_event(
-        db,
-        org_id=user.org_id,
-        user_id=user.id,
-        session_id=session_id,
-        action="session.created",
-        client=client,
-        details={"method": method, "amr": list(level.amr), "acr": level.acr},
-    )
-    identity = await load_identity(db, user.id)
+    if locked is None:
+        identity = await load_identity(db, user.id)
+        requires = not level.multi_factor and await factor_queries.org_requires_second_factor(db, user.org_id)
+    else:
+        identity = None if locked.org_name is None else Identity(locked.user, locked.org_name)
+        requires = locked.org_requires_second_factor
     if identity is None:  # pragma: no cover - the user row is locked in this transaction
         raise Unauthorized(INVALID_CREDENTIALS)
-    enrol = not level.multi_factor and await factor_queries.org_requires_second_factor(db, user.org_id)
+    enrol = not level.multi_factor and requires
     access = issue_access_token(state, identity, session_id, level)
     return Issued(identity, session_id, refresh_token, access, level, enrol)
 
@@ -173,8 +194,10 @@ async def _audit(
 
 
 async def _audit_failed_login(state: AuthState, user: UserRecord, client: ClientInfo) -> None:
-    async with transaction(state.sessionmaker, user.org_id) as db:
-        await _audit(db, user, "auth.login_failed", client)
+    event = user_event("auth.login_failed", user_id=user.id)
+    await queries.audit_alone(
+        state.sessionmaker, user.org_id, user.id, event, ip=client.ip, request_id=request_id()
+    )
 
 
 async def login(state: AuthState, *, email: str, password: str, client: ClientInfo) -> Issued | Pending:
@@ -198,18 +221,21 @@ async def login(state: AuthState, *, email: str, password: str, client: ClientIn
         new_hash = (
             await state.passwords.hash(password) if state.passwords.needs_rehash(user.password_hash) else None
         )
-    async with transaction(state.sessionmaker, user.org_id) as db:
+    async with transaction(state.sessionmaker) as db:
         # The password was checked against the version read before hashing; a reset that
         # committed since (it bumps the version under this row's lock) voids the check.
-        current = await queries.lock_credentials_version(db, user.id)
-        if current != user.credentials_version:
+        locked = await identity_queries.bind_and_lock_credentials(db, user.org_id, user.id)
+        if locked is None or locked.user.credentials_version != user.credentials_version:
             LOGINS.labels("invalid_credentials").inc()
             raise Unauthorized(INVALID_CREDENTIALS)
         if new_hash is not None:
             await queries.rehash_password(db, user.id, new_hash)
-        issued = await start_session(db, state, user, client, method="password")
-        if isinstance(issued, Issued):
-            await _audit(db, user, "auth.login", client, {"method": "password"})
+            locked = locked.model_copy(
+                update={"user": locked.user.model_copy(update={"password_hash": new_hash})}
+            )
+        issued = await start_session(
+            db, state, user, client, method="password", locked=locked, audit_login=True
+        )
     LOGINS.labels("success" if isinstance(issued, Issued) else "second_factor_required").inc()
     return issued
 
@@ -289,10 +315,7 @@ async def verify_magic_link(state: AuthState, *, token: str, client: ClientInfo)
         # Whoever registered the address without verifying it loses the attempt: the mailbox
         # owner is signed in now.
         await signup_queries.drop_for_email(db, user.email)
-        issued = await start_session(db, state, user, client, method="magic_link")
-        if isinstance(issued, Issued):
-            await _audit(db, user, "auth.login", client, {"method": "magic_link"})
-    return issued
+        return await start_session(db, state, user, client, method="magic_link", audit_login=True)
 
 
 # --- password reset ----------------------------------------------------------------------------

@@ -17,16 +17,24 @@ from services.auth.audit import audit_user_event
 from services.auth.factors import challenges, queries, webauthn
 from services.auth.factors.challenges import Pending
 from services.auth.factors.level import first_factor
+from services.auth.factors.queries import Enrolled
 from services.auth.identities.queries import UserRecord
 from services.auth.state import AuthState, ClientInfo
 
 
 async def offer(
-    db: AsyncSession, state: AuthState, user_id: UUID, webauthn_challenge: bytes | None = None
+    db: AsyncSession,
+    state: AuthState,
+    user_id: UUID,
+    webauthn_challenge: bytes | None = None,
+    *,
+    enrolled: Enrolled | None = None,
 ) -> tuple[list[str], bytes | None, dict[str, Any] | None] | None:
     """What a challenge offers the user: (methods, WebAuthn challenge, its request options);
-    None without a second factor. `webauthn_challenge` restates an existing challenge's."""
-    enrolled = await queries.enrolled(db, user_id)
+    None without a second factor. `webauthn_challenge` restates an existing challenge's;
+    `enrolled` is the user's factors when the caller read them already (in this transaction)."""
+    if enrolled is None:
+        enrolled = await queries.enrolled(db, user_id)
     if not enrolled.any:
         return None
     methods = []
@@ -48,10 +56,16 @@ async def offer(
 
 
 async def challenge_if_enrolled(
-    db: AsyncSession, state: AuthState, user: UserRecord, client: ClientInfo, *, method: str
+    db: AsyncSession,
+    state: AuthState,
+    user: UserRecord,
+    client: ClientInfo,
+    *,
+    method: str,
+    enrolled: Enrolled | None = None,
 ) -> Pending | None:
     """A sign-in challenge when `user` has a second factor; None when the first factor suffices."""
-    offered = await offer(db, state, user.id)
+    offered = await offer(db, state, user.id, enrolled=enrolled)
     if offered is None:
         return None
     methods, webauthn_challenge, options = offered

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.auth.identities import queries
 from services.auth.identities.queries import UserRecord
 from services.auth.state import AuthState
-from shared.db import transaction
 
 
 def normalize_email(email: str) -> str:
@@ -27,9 +26,9 @@ class Identity:
 
 
 async def find_user_by_email(state: AuthState, email: str) -> UserRecord | None:
-    """Cross-tenant lookup (auth_identity_lookup policy), in a short transaction of its own."""
-    async with transaction(state.sessionmaker) as db:
-        return await queries.user_by_email(db, normalize_email(email))
+    """Cross-tenant lookup (auth_identity_lookup policy), one statement in an implicit
+    transaction of its own."""
+    return await queries.user_by_email_alone(state.sessionmaker, normalize_email(email))
 
 
 async def load_identity(db: AsyncSession, user_id: UUID) -> Identity | None:

@@ -8,6 +8,7 @@ then bound to; everything else runs bound to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.auth.audit import UserEvent
 from services.auth.identities.queries import UserRecord
 from shared.db import execute_alone, tenant_bound
 from shared.queries import TENANT_PARAM
@@ -92,39 +94,79 @@ class OwnSession:
     revoked_at: datetime | None
 
 
-async def insert(
-    db: AsyncSession,
-    *,
-    session_id: UUID,
-    org_id: UUID,
-    user_id: UUID,
-    digest: bytes,
-    ttl_seconds: int,
-    user_agent: str | None,
-    ip: str | None,
-    amr: list[str],
-    acr: str,
-    auth_time: int,
-) -> None:
+@dataclass(frozen=True)
+class NewSession:
     """A new session whose current refresh token has `digest`, entered at level (amr, acr)."""
+
+    session_id: UUID
+    org_id: UUID
+    user_id: UUID
+    digest: bytes
+    ttl_seconds: int
+    user_agent: str | None
+    ip: str | None
+    amr: list[str]
+    acr: str
+    auth_time: int
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "id": self.session_id,
+            "org": self.org_id,
+            "user": self.user_id,
+            "hash": self.digest,
+            "ttl": self.ttl_seconds,
+            "ua": self.user_agent,
+            "ip": self.ip,
+            "amr": self.amr,
+            "acr": self.acr,
+            "auth_time": self.auth_time,
+        }
+
+
+_INSERT = (
+    "INSERT INTO sessions (id, org_id, user_id, token_hash, expires_at, user_agent,"
+    " ip_address, amr, acr, auth_time) VALUES (:id, :org, :user, :hash,"
+    " now() + make_interval(secs => :ttl), :ua, CAST(:ip AS inet), :amr, :acr,"
+    " to_timestamp(:auth_time))"
+)
+
+
+async def insert(db: AsyncSession, session: NewSession) -> None:
+    """Insert the new session."""
+    await db.execute(text(_INSERT), session.params())
+
+
+# The session and its audit events in one statement: the events are written only with the
+# session (they read its row), in the order given (the ordinality orders the inserts, and so the
+# events' ids).
+_INSERT_WITH_EVENTS = text(
+    f"WITH new_session AS ({_INSERT} RETURNING org_id, user_id)"
+    " INSERT INTO audit_log (org_id, actor_user_id, action, target_type, target_id, details,"
+    " request_id, ip_address)"
+    " SELECT s.org_id, s.user_id, e.action, e.target_type, e.target_id, CAST(e.details AS jsonb),"
+    " :rid, CAST(:ip AS inet)"
+    " FROM new_session AS s CROSS JOIN unnest(CAST(:actions AS text[]), CAST(:ttypes AS text[]),"
+    " CAST(:tids AS text[]), CAST(:details AS text[])) WITH ORDINALITY"
+    " AS e(action, target_type, target_id, details, n)"
+    " ORDER BY e.n"
+)
+
+
+async def insert_with_events(
+    db: AsyncSession, session: NewSession, events: Sequence[UserEvent], *, request_id: str | None
+) -> None:
+    """`insert`, and the user's audit `events` (by the user, from the session's address) with it:
+    one round trip."""
     await db.execute(
-        text(
-            "INSERT INTO sessions (id, org_id, user_id, token_hash, expires_at, user_agent,"
-            " ip_address, amr, acr, auth_time) VALUES (:id, :org, :user, :hash,"
-            " now() + make_interval(secs => :ttl), :ua, CAST(:ip AS inet), :amr, :acr,"
-            " to_timestamp(:auth_time))"
-        ),
+        _INSERT_WITH_EVENTS,
         {
-            "id": session_id,
-            "org": org_id,
-            "user": user_id,
-            "hash": digest,
-            "ttl": ttl_seconds,
-            "ua": user_agent,
-            "ip": ip,
-            "amr": amr,
-            "acr": acr,
-            "auth_time": auth_time,
+            **session.params(),
+            "actions": [e.action for e in events],
+            "ttypes": [e.target_type for e in events],
+            "tids": [e.target_id for e in events],
+            "details": [e.details_json for e in events],
+            "rid": request_id,
         },
     )
 

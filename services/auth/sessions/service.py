@@ -22,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth.audit import audit_user_event
+from services.auth.audit import UserEvent, audit_user_event, request_id
 from services.auth.factors.level import SessionLevel
 from services.auth.identities.service import Identity
 from services.auth.metrics import REFRESHES, SESSIONS_CREATED, SESSIONS_REVOKED
@@ -100,13 +101,13 @@ async def create_session(
     client: ClientInfo,
     method: str,
     level: SessionLevel,
+    events: Callable[[UUID], Sequence[UserEvent]] | None = None,
 ) -> tuple[UUID, str]:
     """Start a family at `level` (transaction bound to `org_id`); returns its id and first
-    refresh token."""
+    refresh token. `events` (of the new session's id) are audited in the same statement."""
     token, digest = new_token()
     session_id = uuid4()
-    await queries.insert(
-        db,
+    row = queries.NewSession(
         session_id=session_id,
         org_id=org_id,
         user_id=user_id,
@@ -118,6 +119,10 @@ async def create_session(
         acr=level.acr,
         auth_time=level.auth_time,
     )
+    if events is None:
+        await queries.insert(db, row)
+    else:
+        await queries.insert_with_events(db, row, events(session_id), request_id=request_id())
     SESSIONS_CREATED.labels(method).inc()
     return session_id, token
 
