@@ -330,3 +330,18 @@ async def test_keyset_pages_read_their_tenant_index_in_order(stack: Stack) -> No
         # Sorting a small org's whole log is cheap; a big org's page must come out of the index.
         sorts = [node for node in nodes(plan) if "Sort" in node["Node Type"]]
         assert not sorts or scans[0]["Plan Rows"] <= 1000, query
+
+
+async def test_the_refresh_rotation_reads_its_user_by_primary_key(stack: Stack) -> None:
+    """The one-statement refresh checks the session's user by its primary key: a join the
+    planner could serve from the tenant's org index reads every user of a big org per refresh,
+    since the tenant is bound only as the statement runs."""
+    await _run_hot_paths(stack, 24002)
+    rotations = [
+        plan for query, plan in stack.plans.seen if "UPDATE sessions s SET previous_token_hash" in query
+    ]
+    assert rotations
+    for plan in rotations:
+        users = [node for node in nodes(plan) if node.get("Relation Name") == "users"]
+        assert users
+        assert {node.get("Index Name") for node in users} == {"users_pkey"}, users

@@ -245,9 +245,13 @@ _ROTATE_CURRENT = text(
     " UPDATE sessions s SET previous_token_hash = s.token_hash, token_hash = :new,"
     " successor_sealed = :sealed, generation = s.generation + 1, rotated_at = now(),"
     " last_used_at = now(), ip_address = CAST(:ip AS inet)"
-    " FROM found f, users u"
+    " FROM found f"
     " WHERE s.id = f.id AND s.token_hash = :h AND s.revoked_at IS NULL AND s.expires_at > now()"
-    " AND u.id = s.user_id AND u.org_id = s.org_id AND u.disabled_at IS NULL"
+    # The user by its primary key, a subquery of its own (OFFSET 0: never flattened into a
+    # join): as a join, the planner may read the user through the tenant's org index, every
+    # user of the org, since it cannot estimate the tenant bound at run time.
+    " AND (SELECT u.disabled_at IS NULL FROM users u"
+    "  WHERE u.id = s.user_id AND u.org_id = s.org_id OFFSET 0)"
     " RETURNING s.id, s.org_id, s.user_id, f.previous_token_hash AS retiring,"
     " s.amr, s.acr, s.auth_time),"
     " retired AS ("
