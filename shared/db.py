@@ -188,8 +188,13 @@ async def read_in_one_round_trip(
                 raise
         except BaseException as error:  # lost, timed out or cancelled: its state is unknown
             await greenlet_spawn(pooled.invalidate, error if isinstance(error, Exception) else None)
-            if attempt == 2 or not isinstance(error, Exception) or isinstance(error, TimeoutError):
+            if not isinstance(error, Exception) or isinstance(error, TimeoutError):
                 raise
+            if attempt == 2:
+                # Two connections in an unknown state (a server going away leaves idle pooled
+                # connections mid-protocol, and asyncpg says so with a client error): the
+                # database is unavailable, as SQLAlchemy says of a connection it invalidated.
+                raise _invalidated(engine, error) from error
         finally:
             await _check_in(engine, pooled)
     raise AssertionError("unreachable")
@@ -209,6 +214,19 @@ async def _check_out(engine: AsyncEngine) -> PoolProxiedConnection:
         raise DBAPIError.instance(
             None, None, error, engine.dialect.loaded_dbapi.Error, hide_parameters=True, dialect=engine.dialect
         ) from error
+
+
+def _invalidated(engine: AsyncEngine, error: Exception) -> Exception:
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    return DBAPIError.instance(
+        None,
+        None,
+        error,
+        dbapi_error,
+        hide_parameters=True,
+        connection_invalidated=True,
+        dialect=engine.dialect,
+    )
 
 
 async def _check_in(engine: AsyncEngine, pooled: PoolProxiedConnection) -> None:

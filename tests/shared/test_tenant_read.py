@@ -15,10 +15,12 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.databases import MigratedDatabase
 from shared.db import create_engine, read_in_one_round_trip, tenant_bound
+from shared.db_outage import unavailable_reason
 from shared.settings import Settings
 
 USERS = tenant_bound("SELECT id, org_id, email FROM users ORDER BY email")
@@ -129,3 +131,30 @@ async def test_concurrent_reads_beyond_the_pool_give_every_connection_back_clean
     assert all({r["id"] for r in rows} == users for rows in results)
     logged = [r for r in caplog.records if r.name.startswith("sqlalchemy") or "greenlet" in r.getMessage()]
     assert logged == [], [r.getMessage() for r in logged]
+
+
+async def test_connections_left_mid_protocol_are_discarded_and_the_read_is_a_dependency_outage(
+    one_connection_engine: AsyncEngine, admin: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server going away can leave idle pooled connections in the middle of the protocol,
+    which asyncpg reports with a client error (not a PostgreSQL one) when they are next used.
+    Two such connections in a row: each is discarded, and the read fails as a database outage
+    (the handlers' 503), never as an unexpected error (a 500); the next read works again."""
+    org, users = await _org_with_users(admin, 1)
+    assert {r["id"] for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
+    calls = 0
+
+    async def mid_protocol(self: asyncpg.Connection, *args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        raise asyncpg.exceptions._base.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        )
+
+    with monkeypatch.context() as patched:
+        patched.setattr(asyncpg.Connection, "fetch", mid_protocol)
+        with pytest.raises(DBAPIError) as raised:
+            await tenant_read(one_connection_engine, org, USERS, {})
+    assert calls == 2
+    assert unavailable_reason(raised.value) == "disconnected"
+    assert {r["id"] for r in await tenant_read(one_connection_engine, org, USERS, {})} == users
