@@ -129,6 +129,9 @@ async def test_worker_survives_redis_frozen_and_restarted(worker_settings, fake_
     assert not any(r.exc_info for r in lines.records)
 
 
+# A loop of its own: its patch of redis-py's `Pipeline.watch` is process-wide, and in the
+# session's loop the tasks other tests left running would meet it too.
+@pytest.mark.asyncio(loop_scope="function")
 async def test_a_redis_error_as_a_job_starts_does_not_stall_the_worker(
     worker_settings, fake_resend: FakeResend, monkeypatch: pytest.MonkeyPatch
 ):
@@ -161,7 +164,9 @@ async def test_a_redis_error_as_a_job_starts_does_not_stall_the_worker(
         await wait_until(drained, 60, "the queue drained after the failed starts")
     finally:
         worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        # Bounded: a worker that does not stop fails the test instead of holding the suite.
+        async with asyncio.timeout(30):
+            await asyncio.gather(worker, return_exceptions=True)
         await producer.aclose()
     assert failures == 0
     keys = [d.idempotency_key for d in fake_resend.deliveries]
